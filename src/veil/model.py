@@ -1,0 +1,350 @@
+"""The checked program: what the checker hands to the evaluator and to every target.
+
+Everything here is resolved: each mask names one catalog column and carries its whole decision
+(first matching arm wins, the last arm is `otherwise`), each row rule names one table, purpose
+names are declared, project states are computed. The evaluator gives this its meaning; the
+targets render the same structure as SQL (one lowering, three renderings).
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from veil import ir
+from veil.diagnostics import NO_SPAN, Span
+
+TableKey: t.TypeAlias = tuple[str, ...]
+"""A table's qualified name as written in its `table` block, e.g. ("sales", "transactions")."""
+
+
+def table_str(key: TableKey) -> str:
+    return ".".join(key)
+
+
+class Family(enum.Enum):
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+    BINARY = "binary"
+    JSON = "json"
+
+
+#: veil type name -> family
+TYPE_FAMILIES: dict[str, Family] = {
+    "boolean": Family.BOOLEAN,
+    "smallint": Family.INTEGER,
+    "integer": Family.INTEGER,
+    "bigint": Family.INTEGER,
+    "decimal": Family.DECIMAL,
+    "real": Family.FLOAT,
+    "double": Family.FLOAT,
+    "varchar": Family.STRING,
+    "char": Family.STRING,
+    "text": Family.STRING,
+    "date": Family.DATE,
+    "timestamp": Family.TIMESTAMP,
+    "timestamptz": Family.TIMESTAMP,
+    "binary": Family.BINARY,
+    "json": Family.JSON,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqlType:
+    """A checked column type. `length` for varchar/char; `precision`/`scale` for decimal."""
+
+    name: str
+    length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+    @property
+    def family(self) -> Family:
+        return TYPE_FAMILIES[self.name]
+
+    def __str__(self) -> str:
+        if self.name == "decimal" and self.precision is not None:
+            return f"decimal({self.precision},{self.scale or 0})"
+        if self.length is not None:
+            return f"{self.name}({self.length})"
+        return self.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogColumn:
+    name: str
+    type: SqlType
+    tags: tuple[ir.TagPath, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogTable:
+    key: TableKey
+    columns: tuple[CatalogColumn, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    def column(self, name: str) -> CatalogColumn | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def name(self) -> str:
+        return table_str(self.key)
+
+
+# --------------------------------------------------------------------------------------------
+# Masking actions (checked methods)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskNull:
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskConstant:
+    value: str | int | Decimal | bool  # already converted to the column's family
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskHash:
+    """SHA-256 hex of `salt + ":" + value`, salted per table; cut to `length` if set."""
+
+    salt: str
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskShow:
+    """show_first(n) / show_last(n): keep n characters, replace the others by `*`.
+
+    A value of n characters or fewer is replaced entirely (fail closed).
+    """
+
+    side: t.Literal["first", "last"]
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskRegex:
+    """Replace every match of `pattern` by `replacement` (`\\1` … group references)."""
+
+    pattern: str
+    replacement: str
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskRound:
+    """Round to the nearest multiple of `step`, halves away from zero."""
+
+    step: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskTruncate:
+    unit: t.Literal["year", "quarter", "month", "day", "hour"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskEmailDomain:
+    """Keep what follows the last `@`; NULL when there is none."""
+
+
+MaskAction: t.TypeAlias = (
+    MaskNull | MaskConstant | MaskHash | MaskShow | MaskRegex | MaskRound | MaskTruncate
+    | MaskEmailDomain
+)
+
+
+def action_name(action: MaskAction | None) -> str:
+    """The method name as a user writes it (`reveal` for None)."""
+    match action:
+        case None:
+            return "reveal"
+        case MaskNull():
+            return "null"
+        case MaskConstant():
+            return "constant"
+        case MaskHash():
+            return "hash"
+        case MaskShow(side=side):
+            return f"show_{side}"
+        case MaskRegex():
+            return "regex"
+        case MaskRound():
+            return "round"
+        case MaskTruncate():
+            return "truncate"
+        case MaskEmailDomain():
+            return "email_domain"
+        case _:
+            t.assert_never(action)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskArm:
+    """`action` None = reveal (clear value); `cond` None = otherwise (always the last arm)."""
+
+    action: MaskAction | None
+    cond: ir.Condition | None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnMask:
+    """The whole masking decision for one column.
+
+    Value shown = clear when `when` is FALSE for the row (a NULL `when` counts as true);
+    otherwise the first arm whose condition holds decides (the last arm has no condition).
+    """
+
+    table: TableKey
+    column: str
+    type: SqlType
+    arms: tuple[MaskArm, ...]
+    when: ir.Expr | None = None
+    policies: tuple[Span, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RowRule:
+    """One row rule on one table: a row is visible iff `allow` holds for the user, or `where`
+    is TRUE for the row (NULL hides). Rules of a table are AND-ed.
+
+    filter T where P unless C  -> allow=C (or FALSE), where=P
+    restrict T to A, B unless C -> allow=A or B or C, where=None
+    """
+
+    table: TableKey
+    kind: t.Literal["filter", "restrict"]
+    allow: ir.Condition
+    where: ir.Expr | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Purposes, people, projects
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PurposeInfo:
+    name: str
+    description: str | None = None
+    acknowledgement: str | None = None  # own text, or the nearest ancestor's
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    @property
+    def parent(self) -> str | None:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else None
+
+
+def purpose_satisfies(acting: str, required: str) -> bool:
+    """A sub-purpose satisfies its ancestors: `A.B` satisfies `A`; `A` does not satisfy `A.B`."""
+    return acting == required or acting.startswith(required + ".")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserInfo:
+    name: str
+    groups: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    def values(self, key: str) -> tuple[str, ...]:
+        for k, vs in self.attributes:
+            if k == key:
+                return vs
+        return ()
+
+
+class PurposeState(enum.Enum):
+    APPROVED = "approved"
+    PENDING = "pending"
+    STALE = "stale"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectPurpose:
+    purpose: str
+    state: PurposeState
+    approved_by: str | None = None
+    approved_at: str | None = None  # ISO-8601 UTC
+    changes: tuple[str, ...] = ()  # for a stale approval: what changed since, in words
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectInfo:
+    name: str
+    purposes: tuple[ProjectPurpose, ...]
+    members: tuple[str, ...]
+    sources: tuple[TableKey, ...]
+    documentation: str | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    @property
+    def active_purposes(self) -> tuple[str, ...]:
+        return tuple(p.purpose for p in self.purposes if p.state is PurposeState.APPROVED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Program:
+    """A checked repository. All tuples are sorted, so output never depends on file order."""
+
+    tables: tuple[CatalogTable, ...]
+    purposes: tuple[PurposeInfo, ...]
+    groups: tuple[str, ...]
+    users: tuple[UserInfo, ...]
+    projects: tuple[ProjectInfo, ...]
+    masks: tuple[ColumnMask, ...]
+    row_rules: tuple[RowRule, ...]
+    tests: tuple[ir.TestCase, ...] = ()
+    approvers: tuple[ir.Approvers, ...] = ()
+
+    def table(self, key: TableKey) -> CatalogTable | None:
+        for tb in self.tables:
+            if tb.key == key:
+                return tb
+        return None
+
+    def user(self, name: str) -> UserInfo | None:
+        for u in self.users:
+            if u.name == name:
+                return u
+        return None
+
+    def project(self, name: str) -> ProjectInfo | None:
+        for p in self.projects:
+            if p.name == name:
+                return p
+        return None
+
+    def purpose(self, name: str) -> PurposeInfo | None:
+        for p in self.purposes:
+            if p.name == name:
+                return p
+        return None
+
+    def masks_of(self, key: TableKey) -> tuple[ColumnMask, ...]:
+        return tuple(m for m in self.masks if m.table == key)
+
+    def rules_of(self, key: TableKey) -> tuple[RowRule, ...]:
+        return tuple(r for r in self.row_rules if r.table == key)
+
+    @property
+    def protected_tables(self) -> tuple[CatalogTable, ...]:
+        """Tables with at least one mask or row rule, in name order."""
+        keys = {m.table for m in self.masks} | {r.table for r in self.row_rules}
+        return tuple(tb for tb in self.tables if tb.key in keys)

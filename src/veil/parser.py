@@ -1,0 +1,169 @@
+"""Facade over Lark: text in, IR or diagnostics out. The only module that imports lark."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+from lark import Lark, Token, Tree
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+
+from veil import ir
+from veil.diagnostics import Diagnostic, Span, error
+
+#: Terminal names as users know them, for "expected …" messages.
+_TERMINAL_NAMES: dict[str, str] = {
+    "NAME": "a name",
+    "QIDENT": "a backquoted name",
+    "STRING": "a string",
+    "INT": "a number",
+    "DECIMAL": "a number",
+    "TIMESTAMP": "a timestamp",
+    "_NL": "end of line",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "DOT": "`.`",
+    "SEMICOLON": "`;`",
+    "COLON": "`:`",
+    "EQ": "`=`",
+    "COMPARE_OP": "a comparison",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "$END": "end of file",
+}
+
+
+class ParenNewlines:
+    """Post-lexer: line ends inside `()` are not statement ends."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for tok in stream:
+            if tok.type == "LPAR":
+                depth += 1
+            elif tok.type == "RPAR":
+                depth = max(0, depth - 1)
+            elif tok.type == "_NL":
+                if depth > 0:
+                    continue
+            yield tok
+
+
+@functools.cache
+def _lark() -> Lark:
+    return Lark.open_from_package(
+        "veil",
+        "veil.lark",
+        ("grammar",),
+        parser="lalr",
+        lexer="contextual",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=ParenNewlines(),
+    )
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted({_TERMINAL_NAMES[e] if e in _TERMINAL_NAMES else _keyword(e)
+                    for e in expected})
+    if len(names) > 6:
+        names = names[:6] + ["…"]
+    return ", ".join(names)
+
+
+def _keyword(terminal: str) -> str:
+    pattern = _lark().get_terminal(terminal).pattern.value if terminal else terminal
+    return f"`{pattern}`"
+
+
+def _token_text(tok: Token) -> str:
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "$END":
+        return "end of file"
+    return f"`{tok.value}`"
+
+
+def _span_of(path: str, e: UnexpectedInput) -> Span:
+    line = e.line if isinstance(e.line, int) and e.line > 0 else 1
+    col = e.column if isinstance(e.column, int) and e.column > 0 else 1
+    width = 1
+    if isinstance(e, UnexpectedToken) and e.token.type not in ("_NL", "$END"):
+        width = max(1, len(str(e.token.value).splitlines()[0] if str(e.token.value) else "x"))
+    return Span(file=path, line=line, col=col, end_line=line, end_col=col + width)
+
+
+def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
+    span = _span_of(path, e)
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
+        if ch in "\"'":
+            return error("P0002", "unterminated string", span,
+                         help="close the string on the same line; use \\n for a line break")
+        if ch == "`":
+            return error("P0002", "unterminated backquoted name", span,
+                         help="close the name with a backquote on the same line")
+        return error("P0001", f"unexpected character `{ch}`", span,
+                     help="names are letters, digits, `_` and `$`; quote other names")
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        expected = _describe_expected(set(e.expected))
+        if tok.type == "NAME" and tok.value in ir.KEYWORDS:
+            return error("P0003", f"`{tok.value}` is a keyword and cannot be used here", span,
+                         help=f"expected {expected}; write a name that contains a keyword in quotes")
+        help_ = f"expected {expected}"
+        if str(tok.value) in ir.KEYWORDS:
+            help_ += f"; a name that contains the keyword `{tok.value}` must be quoted"
+        return error("P0001", f"unexpected {_token_text(tok)}", span, help=help_)
+    if isinstance(e, UnexpectedEOF):
+        return error("P0001", "unexpected end of file", span,
+                     help=f"expected {_describe_expected(set(e.expected))}")
+    return error("P0001", "syntax error", span)  # pragma: no cover - lark has no other kinds
+
+
+def parse_tree(text: str, path: str) -> Tree[Token]:
+    """Parse to a Lark tree; raises `ParseFailure` with one diagnostic on a syntax error."""
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        return _lark().parse(text)
+    except UnexpectedInput as e:
+        raise ParseFailure(_syntax_diagnostic(path, text, e)) from None
+
+
+class ParseFailure(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def parse_file(text: str, path: str) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
+    """Text of one `.veil` file -> IR, or the diagnostics that stopped it."""
+    from veil.transformer import ToIR, TransformError
+
+    try:
+        tree = parse_tree(text, path)
+    except ParseFailure as f:
+        return None, [f.diagnostic]
+    transformer = ToIR(path)
+    try:
+        statements = transformer.transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, TransformError):
+            return None, [e.orig_exc.diagnostic]
+        raise
+    if transformer.diagnostics:
+        return None, list(transformer.diagnostics)
+    return ir.SourceFile(path=path, statements=tuple(statements)), []

@@ -1,0 +1,23 @@
+"""Compilation targets: one module per platform, each a `Target` subclass stating its differences."""
+
+from __future__ import annotations
+
+import importlib
+
+from veil.targets.base import Options, Target
+
+#: `--target` name -> "module:Class". Adding a target is one module plus a templates folder.
+TARGETS: dict[str, str] = {
+    "postgres": "veil.targets.postgres:PostgresTarget",
+    "snowflake": "veil.targets.snowflake:SnowflakeTarget",
+    "databricks": "veil.targets.databricks:DatabricksTarget",
+}
+
+
+def get_target(name: str, options: Options | None = None) -> Target:
+    module_name, _, cls_name = TARGETS[name].partition(":")
+    cls: type[Target] = getattr(importlib.import_module(module_name), cls_name)
+    return cls(options)
+
+
+__all__ = ["TARGETS", "Options", "Target", "get_target"]

@@ -1,0 +1,356 @@
+"""The lowering every target shares: checked Program -> SQL expressions and template context.
+
+A target subclass states only what differs: quoting, type names, the SQL of each atom
+(purpose, group, user, attribute checks), of each masking method, and its templates. The
+structure — how conditions combine, the CASE of a mask, the AND of row rules, three-valued
+logic that fails closed — is written once, here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import typing as t
+from dataclasses import dataclass
+from decimal import Decimal
+
+import jinja2
+
+from veil import ir, model
+from veil.model import Family, SqlType, TableKey
+
+SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """Compile options shared by all targets."""
+
+    governance_schema: str = "veil"
+    #: PostgreSQL: schema suffix of the protected views (`sales` -> `sales_protected`).
+    view_schema_suffix: str = "_protected"
+
+
+class Target:
+    """Base class: a target overrides the class attributes and the `*_sql` hooks it needs."""
+
+    #: `--target` name, and the templates folder.
+    name: t.ClassVar[str] = "_default"
+    #: veil type name -> SQL type name (parameters are added by `sql_type`).
+    type_names: t.ClassVar[dict[str, str]] = {}
+    #: Longest identifier the platform accepts (bytes); longer generated names get a hash suffix.
+    max_identifier: t.ClassVar[int] = 255
+    #: The SQL of the current user and of TRUE/FALSE.
+    current_user: t.ClassVar[str] = "CURRENT_USER"
+    true_sql: t.ClassVar[str] = "TRUE"
+    false_sql: t.ClassVar[str] = "FALSE"
+    length_fn: t.ClassVar[str] = "LENGTH"
+    #: Big decimal used for exact rounding arithmetic.
+    decimal_work_type: t.ClassVar[str] = "DECIMAL(38, 10)"
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self._env = jinja2.Environment(
+            loader=jinja2.PackageLoader("veil", "targets/templates"),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["ident"] = self.ident
+        self._env.filters["literal"] = self.literal
+        self._env.filters["qualified"] = self.qualified
+        self._env.filters["sql_type"] = self.sql_type
+
+    # ------------------------------------------------------------------ quoting (override)
+    def ident(self, name: str) -> str:
+        """One identifier, always quoted: `"a""b"`."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def literal(self, value: SqlValue) -> str:
+        """A value as a SQL literal. Strings: single quotes doubled, nothing else special."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return self.true_sql if value else self.false_sql
+        if isinstance(value, int | Decimal | float):
+            return str(value)
+        if isinstance(value, dt.datetime):
+            return self.string_literal(value.isoformat(sep=" "))
+        if isinstance(value, dt.date):
+            return self.string_literal(value.isoformat())
+        return self.string_literal(value)
+
+    def string_literal(self, value: str) -> str:
+        if "\0" in value:
+            raise ValueError("NUL characters cannot be written in SQL string literals")
+        return "'" + value.replace("'", "''") + "'"
+
+    def qualified(self, parts: t.Sequence[str]) -> str:
+        return ".".join(self.ident(p) for p in parts)
+
+    # ------------------------------------------------------------------ names of objects
+    def table_sql(self, key: TableKey) -> str:
+        """The protected table as the platform names it."""
+        return self.qualified(key)
+
+    def gov(self, name: str) -> str:
+        """A governance object: `veil.name`."""
+        return self.qualified((self.options.governance_schema, name))
+
+    def object_name(self, prefix: str, *parts: str) -> str:
+        """A stable generated name (`prefix__sales__transactions__email`), hashed when too long.
+
+        Only [a-z0-9_] survive, so the name needs no quoting; a short hash of the exact parts
+        keeps two different sources from colliding after sanitising.
+        """
+        raw = "__".join((prefix, *parts))
+        clean = re.sub(r"[^a-z0-9_]+", "_", raw.lower())
+        if clean == raw and len(clean) <= self.max_identifier:
+            return clean
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        return clean[: self.max_identifier - 10] + "_" + digest
+
+    # ------------------------------------------------------------------ types
+    def sql_type(self, ty: SqlType) -> str:
+        base = self.type_names.get(ty.name, ty.name.upper())
+        if ty.name == "decimal" and ty.precision is not None:
+            return f"{base}({ty.precision}, {ty.scale or 0})"
+        if ty.length is not None and ty.name in ("varchar", "char"):
+            return f"{base}({ty.length})"
+        return base
+
+    def cast(self, sql: str, ty: SqlType) -> str:
+        return f"CAST({sql} AS {self.sql_type(ty)})"
+
+    # ------------------------------------------------------------------ conditions (who)
+    def cond(self, c: ir.Condition, table: TableKey) -> str:
+        """A user-level condition; `table` is the table being queried (for purpose checks)."""
+        match c:
+            case ir.PurposeIs(purpose=p):
+                return self.purpose_sql(p.value, table)
+            case ir.AnyPurpose():
+                return self.purpose_sql(None, table)
+            case ir.InGroup(group=g):
+                return self.group_sql(g.value)
+            case ir.IsUser(user=u):
+                return self.user_sql(u.value)
+            case ir.HasAttribute(key=k, value=v):
+                return self.attribute_sql(k, v)
+            case ir.CondAnd(items=items):
+                return "(" + " AND ".join(self.cond(i, table) for i in items) + ")"
+            case ir.CondOr(items=items):
+                return "(" + " OR ".join(self.cond(i, table) for i in items) + ")"
+            case ir.CondNot(item=item):
+                return f"(NOT {self.cond(item, table)})"
+            case ir.CondConst(value=v):
+                return self.true_sql if v else self.false_sql
+            case _:
+                t.assert_never(c)
+
+    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
+        """True iff the user acts under `purpose` (None: any purpose) for `table`. Never NULL."""
+        raise NotImplementedError
+
+    def group_sql(self, group: str) -> str:
+        raise NotImplementedError
+
+    def user_sql(self, user: str) -> str:
+        return f"({self.current_user} = {self.literal(user)})"
+
+    def attribute_sql(self, key: str, value: str) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ row expressions
+    def expr(self, e: ir.Expr, col: t.Callable[[str], str]) -> str:
+        """A row expression; `col(name)` renders a column reference of the table."""
+        match e:
+            case ir.Literal(value=v):
+                return self.literal(v)
+            case ir.ColumnRef(name=n):
+                return col(n.parts[-1])
+            case ir.UserRef(attr=a):
+                if a != "name":  # sets only appear under `in` (the checker enforces it)
+                    raise ValueError(f"user.{a} is a set; it can only be used with `in`")
+                return self.current_user
+            case ir.Now():
+                return self.now_sql()
+            case ir.Today():
+                return self.today_sql()
+            case ir.Interval(amount=n, unit=u):
+                return self.interval_sql(n, ir.INTERVAL_UNITS[u])
+            case ir.Arith(op=op, left=left, right=right):
+                return f"({self.expr(left, col)} {op} {self.expr(right, col)})"
+            case ir.Neg(item=item):
+                return f"(- {self.expr(item, col)})"
+            case ir.Compare(op=op, left=left, right=right):
+                return f"({self.expr(left, col)} {self.compare_op(op)} {self.expr(right, col)})"
+            case ir.InList(item=item, options=opts, negated=neg):
+                inner = ", ".join(self.expr(o, col) for o in opts)
+                return f"({self.expr(item, col)} {'NOT IN' if neg else 'IN'} ({inner}))"
+            case ir.InUser(item=item, ref=ref, negated=neg):
+                return self.in_user_sql(self.expr(item, col), ref.attr, neg)
+            case ir.Between(item=item, low=low, high=high, negated=neg):
+                kw = "NOT BETWEEN" if neg else "BETWEEN"
+                return (f"({self.expr(item, col)} {kw} {self.expr(low, col)} "
+                        f"AND {self.expr(high, col)})")
+            case ir.IsNull(item=item, negated=neg):
+                return f"({self.expr(item, col)} IS {'NOT ' if neg else ''}NULL)"
+            case ir.BoolAnd(items=items):
+                return "(" + " AND ".join(self.expr(i, col) for i in items) + ")"
+            case ir.BoolOr(items=items):
+                return "(" + " OR ".join(self.expr(i, col) for i in items) + ")"
+            case ir.BoolNot(item=item):
+                return f"(NOT {self.expr(item, col)})"
+            case _:
+                t.assert_never(e)
+
+    def compare_op(self, op: ir.CompareOp) -> str:
+        return "<>" if op == "!=" else op
+
+    def now_sql(self) -> str:
+        return "CURRENT_TIMESTAMP"
+
+    def today_sql(self) -> str:
+        return "CURRENT_DATE"
+
+    def interval_sql(self, amount: int, unit: str) -> str:
+        return f"INTERVAL '{int(amount)} {unit}'"
+
+    def in_user_sql(self, item: str, attr: str, negated: bool) -> str:
+        """`item [not] in user.<attr>` (`groups` for the user's groups). An empty set gives
+        FALSE for `in` and TRUE for `not in`; a NULL item gives NULL."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ masks
+    def mask_sql(self, mask: model.ColumnMask, col: t.Callable[[str], str]) -> str:
+        """The shown value: `CASE WHEN NOT COALESCE(<when>, TRUE) THEN c WHEN <arm> … END`.
+
+        Cast to the exact column type, so a view or policy keeps its signature.
+        """
+        c = col(mask.column)
+        whens: list[str] = []
+        if mask.when is not None:
+            whens.append(f"WHEN NOT COALESCE({self.expr(mask.when, col)}, {self.true_sql}) "
+                         f"THEN {c}")
+        otherwise = self.cast("NULL", mask.type)
+        for arm in mask.arms:
+            value = c if arm.action is None else self.action_sql(arm.action, c, mask.type)
+            if arm.cond is None:
+                otherwise = value
+                break
+            whens.append(f"WHEN {self.cond(arm.cond, mask.table)} THEN {value}")
+        if not whens:
+            return self.cast(otherwise, mask.type)
+        return self.cast("CASE " + " ".join(whens) + f" ELSE {otherwise} END", mask.type)
+
+    def action_sql(self, action: model.MaskAction, c: str, ty: SqlType) -> str:
+        """One masking method applied to column SQL `c` of type `ty` (NULL stays NULL)."""
+        match action:
+            case model.MaskNull():
+                return self.cast("NULL", ty)
+            case model.MaskConstant(value=v):
+                return self.cast(self.literal(v), ty)
+            case model.MaskHash(salt=salt, length=n):
+                return self.fit(self.hash_sql(c, salt), n)
+            case model.MaskShow(side=side, count=n):
+                return self.show_sql(c, side, n)
+            case model.MaskRegex(pattern=p, replacement=r, length=n):
+                return self.fit(self.regex_sql(c, p, r), n)
+            case model.MaskRound(step=step):
+                return self.cast(self.round_sql(c, step), ty)
+            case model.MaskTruncate(unit=unit):
+                return self.cast(self.truncate_sql(c, unit, ty), ty)
+            case model.MaskEmailDomain():
+                return self.email_domain_sql(c)
+            case _:
+                t.assert_never(action)
+
+    def fit(self, sql: str, length: int | None) -> str:
+        return sql if length is None else f"LEFT({sql}, {int(length)})"
+
+    def hash_sql(self, c: str, salt: str) -> str:
+        raise NotImplementedError
+
+    def show_sql(self, c: str, side: t.Literal["first", "last"], n: int) -> str:
+        keep = "LEFT" if side == "first" else "RIGHT"
+        ln = f"{self.length_fn}({c})"
+        stars = f"REPEAT('*', {ln} - {int(n)})"
+        shown = f"{keep}({c}, {int(n)})"
+        masked = f"{shown} || {stars}" if side == "first" else f"{stars} || {shown}"
+        return f"(CASE WHEN {ln} > {int(n)} THEN {masked} ELSE REPEAT('*', {ln}) END)"
+
+    def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
+        raise NotImplementedError
+
+    def round_sql(self, c: str, step: Decimal) -> str:
+        w = self.decimal_work_type
+        s = self.literal(step)
+        return f"(ROUND(CAST({c} AS {w}) / {s}) * {s})"
+
+    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        return f"DATE_TRUNC({self.literal(unit)}, {c})"
+
+    def email_domain_sql(self, c: str) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ rows
+    def row_sql(self, rules: t.Sequence[model.RowRule], col: t.Callable[[str], str]) -> str:
+        """AND of the rules; each is `allow OR COALESCE(where, FALSE)` (NULL hides)."""
+        parts = [self.rule_sql(r, col) for r in rules]
+        if not parts:
+            return self.true_sql
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def rule_sql(self, rule: model.RowRule, col: t.Callable[[str], str]) -> str:
+        allow = self.cond(rule.allow, rule.table)
+        if rule.where is None:
+            return allow
+        where = f"COALESCE({self.expr(rule.where, col)}, {self.false_sql})"
+        if isinstance(rule.allow, ir.CondConst) and not rule.allow.value:
+            return where
+        return f"({allow} OR {where})"
+
+    # ------------------------------------------------------------------ governance data
+    def governance_rows(self, program: model.Program) -> dict[str, list[tuple[SqlValue, ...]]]:
+        """Rows of each governance table, sorted: the script makes the tables hold exactly these.
+
+        project_purpose.approved is TRUE only for an approved, non-stale, non-revoked purpose.
+        """
+        projects = [(p.name, p.documentation) for p in program.projects]
+        purposes = [(p.name, pp.purpose, pp.state is model.PurposeState.APPROVED, pp.state.value,
+                     pp.approved_by, pp.approved_at)
+                    for p in program.projects for pp in p.purposes]
+        members = [(p.name, m) for p in program.projects for m in p.members]
+        sources = [(p.name, model.table_str(s)) for p in program.projects for s in p.sources]
+        attributes = [(u.name, k, v) for u in program.users for k, vs in u.attributes
+                      for v in vs]
+        groups = [(u.name, g) for u in program.users for g in u.groups]
+        return {
+            "project": sorted(projects, key=lambda r: r[0]),
+            "project_purpose": sorted(purposes, key=lambda r: (r[0], r[1])),
+            "project_member": sorted(set(members)),
+            "project_source": sorted(set(sources)),
+            "user_attribute": sorted(set(attributes)),
+            "user_group": sorted(set(groups)),
+        }
+
+    # ------------------------------------------------------------------ rendering
+    def template(self, name: str) -> jinja2.Template:
+        """`<target>/name`, falling back to `_default/name` (dbt's adapter.dispatch)."""
+        return self._env.select_template([f"{self.name}/{name}", f"_default/{name}"])
+
+    def render(self, program: model.Program) -> str:
+        """The whole script. Subclasses build the context; templates only lay it out."""
+        raise NotImplementedError
+
+    def check(self, program: model.Program) -> list[t.Any]:
+        """Target-specific diagnostics (what this platform cannot express or would reject),
+        found before rendering. The default target accepts everything."""
+        return []
+
+
+def family_of(ty: SqlType) -> Family:
+    return ty.family
