@@ -1,0 +1,74 @@
+"""Shared pytest fixtures for veil's tests. Each section has an owner; add new sections below."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from tests.pg import (
+    PgDatabase,
+    PgServer,
+    PgUnavailable,
+    RoleFactory,
+    fail_or_skip,
+    temporary_database,
+)
+
+# =================================================================================================
+# PostgreSQL (tests/pg.py explains where the server comes from)
+#
+#   pg_server      session: the server; create/drop databases and roles, apply_script, query_as
+#   pg_db          function: a fresh database (PgDatabase), dropped after the test
+#   pg_login_role  function: factory of roles, dropped after the test
+#
+# Every test that uses one of them is marked `postgres` automatically. Without a server they skip,
+# or fail when CI=true.
+# =================================================================================================
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    try:
+        server = PgServer.from_environment()
+    except PgUnavailable as exc:
+        fail_or_skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_db(pg_server: PgServer) -> Iterator[PgDatabase]:
+    with temporary_database(pg_server) as db:
+        yield db
+
+
+@pytest.fixture
+def pg_login_role(pg_server: PgServer) -> Iterator[RoleFactory]:
+    created: list[str] = []
+
+    def make(name: str | None = None, *, login: bool = True, member_of: Sequence[str] = ()) -> str:
+        role = pg_server.create_role(name, login=login, member_of=member_of)
+        created.append(role)
+        return role
+
+    yield make
+    for role in reversed(created):
+        pg_server.drop_role(role)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server `postgres` (so `-m "not postgres"` works).
+
+    pytest keeps one function of this name per conftest: extend this one rather than adding another.
+    """
+    for item in items:
+        if "pg_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+# =================================================================================================
+# (end of PostgreSQL section)
+# =================================================================================================
