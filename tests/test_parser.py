@@ -346,3 +346,23 @@ def test_unclosed_block_reports_end_of_file() -> None:
     d = fail("table t {\n  a integer\n")
     assert d.code == "P0001"
     assert "end of file" in d.message
+
+
+def test_lists_continue_after_a_comma_and_backslash_takes_a_comment() -> None:
+    p = one("project p {\n  members alice,\n          bob\n  sources a.b, \\ # more\n c.d\n}")
+    assert isinstance(p, ir.Project)
+    assert p.members == (N("alice"), N("bob"))
+    assert p.sources == (O("a", "b"), O("c", "d"))
+
+
+def test_negative_numbers_in_test_rows() -> None:
+    t = one('test "t" {\n expect a.b row { x: -1, y: -2.5 } visible\n}')
+    assert isinstance(t, ir.TestCase)
+    row = t.expectations[0]
+    assert isinstance(row, ir.ExpectRow)
+    assert [f.value for f in row.row] == [-1, Decimal("-2.5")]
+
+
+def test_dotted_bare_purpose_suggests_quoting() -> None:
+    d = fail("mask x unless purpose Fraud Detection.Chargebacks")
+    assert d.help is not None and "must be quoted" in d.help

@@ -43,20 +43,21 @@ _TERMINAL_NAMES: dict[str, str] = {
 
 
 class ParenNewlines:
-    """Post-lexer: line ends inside `()` are not statement ends."""
+    """Post-lexer: line ends inside `()` and right after a comma are not statement ends."""
 
     always_accept = ("_NL",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         depth = 0
+        after_comma = False
         for tok in stream:
             if tok.type == "LPAR":
                 depth += 1
             elif tok.type == "RPAR":
                 depth = max(0, depth - 1)
-            elif tok.type == "_NL":
-                if depth > 0:
-                    continue
+            elif tok.type == "_NL" and (depth > 0 or after_comma):
+                continue
+            after_comma = tok.type == "COMMA"
             yield tok
 
 
@@ -126,6 +127,8 @@ def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
         help_ = f"expected {expected}"
         if str(tok.value) in ir.KEYWORDS:
             help_ += f"; a name that contains the keyword `{tok.value}` must be quoted"
+        elif tok.type == "DOT":
+            help_ += "; a purpose, group, user or project name with `.` must be quoted"
         return error("P0001", f"unexpected {_token_text(tok)}", span, help=help_)
     if isinstance(e, UnexpectedEOF):
         return error("P0001", "unexpected end of file", span,

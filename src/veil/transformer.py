@@ -469,6 +469,11 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def row_field(self, meta: Meta, column: str, value: ir.Literal) -> ir.RowField:
         return ir.RowField(column=column, value=value.value, span=self._span(meta))
 
+    def negative_row_field(self, meta: Meta, column: str, _minus: Token, tok: Token
+                           ) -> ir.RowField:
+        value = -int(tok) if tok.type == "INT" else -Decimal(str(tok))
+        return ir.RowField(column=column, value=value, span=self._span(meta))
+
     def visible(self, meta: Meta) -> str:
         return "visible"
 
