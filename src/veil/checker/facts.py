@@ -1,0 +1,60 @@
+"""What the passes learn, handed from one pass to the next.
+
+Each pass is a pure function `(policies, facts) -> (facts, diagnostics)`: it reads what earlier
+passes put here and returns a copy with its own findings (`dataclasses.replace`). Nothing here
+is mutated after it is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from veil import ir, model
+from veil.checker.common import ColumnKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The masks that decide one column: one, or several `unless` masks whose exceptions merge.
+
+    `masks` are indices into `policies.of_type(ir.Mask)`, in source order.
+    """
+
+    column: ColumnKey
+    masks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    # collect_declarations
+    tables: Mapping[model.TableKey, model.CatalogTable] = field(default_factory=dict)
+    purposes: Mapping[str, model.PurposeInfo] = field(default_factory=dict)
+    declared_groups: frozenset[str] = frozenset()
+    users: Mapping[str, model.UserInfo] = field(default_factory=dict)
+    projects: Mapping[str, ir.Project] = field(default_factory=dict)
+    # resolve_names: per mask (same index as `policies.of_type(ir.Mask)`), the columns it reaches
+    reach: tuple[tuple[ColumnKey, ...], ...] = ()
+    # resolve_conflicts: per column reached by any mask, in catalog order
+    decisions: tuple[Decision, ...] = ()
+    # check_masks, check_rows, compute_approvals
+    column_masks: tuple[model.ColumnMask, ...] = ()
+    row_rules: tuple[model.RowRule, ...] = ()
+    project_infos: tuple[model.ProjectInfo, ...] = ()
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """Declared groups and every group some user is in."""
+        return self.declared_groups | {g for u in self.users.values() for g in u.groups}
+
+    @property
+    def attribute_keys(self) -> frozenset[str]:
+        return frozenset(k for u in self.users.values() for k, _ in u.attributes)
+
+    def column(self, key: ColumnKey) -> model.CatalogColumn:
+        col = self.tables[key[0]].column(key[1])
+        assert col is not None, key
+        return col
+
+    def column_index(self, key: ColumnKey) -> int:
+        return [c.name for c in self.tables[key[0]].columns].index(key[1])

@@ -1,0 +1,115 @@
+"""Pass `check_masks`: masking methods, and one `model.ColumnMask` per masked column.
+
+Every method's arguments are checked once per mask, whatever it masks. Then each column is
+lowered from the masks that decide it (resolve_conflicts): a method that does not fit the column
+type is an error when the column was named, and falls back to `null` with a warning when it was
+selected by tag (brief §5.1). A block without `otherwise` ends with `with null otherwise`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from veil import ir, model
+from veil.checker import codes
+from veil.checker.common import column_str, method_text
+from veil.checker.facts import Decision, Facts
+from veil.checker.methods import check_method, fit_method
+from veil.diagnostics import Diagnostic, error, warning
+
+
+def check_masks(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagnostic]]:
+    """Needs the deciding masks of each column (resolve_conflicts). Methods with bad arguments
+    are reported once, and are not checked against columns."""
+    masks = policies.of_type(ir.Mask)
+    diags: list[Diagnostic] = []
+    for m in masks:
+        diags.extend(_check_arms(m))
+        for clause in m.clauses:
+            if clause.method is not None:
+                diags.extend(check_method(clause.method))
+    lowered = tuple(_lower(d, masks, facts, diags) for d in facts.decisions)
+    return replace(facts, column_masks=lowered), diags
+
+
+def _check_arms(m: ir.Mask) -> list[Diagnostic]:
+    ends = [i for i, c in enumerate(m.clauses) if c.cond is None]
+    if not ends:
+        return [warning(
+            codes.IMPLICIT_OTHERWISE, "mask has no `otherwise` arm, so everyone else sees `null`",
+            m.target.span,
+            help="add `with null otherwise` (or `reveal otherwise`) to say what users who "
+            "match no arm see")]
+    if ends[0] < len(m.clauses) - 1:
+        nxt = m.clauses[ends[0] + 1]
+        return [error(codes.UNREACHABLE_ARM, "this arm follows `otherwise` and never applies",
+                      nxt.span, help="`otherwise` must be the last arm: move it down or remove "
+                      "the arms after it")]
+    return []
+
+
+def _arms(m: ir.Mask) -> list[ir.MaskClause]:
+    """The arms up to `otherwise`, with `with null otherwise` added when there is none."""
+    out: list[ir.MaskClause] = []
+    for c in m.clauses:
+        out.append(c)
+        if c.cond is None:
+            return out
+    out.append(ir.MaskClause(method=ir.Method(name="null", span=m.target.span), cond=None,
+                             span=m.span))
+    return out
+
+
+def _lower(decision: Decision, masks: tuple[ir.Mask, ...], facts: Facts,
+           diags: list[Diagnostic]) -> model.ColumnMask:
+    table, name = decision.column
+    column = facts.column(decision.column)
+    deciding = [masks[i] for i in decision.masks]
+    first = deciding[0]
+    if len(deciding) == 1:
+        clauses = _arms(first)
+    else:  # equally specific `with M unless C` masks: reveal for C1 or C2 …; with M otherwise
+        conds: list[ir.Condition] = []
+        for m in deciding:
+            cond = m.clauses[0].cond
+            assert cond is not None
+            conds.extend(cond.items if isinstance(cond, ir.CondOr) else (cond,))
+        reveal = ir.MaskClause(method=None, cond=ir.CondOr(items=tuple(conds), span=first.span),
+                               span=first.clauses[0].span)
+        clauses = [reveal, first.clauses[1]]
+    arms = tuple(
+        model.MaskArm(action=None if c.method is None
+                      else _action(c.method, first.target, decision.column, column, diags),
+                      cond=c.cond, span=c.span)
+        for c in clauses)
+    return model.ColumnMask(table=table, column=name, type=column.type, arms=arms,
+                            when=first.when, policies=tuple(m.span for m in deciding))
+
+
+def _action(method: ir.Method, target: ir.MaskTarget, key: tuple[model.TableKey, str],
+            column: model.CatalogColumn, diags: list[Diagnostic]) -> model.MaskAction:
+    if check_method(method):
+        return model.MaskNull()  # already reported; the program is not built
+    fit = fit_method(method, key[0], column)
+    shown = column_str(key)
+    if fit.problem is not None:
+        head = f"`{method_text(method)}` cannot mask column `{shown}` of type `{column.type}`"
+        if isinstance(target, ir.ColumnTarget):
+            fix = ("write a value of the column's type" if method.name == "constant"
+                   else "choose a method that fits the column (`null` fits every column)")
+            diags.append(error(codes.METHOD_TYPE_MISMATCH, head, method.span,
+                               help=f"{fit.problem}; {fix}"))
+        else:
+            diags.append(warning(
+                codes.FALLBACK_TO_NULL, f"{head}, so it is masked with `null`", method.span,
+                help=f"{fit.problem}; the column was selected by tag `{target.tag}`: give it a "
+                "mask of its own to choose a method that fits (`--strict` makes this an error)"))
+        return model.MaskNull()
+    if fit.note is not None:
+        diags.append(warning(codes.HASH_SHORTENED,
+                             f"the hash of column `{shown}` is shortened to "
+                             f"{column.type.length} characters", method.span,
+                             help=f"{fit.note}; shorter hashes collide more often, a column of "
+                             "64 characters or more keeps the whole hash"))
+    assert fit.action is not None
+    return fit.action

@@ -1,0 +1,131 @@
+"""Pass `resolve_names`: every name a policy, project or approver uses must be declared.
+
+Mask targets become the columns they reach (tags are applied by then); tables of `filter` and
+`restrict` are named exactly; purposes, groups and users in conditions and projects must exist.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from veil import ir
+from veil.checker import codes
+from veil.checker.columns import all_tags, resolve_columns, resolve_table, tagged
+from veil.checker.common import ColumnKey, did_you_mean
+from veil.checker.facts import Facts
+from veil.diagnostics import Diagnostic, Span, error, warning
+
+
+def resolve_names(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    names = Names(facts)
+    reach: list[tuple[ColumnKey, ...]] = []
+    for stmt in policies.statements():
+        match stmt:
+            case ir.Mask():
+                reach.append(_mask_target(facts, stmt.target, diags))
+                for clause in stmt.clauses:
+                    if clause.cond is not None:
+                        diags.extend(names.condition(clause.cond))
+            case ir.Filter():
+                diags.extend(resolve_table(facts.tables, stmt.table)[1])
+                if stmt.unless is not None:
+                    diags.extend(names.condition(stmt.unless))
+            case ir.Restrict():
+                diags.extend(resolve_table(facts.tables, stmt.table)[1])
+                for cond in (*stmt.to, *([stmt.unless] if stmt.unless else [])):
+                    diags.extend(names.condition(cond))
+            case ir.Project():
+                diags.extend(names.purposes(stmt.purposes))
+                diags.extend(names.users(stmt.members))
+                for src in stmt.sources:
+                    diags.extend(resolve_table(facts.tables, src)[1])
+            case ir.Approvers():
+                if stmt.purpose is not None:
+                    diags.extend(names.purposes([stmt.purpose]))
+            case (ir.Table() | ir.TagOn() | ir.Purpose() | ir.Group() | ir.User() | ir.Approve()
+                  | ir.Revoke() | ir.TestCase()):
+                pass  # declarations (checked already); approvals and tests have their own passes
+            case _:
+                t.assert_never(stmt)
+    return replace(facts, reach=tuple(reach)), diags
+
+
+def _mask_target(facts: Facts, target: ir.MaskTarget, diags: list[Diagnostic]
+                 ) -> tuple[ColumnKey, ...]:
+    match target:
+        case ir.ColumnTarget(name=name):
+            found, errs = resolve_columns(facts.tables, name, every=True)
+            diags.extend(errs)
+            return found
+        case ir.TagTarget(tag=tag):
+            found = tagged(facts.tables, tag)
+            if not found:
+                diags.append(warning(
+                    codes.UNUSED_TAG, f"no column is tagged `{tag}`, so this mask matches nothing",
+                    tag.span, help=did_you_mean(str(tag), all_tags(facts.tables),
+                                                otherwise="tag columns in their `table` block "
+                                                "or with `tag T on t.c`")))
+            return found
+        case _:
+            t.assert_never(target)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Checks the names of purposes, groups, users and attributes against the declarations."""
+
+    facts: Facts
+
+    def purposes(self, names: Iterable[ir.Name]) -> Iterator[Diagnostic]:
+        for n in names:
+            if n.value not in self.facts.purposes:
+                yield error(codes.UNKNOWN_PURPOSE, f"unknown purpose `{n}`", n.span,
+                            help=did_you_mean(n.value, self.facts.purposes,
+                                              otherwise=f"declare it with "
+                                              f"`purpose {ir.name_source(n.value)}`"))
+
+    def users(self, names: Iterable[ir.Name]) -> Iterator[Diagnostic]:
+        for n in names:
+            if n.value not in self.facts.users:
+                yield error(codes.UNKNOWN_USER, f"unknown user `{n}`", n.span,
+                            help=did_you_mean(n.value, self.facts.users,
+                                              otherwise=f"declare it with "
+                                              f"`user {ir.name_source(n.value)}`"))
+
+    def group(self, n: ir.Name) -> Iterator[Diagnostic]:
+        if n.value not in self.facts.groups:
+            yield error(codes.UNKNOWN_GROUP, f"unknown group `{n}`", n.span,
+                        help=did_you_mean(n.value, self.facts.groups,
+                                          otherwise=f"declare it with "
+                                          f"`group {ir.name_source(n.value)}` or list it in a "
+                                          "user's `groups`"))
+
+    def attribute(self, key: str, span: Span) -> Iterator[Diagnostic]:
+        if key not in self.facts.attribute_keys:
+            yield warning(codes.UNKNOWN_ATTRIBUTE, f"no user has the attribute `{key}`", span,
+                          help=did_you_mean(key, self.facts.attribute_keys,
+                                            otherwise="give users this attribute, e.g. "
+                                            f"`user alice {{ {ir.quote_part(key)} \"…\" }}`"))
+
+    def condition(self, cond: ir.Condition) -> Iterator[Diagnostic]:
+        match cond:
+            case ir.PurposeIs(purpose=p):
+                yield from self.purposes([p])
+            case ir.InGroup(group=g):
+                yield from self.group(g)
+            case ir.IsUser(user=u):
+                yield from self.users([u])
+            case ir.HasAttribute(key=key, span=span):
+                yield from self.attribute(key, span)
+            case ir.CondAnd(items=items) | ir.CondOr(items=items):
+                for item in items:
+                    yield from self.condition(item)
+            case ir.CondNot(item=item):
+                yield from self.condition(item)
+            case ir.AnyPurpose() | ir.CondConst():
+                pass
+            case _:
+                t.assert_never(cond)
