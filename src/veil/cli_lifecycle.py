@@ -1,0 +1,224 @@
+"""The purpose lifecycle on the command line: `veil approve`, `veil revoke`, `veil projects`.
+
+Approvals live in git next to the policy they unlock: `approve` and `revoke` append a line to the
+file that declares the project, and the checker derives every purpose's state from those lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import typing as t
+from pathlib import Path
+
+import click
+
+from veil import ir, model
+from veil.api import Checked, check
+from veil.approvals import (
+    Refusal,
+    approval_record,
+    approval_refusal,
+    approve_line,
+    format_time,
+    project_digest,
+    revoke_line,
+)
+from veil.loader import load
+
+EXIT_POLICY = 1
+
+
+def _fail(message: str, help_: str | None = None) -> t.NoReturn:
+    click.echo(f"error: {message}", err=True)
+    if help_:
+        click.echo(f"  help: {help_}", err=True)
+    raise SystemExit(EXIT_POLICY)
+
+
+def _checked_repository(path: str) -> tuple[Checked, ir.PolicySet]:
+    from veil.cli import emit_diagnostics
+
+    checked = check([path])
+    loaded = load([path])
+    if not checked.ok or loaded.policies is None:
+        emit_diagnostics(checked.diagnostics, checked.sources, "text")
+        _fail("the repository has errors; fix them before changing approvals")
+    return checked, loaded.policies
+
+
+def _find_project(policies: ir.PolicySet, name: str) -> ir.Project:
+    projects = policies.of_type(ir.Project)
+    for p in projects:
+        if p.name.value == name:
+            return p
+    close = difflib.get_close_matches(name, [p.name.value for p in projects], n=1)
+    _fail(f"unknown project `{name}`", f"did you mean `{close[0]}`?" if close else
+          "`veil projects PATH` lists the projects")
+
+
+def _parse_at(at: str | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        value = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"`{at}` is not an ISO-8601 time", param_hint="--at") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _append(path: Path, text: str) -> None:
+    from veil.cli import write_atomic
+
+    old = path.read_text(encoding="utf-8")
+    sep = "" if not old or old.endswith("\n") else "\n"
+    write_atomic(path, old + sep + text)
+
+
+def _selected_purposes(project: ir.Project, purpose: str | None) -> list[str]:
+    names = [p.value for p in project.purposes]
+    if purpose is None:
+        if not names:
+            _fail(f"project `{project.name.value}` has no purposes to approve")
+        return sorted(set(names))
+    if purpose not in names:
+        close = difflib.get_close_matches(purpose, names, n=1)
+        _fail(f"project `{project.name.value}` has no purpose `{purpose}`",
+              f"did you mean `{close[0]}`?" if close else
+              f"its purposes: {', '.join(f'`{n}`' for n in sorted(names))}")
+    return [purpose]
+
+
+PATH_OPTION = click.option("--path", "path", default=".", show_default=True,
+                           type=click.Path(exists=True),
+                           help="The policy repository (a directory or a file).")
+AT_OPTION = click.option("--at", "at", help="The time to record (ISO-8601; default: now, UTC).")
+
+
+@click.command("approve")
+@click.argument("project")
+@click.option("--by", "by", required=True, help="Who approves (a declared approver).")
+@click.option("--purpose", help="Approve only this purpose (default: all of the project's).")
+@PATH_OPTION
+@AT_OPTION
+def approve_cmd(project: str, by: str, purpose: str | None, path: str, at: str | None) -> None:
+    """Approve PROJECT's purposes: append `approve` lines to the file that declares it.
+
+    The line records a digest of the project's purposes, members, sources and acknowledgement
+    texts, and what they were; any later change makes the approval stale. Refuses (exit 1)
+    anyone who is not an approver, and an approver who is a member of the project.
+    """
+    checked, policies = _checked_repository(path)
+    assert checked.program is not None
+    proj = _find_project(policies, project)
+    approvers = policies.of_type(ir.Approvers)
+    selected = _selected_purposes(proj, purpose)
+    for p in selected:
+        refusal = approval_refusal(approvers, proj, p, by)
+        if refusal is not None:
+            _fail(f"`{by}` may not approve `{p}` in project `{project}`: {refusal[1]}",
+                  "approvers are declared with `approvers NAME, …` "
+                  "[`for purpose P`]; a project's members may not approve it")
+    if not approvers:
+        click.echo("warning: the repository declares no `approvers`; anyone may approve",
+                   err=True)
+    infos = {p.name: p for p in checked.program.purposes}
+    digest = project_digest(proj, infos)
+    record = approval_record(proj, infos)
+    when = _parse_at(at)
+    text = "".join(approve_line(project, p, by, when, digest, record) for p in selected)
+    target = Path(proj.span.file)
+    _append(target, text)
+    for p in selected:
+        click.echo(f"approved `{p}` in project `{project}` by `{by}` at {format_time(when)} "
+                   f"({target})")
+
+
+@click.command("revoke")
+@click.argument("project")
+@click.option("--by", "by", required=True, help="Who revokes (a declared approver).")
+@click.option("--purpose", help="Revoke only this purpose (default: all approved ones).")
+@PATH_OPTION
+@AT_OPTION
+def revoke_cmd(project: str, by: str, purpose: str | None, path: str, at: str | None) -> None:
+    """Revoke approvals of PROJECT's purposes: append `revoke` lines.
+
+    A revoked purpose grants nothing until it is approved again.
+    """
+    checked, policies = _checked_repository(path)
+    assert checked.program is not None
+    proj = _find_project(policies, project)
+    info = checked.program.project(project)
+    assert info is not None
+    live = {pp.purpose for pp in info.purposes
+            if pp.state in (model.PurposeState.APPROVED, model.PurposeState.STALE)}
+    selected = _selected_purposes(proj, purpose)
+    if purpose is None:
+        selected = [p for p in selected if p in live]
+    elif purpose not in live:
+        _fail(f"`{purpose}` in project `{project}` is not approved; nothing to revoke")
+    if not selected:
+        _fail(f"project `{project}` has no approved purpose to revoke")
+    approvers = policies.of_type(ir.Approvers)
+    for p in selected:
+        refusal = approval_refusal(approvers, proj, p, by)
+        if refusal is not None and refusal[0] is Refusal.NOT_AN_APPROVER:
+            _fail(f"`{by}` may not revoke `{p}` in project `{project}`: {refusal[1]}")
+    when = _parse_at(at)
+    target = Path(proj.span.file)
+    _append(target, "".join(revoke_line(project, p, by, when) for p in selected))
+    for p in selected:
+        click.echo(f"revoked `{p}` in project `{project}` by `{by}` at {format_time(when)} "
+                   f"({target})")
+
+
+def project_rows(program: model.Program) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for p in program.projects:
+        for pp in p.purposes:
+            rows.append({
+                "project": p.name, "purpose": pp.purpose, "state": pp.state.value,
+                "approver": pp.approved_by, "time": pp.approved_at,
+                "members": list(p.members), "sources": [model.table_str(s) for s in p.sources],
+                "changes": list(pp.changes),
+            })
+    return rows
+
+
+@click.command("projects")
+@click.argument("path", type=click.Path(), default=".")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def projects_cmd(path: str, fmt: str) -> None:
+    """List every project purpose with its state (approved, pending, stale, revoked), who
+    approved it and when, the members and the sources."""
+    from veil.cli import emit_diagnostics
+
+    checked = check([path])
+    if checked.program is None:
+        emit_diagnostics(checked.diagnostics, checked.sources, "text")
+        raise SystemExit(EXIT_POLICY)
+    rows = project_rows(checked.program)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False))
+        return
+    header = ("PROJECT", "PURPOSE", "STATE", "APPROVER", "TIME", "MEMBERS", "SOURCES")
+    table = [header] + [
+        (str(r["project"]), str(r["purpose"]), str(r["state"]), str(r["approver"] or "-"),
+         str(r["time"] or "-"), ", ".join(t.cast(list[str], r["members"])) or "-",
+         ", ".join(t.cast(list[str], r["sources"])) or "-")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for r in rows:
+        if r["changes"]:
+            click.echo(f"\n{r['project']} / {r['purpose']}: stale — "
+                       + "; ".join(t.cast(list[str], r["changes"])))
+
+
+def register(main: click.Group) -> None:
+    for cmd in (approve_cmd, revoke_cmd, projects_cmd):
+        main.add_command(cmd)
