@@ -72,3 +72,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # =================================================================================================
 # (end of PostgreSQL section)
 # =================================================================================================
+
+
+# =================================================================================================
+# Golden files: `pytest --update-goldens` rewrites them (review the diff before committing)
+# =================================================================================================
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite golden files from the current output instead of comparing")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))

@@ -54,7 +54,6 @@ def _doc_blocks(info: str) -> list[tuple[int, str]]:
 def test_there_are_examples() -> None:
     files = _example_files()
     assert len(files) >= 5, files
-    assert (BROKEN / "broken.veil").is_file()
     assert (BROKEN / "syntax.veil").is_file()
 
 
@@ -65,9 +64,10 @@ def test_example_parses(path: Path) -> None:
     assert source is not None and source.statements
 
 
-def test_broken_policy_is_syntactically_valid() -> None:
-    """broken.veil holds semantic mistakes only: the checker, not the parser, must find them."""
-    path = BROKEN / "broken.veil"
+@pytest.mark.parametrize("name", ["names", "types", "conflict"])
+def test_broken_policy_is_syntactically_valid(name: str) -> None:
+    """These hold semantic mistakes only: the checker, not the parser, must find them."""
+    path = BROKEN / f"{name}.veil"
     source, diagnostics = parse_file(path.read_text(encoding="utf-8"), _rel(path))
     assert diagnostics == []
     assert source is not None
