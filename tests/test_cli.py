@@ -18,8 +18,13 @@ EXAMPLE = ROOT / "examples" / "payments"
 
 def veil(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point (exit codes included)."""
-    return subprocess.run([sys.executable, "-c", "from veil.cli import run; run()", *args],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", "from veil.cli import run; run()", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -61,8 +66,9 @@ def test_policy_errors_exit_1_with_file_line_col_caret_and_help(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("content", [b"\x00\x01\x02binary", b"\xff\xfe mask x"])
-def test_binary_and_non_utf8_files_are_diagnostics_not_tracebacks(tmp_path: Path,
-                                                                  content: bytes) -> None:
+def test_binary_and_non_utf8_files_are_diagnostics_not_tracebacks(
+    tmp_path: Path, content: bytes
+) -> None:
     f = tmp_path / "bad.veil"
     f.write_bytes(content)
     r = veil("check", str(f))
@@ -142,8 +148,11 @@ def test_lifecycle_pending_approved_stale_reapproved_revoked(repo: Path) -> None
     assert states(repo)[key] == "approved"
 
     # a member is added: stale, and `veil check` says what changed, who approved and when
-    projects.write_text(projects.read_text().replace(
-        "members  alice, bob, chris", "members  alice, bob, chris, dave"))
+    projects.write_text(
+        projects.read_text().replace(
+            "members  alice, bob, chris", "members  alice, bob, chris, dave"
+        )
+    )
     (repo / "people.veil").write_text((repo / "people.veil").read_text() + "\nuser dave\n")
     assert states(repo)[key] == "stale"
     r = veil("check", str(repo))
@@ -157,15 +166,17 @@ def test_lifecycle_pending_approved_stale_reapproved_revoked(repo: Path) -> None
     assert fraud is not None and fraud.active_purposes == ()
 
     # re-approval makes it current again
-    r = veil("approve", "fraud_q4", "--by", "dan", "--path", str(repo),
-             "--at", "2026-12-01T08:00:00Z")
+    r = veil(
+        "approve", "fraud_q4", "--by", "dan", "--path", str(repo), "--at", "2026-12-01T08:00:00Z"
+    )
     assert r.returncode == 0, r.stderr
     assert states(repo)[key] == "approved"
     assert veil("check", "--strict", str(repo)).returncode == 0
 
     # revoke: grants nothing
-    r = veil("revoke", "fraud_q4", "--by", "carol", "--path", str(repo),
-             "--at", "2026-12-02T08:00:00Z")
+    r = veil(
+        "revoke", "fraud_q4", "--by", "carol", "--path", str(repo), "--at", "2026-12-02T08:00:00Z"
+    )
     assert r.returncode == 0, r.stderr
     assert states(repo)[key] == "revoked"
     r = veil("revoke", "fraud_q4", "--by", "carol", "--path", str(repo))
@@ -179,8 +190,16 @@ def test_approve_unknown_project_suggests(repo: Path) -> None:
 
 
 def test_explain_text_and_json() -> None:
-    r = veil("explain", str(EXAMPLE), "--user", "alice", "--project", "fraud_q4",
-             "--table", "sales.transactions")
+    r = veil(
+        "explain",
+        str(EXAMPLE),
+        "--user",
+        "alice",
+        "--project",
+        "fraud_q4",
+        "--table",
+        "sales.transactions",
+    )
     assert r.returncode == 0, r.stderr
     assert "credit_card" in r.stdout and "clear" in r.stdout
     r = veil("explain", str(EXAMPLE), "--user", "alice", "--format", "json")

@@ -51,8 +51,12 @@ P = program()
 UTC = dt.UTC
 
 
-def pred(expr: ir.Expr, row: Mapping[str, object] | None = None, user: str = "alice",
-         now: dt.datetime = NOW) -> bool | None:
+def pred(
+    expr: ir.Expr,
+    row: Mapping[str, object] | None = None,
+    user: str = "alice",
+    now: dt.datetime = NOW,
+) -> bool | None:
     return eval_predicate(P, expr, row or {}, ctx(user, now=now))
 
 
@@ -104,9 +108,9 @@ def test_context_needs_an_aware_now_and_keeps_it_in_utc() -> None:
         ("alice", "fraud_q4", TX, None),
     ],
 )
-def test_purpose_checks_fail_closed_in_order(user: str, project: str | None,
-                                             table: model.TableKey,
-                                             reason: NoPurpose | None) -> None:
+def test_purpose_checks_fail_closed_in_order(
+    user: str, project: str | None, table: model.TableKey, reason: NoPurpose | None
+) -> None:
     check = check_purposes(P, user, project, table)
     assert check.reason is reason
     assert (check.purposes == ()) == (reason is not None)
@@ -148,11 +152,23 @@ def test_purpose_needs_membership_and_the_table_in_the_project() -> None:
     # an undeclared user listed as a member still acts under the project's purposes
     prog = program()
     prog = model.Program(
-        tables=prog.tables, purposes=prog.purposes, groups=prog.groups, users=prog.users,
-        projects=(model.ProjectInfo(name="p", purposes=(model.ProjectPurpose(
-            purpose="Audit", state=model.PurposeState.APPROVED),), members=("zed",),
-            sources=(TX,)),),
-        masks=(), row_rules=())
+        tables=prog.tables,
+        purposes=prog.purposes,
+        groups=prog.groups,
+        users=prog.users,
+        projects=(
+            model.ProjectInfo(
+                name="p",
+                purposes=(
+                    model.ProjectPurpose(purpose="Audit", state=model.PurposeState.APPROVED),
+                ),
+                members=("zed",),
+                sources=(TX,),
+            ),
+        ),
+        masks=(),
+        row_rules=(),
+    )
     assert eval_condition(prog, purpose("Audit"), ctx("zed", "p"), TX)
 
 
@@ -190,17 +206,30 @@ def test_boolean_connectives_of_conditions() -> None:
 # Three-valued logic against a brute-force truth table and against SQLite
 
 T3 = (True, False, None)
-_AND = {(a, b): (False if False in (a, b) else None if None in (a, b) else True)
-        for a in T3 for b in T3}
+_AND = {
+    (a, b): (False if False in (a, b) else None if None in (a, b) else True) for a in T3 for b in T3
+}
 _AND_TABLE = {  # written out, the way SQL textbooks print it
-    (True, True): True, (True, False): False, (True, None): None,
-    (False, True): False, (False, False): False, (False, None): False,
-    (None, True): None, (None, False): False, (None, None): None,
+    (True, True): True,
+    (True, False): False,
+    (True, None): None,
+    (False, True): False,
+    (False, False): False,
+    (False, None): False,
+    (None, True): None,
+    (None, False): False,
+    (None, None): None,
 }
 _OR_TABLE = {
-    (True, True): True, (True, False): True, (True, None): True,
-    (False, True): True, (False, False): False, (False, None): None,
-    (None, True): True, (None, False): None, (None, None): None,
+    (True, True): True,
+    (True, False): True,
+    (True, None): True,
+    (False, True): True,
+    (False, False): False,
+    (False, None): None,
+    (None, True): True,
+    (None, False): None,
+    (None, None): None,
 }
 _NOT_TABLE = {True: False, False: True, None: None}
 
@@ -285,10 +314,19 @@ ints = st.one_of(st.none(), st.integers(-2, 2)).map(lit) | st.sampled_from(["x",
 ops: st.SearchStrategy[ir.CompareOp] = st.sampled_from(["=", "!=", "<", "<=", ">", ">="])
 atoms = st.one_of(
     st.builds(lambda op, a, b: ir.Compare(op=op, left=a, right=b), ops, ints, ints),
-    st.builds(lambda i, o, n: ir.InList(item=i, options=tuple(o), negated=n),
-              ints, st.lists(ints, min_size=1, max_size=3), st.booleans()),
-    st.builds(lambda i, lo, hi, n: ir.Between(item=i, low=lo, high=hi, negated=n),
-              ints, ints, ints, st.booleans()),
+    st.builds(
+        lambda i, o, n: ir.InList(item=i, options=tuple(o), negated=n),
+        ints,
+        st.lists(ints, min_size=1, max_size=3),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda i, lo, hi, n: ir.Between(item=i, low=lo, high=hi, negated=n),
+        ints,
+        ints,
+        ints,
+        st.booleans(),
+    ),
     st.builds(lambda i, n: ir.IsNull(item=i, negated=n), ints, st.booleans()),
     st.sampled_from(T3).map(lit),
 )
@@ -305,12 +343,14 @@ _SQLITE = sqlite3.connect(":memory:")
 
 
 @settings(max_examples=300)
-@given(predicates, st.one_of(st.none(), st.integers(-2, 2)), st.one_of(st.none(),
-                                                                       st.integers(-2, 2)))
+@given(
+    predicates, st.one_of(st.none(), st.integers(-2, 2)), st.one_of(st.none(), st.integers(-2, 2))
+)
 def test_predicates_match_sqlite(expr: ir.Expr, x: int | None, y: int | None) -> None:
     """SQLite implements SQL's NULL rules for and/or/not, comparisons, IN, BETWEEN, IS NULL."""
-    (expected,) = _SQLITE.execute(f"SELECT {_sql(expr)} FROM (SELECT ? AS x, ? AS y)",
-                                  (x, y)).fetchone()
+    (expected,) = _SQLITE.execute(
+        f"SELECT {_sql(expr)} FROM (SELECT ? AS x, ? AS y)", (x, y)
+    ).fetchone()
     got = pred(expr, {"x": x, "y": y})
     assert got == (None if expected is None else bool(expected))
 
@@ -321,15 +361,18 @@ def pg_conn(pg_server: PgServer) -> Iterator[Connection]:
         yield conn
 
 
-@settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(predicates, st.one_of(st.none(), st.integers(-2, 2)), st.one_of(st.none(),
-                                                                       st.integers(-2, 2)))
-def test_predicates_match_postgresql(pg_conn: Connection, expr: ir.Expr, x: int | None,
-                                     y: int | None) -> None:
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    predicates, st.one_of(st.none(), st.integers(-2, 2)), st.one_of(st.none(), st.integers(-2, 2))
+)
+def test_predicates_match_postgresql(
+    pg_conn: Connection, expr: ir.Expr, x: int | None, y: int | None
+) -> None:
     row = pg_conn.execute(
-        f"SELECT {_sql(expr, pg=True)} FROM (SELECT %s::int AS x, %s::int AS y) AS r",
-        (x, y)).fetchone()
+        f"SELECT {_sql(expr, pg=True)} FROM (SELECT %s::int AS x, %s::int AS y) AS r", (x, y)
+    ).fetchone()
     assert row is not None
     assert pred(expr, {"x": x, "y": y}) is row[0]
 
@@ -340,33 +383,59 @@ _D, _TS = dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 0, 0, 1)
 @pytest.mark.parametrize(
     ("sql", "expr", "row"),
     [
-        ("%(d)s::date = '2024-01-01 00:00'::timestamp",
-         cmp("=", col("d"), col("t")), {"d": _D, "t": dt.datetime(2024, 1, 1)}),
+        (
+            "%(d)s::date = '2024-01-01 00:00'::timestamp",
+            cmp("=", col("d"), col("t")),
+            {"d": _D, "t": dt.datetime(2024, 1, 1)},
+        ),
         ("%(d)s::date < %(t)s::timestamp", cmp("<", col("d"), col("t")), {"d": _D, "t": _TS}),
         ("%(t)s::timestamp >= '2024-01-01'", cmp(">=", col("t"), lit("2024-01-01")), {"t": _TS}),
-        ("%(d)s::date IN ('2023-12-31', '2024-01-01')",
-         ir.InList(item=col("d"), options=(lit("2023-12-31"), lit("2024-01-01"))), {"d": _D}),
+        (
+            "%(d)s::date IN ('2023-12-31', '2024-01-01')",
+            ir.InList(item=col("d"), options=(lit("2023-12-31"), lit("2024-01-01"))),
+            {"d": _D},
+        ),
         ("%(n)s::numeric > '10'", cmp(">", col("n"), lit("10")), {"n": Decimal("10.01")}),
-        ("%(n)s::numeric(4,1) = 0.1::float8", cmp("=", col("n"), col("f")),
-         {"n": Decimal("0.1"), "f": 0.1}),
-        ("'Z' < 'a' COLLATE \"C\" AND 'é' > 'z' COLLATE \"C\"",
-         ir.BoolAnd(items=(cmp("<", lit("Z"), lit("a")), cmp(">", lit("é"), lit("z")))), {}),
-        ("%(s)s::text = ANY ('{}'::text[])",
-         ir.InUser(item=col("s"), ref=ir.UserRef(attr="nothing")), {"s": None}),
-        ("NOT (%(s)s::text = ANY ('{}'::text[]))",
-         ir.InUser(item=col("s"), ref=ir.UserRef(attr="nothing"), negated=True), {"s": None}),
-        ("%(s)s::text = ANY ('{EMEA,APAC}'::text[])",
-         ir.InUser(item=col("s"), ref=ir.UserRef(attr="region")), {"s": None}),
-        ("'2024-03-31 12:30+00'::timestamptz - interval '1 month' > %(t)s::timestamp",
-         cmp(">", minus(ir.Now(), iv(1, "month")), col("t")),
-         {"t": dt.datetime(2024, 2, 29, 12, 29)}),
-        ("'2024-03-31'::date - interval '1 month' = %(t)s::timestamp",
-         cmp("=", minus(ir.Today(), iv(1, "month")), col("t")),
-         {"t": dt.datetime(2024, 2, 29)}),
+        (
+            "%(n)s::numeric(4,1) = 0.1::float8",
+            cmp("=", col("n"), col("f")),
+            {"n": Decimal("0.1"), "f": 0.1},
+        ),
+        (
+            "'Z' < 'a' COLLATE \"C\" AND 'é' > 'z' COLLATE \"C\"",
+            ir.BoolAnd(items=(cmp("<", lit("Z"), lit("a")), cmp(">", lit("é"), lit("z")))),
+            {},
+        ),
+        (
+            "%(s)s::text = ANY ('{}'::text[])",
+            ir.InUser(item=col("s"), ref=ir.UserRef(attr="nothing")),
+            {"s": None},
+        ),
+        (
+            "NOT (%(s)s::text = ANY ('{}'::text[]))",
+            ir.InUser(item=col("s"), ref=ir.UserRef(attr="nothing"), negated=True),
+            {"s": None},
+        ),
+        (
+            "%(s)s::text = ANY ('{EMEA,APAC}'::text[])",
+            ir.InUser(item=col("s"), ref=ir.UserRef(attr="region")),
+            {"s": None},
+        ),
+        (
+            "'2024-03-31 12:30+00'::timestamptz - interval '1 month' > %(t)s::timestamp",
+            cmp(">", minus(ir.Now(), iv(1, "month")), col("t")),
+            {"t": dt.datetime(2024, 2, 29, 12, 29)},
+        ),
+        (
+            "'2024-03-31'::date - interval '1 month' = %(t)s::timestamp",
+            cmp("=", minus(ir.Today(), iv(1, "month")), col("t")),
+            {"t": dt.datetime(2024, 2, 29)},
+        ),
     ],
 )
-def test_comparisons_match_postgresql(pg_conn: Connection, sql: str, expr: ir.Expr,
-                                      row: dict[str, object]) -> None:
+def test_comparisons_match_postgresql(
+    pg_conn: Connection, sql: str, expr: ir.Expr, row: dict[str, object]
+) -> None:
     got = pg_conn.execute(f"SELECT {sql}", row).fetchone()
     assert got is not None
     assert pred(expr, row) is got[0]
@@ -394,14 +463,17 @@ def test_a_non_boolean_in_a_boolean_position_is_an_error() -> None:
         (dt.date(2024, 1, 1), "=", dt.datetime(2024, 1, 1), True),  # date promoted to midnight
         (dt.date(2024, 1, 1), "<", dt.datetime(2024, 1, 1, 0, 0, 1), True),
         (dt.datetime(2024, 1, 1, 12), "=", dt.datetime(2024, 1, 1, 12, tzinfo=UTC), True),
-        (dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=1))), "<",
-         dt.datetime(2024, 1, 1, 12), True),
+        (
+            dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+            "<",
+            dt.datetime(2024, 1, 1, 12),
+            True,
+        ),
         (None, "=", None, None),
         (1, "!=", None, None),
     ],
 )
-def test_comparisons(left: object, op: ir.CompareOp, right: object,
-                     expected: bool | None) -> None:
+def test_comparisons(left: object, op: ir.CompareOp, right: object, expected: bool | None) -> None:
     assert pred(cmp(op, col("a"), col("b")), {"a": left, "b": right}) is expected
 
 
@@ -434,6 +506,7 @@ def test_columns_resolve_by_their_last_part_and_missing_ones_are_null() -> None:
 
 def test_in_user_sets() -> None:
     region = ir.UserRef(attr="region")
+
     def inn(item: ir.Expr, attr: str = "region", negated: bool = False) -> ir.InUser:
         return ir.InUser(item=item, ref=ir.UserRef(attr=attr), negated=negated)
 
@@ -500,8 +573,9 @@ def test_now_today_and_day_intervals() -> None:
         (dt.datetime(2024, 1, 15), -13, "months", dt.datetime(2022, 12, 15)),
     ],
 )
-def test_calendar_intervals_clamp_the_day_of_month(start: dt.datetime, amount: int, unit: str,
-                                                   expected: dt.datetime) -> None:
+def test_calendar_intervals_clamp_the_day_of_month(
+    start: dt.datetime, amount: int, unit: str, expected: dt.datetime
+) -> None:
     got = value(plus(col("t"), iv(amount, unit)), {"t": start})
     assert got == expected.replace(tzinfo=UTC)
 
@@ -533,7 +607,9 @@ def test_number_arithmetic() -> None:
 
 def test_mask_arms_first_match_wins() -> None:
     mask = model.ColumnMask(
-        table=TX, column="email", type=model.SqlType(name="varchar"),
+        table=TX,
+        column="email",
+        type=model.SqlType(name="varchar"),
         arms=(
             model.MaskArm(action=None, cond=purpose("Fraud Detection"), span=span(2)),
             model.MaskArm(action=model.MaskEmailDomain(), cond=group("analysts"), span=span(3)),
@@ -544,18 +620,30 @@ def test_mask_arms_first_match_wins() -> None:
     row = {"email": "a@b.example"}
     clear = mask_value(P, mask, "a@b.example", row, ctx("alice", "fraud_q4"))
     assert (clear.value, clear.masked, clear.method, clear.policy) == (
-        "a@b.example", False, "reveal", span(2))
+        "a@b.example",
+        False,
+        "reveal",
+        span(2),
+    )
     domain = mask_value(P, mask, "a@b.example", row, ctx("alice"))
     assert (domain.value, domain.masked, domain.method, domain.policy) == (
-        "b.example", True, "email_domain", span(3))
+        "b.example",
+        True,
+        "email_domain",
+        span(3),
+    )
     null = mask_value(P, mask, "a@b.example", row, ctx("bob"))
     assert (null.value, null.method, null.policy) == (None, "null", span(4))
 
 
 def test_a_mask_without_a_matching_arm_masks_with_null() -> None:
-    mask = model.ColumnMask(table=TX, column="email", type=model.SqlType(name="varchar"),
-                            arms=(model.MaskArm(action=None, cond=group("nobody")),),
-                            policies=(span(7),))
+    mask = model.ColumnMask(
+        table=TX,
+        column="email",
+        type=model.SqlType(name="varchar"),
+        arms=(model.MaskArm(action=None, cond=group("nobody")),),
+        policies=(span(7),),
+    )
     assert decide_arm(P, mask, ctx()).action == model.MaskNull()
     cell = mask_value(P, mask, "x", {}, ctx())
     assert (cell.value, cell.masked, cell.policy) == (None, True, span(7))
@@ -563,11 +651,20 @@ def test_a_mask_without_a_matching_arm_masks_with_null() -> None:
 
 def test_when_false_clears_when_null_or_true_masks() -> None:
     eu = cmp("=", col("region"), lit("EU"))
-    mask = unless(TX, "notes", model.MaskConstant(value="REDACTED"), purpose("Fraud Detection"),
-                  when=eu, line=9)
+    mask = unless(
+        TX,
+        "notes",
+        model.MaskConstant(value="REDACTED"),
+        purpose("Fraud Detection"),
+        when=eu,
+        line=9,
+    )
     c = ctx("bob")
-    for region, shown, masked in (("US", "secret", False), ("EU", "REDACTED", True),
-                                  (None, "REDACTED", True)):
+    for region, shown, masked in (
+        ("US", "secret", False),
+        ("EU", "REDACTED", True),
+        (None, "REDACTED", True),
+    ):
         cell = mask_value(P, mask, "secret", {"region": region}, c)
         assert (cell.value, cell.masked) == (shown, masked), region
         assert cell.policy == span(9)
@@ -579,8 +676,12 @@ def test_when_false_clears_when_null_or_true_masks() -> None:
 def test_when_reads_the_row_coerced_to_column_types() -> None:
     old = cmp("<", col("created_at"), lit("2024-01-01"))
     mask = always(TX, "notes", model.MaskNull(), when=old)
-    for created, shown in (("2023-05-01 10:00", None), ("2024-05-01", "x"),
-                           (dt.date(2023, 1, 1), None), (None, None)):
+    for created, shown in (
+        ("2023-05-01 10:00", None),
+        ("2024-05-01", "x"),
+        (dt.date(2023, 1, 1), None),
+        (None, None),
+    ):
         assert mask_value(P, mask, "x", {"created_at": created}, ctx()).value == shown
 
 
@@ -599,15 +700,25 @@ def test_evaluate_cell_for_unmasked_and_masked_columns() -> None:
 
 
 def _filter(where: ir.Expr, allow: ir.Condition | None = None, line: int = 1) -> model.RowRule:
-    return model.RowRule(table=TX, kind="filter", allow=allow or ir.CondConst(value=False),
-                         where=where, span=span(line))
+    return model.RowRule(
+        table=TX,
+        kind="filter",
+        allow=allow or ir.CondConst(value=False),
+        where=where,
+        span=span(line),
+    )
 
 
 def test_row_rules_and_null_predicates_hide() -> None:
-    by_region = _filter(ir.InUser(item=col("region"), ref=ir.UserRef(attr="region")),
-                        allow=purpose("Fraud Detection"))
-    restrict = model.RowRule(table=TX, kind="restrict",
-                             allow=ir.CondOr(items=(purpose("Fraud Detection"), purpose("Audit"))))
+    by_region = _filter(
+        ir.InUser(item=col("region"), ref=ir.UserRef(attr="region")),
+        allow=purpose("Fraud Detection"),
+    )
+    restrict = model.RowRule(
+        table=TX,
+        kind="restrict",
+        allow=ir.CondOr(items=(purpose("Fraud Detection"), purpose("Audit"))),
+    )
     prog = program(rules=(by_region,))
     assert visible_row(prog, TX, {"region": "EMEA"}, ctx()).visible
     assert not visible_row(prog, TX, {"region": "LATAM"}, ctx()).visible
@@ -621,7 +732,9 @@ def test_row_rules_and_null_predicates_hide() -> None:
     assert not result.visible
     assert result.rules == ((by_region, True), (restrict, False))
     assert visible_row(both, TX, {"region": "LATAM"}, ctx("alice", "mixed")).rules == (
-        (by_region, False), (restrict, True))
+        (by_region, False),
+        (restrict, True),
+    )
     assert visible_row(both, TX, {"region": "LATAM"}, ctx("alice", "fraud_q4")).visible
     assert visible_row(program(), TX, {}, ctx()).visible  # no rules: every row
 
@@ -645,24 +758,40 @@ def test_row_values_are_coerced_to_column_types() -> None:
 def test_evaluate_table() -> None:
     prog = program(
         masks=(
-            unless(TX, "credit_card", model.MaskShow(side="last", count=4),
-                   purpose("Fraud Detection"), line=3),
+            unless(
+                TX,
+                "credit_card",
+                model.MaskShow(side="last", count=4),
+                purpose("Fraud Detection"),
+                line=3,
+            ),
             always(TX, "email", model.MaskHash(salt="s", length=12), line=4),
         ),
         rules=(_filter(cmp("!=", col("region"), lit("LATAM"))),),
     )
     rows: list[dict[str, object]] = [
-        {"id": 1, "credit_card": "4111-1111-1111-1111", "email": "a@x.io", "amount": 1,
-         "region": "EU", "created_at": None, "notes": "n"},
+        {
+            "id": 1,
+            "credit_card": "4111-1111-1111-1111",
+            "email": "a@x.io",
+            "amount": 1,
+            "region": "EU",
+            "created_at": None,
+            "notes": "n",
+        },
         {"id": 2, "credit_card": "5500", "email": None, "region": "LATAM"},
         {"id": 3, "credit_card": None, "email": "b@y.io", "region": None},
     ]
     out = evaluate_table(prog, TX, rows, ctx("bob"))
     assert out[1] is None and out[2] is None
     assert out[0] == {
-        "id": 1, "credit_card": "***************1111",
+        "id": 1,
+        "credit_card": "***************1111",
         "email": hashlib.sha256(b"s:a@x.io").hexdigest()[:12],
-        "amount": 1, "region": "EU", "created_at": None, "notes": "n",
+        "amount": 1,
+        "region": "EU",
+        "created_at": None,
+        "notes": "n",
     }
     assert list(out[0]) == [c.name for c in TX_TABLE.columns]  # catalog order
     assert out[0]["amount"] == 1 and isinstance(out[0]["amount"], int)  # unmasked: unchanged
@@ -673,9 +802,16 @@ def test_evaluate_table() -> None:
 
 
 def test_undeclared_users_and_projects_see_masked_data() -> None:
-    prog = program(masks=(unless(TX, "email", model.MaskNull(),
-                                 ir.CondOr(items=(purpose("Fraud Detection"),
-                                                  group("analysts")))),))
+    prog = program(
+        masks=(
+            unless(
+                TX,
+                "email",
+                model.MaskNull(),
+                ir.CondOr(items=(purpose("Fraud Detection"), group("analysts"))),
+            ),
+        )
+    )
     for who, project in itertools.product(("mallory", "carol"), (None, "fraud_q4", "nope")):
         cell = evaluate_cell(prog, TX, "email", {"email": "x@y"}, ctx(who, project))
         assert cell.masked and cell.value is None
@@ -736,22 +872,56 @@ def _approved_source(members: str = "alice, bob", members_later: str | None = No
     project = prog.project("fraud_q4")
     assert project is not None
     purposes = {p.name: p for p in prog.purposes}
-    line = approve_line("fraud_q4", "Fraud Detection", "carol", NOW,
-                        project_digest(project, purposes), approval_record(project, purposes))
+    line = approve_line(
+        "fraud_q4",
+        "Fraud Detection",
+        "carol",
+        NOW,
+        project_digest(project, purposes),
+        approval_record(project, purposes),
+    )
     if members_later is not None:
         text = SOURCE.replace("{members}", members_later)
     return text + line
 
 
 ROWS: list[dict[str, object]] = [
-    {"id": 1, "credit_card": "4111-1111-1111-1111", "email": "a@shop.example", "amount": 1250,
-     "region": "EMEA", "created_at": "2024-03-01 10:00:00", "notes": "n1"},
-    {"id": 2, "credit_card": "5500-0000-0000-0004", "email": "b@x.example", "amount": 49,
-     "region": "EU", "created_at": "2024-03-02 10:00:00", "notes": "n2"},
-    {"id": 3, "credit_card": None, "email": None, "amount": None, "region": None,
-     "created_at": None, "notes": None},
-    {"id": 4, "credit_card": "1", "email": "c@y.example", "amount": -150, "region": "APAC",
-     "created_at": "2023-01-01 00:00:00", "notes": "old"},
+    {
+        "id": 1,
+        "credit_card": "4111-1111-1111-1111",
+        "email": "a@shop.example",
+        "amount": 1250,
+        "region": "EMEA",
+        "created_at": "2024-03-01 10:00:00",
+        "notes": "n1",
+    },
+    {
+        "id": 2,
+        "credit_card": "5500-0000-0000-0004",
+        "email": "b@x.example",
+        "amount": 49,
+        "region": "EU",
+        "created_at": "2024-03-02 10:00:00",
+        "notes": "n2",
+    },
+    {
+        "id": 3,
+        "credit_card": None,
+        "email": None,
+        "amount": None,
+        "region": None,
+        "created_at": None,
+        "notes": None,
+    },
+    {
+        "id": 4,
+        "credit_card": "1",
+        "email": "c@y.example",
+        "amount": -150,
+        "region": "APAC",
+        "created_at": "2023-01-01 00:00:00",
+        "notes": "old",
+    },
 ]
 
 
@@ -759,9 +929,15 @@ def test_from_source_without_approval_everything_is_masked() -> None:
     prog = _checked(SOURCE.replace("{members}", "alice, bob"))
     out = evaluate_table(prog, TX, ROWS, ctx("alice", "fraud_q4"))
     assert out[1] is None and out[2] is None and out[3] is None  # region / NULL / too old
-    assert out[0] == {"id": 1, "credit_card": "***************1111", "email": "shop.example",
-                      "amount": Decimal("1300.00"), "region": "EMEA",
-                      "created_at": "2024-03-01 10:00:00", "notes": "n1"}
+    assert out[0] == {
+        "id": 1,
+        "credit_card": "***************1111",
+        "email": "shop.example",
+        "amount": Decimal("1300.00"),
+        "region": "EMEA",
+        "created_at": "2024-03-01 10:00:00",
+        "notes": "n1",
+    }
 
 
 def test_from_source_an_approved_project_reveals_and_unfilters() -> None:

@@ -19,7 +19,8 @@ def test_there_are_broken_examples() -> None:
 
 @pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.stem)
 def test_broken_example_reports_its_expected_diagnostics(
-        path: Path, update_goldens: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    path: Path, update_goldens: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(ROOT)  # diagnostics name files relative to the working directory
     checked = check([path.relative_to(ROOT)])
     assert not checked.ok

@@ -25,18 +25,34 @@ from veil.explain import Explanation, explain, explanation_to_json, render_expla
 
 EU = cmp("=", col("region"), lit("EU"))
 MASKS = (
-    unless(TX, "credit_card", model.MaskShow(side="last", count=4), purpose("Fraud Detection"),
-           line=3),
+    unless(
+        TX, "credit_card", model.MaskShow(side="last", count=4), purpose("Fraud Detection"), line=3
+    ),
     always(TX, "email", model.MaskHash(salt="sales.transactions"), line=4),
-    unless(TX, "notes", model.MaskConstant(value="REDACTED"), purpose("Fraud Detection"),
-           when=EU, line=9),
+    unless(
+        TX,
+        "notes",
+        model.MaskConstant(value="REDACTED"),
+        purpose("Fraud Detection"),
+        when=EU,
+        line=9,
+    ),
 )
 RULES = (
-    model.RowRule(table=TX, kind="filter", allow=purpose("Fraud Detection"),
-                  where=ir.InUser(item=col("region"), ref=ir.UserRef(attr="region")),
-                  span=span(12)),
-    model.RowRule(table=TX, kind="filter", allow=group("auditors"),
-                  where=cmp(">=", col("id"), lit(10)), span=span(13)),
+    model.RowRule(
+        table=TX,
+        kind="filter",
+        allow=purpose("Fraud Detection"),
+        where=ir.InUser(item=col("region"), ref=ir.UserRef(attr="region")),
+        span=span(12),
+    ),
+    model.RowRule(
+        table=TX,
+        kind="filter",
+        allow=group("auditors"),
+        where=cmp(">=", col("id"), lit(10)),
+        span=span(13),
+    ),
     model.RowRule(table=SURVEY, kind="restrict", allow=ir.AnyPurpose(), span=span(14)),
 )
 P = program(MASKS, RULES)
@@ -53,18 +69,36 @@ def columns(expl: Explanation, table: str = "sales.transactions") -> dict[str, t
         ("alice", None, ["no active project: no purpose applies"]),
         ("alice", "nope", ["`nope` is not a project: no purpose applies"]),
         ("carol", "fraud_q4", ["`carol` is not a member of `fraud_q4`: no purpose applies"]),
-        ("alice", "pending_p", [
-            "project `pending_p` is not approved for any purpose: no purpose applies",
-            "purpose `Fraud Detection` is pending approval"]),
-        ("alice", "revoked_p", [
-            "project `revoked_p` is not approved for any purpose: no purpose applies",
-            "purpose `Fraud Detection` was revoked"]),
-        ("bob", "stale_p", [
-            "project `stale_p` is not approved for any purpose: no purpose applies",
-            "purpose `Fraud Detection` has a stale approval (re-approval required)"
-            " (members changed: added `bob`)"]),
-        ("alice", "mixed", ["project `mixed` is active for `Audit`",
-                            "purpose `Marketing` is pending approval"]),
+        (
+            "alice",
+            "pending_p",
+            [
+                "project `pending_p` is not approved for any purpose: no purpose applies",
+                "purpose `Fraud Detection` is pending approval",
+            ],
+        ),
+        (
+            "alice",
+            "revoked_p",
+            [
+                "project `revoked_p` is not approved for any purpose: no purpose applies",
+                "purpose `Fraud Detection` was revoked",
+            ],
+        ),
+        (
+            "bob",
+            "stale_p",
+            [
+                "project `stale_p` is not approved for any purpose: no purpose applies",
+                "purpose `Fraud Detection` has a stale approval (re-approval required)"
+                " (members changed: added `bob`)",
+            ],
+        ),
+        (
+            "alice",
+            "mixed",
+            ["project `mixed` is active for `Audit`", "purpose `Marketing` is pending approval"],
+        ),
         ("alice", "fraud_q4", ["project `fraud_q4` is active for `Fraud Detection`"]),
     ],
 )
@@ -74,8 +108,10 @@ def test_project_context_lines(user: str, project: str | None, lines: list[str])
 
 
 def test_user_lines() -> None:
-    assert explain(P, "alice", None, None).context[0] == \
-        "`alice`: groups analysts; attributes department = Risk; region = EMEA, APAC"
+    assert (
+        explain(P, "alice", None, None).context[0]
+        == "`alice`: groups analysts; attributes department = Risk; region = EMEA, APAC"
+    )
     assert explain(P, "carol", None, None).context[0] == "`carol`: groups none"
     stranger = explain(P, "mallory", None, None)
     assert stranger.context[0] == "`mallory` is not a declared user: no groups, no attributes"
@@ -93,8 +129,10 @@ def test_columns_without_a_purpose() -> None:
     tx = expl.tables[1]
     notes = tx.columns[2]
     assert notes.when == 'region = "EU"'
-    assert notes.summary == \
-        'masked with constant("REDACTED") where region = "EU" (NULL too), clear elsewhere'
+    assert (
+        notes.summary
+        == 'masked with constant("REDACTED") where region = "EU" (NULL too), clear elsewhere'
+    )
     assert notes.decided_by == span(9)
 
 
@@ -113,20 +151,23 @@ def test_columns_under_a_purpose() -> None:
 def test_sub_purpose_project_reveals_and_parent_does_not_satisfy_child() -> None:
     expl = explain(P, "alice", "chargebacks", None)
     assert columns(expl)["credit_card"] == ("clear", "reveal")
-    child_only = program((unless(TX, "email", model.MaskNull(),
-                                 purpose("Fraud Detection.Chargebacks")),))
-    assert columns(explain(child_only, "alice", "fraud_q4", None))["email"] == \
-        ("masked", "null")
+    child_only = program(
+        (unless(TX, "email", model.MaskNull(), purpose("Fraud Detection.Chargebacks")),)
+    )
+    assert columns(explain(child_only, "alice", "fraud_q4", None))["email"] == ("masked", "null")
 
 
 def test_row_rules() -> None:
     bob = explain(P, "bob", None, None)
     survey, tx = bob.tables
-    assert [(r.kind, r.outcome, r.summary) for r in survey.rules] == \
-        [("restrict", "none", "no rows")]
+    assert [(r.kind, r.outcome, r.summary) for r in survey.rules] == [
+        ("restrict", "none", "no rows")
+    ]
     assert survey.rows == "no rows"
     assert [(r.outcome, r.predicate) for r in tx.rules] == [
-        ("where", "region in user.region"), ("where", "id >= 10")]
+        ("where", "region in user.region"),
+        ("where", "id >= 10"),
+    ]
     assert tx.rows == "rows where region in user.region and id >= 10"
 
     alice = explain(P, "alice", "fraud_q4", None)
@@ -135,7 +176,7 @@ def test_row_rules() -> None:
     assert survey.purposes == ()
     assert [r.outcome for r in tx.rules] == ["all", "where"]
     assert tx.rows == "rows where id >= 10"
-    assert tx.rules[0].allow == 'purpose Fraud Detection'
+    assert tx.rules[0].allow == "purpose Fraud Detection"
 
     mixed = explain(P, "alice", "mixed", None)
     assert mixed.tables[0].rows == "all rows"
@@ -145,8 +186,10 @@ def test_one_table_and_unknown_tables() -> None:
     expl = explain(P, "alice", None, SURVEY)
     assert [t.table for t in expl.tables] == ["hr.survey"]
     unprotected = explain(P, "alice", None, OPEN)
-    assert unprotected.tables[0].note == \
-        "no veil policy protects this table: every row and column is clear"
+    assert (
+        unprotected.tables[0].note
+        == "no veil policy protects this table: every row and column is clear"
+    )
     assert unprotected.tables[0].rows == "all rows"
     with pytest.raises(ValueError, match="not a table"):
         explain(P, "alice", None, ("no", "such"))
@@ -155,7 +198,9 @@ def test_one_table_and_unknown_tables() -> None:
 def test_text_rendering() -> None:
     text = render_explanation_text(explain(P, "bob", "fraud_q4", None))
     assert "\x1b" not in text
-    assert text == """\
+    assert (
+        text
+        == """\
 user `bob`, project `fraud_q4`
   `bob`: groups stewards
   project `fraud_q4` is active for `Fraud Detection`
@@ -176,6 +221,7 @@ sales.transactions
   filter    rows where id >= 10  policies.veil:13
   => rows where id >= 10
 """
+    )
 
 
 def test_text_without_protected_tables() -> None:
@@ -188,31 +234,54 @@ def test_json_is_stable_and_serialisable() -> None:
     data = explanation_to_json(expl)
     assert json.loads(json.dumps(data)) == data
     assert sorted(data) == ["context", "project", "tables", "user"]
-    assert data["user"] == {"name": "bob", "declared": True, "groups": ["stewards"],
-                            "attributes": {}}
-    assert data["project"] == {"name": None, "state": "no_project", "active_purposes": [],
-                               "purposes": []}
+    assert data["user"] == {
+        "name": "bob",
+        "declared": True,
+        "groups": ["stewards"],
+        "attributes": {},
+    }
+    assert data["project"] == {
+        "name": None,
+        "state": "no_project",
+        "active_purposes": [],
+        "purposes": [],
+    }
     tables = data["tables"]
     assert isinstance(tables, list) and len(tables) == 1
     table = tables[0]
     assert table["columns"][2] == {
-        "column": "notes", "type": "text", "outcome": "depends", "method": "constant",
-        "method_source": 'constant("REDACTED")', "when": 'region = "EU"',
+        "column": "notes",
+        "type": "text",
+        "outcome": "depends",
+        "method": "constant",
+        "method_source": 'constant("REDACTED")',
+        "when": 'region = "EU"',
         "decided_by": {"file": "policies.veil", "line": 9, "column": 1},
         "policies": [{"file": "policies.veil", "line": 9, "column": 1}],
         "summary": 'masked with constant("REDACTED") where region = "EU" (NULL too),'
-                   " clear elsewhere",
+        " clear elsewhere",
     }
     assert table["row_rules"][0] == {
-        "kind": "filter", "outcome": "where", "predicate": "region in user.region",
+        "kind": "filter",
+        "outcome": "where",
+        "predicate": "region in user.region",
         "allow": "purpose Fraud Detection",
         "policy": {"file": "policies.veil", "line": 12, "column": 1},
         "summary": "rows where region in user.region",
     }
     stale = explanation_to_json(explain(P, "bob", "stale_p", None))["project"]
-    assert stale == {"name": "stale_p", "state": "not_approved", "active_purposes": [],
-                     "purposes": [{"purpose": "Fraud Detection", "state": "stale",
-                                   "changes": ["members changed: added `bob`"]}]}
+    assert stale == {
+        "name": "stale_p",
+        "state": "not_approved",
+        "active_purposes": [],
+        "purposes": [
+            {
+                "purpose": "Fraud Detection",
+                "state": "stale",
+                "changes": ["members changed: added `bob`"],
+            }
+        ],
+    }
 
 
 def test_explain_is_deterministic() -> None:

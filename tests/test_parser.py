@@ -36,12 +36,12 @@ def N(v: str) -> ir.Name:
     return ir.Name(value=v)
 
 
-def O(*parts: str) -> ir.ObjectName:
+def obj(*parts: str) -> ir.ObjectName:
     return ir.ObjectName(parts=parts)
 
 
 def col(name: str) -> ir.ColumnRef:
-    return ir.ColumnRef(name=O(name))
+    return ir.ColumnRef(name=obj(name))
 
 
 def lit(v: ir.LiteralValue) -> ir.Literal:
@@ -53,7 +53,7 @@ FD = ir.PurposeIs(purpose=N("Fraud Detection"))
 
 def test_the_one_line_sentence() -> None:
     assert one("mask credit_card unless purpose Fraud Detection") == ir.Mask(
-        target=ir.ColumnTarget(name=O("credit_card")),
+        target=ir.ColumnTarget(name=obj("credit_card")),
         clauses=(
             ir.MaskClause(method=None, cond=FD),
             ir.MaskClause(method=ir.Method(name="null"), cond=None),
@@ -67,8 +67,7 @@ def test_bare_names_end_at_keywords_and_strings_are_the_same_name() -> None:
     quoted = one('mask x with hash unless purpose "Fraud Detection" or group "data stewards"')
     assert bare == quoted
     assert isinstance(bare, ir.Mask)
-    assert bare.clauses[0].cond == ir.CondOr(
-        items=(FD, ir.InGroup(group=N("data stewards"))))
+    assert bare.clauses[0].cond == ir.CondOr(items=(FD, ir.InGroup(group=N("data stewards"))))
 
 
 def test_and_binds_tighter_than_or_and_not_nests() -> None:
@@ -78,11 +77,14 @@ def test_and_binds_tighter_than_or_and_not_nests() -> None:
     assert m.clauses == (
         ir.MaskClause(
             method=ir.Method(name="null"),
-            cond=ir.CondOr(items=(
-                ir.InGroup(group=N("a")),
-                ir.CondAnd(items=(ir.InGroup(group=N("b")),
-                                  ir.CondNot(item=ir.IsUser(user=N("c"))))),
-            )),
+            cond=ir.CondOr(
+                items=(
+                    ir.InGroup(group=N("a")),
+                    ir.CondAnd(
+                        items=(ir.InGroup(group=N("b")), ir.CondNot(item=ir.IsUser(user=N("c"))))
+                    ),
+                )
+            ),
         ),
         ir.MaskClause(method=None, cond=None),
     )
@@ -91,7 +93,7 @@ def test_and_binds_tighter_than_or_and_not_nests() -> None:
 def test_backquoted_identifiers_and_doubled_backquotes() -> None:
     m = one("mask sales.`Order Lines`.`unit ``price``` with round(10)")
     assert isinstance(m, ir.Mask)
-    assert m.target == ir.ColumnTarget(name=O("sales", "Order Lines", "unit `price`"))
+    assert m.target == ir.ColumnTarget(name=obj("sales", "Order Lines", "unit `price`"))
     assert m.clauses == (ir.MaskClause(method=ir.Method(name="round", args=(10,)), cond=None),)
     assert m.form == "always"
 
@@ -107,15 +109,24 @@ table sales.transactions {
 tag pii.card on payments.cards.pan        # a tag added outside the table block
 """)
     assert stmts == (
-        ir.Table(name=O("sales", "transactions"), columns=(
-            ir.Column(name="id", type=ir.ColumnType(name="bigint")),
-            ir.Column(name="credit_card", type=ir.ColumnType(name="varchar", params=(19,)),
-                      tags=(ir.TagPath(parts=("pii", "card")),)),
-            ir.Column(name="email", type=ir.ColumnType(name="varchar"),
-                      tags=(ir.TagPath(parts=("pii", "email")), ir.TagPath(parts=("contact",)))),
-            ir.Column(name="amount", type=ir.ColumnType(name="decimal", params=(12, 2))),
-        )),
-        ir.TagOn(tags=(ir.TagPath(parts=("pii", "card")),), target=O("payments", "cards", "pan")),
+        ir.Table(
+            name=obj("sales", "transactions"),
+            columns=(
+                ir.Column(name="id", type=ir.ColumnType(name="bigint")),
+                ir.Column(
+                    name="credit_card",
+                    type=ir.ColumnType(name="varchar", params=(19,)),
+                    tags=(ir.TagPath(parts=("pii", "card")),),
+                ),
+                ir.Column(
+                    name="email",
+                    type=ir.ColumnType(name="varchar"),
+                    tags=(ir.TagPath(parts=("pii", "email")), ir.TagPath(parts=("contact",))),
+                ),
+                ir.Column(name="amount", type=ir.ColumnType(name="decimal", params=(12, 2))),
+            ),
+        ),
+        ir.TagOn(tags=(ir.TagPath(parts=("pii", "card")),), target=obj("payments", "cards", "pan")),
     )
 
 
@@ -138,16 +149,28 @@ approvers carol, dan
 approvers erin for purpose Fraud Detection
 """)
     assert stmts == (
-        ir.Purpose(name=N("Fraud Detection"), description="Investigate suspicious card activity",
-                   acknowledgement="I will use card data only to investigate fraud."),
+        ir.Purpose(
+            name=N("Fraud Detection"),
+            description="Investigate suspicious card activity",
+            acknowledgement="I will use card data only to investigate fraud.",
+        ),
         ir.Purpose(name=N("Fraud Detection.Chargebacks")),
         ir.Group(name=N("analysts")),
-        ir.User(name=N("alice"), groups=(N("analysts"),), attributes=(
-            ir.Attribute(key="region", values=("EMEA", "APAC")),
-            ir.Attribute(key="department", values=("Risk",)))),
-        ir.Project(name=N("fraud_q4"), purposes=(N("Fraud Detection"),),
-                   members=(N("alice"), N("bob")), sources=(O("sales", "transactions"),),
-                   documentation="Card fraud investigations for Q4."),
+        ir.User(
+            name=N("alice"),
+            groups=(N("analysts"),),
+            attributes=(
+                ir.Attribute(key="region", values=("EMEA", "APAC")),
+                ir.Attribute(key="department", values=("Risk",)),
+            ),
+        ),
+        ir.Project(
+            name=N("fraud_q4"),
+            purposes=(N("Fraud Detection"),),
+            members=(N("alice"), N("bob")),
+            sources=(obj("sales", "transactions"),),
+            documentation="Card fraud investigations for Q4.",
+        ),
         ir.Approvers(names=(N("carol"), N("dan"))),
         ir.Approvers(names=(N("erin"),), purpose=N("Fraud Detection")),
     )
@@ -165,25 +188,38 @@ revoke fraud_q4 purpose Fraud Detection by carol at 2026-11-21T09:30:00+01:00
 """)
     at = dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC)
     assert stmts[0] == ir.Approve(
-        project=N("fraud_q4"), purpose=N("Fraud Detection"), by=N("carol"), at=at,
+        project=N("fraud_q4"),
+        purpose=N("Fraud Detection"),
+        by=N("carol"),
+        at=at,
         digest="sha256:ab",
         record=ir.ApprovalRecord(
-            purposes=(N("Fraud Detection"),), members=(N("alice"), N("bob")),
-            sources=(O("sales", "transactions"),),
-            acknowledgements=(ir.Acknowledged(purpose=N("Fraud Detection"), text="I will."),)))
-    assert stmts[1] == ir.Revoke(project=N("fraud_q4"), purpose=N("Fraud Detection"),
-                                 by=N("carol"), at=dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC))
+            purposes=(N("Fraud Detection"),),
+            members=(N("alice"), N("bob")),
+            sources=(obj("sales", "transactions"),),
+            acknowledgements=(ir.Acknowledged(purpose=N("Fraud Detection"), text="I will."),),
+        ),
+    )
+    assert stmts[1] == ir.Revoke(
+        project=N("fraud_q4"),
+        purpose=N("Fraud Detection"),
+        by=N("carol"),
+        at=dt.datetime(2026, 11, 21, 8, 30, tzinfo=dt.UTC),
+    )
 
 
-@pytest.mark.parametrize(("text", "method"), [
-    ("mask tagged pii with null", ir.Method(name="null")),
-    ("mask tagged pii.card with show_last(4)", ir.Method(name="show_last", args=(4,))),
-    ('mask x with constant("REDACTED")', ir.Method(name="constant", args=("REDACTED",))),
-    ("mask x with constant(-1.5)", ir.Method(name="constant", args=(Decimal("-1.5"),))),
-    ("mask x with truncate(month)", ir.Method(name="truncate", args=("month",))),
-    ('mask x with regex("[0-9]", "#")', ir.Method(name="regex", args=("[0-9]", "#"))),
-    ("mask x with email_domain", ir.Method(name="email_domain")),
-])
+@pytest.mark.parametrize(
+    ("text", "method"),
+    [
+        ("mask tagged pii with null", ir.Method(name="null")),
+        ("mask tagged pii.card with show_last(4)", ir.Method(name="show_last", args=(4,))),
+        ('mask x with constant("REDACTED")', ir.Method(name="constant", args=("REDACTED",))),
+        ("mask x with constant(-1.5)", ir.Method(name="constant", args=(Decimal("-1.5"),))),
+        ("mask x with truncate(month)", ir.Method(name="truncate", args=("month",))),
+        ('mask x with regex("[0-9]", "#")', ir.Method(name="regex", args=("[0-9]", "#"))),
+        ("mask x with email_domain", ir.Method(name="email_domain")),
+    ],
+)
 def test_methods(text: str, method: ir.Method) -> None:
     m = one(text)
     assert isinstance(m, ir.Mask)
@@ -191,8 +227,7 @@ def test_methods(text: str, method: ir.Method) -> None:
 
 
 def test_tagged_target_and_cell_masking() -> None:
-    m = one('mask notes with constant("REDACTED") when region = "EU" '
-            'unless purpose "GDPR Review"')
+    m = one('mask notes with constant("REDACTED") when region = "EU" unless purpose "GDPR Review"')
     assert isinstance(m, ir.Mask)
     assert m.when == ir.Compare(op="=", left=col("region"), right=lit("EU"))
     assert m.form == "unless"
@@ -207,12 +242,20 @@ def test_block_form_first_match_wins() -> None:
   with hash   for purpose "Marketing" or group marketing
   with null   otherwise
 }""")
-    assert m == ir.Mask(target=ir.ColumnTarget(name=O("email")), form="block", clauses=(
-        ir.MaskClause(method=None, cond=ir.PurposeIs(purpose=N("Support"))),
-        ir.MaskClause(method=ir.Method(name="hash"), cond=ir.CondOr(items=(
-            ir.PurposeIs(purpose=N("Marketing")), ir.InGroup(group=N("marketing"))))),
-        ir.MaskClause(method=ir.Method(name="null"), cond=None),
-    ))
+    assert m == ir.Mask(
+        target=ir.ColumnTarget(name=obj("email")),
+        form="block",
+        clauses=(
+            ir.MaskClause(method=None, cond=ir.PurposeIs(purpose=N("Support"))),
+            ir.MaskClause(
+                method=ir.Method(name="hash"),
+                cond=ir.CondOr(
+                    items=(ir.PurposeIs(purpose=N("Marketing")), ir.InGroup(group=N("marketing")))
+                ),
+            ),
+            ir.MaskClause(method=ir.Method(name="null"), cond=None),
+        ),
+    )
 
 
 def test_filters() -> None:
@@ -221,14 +264,19 @@ filter sales.transactions where region in user.region unless purpose "Fraud Dete
 filter sales.transactions where created_at >= now() - 90 days unless group auditors
 """)
     assert f1 == ir.Filter(
-        table=O("sales", "transactions"),
+        table=obj("sales", "transactions"),
         where=ir.InUser(item=col("region"), ref=ir.UserRef(attr="region")),
-        unless=FD)
+        unless=FD,
+    )
     assert f2 == ir.Filter(
-        table=O("sales", "transactions"),
-        where=ir.Compare(op=">=", left=col("created_at"), right=ir.Arith(
-            op="-", left=ir.Now(), right=ir.Interval(amount=90, unit="days"))),
-        unless=ir.InGroup(group=N("auditors")))
+        table=obj("sales", "transactions"),
+        where=ir.Compare(
+            op=">=",
+            left=col("created_at"),
+            right=ir.Arith(op="-", left=ir.Now(), right=ir.Interval(amount=90, unit="days")),
+        ),
+        unless=ir.InGroup(group=N("auditors")),
+    )
 
 
 def test_predicates_all_forms_and_parentheses_span_lines() -> None:
@@ -237,20 +285,25 @@ def test_predicates_all_forms_and_parentheses_span_lines() -> None:
       and e is null and not f <> -2 and g in (1, 2) and h not between 0 and 1 \\
       and owner = user.name and 'ops' not in user.groups and day < today()""")
     assert isinstance(f, ir.Filter)
-    assert f.where == ir.BoolAnd(items=(
-        ir.BoolOr(items=(
-            ir.Compare(op="=", left=col("a"), right=lit(1)),
-            ir.Between(item=col("b"), low=lit(2), high=lit(3)))),
-        ir.IsNull(item=col("c"), negated=True),
-        ir.InList(item=col("d"), options=(lit("x"), lit("y")), negated=True),
-        ir.IsNull(item=col("e")),
-        ir.BoolNot(item=ir.Compare(op="!=", left=col("f"), right=lit(-2))),
-        ir.InList(item=col("g"), options=(lit(1), lit(2))),
-        ir.Between(item=col("h"), low=lit(0), high=lit(1), negated=True),
-        ir.Compare(op="=", left=col("owner"), right=ir.UserRef(attr="name")),
-        ir.InUser(item=lit("ops"), ref=ir.UserRef(attr="groups"), negated=True),
-        ir.Compare(op="<", left=col("day"), right=ir.Today()),
-    ))
+    assert f.where == ir.BoolAnd(
+        items=(
+            ir.BoolOr(
+                items=(
+                    ir.Compare(op="=", left=col("a"), right=lit(1)),
+                    ir.Between(item=col("b"), low=lit(2), high=lit(3)),
+                )
+            ),
+            ir.IsNull(item=col("c"), negated=True),
+            ir.InList(item=col("d"), options=(lit("x"), lit("y")), negated=True),
+            ir.IsNull(item=col("e")),
+            ir.BoolNot(item=ir.Compare(op="!=", left=col("f"), right=lit(-2))),
+            ir.InList(item=col("g"), options=(lit(1), lit(2))),
+            ir.Between(item=col("h"), low=lit(0), high=lit(1), negated=True),
+            ir.Compare(op="=", left=col("owner"), right=ir.UserRef(attr="name")),
+            ir.InUser(item=lit("ops"), ref=ir.UserRef(attr="groups"), negated=True),
+            ir.Compare(op="<", left=col("day"), right=ir.Today()),
+        )
+    )
 
 
 def test_restrict_forms() -> None:
@@ -259,18 +312,21 @@ restrict sales.transactions to purpose "Fraud Detection", purpose "Audit"
 restrict hr.survey to any purpose
 restrict hr.survey to purpose "Employee Retention" unless group hr_admins
 """)
-    assert r1 == ir.Restrict(table=O("sales", "transactions"),
-                             to=(FD, ir.PurposeIs(purpose=N("Audit"))))
-    assert r2 == ir.Restrict(table=O("hr", "survey"), to=(ir.AnyPurpose(),))
-    assert r3 == ir.Restrict(table=O("hr", "survey"),
-                             to=(ir.PurposeIs(purpose=N("Employee Retention")),),
-                             unless=ir.InGroup(group=N("hr_admins")))
+    assert r1 == ir.Restrict(
+        table=obj("sales", "transactions"), to=(FD, ir.PurposeIs(purpose=N("Audit")))
+    )
+    assert r2 == ir.Restrict(table=obj("hr", "survey"), to=(ir.AnyPurpose(),))
+    assert r3 == ir.Restrict(
+        table=obj("hr", "survey"),
+        to=(ir.PurposeIs(purpose=N("Employee Retention")),),
+        unless=ir.InGroup(group=N("hr_admins")),
+    )
 
 
 def test_attribute_condition_and_strings_with_escapes() -> None:
     m = one(r"""mask x unless attribute department = 'R\'s "D"\n\u00e9'""")
     assert isinstance(m, ir.Mask)
-    assert m.clauses[0].cond == ir.HasAttribute(key="department", value="R's \"D\"\né")
+    assert m.clauses[0].cond == ir.HasAttribute(key="department", value='R\'s "D"\né')
 
 
 def test_test_blocks() -> None:
@@ -282,16 +338,27 @@ def test_test_blocks() -> None:
   expect sales.transactions row { region: "LATAM", amount: 10.5 } hidden
 }""")
     assert t == ir.TestCase(
-        name="fraud analysts see card numbers in their project", user=N("alice"),
-        project=N("fraud_q4"), expectations=(
-            ir.ExpectColumn(column=O("sales", "transactions", "credit_card"), outcome="clear"),
-            ir.ExpectColumn(column=O("sales", "transactions", "email"), outcome="masked",
-                            method=ir.Method(name="hash")),
-            ir.ExpectColumn(column=O("sales", "transactions", "notes"), outcome="masked"),
-            ir.ExpectRow(table=O("sales", "transactions"), outcome="hidden", row=(
-                ir.RowField(column="region", value="LATAM"),
-                ir.RowField(column="amount", value=Decimal("10.5")))),
-        ))
+        name="fraud analysts see card numbers in their project",
+        user=N("alice"),
+        project=N("fraud_q4"),
+        expectations=(
+            ir.ExpectColumn(column=obj("sales", "transactions", "credit_card"), outcome="clear"),
+            ir.ExpectColumn(
+                column=obj("sales", "transactions", "email"),
+                outcome="masked",
+                method=ir.Method(name="hash"),
+            ),
+            ir.ExpectColumn(column=obj("sales", "transactions", "notes"), outcome="masked"),
+            ir.ExpectRow(
+                table=obj("sales", "transactions"),
+                outcome="hidden",
+                row=(
+                    ir.RowField(column="region", value="LATAM"),
+                    ir.RowField(column="amount", value=Decimal("10.5")),
+                ),
+            ),
+        ),
+    )
 
 
 def test_semicolons_comments_blank_lines_and_no_final_newline() -> None:
@@ -326,7 +393,11 @@ def test_keyword_as_a_name_is_reserved() -> None:
 def test_missing_name_after_purpose() -> None:
     d = fail("mask x unless purpose\n")
     assert (d.code, d.message, d.span.line, d.span.col) == (
-        "P0001", "unexpected end of line", 1, 22)
+        "P0001",
+        "unexpected end of line",
+        1,
+        22,
+    )
     assert d.help is not None and "a name" in d.help
 
 
@@ -352,7 +423,7 @@ def test_lists_continue_after_a_comma_and_backslash_takes_a_comment() -> None:
     p = one("project p {\n  members alice,\n          bob\n  sources a.b, \\ # more\n c.d\n}")
     assert isinstance(p, ir.Project)
     assert p.members == (N("alice"), N("bob"))
-    assert p.sources == (O("a", "b"), O("c", "d"))
+    assert p.sources == (obj("a", "b"), obj("c", "d"))
 
 
 def test_negative_numbers_in_test_rows() -> None:

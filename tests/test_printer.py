@@ -69,21 +69,39 @@ def test_names(name: str, expected: str) -> None:
 
 
 def test_literals() -> None:
-    assert [literal_to_source(v) for v in (None, True, False, -3, Decimal("2.50"),
-                                           Decimal("5"), Decimal("1E+2"), "x")] == \
-        ["null", "true", "false", "-3", "2.50", "5.0", "100.0", '"x"']
+    assert [
+        literal_to_source(v)
+        for v in (None, True, False, -3, Decimal("2.50"), Decimal("5"), Decimal("1E+2"), "x")
+    ] == ["null", "true", "false", "-3", "2.50", "5.0", "100.0", '"x"']
 
 
 def test_actions() -> None:
-    assert [action_to_source(a) for a in (
-        None, model.MaskNull(), model.MaskHash(salt="s", length=9), model.MaskEmailDomain(),
-        model.MaskConstant(value="REDACTED"), model.MaskConstant(value=Decimal("0.00")),
-        model.MaskShow(side="last", count=4), model.MaskShow(side="first", count=1),
-        model.MaskRegex(pattern=r"\d", replacement=r"\1"), model.MaskRound(step=Decimal(100)),
-        model.MaskTruncate(unit="quarter"),
-    )] == [
-        "reveal", "null", "hash", "email_domain", 'constant("REDACTED")', "constant(0.00)",
-        "show_last(4)", "show_first(1)", 'regex("\\\\d", "\\\\1")', "round(100)",
+    assert [
+        action_to_source(a)
+        for a in (
+            None,
+            model.MaskNull(),
+            model.MaskHash(salt="s", length=9),
+            model.MaskEmailDomain(),
+            model.MaskConstant(value="REDACTED"),
+            model.MaskConstant(value=Decimal("0.00")),
+            model.MaskShow(side="last", count=4),
+            model.MaskShow(side="first", count=1),
+            model.MaskRegex(pattern=r"\d", replacement=r"\1"),
+            model.MaskRound(step=Decimal(100)),
+            model.MaskTruncate(unit="quarter"),
+        )
+    ] == [
+        "reveal",
+        "null",
+        "hash",
+        "email_domain",
+        'constant("REDACTED")',
+        "constant(0.00)",
+        "show_last(4)",
+        "show_first(1)",
+        'regex("\\\\d", "\\\\1")',
+        "round(100)",
         "truncate(quarter)",
     ]
 
@@ -96,7 +114,7 @@ def test_actions() -> None:
         "not (a = 1 or b = 2) and c between 1 and 2 + 3",
         "a - (b - c) = -(x + 1)",
         "(a = b) = true",
-        "x not in (1, -2, 3.5, null, \"s\")",
+        'x not in (1, -2, 3.5, null, "s")',
         "user.name = owner and team not in user.groups",
         "`Order Lines`.`unit price` > 0",
         "d not between today() - 7 days and today()",
@@ -110,10 +128,10 @@ def test_predicates_print_back_as_written(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        'purpose Fraud Detection or group stewards',
+        "purpose Fraud Detection or group stewards",
         'not (purpose "Fraud Detection.Chargebacks" or any purpose) and user bob',
         'attribute `cost center` = "a\\"b" and not not group x',
-        '(group a or group b) and (group c or group d)',
+        "(group a or group b) and (group c or group d)",
     ],
 )
 def test_conditions_print_back_as_written(text: str) -> None:
@@ -121,35 +139,50 @@ def test_conditions_print_back_as_written(text: str) -> None:
 
 
 def test_condition_constants() -> None:
-    assert cond_to_source(ir.CondOr(items=(ir.CondConst(value=False),
-                                           ir.InGroup(group=ir.Name(value="a"))))) == \
-        "false or group a"
+    assert (
+        cond_to_source(
+            ir.CondOr(items=(ir.CondConst(value=False), ir.InGroup(group=ir.Name(value="a"))))
+        )
+        == "false or group a"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Round trips of generated IR
 
 _idents = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True).filter(
-    lambda s: s not in ir.KEYWORDS)
-_parts = _idents | st.text(st.characters(blacklist_characters="\n\r`", min_codepoint=32,
-                                         max_codepoint=0x2FF), min_size=1, max_size=6)
+    lambda s: s not in ir.KEYWORDS
+)
+_parts = _idents | st.text(
+    st.characters(blacklist_characters="\n\r`", min_codepoint=32, max_codepoint=0x2FF),
+    min_size=1,
+    max_size=6,
+)
 _columns = st.lists(_parts, min_size=1, max_size=3).map(
-    lambda ps: ir.ColumnRef(name=ir.ObjectName(parts=tuple(ps))))
+    lambda ps: ir.ColumnRef(name=ir.ObjectName(parts=tuple(ps)))
+)
 _strings = st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)
-_numbers = st.integers(-10**6, 10**6) | st.decimals(
-    allow_nan=False, allow_infinity=False, places=3, min_value=-10**4, max_value=10**4)
+_numbers = st.integers(-(10**6), 10**6) | st.decimals(
+    allow_nan=False, allow_infinity=False, places=3, min_value=-(10**4), max_value=10**4
+)
 _literals: st.SearchStrategy[ir.Expr] = st.one_of(st.none(), st.booleans(), _numbers, _strings).map(
-    lambda v: ir.Literal(value=v))
+    lambda v: ir.Literal(value=v)
+)
 _units = st.sampled_from(sorted(ir.INTERVAL_UNITS))
 _values: st.SearchStrategy[ir.Expr] = st.one_of(
-    _literals, _columns, st.sampled_from([ir.Now(), ir.Today(), ir.UserRef(attr="name")]),
+    _literals,
+    _columns,
+    st.sampled_from([ir.Now(), ir.Today(), ir.UserRef(attr="name")]),
     st.builds(lambda n, u: ir.Interval(amount=n, unit=u), st.integers(0, 400), _units),
 )
 
 
 def _neg(e: ir.Expr) -> ir.Expr:
-    if isinstance(e, ir.Literal) and not isinstance(e.value, bool) \
-            and isinstance(e.value, int | Decimal):
+    if (
+        isinstance(e, ir.Literal)
+        and not isinstance(e.value, bool)
+        and isinstance(e.value, int | Decimal)
+    ):
         return ir.Neg(item=ir.ColumnRef(name=ir.ObjectName(parts=("n",))))  # folded by parser
     return ir.Neg(item=e)
 
@@ -157,8 +190,12 @@ def _neg(e: ir.Expr) -> ir.Expr:
 _sums: st.SearchStrategy[ir.Expr] = st.recursive(
     _values,
     lambda inner: st.one_of(
-        st.builds(lambda op, a, b: ir.Arith(op=op, left=a, right=b),
-                  st.sampled_from(["+", "-"]), inner, inner),
+        st.builds(
+            lambda op, a, b: ir.Arith(op=op, left=a, right=b),
+            st.sampled_from(["+", "-"]),
+            inner,
+            inner,
+        ),
         inner.map(_neg),
     ),
     max_leaves=4,
@@ -171,12 +208,25 @@ def _pred_atoms(sums: st.SearchStrategy[ir.Expr]) -> st.SearchStrategy[ir.Expr]:
     return st.one_of(
         sums,
         st.builds(lambda op, a, b: ir.Compare(op=op, left=a, right=b), _ops, sums, sums),
-        st.builds(lambda i, o, n: ir.InList(item=i, options=tuple(o), negated=n),
-                  sums, st.lists(sums, min_size=1, max_size=3), st.booleans()),
-        st.builds(lambda i, a, n: ir.InUser(item=i, ref=ir.UserRef(attr=a), negated=n),
-                  sums, _attrs, st.booleans()),
-        st.builds(lambda i, lo, hi, n: ir.Between(item=i, low=lo, high=hi, negated=n),
-                  sums, sums, sums, st.booleans()),
+        st.builds(
+            lambda i, o, n: ir.InList(item=i, options=tuple(o), negated=n),
+            sums,
+            st.lists(sums, min_size=1, max_size=3),
+            st.booleans(),
+        ),
+        st.builds(
+            lambda i, a, n: ir.InUser(item=i, ref=ir.UserRef(attr=a), negated=n),
+            sums,
+            _attrs,
+            st.booleans(),
+        ),
+        st.builds(
+            lambda i, lo, hi, n: ir.Between(item=i, low=lo, high=hi, negated=n),
+            sums,
+            sums,
+            sums,
+            st.booleans(),
+        ),
         st.builds(lambda i, n: ir.IsNull(item=i, negated=n), sums, st.booleans()),
     )
 
@@ -200,8 +250,11 @@ def test_printed_predicates_parse_back_to_the_same_ir(expr: ir.Expr) -> None:
     assert parse_where(expr_to_source(expr)) == expr
 
 
-_words = st.lists(_idents.map(str.capitalize).filter(lambda s: s.lower() not in ir.KEYWORDS),
-                  min_size=1, max_size=3).map(" ".join)
+_words = st.lists(
+    _idents.map(str.capitalize).filter(lambda s: s.lower() not in ir.KEYWORDS),
+    min_size=1,
+    max_size=3,
+).map(" ".join)
 _names = (_words | _strings).map(lambda v: ir.Name(value=v))
 _cond_atoms = st.one_of(
     _names.map(lambda n: ir.PurposeIs(purpose=n)),

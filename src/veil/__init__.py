@@ -7,13 +7,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from veil.api import Checked, check, compile  # noqa: E402
-from veil.diagnostics import Diagnostic, Severity, Span, VeilError  # noqa: E402
-from veil.loader import load  # noqa: E402
+from veil.api import Checked, check, compile
+from veil.diagnostics import Diagnostic, Severity, Span, VeilError
+from veil.loader import load
 
 
-def explain(paths: list[str], user: str, project: str | None = None,
-            table: str | None = None) -> object:
+def explain(
+    paths: list[str], user: str, project: str | None = None, table: str | None = None
+) -> object:
     """What `user` sees (no database): see `veil.explain.explain`."""
     from veil.explain import explain as run_explain
 
@@ -25,6 +26,14 @@ def explain(paths: list[str], user: str, project: str | None = None,
 
 
 __all__ = [
-    "Checked", "Diagnostic", "Severity", "Span", "VeilError", "__version__", "check", "compile",
-    "explain", "load",
+    "Checked",
+    "Diagnostic",
+    "Severity",
+    "Span",
+    "VeilError",
+    "__version__",
+    "check",
+    "compile",
+    "explain",
+    "load",
 ]

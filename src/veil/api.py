@@ -41,8 +41,9 @@ def check(paths: Sequence[str | Path], *, strict: bool = False) -> Checked:
     diags = sort_diagnostics(diags)
     if any(d.is_error for d in diags):
         program = None
-    return Checked(program=program, diagnostics=tuple(diags), sources=loaded.sources,
-                   files=loaded.files)
+    return Checked(
+        program=program, diagnostics=tuple(diags), sources=loaded.sources, files=loaded.files
+    )
 
 
 def compile_program(program: model.Program, target: str) -> tuple[str | None, list[Diagnostic]]:

@@ -45,14 +45,22 @@ class ProjectContent:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"project": self.project, "purposes": list(self.purposes),
-             "members": list(self.members), "sources": [_dotted(k) for k in self.sources],
-             "acknowledgements": dict(self.acknowledgements)},
-            sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            {
+                "project": self.project,
+                "purposes": list(self.purposes),
+                "members": list(self.members),
+                "sources": [_dotted(k) for k in self.sources],
+                "acknowledgements": dict(self.acknowledgements),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
 
 
-def project_content(project: ProjectLike, purposes: Mapping[str, model.PurposeInfo]
-                    ) -> ProjectContent:
+def project_content(
+    project: ProjectLike, purposes: Mapping[str, model.PurposeInfo]
+) -> ProjectContent:
     if isinstance(project, ir.Project):
         name = project.name.value
         names = {p.value for p in project.purposes}
@@ -63,12 +71,16 @@ def project_content(project: ProjectLike, purposes: Mapping[str, model.PurposeIn
         names = {p.purpose for p in project.purposes}
         members = set(project.members)
         sources = set(project.sources)
-    acks = {p: info.acknowledgement if (info := purposes.get(p)) is not None else None
-            for p in names}
-    return ProjectContent(project=name, purposes=tuple(sorted(names)),
-                          members=tuple(sorted(members)),
-                          sources=tuple(sorted(sources, key=_dotted)),
-                          acknowledgements=tuple(sorted(acks.items())))
+    acks = {
+        p: info.acknowledgement if (info := purposes.get(p)) is not None else None for p in names
+    }
+    return ProjectContent(
+        project=name,
+        purposes=tuple(sorted(names)),
+        members=tuple(sorted(members)),
+        sources=tuple(sorted(sources, key=_dotted)),
+        acknowledgements=tuple(sorted(acks.items())),
+    )
 
 
 def project_digest(project: ProjectLike, purposes: Mapping[str, model.PurposeInfo]) -> str:
@@ -77,8 +89,9 @@ def project_digest(project: ProjectLike, purposes: Mapping[str, model.PurposeInf
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def approval_record(project: ProjectLike, purposes: Mapping[str, model.PurposeInfo]
-                    ) -> ir.ApprovalRecord:
+def approval_record(
+    project: ProjectLike, purposes: Mapping[str, model.PurposeInfo]
+) -> ir.ApprovalRecord:
     """What an `approve` line records beside the digest (purposes, members, sources, and the
     acknowledgement text of each purpose that has one)."""
     c = project_content(project, purposes)
@@ -86,13 +99,19 @@ def approval_record(project: ProjectLike, purposes: Mapping[str, model.PurposeIn
         purposes=tuple(ir.Name(value=p) for p in c.purposes),
         members=tuple(ir.Name(value=m) for m in c.members),
         sources=tuple(ir.ObjectName(parts=k) for k in c.sources),
-        acknowledgements=tuple(ir.Acknowledged(purpose=ir.Name(value=p), text=text)
-                               for p, text in c.acknowledgements if text is not None),
+        acknowledgements=tuple(
+            ir.Acknowledged(purpose=ir.Name(value=p), text=text)
+            for p, text in c.acknowledgements
+            if text is not None
+        ),
     )
 
 
-def approval_changes(record: ir.ApprovalRecord | None, project: ProjectLike,
-                     purposes: Mapping[str, model.PurposeInfo]) -> tuple[str, ...]:
+def approval_changes(
+    record: ir.ApprovalRecord | None,
+    project: ProjectLike,
+    purposes: Mapping[str, model.PurposeInfo],
+) -> tuple[str, ...]:
     """What changed since `record` was approved, in words (`member \\`dave\\` added`, …)."""
     if record is None:
         return ("the project changed since approval",)
@@ -121,8 +140,9 @@ class Refusal(enum.Enum):
     MEMBER = "member of the project"
 
 
-def approval_refusal(approvers: Sequence[ir.Approvers], project: ProjectLike, purpose: str,
-                     by: str) -> tuple[Refusal, str] | None:
+def approval_refusal(
+    approvers: Sequence[ir.Approvers], project: ProjectLike, purpose: str, by: str
+) -> tuple[Refusal, str] | None:
     """Why `by` may not approve `purpose` in `project`, or None.
 
     Only a declared approver may approve (`approvers …` for any purpose, `approvers … for
@@ -130,27 +150,38 @@ def approval_refusal(approvers: Sequence[ir.Approvers], project: ProjectLike, pu
     duties). Without any `approvers` statement anyone may (the checker warns).
     """
     name = project.name.value if isinstance(project, ir.Project) else project.name
-    members = ({m.value for m in project.members} if isinstance(project, ir.Project)
-               else set(project.members))
+    members = (
+        {m.value for m in project.members}
+        if isinstance(project, ir.Project)
+        else set(project.members)
+    )
     if approvers:
         general = {n.value for a in approvers if a.purpose is None for n in a.names}
-        scoped = sorted({a.purpose.value for a in approvers if a.purpose is not None
-                         and by in {n.value for n in a.names}})
+        scoped = sorted(
+            {
+                a.purpose.value
+                for a in approvers
+                if a.purpose is not None and by in {n.value for n in a.names}
+            }
+        )
         allowed = by in general or any(model.purpose_satisfies(purpose, s) for s in scoped)
         if not allowed and scoped:
             only = ", ".join(f"`{s}`" for s in scoped)
-            return (Refusal.NOT_AN_APPROVER,
-                    f"`{by}` may only approve {only} and its sub-purposes")
+            return (Refusal.NOT_AN_APPROVER, f"`{by}` may only approve {only} and its sub-purposes")
         if not allowed:
             return Refusal.NOT_AN_APPROVER, f"`{by}` is not a declared approver"
     if by in members:
-        return (Refusal.MEMBER, f"`{by}` is a member of project `{name}`, and separation of "
-                "duties forbids approving one's own project")
+        return (
+            Refusal.MEMBER,
+            f"`{by}` is a member of project `{name}`, and separation of "
+            "duties forbids approving one's own project",
+        )
     return None
 
 
-def may_approve(approvers: Sequence[ir.Approvers], project: ProjectLike, purpose: str,
-                by: str) -> str | None:
+def may_approve(
+    approvers: Sequence[ir.Approvers], project: ProjectLike, purpose: str, by: str
+) -> str | None:
     """None when `by` may approve `purpose` in `project`; else the reason, in words."""
     refusal = approval_refusal(approvers, project, purpose, by)
     return None if refusal is None else refusal[1]
@@ -166,19 +197,24 @@ def format_time(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def approve_line(project: str, purpose: str, by: str, at: dt.datetime, digest: str,
-                 record: ir.ApprovalRecord) -> str:
+def approve_line(
+    project: str, purpose: str, by: str, at: dt.datetime, digest: str, record: ir.ApprovalRecord
+) -> str:
     """The `approve` statement `veil approve` appends (with its record block), ending in a
     newline. It parses back to an `ir.Approve` with the same fields."""
     n = ir.name_source
-    lines = [f"approve {n(project)} purpose {n(purpose)} by {n(by)} at {format_time(at)} "
-             f"digest {ir.string_source(digest)} {{"]
+    lines = [
+        f"approve {n(project)} purpose {n(purpose)} by {n(by)} at {format_time(at)} "
+        f"digest {ir.string_source(digest)} {{"
+    ]
     if record.purposes:
         lines.append("  purposes " + ", ".join(n(p.value) for p in record.purposes))
     lines.append("  members " + (", ".join(n(m.value) for m in record.members) or "{}"))
     lines.append("  sources " + (", ".join(str(s) for s in record.sources) or "{}"))
-    lines.extend(f"  acknowledgement {n(a.purpose.value)} {ir.string_source(a.text)}"
-                 for a in record.acknowledgements)
+    lines.extend(
+        f"  acknowledgement {n(a.purpose.value)} {ir.string_source(a.text)}"
+        for a in record.acknowledgements
+    )
     lines.append("}")
     return "\n".join(lines) + "\n"
 

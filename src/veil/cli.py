@@ -27,14 +27,19 @@ EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 class Suggesting(click.Choice[str]):
     """A choice that says "did you mean" for a near miss (`--target postgress`)."""
 
-    def convert(self, value: t.Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
+    def convert(
+        self, value: t.Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
         if value in self.choices:
             return str(value)
         close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
         hint = f"; did you mean `{close[0]}`?" if close else ""
-        self.fail(f"unknown {param.name if param else 'value'} `{value}` "
-                  f"(choose from {', '.join(map(str, self.choices))}){hint}", param, ctx)
+        self.fail(
+            f"unknown {param.name if param else 'value'} `{value}` "
+            f"(choose from {', '.join(map(str, self.choices))}){hint}",
+            param,
+            ctx,
+        )
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -73,8 +78,10 @@ def emit_diagnostics(diags: t.Sequence[Diagnostic], sources: SourceMap, fmt: str
     errors = sum(1 for d in diags if d.is_error)
     warnings = len(diags) - errors
     if diags:
-        click.echo(f"{errors} error{'s' * (errors != 1)}, "
-                   f"{warnings} warning{'s' * (warnings != 1)}", err=True)
+        click.echo(
+            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}",
+            err=True,
+        )
 
 
 def _checked_or_exit(paths: t.Sequence[str], strict: bool, fmt: str = "text") -> Checked:
@@ -101,8 +108,14 @@ def main() -> None:
 @main.command("check")
 @PATHS
 @STRICT
-@click.option("--format", "fmt", type=Suggesting(["text", "json", "github", "sarif"]),
-              default="text", show_default=True, help="How to print diagnostics.")
+@click.option(
+    "--format",
+    "fmt",
+    type=Suggesting(["text", "json", "github", "sarif"]),
+    default="text",
+    show_default=True,
+    help="How to print diagnostics.",
+)
 def check_cmd(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
     """Check policy files: names, types, conflicts and approvals.
 
@@ -119,10 +132,19 @@ def check_cmd(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
 
 @main.command("compile")
 @PATHS
-@click.option("--target", "-t", type=Suggesting(sorted(TARGETS)), required=True,
-              help="The platform to compile for.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write the script here (atomically) instead of standard output.")
+@click.option(
+    "--target",
+    "-t",
+    type=Suggesting(sorted(TARGETS)),
+    required=True,
+    help="The platform to compile for.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the script here (atomically) instead of standard output.",
+)
 @STRICT
 def compile_cmd(paths: tuple[str, ...], target: str, output: str | None, strict: bool) -> None:
     """Compile policies into the DDL script of a target.
@@ -151,10 +173,12 @@ def compile_cmd(paths: tuple[str, ...], target: str, output: str | None, strict:
 @click.option("--user", "-u", required=True, help="The querying user.")
 @click.option("--project", "-p", help="The user's active project (none if omitted).")
 @click.option("--table", help="Only this table (as written in its `table` block).")
-@click.option("--format", "fmt", type=Suggesting(["text", "json"]), default="text",
-              show_default=True)
-def explain_cmd(paths: tuple[str, ...], user: str, project: str | None, table: str | None,
-                fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=Suggesting(["text", "json"]), default="text", show_default=True
+)
+def explain_cmd(
+    paths: tuple[str, ...], user: str, project: str | None, table: str | None, fmt: str
+) -> None:
     """Show what USER sees, with no database: for each protected column clear or masked
     (method, and the policy that decided), and which row rules apply."""
     from veil.explain import explain, explanation_to_json, render_explanation_text
@@ -171,8 +195,11 @@ def explain_cmd(paths: tuple[str, ...], user: str, project: str | None, table: s
             raise click.UsageError(f"unknown table `{table}`{hint}")
         key = next(tb.key for tb in program.tables if tb.name == table)
     if program.user(user) is None:
-        click.echo(f"warning: `{user}` is not a declared user; they have no groups, "
-                   "attributes or projects", err=True)
+        click.echo(
+            f"warning: `{user}` is not a declared user; they have no groups, "
+            "attributes or projects",
+            err=True,
+        )
     expl = explain(program, user, project, key)
     if fmt == "json":
         click.echo(json.dumps(explanation_to_json(expl), indent=2, sort_keys=True))
@@ -199,3 +226,20 @@ def run() -> None:
         click.echo(traceback.format_exc(), err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(EXIT_OK)
+
+
+def _register_extensions() -> None:
+    """Commands that live in their own modules (authoring workflow, lifecycle)."""
+    import importlib
+
+    for module in ("veil.cli_lifecycle", "veil.cli_authoring", "veil.cli_tools"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        mod.register(main)
+
+
+_register_extensions()

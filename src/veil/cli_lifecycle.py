@@ -54,8 +54,10 @@ def _find_project(policies: ir.PolicySet, name: str) -> ir.Project:
         if p.name.value == name:
             return p
     close = difflib.get_close_matches(name, [p.name.value for p in projects], n=1)
-    _fail(f"unknown project `{name}`", f"did you mean `{close[0]}`?" if close else
-          "`veil projects PATH` lists the projects")
+    _fail(
+        f"unknown project `{name}`",
+        f"did you mean `{close[0]}`?" if close else "`veil projects PATH` lists the projects",
+    )
 
 
 def _parse_at(at: str | None) -> dt.datetime:
@@ -84,15 +86,23 @@ def _selected_purposes(project: ir.Project, purpose: str | None) -> list[str]:
         return sorted(set(names))
     if purpose not in names:
         close = difflib.get_close_matches(purpose, names, n=1)
-        _fail(f"project `{project.name.value}` has no purpose `{purpose}`",
-              f"did you mean `{close[0]}`?" if close else
-              f"its purposes: {', '.join(f'`{n}`' for n in sorted(names))}")
+        _fail(
+            f"project `{project.name.value}` has no purpose `{purpose}`",
+            f"did you mean `{close[0]}`?"
+            if close
+            else f"its purposes: {', '.join(f'`{n}`' for n in sorted(names))}",
+        )
     return [purpose]
 
 
-PATH_OPTION = click.option("--path", "path", default=".", show_default=True,
-                           type=click.Path(exists=True),
-                           help="The policy repository (a directory or a file).")
+PATH_OPTION = click.option(
+    "--path",
+    "path",
+    default=".",
+    show_default=True,
+    type=click.Path(exists=True),
+    help="The policy repository (a directory or a file).",
+)
 AT_OPTION = click.option("--at", "at", help="The time to record (ISO-8601; default: now, UTC).")
 
 
@@ -117,12 +127,13 @@ def approve_cmd(project: str, by: str, purpose: str | None, path: str, at: str |
     for p in selected:
         refusal = approval_refusal(approvers, proj, p, by)
         if refusal is not None:
-            _fail(f"`{by}` may not approve `{p}` in project `{project}`: {refusal[1]}",
-                  "approvers are declared with `approvers NAME, …` "
-                  "[`for purpose P`]; a project's members may not approve it")
+            _fail(
+                f"`{by}` may not approve `{p}` in project `{project}`: {refusal[1]}",
+                "approvers are declared with `approvers NAME, …` "
+                "[`for purpose P`]; a project's members may not approve it",
+            )
     if not approvers:
-        click.echo("warning: the repository declares no `approvers`; anyone may approve",
-                   err=True)
+        click.echo("warning: the repository declares no `approvers`; anyone may approve", err=True)
     infos = {p.name: p for p in checked.program.purposes}
     digest = project_digest(proj, infos)
     record = approval_record(proj, infos)
@@ -131,8 +142,9 @@ def approve_cmd(project: str, by: str, purpose: str | None, path: str, at: str |
     target = Path(proj.span.file)
     _append(target, text)
     for p in selected:
-        click.echo(f"approved `{p}` in project `{project}` by `{by}` at {format_time(when)} "
-                   f"({target})")
+        click.echo(
+            f"approved `{p}` in project `{project}` by `{by}` at {format_time(when)} ({target})"
+        )
 
 
 @click.command("revoke")
@@ -151,8 +163,11 @@ def revoke_cmd(project: str, by: str, purpose: str | None, path: str, at: str | 
     proj = _find_project(policies, project)
     info = checked.program.project(project)
     assert info is not None
-    live = {pp.purpose for pp in info.purposes
-            if pp.state in (model.PurposeState.APPROVED, model.PurposeState.STALE)}
+    live = {
+        pp.purpose
+        for pp in info.purposes
+        if pp.state in (model.PurposeState.APPROVED, model.PurposeState.STALE)
+    }
     selected = _selected_purposes(proj, purpose)
     if purpose is None:
         selected = [p for p in selected if p in live]
@@ -169,27 +184,35 @@ def revoke_cmd(project: str, by: str, purpose: str | None, path: str, at: str | 
     target = Path(proj.span.file)
     _append(target, "".join(revoke_line(project, p, by, when) for p in selected))
     for p in selected:
-        click.echo(f"revoked `{p}` in project `{project}` by `{by}` at {format_time(when)} "
-                   f"({target})")
+        click.echo(
+            f"revoked `{p}` in project `{project}` by `{by}` at {format_time(when)} ({target})"
+        )
 
 
 def project_rows(program: model.Program) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for p in program.projects:
         for pp in p.purposes:
-            rows.append({
-                "project": p.name, "purpose": pp.purpose, "state": pp.state.value,
-                "approver": pp.approved_by, "time": pp.approved_at,
-                "members": list(p.members), "sources": [model.table_str(s) for s in p.sources],
-                "changes": list(pp.changes),
-            })
+            rows.append(
+                {
+                    "project": p.name,
+                    "purpose": pp.purpose,
+                    "state": pp.state.value,
+                    "approver": pp.approved_by,
+                    "time": pp.approved_at,
+                    "members": list(p.members),
+                    "sources": [model.table_str(s) for s in p.sources],
+                    "changes": list(pp.changes),
+                }
+            )
     return rows
 
 
 @click.command("projects")
 @click.argument("path", type=click.Path(), default=".")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def projects_cmd(path: str, fmt: str) -> None:
     """List every project purpose with its state (approved, pending, stale, revoked), who
     approved it and when, the members and the sources."""
@@ -205,9 +228,15 @@ def projects_cmd(path: str, fmt: str) -> None:
         return
     header = ("PROJECT", "PURPOSE", "STATE", "APPROVER", "TIME", "MEMBERS", "SOURCES")
     table = [header] + [
-        (str(r["project"]), str(r["purpose"]), str(r["state"]), str(r["approver"] or "-"),
-         str(r["time"] or "-"), ", ".join(t.cast(list[str], r["members"])) or "-",
-         ", ".join(t.cast(list[str], r["sources"])) or "-")
+        (
+            str(r["project"]),
+            str(r["purpose"]),
+            str(r["state"]),
+            str(r["approver"] or "-"),
+            str(r["time"] or "-"),
+            ", ".join(t.cast(list[str], r["members"])) or "-",
+            ", ".join(t.cast(list[str], r["sources"])) or "-",
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -215,8 +244,10 @@ def projects_cmd(path: str, fmt: str) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     for r in rows:
         if r["changes"]:
-            click.echo(f"\n{r['project']} / {r['purpose']}: stale — "
-                       + "; ".join(t.cast(list[str], r["changes"])))
+            click.echo(
+                f"\n{r['project']} / {r['purpose']}: stale — "
+                + "; ".join(t.cast(list[str], r["changes"]))
+            )
 
 
 def register(main: click.Group) -> None:

@@ -75,21 +75,22 @@ class Diagnostic:
             "end_line": self.span.end_line,
             "end_column": self.span.end_col,
             "help": self.help,
-            "related": [
-                {"file": r.file, "line": r.line, "column": r.col} for r in self.related
-            ],
+            "related": [{"file": r.file, "line": r.line, "column": r.col} for r in self.related],
         }
 
 
-def error(code: str, message: str, span: Span, help: str | None = None,
-          related: tuple[Span, ...] = ()) -> Diagnostic:
+def error(
+    code: str, message: str, span: Span, help: str | None = None, related: tuple[Span, ...] = ()
+) -> Diagnostic:
     return Diagnostic(code=code, message=message, span=span, help=help, related=related)
 
 
-def warning(code: str, message: str, span: Span, help: str | None = None,
-            related: tuple[Span, ...] = ()) -> Diagnostic:
-    return Diagnostic(code=code, message=message, span=span, severity=Severity.WARNING,
-                      help=help, related=related)
+def warning(
+    code: str, message: str, span: Span, help: str | None = None, related: tuple[Span, ...] = ()
+) -> Diagnostic:
+    return Diagnostic(
+        code=code, message=message, span=span, severity=Severity.WARNING, help=help, related=related
+    )
 
 
 def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:

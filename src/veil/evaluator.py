@@ -272,18 +272,19 @@ def mask_value(
     """
     arm = decide_arm(program, mask, ctx)
     if arm.action is None:
-        return CellResult(value=value, masked=False, method="reveal",
-                          policy=policy_span(mask, arm))
+        return CellResult(value=value, masked=False, method="reveal", policy=policy_span(mask, arm))
     if mask.when is not None and _when(program, mask, row, ctx) is False:
-        return CellResult(value=value, masked=False, method="reveal",
-                          policy=policy_span(mask, None))
+        return CellResult(
+            value=value, masked=False, method="reveal", policy=policy_span(mask, None)
+        )
     span = policy_span(mask, arm)
     shown = apply_method(arm.action, coerce_value(value, mask.type), mask.type)
     return CellResult(value=shown, masked=True, method=model.action_name(arm.action), policy=span)
 
 
-def _when(program: model.Program, mask: model.ColumnMask, row: Mapping[str, object],
-          ctx: Context) -> bool | None:
+def _when(
+    program: model.Program, mask: model.ColumnMask, row: Mapping[str, object], ctx: Context
+) -> bool | None:
     assert mask.when is not None
     table = program.table(mask.table)
     values = coerce_row(table, row) if table is not None else row

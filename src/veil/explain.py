@@ -94,8 +94,9 @@ _STATE_WORDS = {
 }
 
 
-def _project_lines(user: str, project: str | None, check: NoPurpose | None,
-                   info: model.ProjectInfo | None) -> list[str]:
+def _project_lines(
+    user: str, project: str | None, check: NoPurpose | None, info: model.ProjectInfo | None
+) -> list[str]:
     if check is NoPurpose.NO_PROJECT or project is None:
         return ["no active project: no purpose applies"]
     if check is NoPurpose.UNKNOWN_PROJECT or info is None:
@@ -137,9 +138,15 @@ def _column(program: model.Program, mask: model.ColumnMask, ctx: Context) -> Col
         outcome = "depends"
         summary = f"masked with {source} where {when} (NULL too), clear elsewhere"
     return ColumnDecision(
-        column=mask.column, type=str(mask.type), outcome=outcome,
-        method=model.action_name(arm.action), method_source=source, when=when,
-        decided_by=policy_span(mask, arm), policies=mask.policies, summary=summary,
+        column=mask.column,
+        type=str(mask.type),
+        outcome=outcome,
+        method=model.action_name(arm.action),
+        method_source=source,
+        when=when,
+        decided_by=policy_span(mask, arm),
+        policies=mask.policies,
+        summary=summary,
     )
 
 
@@ -153,15 +160,24 @@ def _rule(program: model.Program, rule: model.RowRule, ctx: Context) -> RuleDeci
     else:
         outcome, predicate = "where", expr_to_source(rule.where)
         summary = f"rows where {predicate}"
-    return RuleDecision(kind=rule.kind, outcome=outcome, predicate=predicate, allow=allow,
-                        span=rule.span, summary=summary)
+    return RuleDecision(
+        kind=rule.kind,
+        outcome=outcome,
+        predicate=predicate,
+        allow=allow,
+        span=rule.span,
+        summary=summary,
+    )
 
 
 def _rows_summary(rules: tuple[model.RowRule, ...], decisions: tuple[RuleDecision, ...]) -> str:
     if any(d.outcome == "none" for d in decisions):
         return "no rows"
-    wheres = [r.where for r, d in zip(rules, decisions, strict=True)
-              if d.outcome == "where" and r.where is not None]
+    wheres = [
+        r.where
+        for r, d in zip(rules, decisions, strict=True)
+        if d.outcome == "where" and r.where is not None
+    ]
     if not wheres:
         return "all rows"
     combined = wheres[0] if len(wheres) == 1 else ir.BoolAnd(items=tuple(wheres))
@@ -183,13 +199,19 @@ def _table(program: model.Program, table: model.CatalogTable, ctx: Context) -> T
     if not columns and not decisions:
         note = "no veil policy protects this table: every row and column is clear"
     return TableExplanation(
-        table=table.name, key=table.key, purposes=check.purposes, note=note,
-        columns=columns, rules=decisions, rows=_rows_summary(rules, decisions),
+        table=table.name,
+        key=table.key,
+        purposes=check.purposes,
+        note=note,
+        columns=columns,
+        rules=decisions,
+        rows=_rows_summary(rules, decisions),
     )
 
 
-def explain(program: model.Program, user: str, project: str | None,
-            table: model.TableKey | None) -> Explanation:
+def explain(
+    program: model.Program, user: str, project: str | None, table: model.TableKey | None
+) -> Explanation:
     """What `user` sees with `project` active, for every protected table or only `table`.
 
     Raises ValueError when `table` is not a table of the catalog.
@@ -204,8 +226,10 @@ def explain(program: model.Program, user: str, project: str | None,
     ctx = Context(user=user, project=project)
     check = check_purposes(program, user, project, None)
     user_info = program.user(user)
-    context = (_user_line(user, user_info),
-               *_project_lines(user, project, check.reason, check.project))
+    context = (
+        _user_line(user, user_info),
+        *_project_lines(user, project, check.reason, check.project),
+    )
     return Explanation(
         user=user,
         user_declared=user_info is not None,
@@ -240,7 +264,8 @@ def _grid(rows: Sequence[tuple[str, ...]], indent: str = "  ") -> list[str]:
 def render_explanation_text(expl: Explanation) -> str:
     """A plain-text report: the context lines, then one block per table (no colour codes)."""
     head = f"user {_q(expl.user)}, " + (
-        f"project {_q(expl.project)}" if expl.project is not None else "no project")
+        f"project {_q(expl.project)}" if expl.project is not None else "no project"
+    )
     lines = [head, *(f"  {c}" for c in expl.context)]
     if not expl.tables:
         lines += ["", "no table is protected by a veil policy"]

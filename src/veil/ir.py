@@ -257,7 +257,15 @@ class CondConst:
 
 
 Condition: t.TypeAlias = (
-    PurposeIs | AnyPurpose | InGroup | IsUser | HasAttribute | CondAnd | CondOr | CondNot | CondConst
+    PurposeIs
+    | AnyPurpose
+    | InGroup
+    | IsUser
+    | HasAttribute
+    | CondAnd
+    | CondOr
+    | CondNot
+    | CondConst
 )
 
 
@@ -302,13 +310,20 @@ class Today:
 
 
 INTERVAL_UNITS: dict[str, str] = {
-    "second": "second", "seconds": "second",
-    "minute": "minute", "minutes": "minute",
-    "hour": "hour", "hours": "hour",
-    "day": "day", "days": "day",
-    "week": "week", "weeks": "week",
-    "month": "month", "months": "month",
-    "year": "year", "years": "year",
+    "second": "second",
+    "seconds": "second",
+    "minute": "minute",
+    "minutes": "minute",
+    "hour": "hour",
+    "hours": "hour",
+    "day": "day",
+    "days": "day",
+    "week": "week",
+    "weeks": "week",
+    "month": "month",
+    "months": "month",
+    "year": "year",
+    "years": "year",
 }
 
 
@@ -401,8 +416,22 @@ class BoolNot:
 
 
 Expr: t.TypeAlias = (
-    Literal | ColumnRef | UserRef | Now | Today | Interval | Arith | Neg | Compare | InList
-    | InUser | Between | IsNull | BoolAnd | BoolOr | BoolNot
+    Literal
+    | ColumnRef
+    | UserRef
+    | Now
+    | Today
+    | Interval
+    | Arith
+    | Neg
+    | Compare
+    | InList
+    | InUser
+    | Between
+    | IsNull
+    | BoolAnd
+    | BoolOr
+    | BoolNot
 )
 
 
@@ -410,7 +439,14 @@ Expr: t.TypeAlias = (
 # Policies
 
 MASK_METHODS: tuple[str, ...] = (
-    "null", "constant", "hash", "show_last", "show_first", "regex", "round", "truncate",
+    "null",
+    "constant",
+    "hash",
+    "show_last",
+    "show_first",
+    "regex",
+    "round",
+    "truncate",
     "email_domain",
 )
 
@@ -427,8 +463,14 @@ class Method:
     span: Span = _span()
 
     def __str__(self) -> str:
-        if not self.args and self.name not in ("constant", "regex", "round", "show_last",
-                                               "show_first", "truncate"):
+        if not self.args and self.name not in (
+            "constant",
+            "regex",
+            "round",
+            "show_last",
+            "show_first",
+            "truncate",
+        ):
             return self.name
         return f"{self.name}({', '.join(_render_arg(a) for a in self.args)})"
 
@@ -547,8 +589,19 @@ class TestCase:
 # A file and a repository
 
 Statement: t.TypeAlias = (
-    Table | TagOn | Purpose | Group | User | Project | Approvers | Approve | Revoke | Mask
-    | Filter | Restrict | TestCase
+    Table
+    | TagOn
+    | Purpose
+    | Group
+    | User
+    | Project
+    | Approvers
+    | Approve
+    | Revoke
+    | Mask
+    | Filter
+    | Restrict
+    | TestCase
 )
 
 
@@ -579,12 +632,62 @@ _S = t.TypeVar("_S")
 # Quoting names back into source form
 
 KEYWORDS: frozenset[str] = frozenset(
-    """
-    table tag tags on purpose purposes description acknowledgement group groups user project
-    members sources documentation approvers approve revoke by at digest mask tagged with unless
-    for when reveal otherwise filter where restrict to any and or not in is null true false
-    between now today attribute test as expect clear masked row visible hidden
-    """.split()
+    [
+        "table",
+        "tag",
+        "tags",
+        "on",
+        "purpose",
+        "purposes",
+        "description",
+        "acknowledgement",
+        "group",
+        "groups",
+        "user",
+        "project",
+        "members",
+        "sources",
+        "documentation",
+        "approvers",
+        "approve",
+        "revoke",
+        "by",
+        "at",
+        "digest",
+        "mask",
+        "tagged",
+        "with",
+        "unless",
+        "for",
+        "when",
+        "reveal",
+        "otherwise",
+        "filter",
+        "where",
+        "restrict",
+        "to",
+        "any",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "null",
+        "true",
+        "false",
+        "between",
+        "now",
+        "today",
+        "attribute",
+        "test",
+        "as",
+        "expect",
+        "clear",
+        "masked",
+        "row",
+        "visible",
+        "hidden",
+    ]
 )
 
 _IDENT_START = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
@@ -593,7 +696,9 @@ _IDENT_REST = _IDENT_START | set("0123456789$")
 
 def is_plain_ident(s: str) -> bool:
     return (
-        bool(s) and s[0] in _IDENT_START and all(c in _IDENT_REST for c in s[1:])
+        bool(s)
+        and s[0] in _IDENT_START
+        and all(c in _IDENT_REST for c in s[1:])
         and s not in KEYWORDS
     )
 

@@ -37,13 +37,25 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagnostic
         p = Path(raw)
         where = Span.point(str(raw), 1, 1)
         if not p.exists():
-            diags.append(error("L0001", f"no such file or directory `{raw}`", where,
-                               help="give a policy file or a directory of *.veil files"))
+            diags.append(
+                error(
+                    "L0001",
+                    f"no such file or directory `{raw}`",
+                    where,
+                    help="give a policy file or a directory of *.veil files",
+                )
+            )
         elif p.is_dir():
             found = sorted(q for q in p.rglob("*.veil") if q.is_file())
             if not found:
-                diags.append(error("L0002", f"no `*.veil` files under `{raw}`", where,
-                                   help="policy files end in .veil"))
+                diags.append(
+                    error(
+                        "L0002",
+                        f"no `*.veil` files under `{raw}`",
+                        where,
+                        help="policy files end in .veil",
+                    )
+                )
             files.extend(found)
         else:
             files.append(p)
@@ -65,19 +77,37 @@ def load(paths: Sequence[str | Path]) -> Loaded:
             diags.append(error("L0003", f"cannot read `{name}`: {e.strerror}", where))
             continue
         if len(data) > MAX_FILE_BYTES:
-            diags.append(error("L0004", f"`{name}` is larger than {MAX_FILE_BYTES} bytes", where,
-                               help="policy files are text; split large catalogs into files"))
+            diags.append(
+                error(
+                    "L0004",
+                    f"`{name}` is larger than {MAX_FILE_BYTES} bytes",
+                    where,
+                    help="policy files are text; split large catalogs into files",
+                )
+            )
             continue
         if b"\0" in data:
-            diags.append(error("L0004", f"`{name}` is a binary file, not a policy file", where,
-                               help="policy files are UTF-8 text"))
+            diags.append(
+                error(
+                    "L0004",
+                    f"`{name}` is a binary file, not a policy file",
+                    where,
+                    help="policy files are UTF-8 text",
+                )
+            )
             continue
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             line = data[: e.start].count(b"\n") + 1
-            diags.append(error("L0005", f"`{name}` is not valid UTF-8", Span.point(name, line, 1),
-                               help="save the file as UTF-8"))
+            diags.append(
+                error(
+                    "L0005",
+                    f"`{name}` is not valid UTF-8",
+                    Span.point(name, line, 1),
+                    help="save the file as UTF-8",
+                )
+            )
             continue
         sources.add(name, text)
         source_file, file_diags = parse_file(text, name)
@@ -85,5 +115,9 @@ def load(paths: Sequence[str | Path]) -> Loaded:
         if source_file is not None:
             parsed.append(source_file)
     ok = not any(d.is_error for d in diags)
-    return Loaded(policies=ir.PolicySet(files=tuple(parsed)) if ok else None, sources=sources,
-                  diagnostics=tuple(sort_diagnostics(diags)), files=tuple(files))
+    return Loaded(
+        policies=ir.PolicySet(files=tuple(parsed)) if ok else None,
+        sources=sources,
+        diagnostics=tuple(sort_diagnostics(diags)),
+        files=tuple(files),
+    )

@@ -117,8 +117,11 @@ def round_to_step(value: int | Decimal | float, step: Decimal, type_: model.SqlT
 
 
 def truncate(value: dt.date, unit: t.Literal["year", "quarter", "month", "day", "hour"]) -> dt.date:
-    if isinstance(value, dt.datetime) and value.tzinfo is not None \
-            and value.utcoffset() is not None:
+    if (
+        isinstance(value, dt.datetime)
+        and value.tzinfo is not None
+        and value.utcoffset() is not None
+    ):
         value = value.astimezone(UTC)
     if unit == "year":
         month, day = 1, 1

@@ -162,7 +162,13 @@ class MaskEmailDomain:
 
 
 MaskAction: t.TypeAlias = (
-    MaskNull | MaskConstant | MaskHash | MaskShow | MaskRegex | MaskRound | MaskTruncate
+    MaskNull
+    | MaskConstant
+    | MaskHash
+    | MaskShow
+    | MaskRegex
+    | MaskRound
+    | MaskTruncate
     | MaskEmailDomain
 )
 

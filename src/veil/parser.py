@@ -77,10 +77,9 @@ def _lark() -> Lark:
 
 
 def _describe_expected(expected: set[str]) -> str:
-    names = sorted({_TERMINAL_NAMES[e] if e in _TERMINAL_NAMES else _keyword(e)
-                    for e in expected})
+    names = sorted({_TERMINAL_NAMES[e] if e in _TERMINAL_NAMES else _keyword(e) for e in expected})
     if len(names) > 6:
-        names = names[:6] + ["…"]
+        names = [*names[:6], "…"]
     return ", ".join(names)
 
 
@@ -109,21 +108,38 @@ def _span_of(path: str, e: UnexpectedInput) -> Span:
 def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
     span = _span_of(path, e)
     if isinstance(e, UnexpectedCharacters):
-        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
+        pos = e.pos_in_stream
+        ch = text[pos] if pos is not None and 0 <= pos < len(text) else "?"
         if ch in "\"'":
-            return error("P0002", "unterminated string", span,
-                         help="close the string on the same line; use \\n for a line break")
+            return error(
+                "P0002",
+                "unterminated string",
+                span,
+                help="close the string on the same line; use \\n for a line break",
+            )
         if ch == "`":
-            return error("P0002", "unterminated backquoted name", span,
-                         help="close the name with a backquote on the same line")
-        return error("P0001", f"unexpected character `{ch}`", span,
-                     help="names are letters, digits, `_` and `$`; quote other names")
+            return error(
+                "P0002",
+                "unterminated backquoted name",
+                span,
+                help="close the name with a backquote on the same line",
+            )
+        return error(
+            "P0001",
+            f"unexpected character `{ch}`",
+            span,
+            help="names are letters, digits, `_` and `$`; quote other names",
+        )
     if isinstance(e, UnexpectedToken):
         tok = e.token
         expected = _describe_expected(set(e.expected))
         if tok.type == "NAME" and tok.value in ir.KEYWORDS:
-            return error("P0003", f"`{tok.value}` is a keyword and cannot be used here", span,
-                         help=f"expected {expected}; write a name that contains a keyword in quotes")
+            return error(
+                "P0003",
+                f"`{tok.value}` is a keyword and cannot be used here",
+                span,
+                help=f"expected {expected}; write a name that contains a keyword in quotes",
+            )
         help_ = f"expected {expected}"
         if str(tok.value) in ir.KEYWORDS:
             help_ += f"; a name that contains the keyword `{tok.value}` must be quoted"
@@ -131,8 +147,12 @@ def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
             help_ += "; a purpose, group, user or project name with `.` must be quoted"
         return error("P0001", f"unexpected {_token_text(tok)}", span, help=help_)
     if isinstance(e, UnexpectedEOF):
-        return error("P0001", "unexpected end of file", span,
-                     help=f"expected {_describe_expected(set(e.expected))}")
+        return error(
+            "P0001",
+            "unexpected end of file",
+            span,
+            help=f"expected {_describe_expected(set(e.expected))}",
+        )
     return error("P0001", "syntax error", span)  # pragma: no cover - lark has no other kinds
 
 

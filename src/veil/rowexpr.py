@@ -259,8 +259,10 @@ def arith(op: str, a: object, b: object) -> object:
     if isinstance(a, IntervalValue) and isinstance(b, IntervalValue):
         return a + (-b if minus else b)
     if (
-        isinstance(a, dt.date) and not isinstance(a, dt.datetime)
-        and isinstance(b, int) and not isinstance(b, bool)
+        isinstance(a, dt.date)
+        and not isinstance(a, dt.datetime)
+        and isinstance(b, int)
+        and not isinstance(b, bool)
     ):
         return a + dt.timedelta(days=-b if minus else b)
     if _is_number(a) and _is_number(b):
@@ -303,11 +305,19 @@ def _read_literal(text: str, like: object) -> object:
 
 def _pair(env: _Env, left: ir.Expr, right: ir.Expr) -> tuple[object, object]:
     a, b = env.eval(left), env.eval(right)
-    if isinstance(left, ir.Literal) and isinstance(a, str) and b is not None \
-            and not isinstance(b, str):
+    if (
+        isinstance(left, ir.Literal)
+        and isinstance(a, str)
+        and b is not None
+        and not isinstance(b, str)
+    ):
         a = _read_literal(a, b)
-    elif isinstance(right, ir.Literal) and isinstance(b, str) and a is not None \
-            and not isinstance(a, str):
+    elif (
+        isinstance(right, ir.Literal)
+        and isinstance(b, str)
+        and a is not None
+        and not isinstance(a, str)
+    ):
         b = _read_literal(b, a)
     return a, b
 
@@ -354,8 +364,12 @@ class _Env:
             case ir.InUser(item=item, ref=ref, negated=negated):
                 return self._in_user(item, ref, negated)
             case ir.Between(item=item, low=low, high=high, negated=negated):
-                inside = and3([compare(">=", *_pair(self, item, low)),
-                               compare("<=", *_pair(self, item, high))])
+                inside = and3(
+                    [
+                        compare(">=", *_pair(self, item, low)),
+                        compare("<=", *_pair(self, item, high)),
+                    ]
+                )
                 return not3(inside) if negated else inside
             case ir.IsNull(item=item, negated=negated):
                 return (self.eval(item) is None) != negated

@@ -40,13 +40,24 @@ def unescape(raw: str, span: Span) -> str:
             try:
                 out.append(chr(int(body[i + 2 : i + 6], 16)))
             except ValueError:
-                raise TransformError(error("P0004", "invalid `\\u` escape in string", span,
-                                           help="write \\u followed by four hex digits")) from None
+                raise TransformError(
+                    error(
+                        "P0004",
+                        "invalid `\\u` escape in string",
+                        span,
+                        help="write \\u followed by four hex digits",
+                    )
+                ) from None
             i += 6
         else:
-            raise TransformError(error(
-                "P0004", f"unknown escape `\\{nxt}` in string", span,
-                help="known escapes: \\n \\t \\r \\\\ \\\" \\' \\0 \\uXXXX"))
+            raise TransformError(
+                error(
+                    "P0004",
+                    f"unknown escape `\\{nxt}` in string",
+                    span,
+                    help="known escapes: \\n \\t \\r \\\\ \\\" \\' \\0 \\uXXXX",
+                )
+            )
     return "".join(out)
 
 
@@ -74,15 +85,24 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return Span.point(self.path, 1, 1)
-        return Span(file=self.path, line=meta.line, col=meta.column,
-                    end_line=meta.end_line, end_col=meta.end_column)
+        return Span(
+            file=self.path,
+            line=meta.line,
+            col=meta.column,
+            end_line=meta.end_line,
+            end_col=meta.end_column,
+        )
 
     def _word(self, tok: Token) -> str:
         if tok.type == "NAME" and str(tok) in ir.KEYWORDS:
-            self.diagnostics.append(error(
-                "P0003", f"`{tok}` is a keyword and cannot be used in a name",
-                _tok_span(self.path, tok),
-                help=f"quote the name (\"… {tok} …\") or backquote the identifier (`{tok}`)"))
+            self.diagnostics.append(
+                error(
+                    "P0003",
+                    f"`{tok}` is a keyword and cannot be used in a name",
+                    _tok_span(self.path, tok),
+                    help=f'quote the name ("… {tok} …") or backquote the identifier (`{tok}`)',
+                )
+            )
         return str(tok)
 
     def _string(self, tok: Token) -> str:
@@ -124,19 +144,21 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
 
     # ------------------------------------------------------------ catalog
     def type_spec(self, meta: Meta, name: Token, *params: Token | None) -> ir.ColumnType:
-        return ir.ColumnType(name=str(name).lower(),
-                             params=tuple(int(p) for p in params if p is not None),
-                             span=self._span(meta))
+        return ir.ColumnType(
+            name=str(name).lower(),
+            params=tuple(int(p) for p in params if p is not None),
+            span=self._span(meta),
+        )
 
-    def column_decl(self, meta: Meta, name: str, type_: ir.ColumnType,
-                    tags: tuple[ir.TagPath, ...] | None) -> ir.Column:
+    def column_decl(
+        self, meta: Meta, name: str, type_: ir.ColumnType, tags: tuple[ir.TagPath, ...] | None
+    ) -> ir.Column:
         return ir.Column(name=name, type=type_, tags=tags or (), span=self._span(meta))
 
     def table_stmt(self, meta: Meta, name: ir.ObjectName, *columns: ir.Column) -> ir.Table:
         return ir.Table(name=name, columns=columns, span=self._span(meta))
 
-    def tag_stmt(self, meta: Meta, tags: tuple[ir.TagPath, ...],
-                 target: ir.ObjectName) -> ir.TagOn:
+    def tag_stmt(self, meta: Meta, tags: tuple[ir.TagPath, ...], target: ir.ObjectName) -> ir.TagOn:
         return ir.TagOn(tags=tags, target=target, span=self._span(meta))
 
     # ------------------------------------------------------------ purposes, people, projects
@@ -146,11 +168,14 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def acknowledgement(self, meta: Meta, tok: Token) -> tuple[str, str]:
         return ("acknowledgement", self._string(tok))
 
-    def purpose_stmt(self, meta: Meta, name: ir.Name, *items: tuple[str, str] | None
-                     ) -> ir.Purpose:
+    def purpose_stmt(self, meta: Meta, name: ir.Name, *items: tuple[str, str] | None) -> ir.Purpose:
         fields = dict(i for i in items if i is not None)
-        return ir.Purpose(name=name, description=fields.get("description"),
-                          acknowledgement=fields.get("acknowledgement"), span=self._span(meta))
+        return ir.Purpose(
+            name=name,
+            description=fields.get("description"),
+            acknowledgement=fields.get("acknowledgement"),
+            span=self._span(meta),
+        )
 
     def group_stmt(self, meta: Meta, names: tuple[ir.Name, ...]) -> list[ir.Group]:
         return [ir.Group(name=n, span=n.span) for n in names]
@@ -172,8 +197,9 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
                 groups.extend(value)
             else:
                 attrs.append(value)
-        return ir.User(name=name, groups=tuple(groups), attributes=tuple(attrs),
-                       span=self._span(meta))
+        return ir.User(
+            name=name, groups=tuple(groups), attributes=tuple(attrs), span=self._span(meta)
+        )
 
     def project_purposes(self, meta: Meta, names: tuple[ir.Name, ...]) -> tuple[str, object]:
         return ("purposes", names)
@@ -181,8 +207,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def project_members(self, meta: Meta, names: tuple[ir.Name, ...]) -> tuple[str, object]:
         return ("members", names)
 
-    def project_sources(self, meta: Meta, names: tuple[ir.ObjectName, ...]
-                        ) -> tuple[str, object]:
+    def project_sources(self, meta: Meta, names: tuple[ir.ObjectName, ...]) -> tuple[str, object]:
         return ("sources", names)
 
     def project_documentation(self, meta: Meta, tok: Token) -> tuple[str, object]:
@@ -191,8 +216,9 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def project_description(self, meta: Meta, tok: Token) -> tuple[str, object]:
         return ("description", self._string(tok))
 
-    def project_stmt(self, meta: Meta, name: ir.Name, *items: tuple[str, t.Any] | None
-                     ) -> ir.Project:
+    def project_stmt(
+        self, meta: Meta, name: ir.Name, *items: tuple[str, t.Any] | None
+    ) -> ir.Project:
         lists: dict[str, list[t.Any]] = {"purposes": [], "members": [], "sources": []}
         texts: dict[str, str] = {}
         for item in items:
@@ -203,13 +229,19 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
                 lists[kind].extend(value)
             else:
                 texts[kind] = value
-        return ir.Project(name=name, purposes=tuple(lists["purposes"]),
-                          members=tuple(lists["members"]), sources=tuple(lists["sources"]),
-                          documentation=texts.get("documentation"),
-                          description=texts.get("description"), span=self._span(meta))
+        return ir.Project(
+            name=name,
+            purposes=tuple(lists["purposes"]),
+            members=tuple(lists["members"]),
+            sources=tuple(lists["sources"]),
+            documentation=texts.get("documentation"),
+            description=texts.get("description"),
+            span=self._span(meta),
+        )
 
-    def approvers_stmt(self, meta: Meta, names: tuple[ir.Name, ...],
-                       purpose: ir.Name | None) -> ir.Approvers:
+    def approvers_stmt(
+        self, meta: Meta, names: tuple[ir.Name, ...], purpose: ir.Name | None
+    ) -> ir.Approvers:
         return ir.Approvers(names=names, purpose=purpose, span=self._span(meta))
 
     def timestamp(self, meta: Meta, tok: Token) -> dt.datetime:
@@ -217,10 +249,14 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         try:
             value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
-            raise TransformError(error("P0005", f"invalid timestamp `{raw}`",
-                                       _tok_span(self.path, tok),
-                                       help="write an ISO-8601 time such as 2026-11-20T10:00:00Z"
-                                       )) from None
+            raise TransformError(
+                error(
+                    "P0005",
+                    f"invalid timestamp `{raw}`",
+                    _tok_span(self.path, tok),
+                    help="write an ISO-8601 time such as 2026-11-20T10:00:00Z",
+                )
+            ) from None
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
@@ -240,31 +276,55 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def record_no_sources(self, meta: Meta) -> tuple[str, object]:
         return ("sources", ())
 
-    def record_acknowledgement(self, meta: Meta, purpose: ir.Name, tok: Token
-                               ) -> tuple[str, object]:
-        return ("acknowledgements",
-                (ir.Acknowledged(purpose=purpose, text=self._string(tok), span=self._span(meta)),))
+    def record_acknowledgement(
+        self, meta: Meta, purpose: ir.Name, tok: Token
+    ) -> tuple[str, object]:
+        return (
+            "acknowledgements",
+            (ir.Acknowledged(purpose=purpose, text=self._string(tok), span=self._span(meta)),),
+        )
 
     def approval_record(self, meta: Meta, *items: tuple[str, t.Any] | None) -> ir.ApprovalRecord:
         lists: dict[str, list[t.Any]] = {
-            "purposes": [], "members": [], "sources": [], "acknowledgements": []}
+            "purposes": [],
+            "members": [],
+            "sources": [],
+            "acknowledgements": [],
+        }
         for item in items:
             if item is not None:
                 lists[item[0]].extend(item[1])
-        return ir.ApprovalRecord(purposes=tuple(lists["purposes"]),
-                                 members=tuple(lists["members"]),
-                                 sources=tuple(lists["sources"]),
-                                 acknowledgements=tuple(lists["acknowledgements"]),
-                                 span=self._span(meta))
+        return ir.ApprovalRecord(
+            purposes=tuple(lists["purposes"]),
+            members=tuple(lists["members"]),
+            sources=tuple(lists["sources"]),
+            acknowledgements=tuple(lists["acknowledgements"]),
+            span=self._span(meta),
+        )
 
-    def approve_stmt(self, meta: Meta, project: ir.Name, purpose: ir.Name, by: ir.Name,
-                     at: dt.datetime, digest: Token, record: ir.ApprovalRecord | None
-                     ) -> ir.Approve:
-        return ir.Approve(project=project, purpose=purpose, by=by, at=at,
-                          digest=self._string(digest), record=record, span=self._span(meta))
+    def approve_stmt(
+        self,
+        meta: Meta,
+        project: ir.Name,
+        purpose: ir.Name,
+        by: ir.Name,
+        at: dt.datetime,
+        digest: Token,
+        record: ir.ApprovalRecord | None,
+    ) -> ir.Approve:
+        return ir.Approve(
+            project=project,
+            purpose=purpose,
+            by=by,
+            at=at,
+            digest=self._string(digest),
+            record=record,
+            span=self._span(meta),
+        )
 
-    def revoke_stmt(self, meta: Meta, project: ir.Name, purpose: ir.Name, by: ir.Name,
-                    at: dt.datetime) -> ir.Revoke:
+    def revoke_stmt(
+        self, meta: Meta, project: ir.Name, purpose: ir.Name, by: ir.Name, at: dt.datetime
+    ) -> ir.Revoke:
         return ir.Revoke(project=project, purpose=purpose, by=by, at=at, span=self._span(meta))
 
     # ------------------------------------------------------------ conditions
@@ -303,8 +363,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return ir.Method(name="null", span=self._span(meta))
 
     def method(self, meta: Meta, name: Token, *args: ir.Literal | str | None) -> ir.Method:
-        values = tuple(a.value if isinstance(a, ir.Literal) else a
-                       for a in args if a is not None)
+        values = tuple(a.value if isinstance(a, ir.Literal) else a for a in args if a is not None)
         return ir.Method(name=str(name), args=values, span=self._span(meta))
 
     def word_arg(self, meta: Meta, tok: Token) -> str:
@@ -332,42 +391,70 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def reveal_clause(self, meta: Meta, cond: ir.Condition | None) -> ir.MaskClause:
         return ir.MaskClause(method=None, cond=cond, span=self._span(meta))
 
-    def with_clause(self, meta: Meta, method: ir.Method, cond: ir.Condition | None
-                    ) -> ir.MaskClause:
+    def with_clause(
+        self, meta: Meta, method: ir.Method, cond: ir.Condition | None
+    ) -> ir.MaskClause:
         return ir.MaskClause(method=method, cond=cond, span=self._span(meta))
 
-    def mask_line(self, meta: Meta, target: ir.MaskTarget, method: ir.Method | None,
-                  when: ir.Expr | None, cond: tuple[str, ir.Condition] | None) -> ir.Mask:
+    def mask_line(
+        self,
+        meta: Meta,
+        target: ir.MaskTarget,
+        method: ir.Method | None,
+        when: ir.Expr | None,
+        cond: tuple[str, ir.Condition] | None,
+    ) -> ir.Mask:
         span = self._span(meta)
         m = method or ir.Method(name="null", span=target.span)
+        clauses: tuple[ir.MaskClause, ...]
         if cond is None:
             clauses = (ir.MaskClause(method=m, cond=None, span=span),)
             form: ir.MaskForm = "always"
         elif cond[0] == "unless":
-            clauses = (ir.MaskClause(method=None, cond=cond[1], span=cond[1].span),
-                       ir.MaskClause(method=m, cond=None, span=span))
+            clauses = (
+                ir.MaskClause(method=None, cond=cond[1], span=cond[1].span),
+                ir.MaskClause(method=m, cond=None, span=span),
+            )
             form = "unless"
         else:
-            clauses = (ir.MaskClause(method=m, cond=cond[1], span=cond[1].span),
-                       ir.MaskClause(method=None, cond=None, span=span))
+            clauses = (
+                ir.MaskClause(method=m, cond=cond[1], span=cond[1].span),
+                ir.MaskClause(method=None, cond=None, span=span),
+            )
             form = "for"
         return ir.Mask(target=target, clauses=clauses, when=when, form=form, span=span)
 
-    def mask_block(self, meta: Meta, target: ir.MaskTarget, when: ir.Expr | None,
-                   *clauses: ir.MaskClause | None) -> ir.Mask:
-        return ir.Mask(target=target, clauses=tuple(c for c in clauses if c is not None),
-                       when=when, form="block", span=self._span(meta))
+    def mask_block(
+        self,
+        meta: Meta,
+        target: ir.MaskTarget,
+        when: ir.Expr | None,
+        *clauses: ir.MaskClause | None,
+    ) -> ir.Mask:
+        return ir.Mask(
+            target=target,
+            clauses=tuple(c for c in clauses if c is not None),
+            when=when,
+            form="block",
+            span=self._span(meta),
+        )
 
     # ------------------------------------------------------------ rows
-    def filter_stmt(self, meta: Meta, table: ir.ObjectName, where: ir.Expr,
-                    unless: ir.Condition | None) -> ir.Filter:
+    def filter_stmt(
+        self, meta: Meta, table: ir.ObjectName, where: ir.Expr, unless: ir.Condition | None
+    ) -> ir.Filter:
         return ir.Filter(table=table, where=where, unless=unless, span=self._span(meta))
 
-    def restrict_stmt(self, meta: Meta, table: ir.ObjectName, *rest: ir.Condition | None
-                      ) -> ir.Restrict:
+    def restrict_stmt(
+        self, meta: Meta, table: ir.ObjectName, *rest: ir.Condition | None
+    ) -> ir.Restrict:
         *to, unless = rest
-        return ir.Restrict(table=table, to=tuple(c for c in to if c is not None), unless=unless,
-                           span=self._span(meta))
+        return ir.Restrict(
+            table=table,
+            to=tuple(c for c in to if c is not None),
+            unless=unless,
+            span=self._span(meta),
+        )
 
     def pred_or(self, meta: Meta, *items: ir.Expr) -> ir.Expr:
         return items[0] if len(items) == 1 else ir.BoolOr(items=items, span=self._span(meta))
@@ -380,11 +467,11 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
 
     def compare(self, meta: Meta, left: ir.Expr, op: Token, right: ir.Expr) -> ir.Expr:
         o = "!=" if str(op) == "<>" else str(op)
-        return ir.Compare(op=t.cast(ir.CompareOp, o), left=left, right=right,
-                          span=self._span(meta))
+        return ir.Compare(op=t.cast(ir.CompareOp, o), left=left, right=right, span=self._span(meta))
 
-    def _in(self, meta: Meta, item: ir.Expr, options: tuple[ir.Expr, ...] | ir.UserRef,
-            negated: bool) -> ir.Expr:
+    def _in(
+        self, meta: Meta, item: ir.Expr, options: tuple[ir.Expr, ...] | ir.UserRef, negated: bool
+    ) -> ir.Expr:
         if isinstance(options, ir.UserRef):
             return ir.InUser(item=item, ref=options, negated=negated, span=self._span(meta))
         return ir.InList(item=item, options=options, negated=negated, span=self._span(meta))
@@ -411,12 +498,16 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return ir.IsNull(item=item, negated=True, span=self._span(meta))
 
     def arith(self, meta: Meta, left: ir.Expr, op: Token, right: ir.Expr) -> ir.Expr:
-        return ir.Arith(op="+" if str(op) == "+" else "-", left=left, right=right,
-                        span=self._span(meta))
+        return ir.Arith(
+            op="+" if str(op) == "+" else "-", left=left, right=right, span=self._span(meta)
+        )
 
     def neg(self, meta: Meta, _minus: Token, item: ir.Expr) -> ir.Expr:
-        if isinstance(item, ir.Literal) and isinstance(item.value, int | Decimal) and not \
-                isinstance(item.value, bool):
+        if (
+            isinstance(item, ir.Literal)
+            and isinstance(item.value, int | Decimal)
+            and not isinstance(item.value, bool)
+        ):
             return ir.Literal(value=-item.value, span=self._span(meta))
         return ir.Neg(item=item, span=self._span(meta))
 
@@ -454,23 +545,25 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return ir.Literal(value=None, span=self._span(meta))
 
     # ------------------------------------------------------------ tests
-    def test_as(self, meta: Meta, user: ir.Name, project: ir.Name | None
-                ) -> tuple[str, ir.Name, ir.Name | None]:
+    def test_as(
+        self, meta: Meta, user: ir.Name, project: ir.Name | None
+    ) -> tuple[str, ir.Name, ir.Name | None]:
         return ("as", user, project)
 
     def expect_clear(self, meta: Meta, column: ir.ObjectName) -> ir.Expectation:
         return ir.ExpectColumn(column=column, outcome="clear", span=self._span(meta))
 
-    def expect_masked(self, meta: Meta, column: ir.ObjectName, method: ir.Method | None
-                      ) -> ir.Expectation:
-        return ir.ExpectColumn(column=column, outcome="masked", method=method,
-                               span=self._span(meta))
+    def expect_masked(
+        self, meta: Meta, column: ir.ObjectName, method: ir.Method | None
+    ) -> ir.Expectation:
+        return ir.ExpectColumn(
+            column=column, outcome="masked", method=method, span=self._span(meta)
+        )
 
     def row_field(self, meta: Meta, column: str, value: ir.Literal) -> ir.RowField:
         return ir.RowField(column=column, value=value.value, span=self._span(meta))
 
-    def negative_row_field(self, meta: Meta, column: str, _minus: Token, tok: Token
-                           ) -> ir.RowField:
+    def negative_row_field(self, meta: Meta, column: str, _minus: Token, tok: Token) -> ir.RowField:
         value = -int(tok) if tok.type == "INT" else -Decimal(str(tok))
         return ir.RowField(column=column, value=value, span=self._span(meta))
 
@@ -482,8 +575,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
 
     def expect_row(self, meta: Meta, table: ir.ObjectName, *rest: t.Any) -> ir.Expectation:
         *fields, outcome = rest
-        return ir.ExpectRow(table=table, row=tuple(fields), outcome=outcome,
-                            span=self._span(meta))
+        return ir.ExpectRow(table=table, row=tuple(fields), outcome=outcome, span=self._span(meta))
 
     def test_stmt(self, meta: Meta, name: Token, *items: t.Any) -> ir.TestCase:
         user: ir.Name | None = None
@@ -496,8 +588,13 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
                 user, project = item[1], item[2]
             else:
                 expectations.append(item)
-        return ir.TestCase(name=self._string(name), user=user, project=project,
-                           expectations=tuple(expectations), span=self._span(meta))
+        return ir.TestCase(
+            name=self._string(name),
+            user=user,
+            project=project,
+            expectations=tuple(expectations),
+            span=self._span(meta),
+        )
 
     def __default__(self, data: str, children: list[t.Any], meta: Meta) -> t.Any:
         raise AssertionError(f"no transformer rule for {data}")  # pragma: no cover

@@ -32,16 +32,22 @@ def program(text: str, base: str = BASE) -> model.Program:
     return r.program
 
 
-def approve(text: str, purpose: str, by: str, *, project: str = "fraud_q4",
-            base: str = BASE) -> str:
+def approve(
+    text: str, purpose: str, by: str, *, project: str = "fraud_q4", base: str = BASE
+) -> str:
     """The line `veil approve` would append to `text` (digest of the project as it is now)."""
     p = program(text, base)
     info = p.project(project)
     assert info is not None
     purposes = {x.name: x for x in p.purposes}
-    return approvals.approve_line(project, purpose, by, AT,
-                                  approvals.project_digest(info, purposes),
-                                  approvals.approval_record(info, purposes))
+    return approvals.approve_line(
+        project,
+        purpose,
+        by,
+        AT,
+        approvals.project_digest(info, purposes),
+        approvals.approval_record(info, purposes),
+    )
 
 
 def states(text: str, base: str = BASE) -> dict[str, model.ProjectPurpose]:
@@ -60,18 +66,25 @@ def ir_project(text: str) -> ir.Project:
     return proj
 
 
-PURPOSES = {"A": model.PurposeInfo(name="A", acknowledgement="I agree"),
-            "A.B": model.PurposeInfo(name="A.B", acknowledgement="I agree"),
-            "C": model.PurposeInfo(name="C")}
+PURPOSES = {
+    "A": model.PurposeInfo(name="A", acknowledgement="I agree"),
+    "A.B": model.PurposeInfo(name="A.B", acknowledgement="I agree"),
+    "C": model.PurposeInfo(name="C"),
+}
 
 
 def test_canonical_content() -> None:
-    proj = ir_project('project x { purposes C, "A.B"; members bob, alice, bob\n'
-                      "  sources s.t, `a b`.c }")
+    proj = ir_project(
+        'project x { purposes C, "A.B"; members bob, alice, bob\n  sources s.t, `a b`.c }'
+    )
     text = approvals.project_content(proj, PURPOSES).to_json()
     assert json.loads(text) == {
-        "project": "x", "purposes": ["A.B", "C"], "members": ["alice", "bob"],
-        "sources": ["`a b`.c", "s.t"], "acknowledgements": {"A.B": "I agree", "C": None}}
+        "project": "x",
+        "purposes": ["A.B", "C"],
+        "members": ["alice", "bob"],
+        "sources": ["`a b`.c", "s.t"],
+        "acknowledgements": {"A.B": "I agree", "C": None},
+    }
     assert text.startswith('{"acknowledgements":{"A.B":"I agree","C":null},"members":')
 
 
@@ -79,22 +92,35 @@ def test_digest_is_pinned() -> None:
     # changing the canonical form makes every recorded approval stale: do it deliberately
     proj = ir_project("project x { purposes A; members alice; sources s.t }")
     assert approvals.project_digest(proj, PURPOSES) == (
-        "sha256:" + __import__("hashlib").sha256(
+        "sha256:"
+        + __import__("hashlib")
+        .sha256(
             b'{"acknowledgements":{"A":"I agree"},"members":["alice"],"project":"x",'
-            b'"purposes":["A"],"sources":["s.t"]}').hexdigest())
+            b'"purposes":["A"],"sources":["s.t"]}'
+        )
+        .hexdigest()
+    )
 
 
-@given(st.permutations(["alice", "bob", "carol", "dan"]), st.permutations(["A", "C", "A.B"]),
-       st.booleans())
-def test_digest_ignores_order_and_repetition(members: list[str], purposes: list[str],
-                                             repeat: bool) -> None:
+@given(
+    st.permutations(["alice", "bob", "carol", "dan"]),
+    st.permutations(["A", "C", "A.B"]),
+    st.booleans(),
+)
+def test_digest_ignores_order_and_repetition(
+    members: list[str], purposes: list[str], repeat: bool
+) -> None:
     names = members + (members[:1] if repeat else [])
-    text = (f"project x {{ purposes {', '.join(map(ir.name_source, purposes))}\n"
-            f"  members {', '.join(names)}; sources s.t, r.u }}")
-    reference = ir_project("project x { purposes A, \"A.B\", C; members alice, bob, carol, dan\n"
-                           "  sources r.u, s.t }")
-    assert approvals.project_digest(ir_project(text), PURPOSES) == \
-        approvals.project_digest(reference, PURPOSES)
+    text = (
+        f"project x {{ purposes {', '.join(map(ir.name_source, purposes))}\n"
+        f"  members {', '.join(names)}; sources s.t, r.u }}"
+    )
+    reference = ir_project(
+        'project x { purposes A, "A.B", C; members alice, bob, carol, dan\n  sources r.u, s.t }'
+    )
+    assert approvals.project_digest(ir_project(text), PURPOSES) == approvals.project_digest(
+        reference, PURPOSES
+    )
 
 
 def test_digest_of_written_and_checked_project_agree() -> None:
@@ -108,14 +134,17 @@ def test_digest_of_written_and_checked_project_agree() -> None:
 
 def test_digest_covers_members_sources_purposes_and_acknowledgements() -> None:
     base = approvals.project_digest(ir_project("project x { purposes A; members m }"), PURPOSES)
-    for other in ("project x { purposes A; members m, n }",
-                  "project x { purposes A; members m; sources s.t }",
-                  "project x { purposes A, C; members m }",
-                  "project y { purposes A; members m }"):
+    for other in (
+        "project x { purposes A; members m, n }",
+        "project x { purposes A; members m; sources s.t }",
+        "project x { purposes A, C; members m }",
+        "project y { purposes A; members m }",
+    ):
         assert approvals.project_digest(ir_project(other), PURPOSES) != base
     changed = {**PURPOSES, "A": model.PurposeInfo(name="A", acknowledgement="changed")}
-    assert approvals.project_digest(ir_project("project x { purposes A; members m }"),
-                                    changed) != base
+    assert (
+        approvals.project_digest(ir_project("project x { purposes A; members m }"), changed) != base
+    )
 
 
 # ------------------------------------------------------------------------------ lines
@@ -123,22 +152,32 @@ def test_digest_covers_members_sources_purposes_and_acknowledgements() -> None:
 
 def test_approve_line_parses_back() -> None:
     record = approvals.approval_record(
-        ir_project('project "Q 4" { purposes A, "A.B"; sources `a b`.c }'), PURPOSES)
+        ir_project('project "Q 4" { purposes A, "A.B"; sources `a b`.c }'), PURPOSES
+    )
     line = approvals.approve_line("Q 4", "A.B", "carol", AT, "sha256:00", record)
     assert line == (
         'approve "Q 4" purpose "A.B" by carol at 2026-11-20T10:00:00Z digest "sha256:00" {\n'
         '  purposes A, "A.B"\n  members {}\n  sources `a b`.c\n'
-        '  acknowledgement A "I agree"\n  acknowledgement "A.B" "I agree"\n}\n')
+        '  acknowledgement A "I agree"\n  acknowledgement "A.B" "I agree"\n}\n'
+    )
     source, diags = parse_file(line, "a.veil")
     assert source is not None, diags
-    assert source.statements == (ir.Approve(
-        project=ir.Name(value="Q 4"), purpose=ir.Name(value="A.B"), by=ir.Name(value="carol"),
-        at=AT, digest="sha256:00", record=record),)
+    assert source.statements == (
+        ir.Approve(
+            project=ir.Name(value="Q 4"),
+            purpose=ir.Name(value="A.B"),
+            by=ir.Name(value="carol"),
+            at=AT,
+            digest="sha256:00",
+            record=record,
+        ),
+    )
 
 
 def test_revoke_line_parses_back() -> None:
-    line = approvals.revoke_line("fraud_q4", "Fraud Detection", "carol",
-                                 dt.datetime(2026, 11, 21, 9, 30, 15, 123))
+    line = approvals.revoke_line(
+        "fraud_q4", "Fraud Detection", "carol", dt.datetime(2026, 11, 21, 9, 30, 15, 123)
+    )
     assert line == "revoke fraud_q4 purpose Fraud Detection by carol at 2026-11-21T09:30:15Z\n"
     source, _ = parse_file(line, "a.veil")
     assert source is not None
@@ -149,19 +188,26 @@ def test_revoke_line_parses_back() -> None:
 
 def test_changes_in_words() -> None:
     record = approvals.approval_record(
-        ir_project("project x { purposes A, C; members bob, carol; sources hr.old }"), PURPOSES)
+        ir_project("project x { purposes A, C; members bob, carol; sources hr.old }"), PURPOSES
+    )
     now = ir_project('project x { purposes A, "A.B"; members carol, dave; sources hr.survey }')
     changed = {**PURPOSES, "A": model.PurposeInfo(name="A", acknowledgement="new text")}
     assert approvals.approval_changes(record, now, changed) == (
-        "purpose `A.B` added", "purpose `C` removed", "member `dave` added",
-        "member `bob` removed", "source `hr.survey` added", "source `hr.old` removed",
-        "acknowledgement of `A` changed")
+        "purpose `A.B` added",
+        "purpose `C` removed",
+        "member `dave` added",
+        "member `bob` removed",
+        "source `hr.survey` added",
+        "source `hr.old` removed",
+        "acknowledgement of `A` changed",
+    )
 
 
 def test_changes_without_a_record() -> None:
     proj = ir_project("project x { purposes A }")
     assert approvals.approval_changes(None, proj, PURPOSES) == (
-        "the project changed since approval",)
+        "the project changed since approval",
+    )
 
 
 # ------------------------------------------------------------------------------ states
@@ -170,7 +216,9 @@ def test_changes_without_a_record() -> None:
 def test_pending_without_approval() -> None:
     got = states(PROJECT)
     assert {p: s.state for p, s in got.items()} == {
-        "Fraud Detection": model.PurposeState.PENDING, "Marketing": model.PurposeState.PENDING}
+        "Fraud Detection": model.PurposeState.PENDING,
+        "Marketing": model.PurposeState.PENDING,
+    }
 
 
 def test_approved_with_the_current_digest() -> None:
@@ -180,7 +228,10 @@ def test_approved_with_the_current_digest() -> None:
     got = states(text)
     fd = got["Fraud Detection"]
     assert (fd.state, fd.approved_by, fd.approved_at) == (
-        model.PurposeState.APPROVED, "carol", "2026-11-20T10:00:00Z")
+        model.PurposeState.APPROVED,
+        "carol",
+        "2026-11-20T10:00:00Z",
+    )
     assert got["Marketing"].state is model.PurposeState.PENDING
     info = program(text).project("fraud_q4")
     assert info is not None and info.active_purposes == ("Fraud Detection",)
@@ -197,7 +248,8 @@ def test_w0401_stale_approval_names_what_changed() -> None:
     assert d.help == (
         "since `carol` approved it at 2026-11-20T10:00:00Z: member `dave` added, member `bob` "
         "removed; the purpose grants nothing until it is approved again: re-approve with "
-        "`veil approve fraud_q4 --by NAME`")
+        "`veil approve fraud_q4 --by NAME`"
+    )
     assert [str(s) for s in d.related] == ["policy.veil:1:9"]
     fd = states(changed + line)["Fraud Detection"]
     assert fd.state is model.PurposeState.STALE
@@ -298,10 +350,13 @@ def test_may_approve() -> None:
     assert approvals.may_approve(p.approvers, proj, "Marketing", "carol") is None
     assert approvals.may_approve(p.approvers, proj, "Fraud Detection", "erin") is None
     assert approvals.may_approve(p.approvers, proj, "Marketing", "erin") == (
-        "`erin` may only approve `Fraud Detection` and its sub-purposes")
+        "`erin` may only approve `Fraud Detection` and its sub-purposes"
+    )
     assert approvals.may_approve(p.approvers, proj, "Marketing", "zed") == (
-        "`zed` is not a declared approver")
+        "`zed` is not a declared approver"
+    )
     assert approvals.may_approve((), proj, "Marketing", "zed") is None
     assert approvals.may_approve((), proj, "Marketing", "bob") == (
         "`bob` is a member of project `fraud_q4`, and separation of duties forbids approving "
-        "one's own project")
+        "one's own project"
+    )

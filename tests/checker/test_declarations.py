@@ -11,18 +11,38 @@ from veil import model
 @pytest.mark.parametrize(
     ("text", "message", "at", "first"),
     [
-        ("table sales.transactions { id bigint }", "duplicate table `sales.transactions`",
-         "policy.veil:1:7", "0base.veil:1:7"),
-        ('purpose "Marketing"', "duplicate purpose `Marketing`", "policy.veil:1:9",
-         "0base.veil:22:9"),
+        (
+            "table sales.transactions { id bigint }",
+            "duplicate table `sales.transactions`",
+            "policy.veil:1:7",
+            "0base.veil:1:7",
+        ),
+        (
+            'purpose "Marketing"',
+            "duplicate purpose `Marketing`",
+            "policy.veil:1:9",
+            "0base.veil:22:9",
+        ),
         ("group stewards", "duplicate group `stewards`", "policy.veil:1:7", "0base.veil:24:17"),
         ("user bob", "duplicate user `bob`", "policy.veil:1:6", "0base.veil:26:6"),
-        ("project p { members bob }\nproject p { members dave }", "duplicate project `p`",
-         "policy.veil:2:9", "policy.veil:1:9"),
-        ("table t { a bigint; b text; a text }", "duplicate column `a` in table `t`",
-         "policy.veil:1:29", "policy.veil:1:11"),
-        ('user zoe { region "EU"; region "US" }', "duplicate attribute `region` of user `zoe`",
-         "policy.veil:1:25", "policy.veil:1:12"),
+        (
+            "project p { members bob }\nproject p { members dave }",
+            "duplicate project `p`",
+            "policy.veil:2:9",
+            "policy.veil:1:9",
+        ),
+        (
+            "table t { a bigint; b text; a text }",
+            "duplicate column `a` in table `t`",
+            "policy.veil:1:29",
+            "policy.veil:1:11",
+        ),
+        (
+            'user zoe { region "EU"; region "US" }',
+            "duplicate attribute `region` of user `zoe`",
+            "policy.veil:1:25",
+            "policy.veil:1:12",
+        ),
     ],
 )
 def test_e0108_duplicate_declaration(text: str, message: str, at: str, first: str) -> None:
@@ -35,8 +55,14 @@ def test_e0108_duplicate_declaration(text: str, message: str, at: str, first: st
 
 @pytest.mark.parametrize(
     ("written", "suggestion"),
-    [("int", "integer"), ("string", "varchar"), ("bool", "boolean"), ("numeric", "decimal"),
-     ("varchr", "varchar"), ("timestmp", "timestamp")],
+    [
+        ("int", "integer"),
+        ("string", "varchar"),
+        ("bool", "boolean"),
+        ("numeric", "decimal"),
+        ("varchr", "varchar"),
+        ("timestmp", "timestamp"),
+    ],
 )
 def test_e0201_unknown_type_suggests(written: str, suggestion: str) -> None:
     d = one(run(f"table t {{ a {written} }}"), "E0201")
@@ -70,15 +96,22 @@ def test_e0202_type_parameters(written: str, message: str) -> None:
 
 
 def test_checked_types() -> None:
-    r = run("table t { a decimal; b decimal(9); c decimal(9,2); d varchar; e varchar(3); "
-            "f char(2); g timestamptz }", base=None)
+    r = run(
+        "table t { a decimal; b decimal(9); c decimal(9,2); d varchar; e varchar(3); "
+        "f char(2); g timestamptz }",
+        base=None,
+    )
     assert r.program is not None
     tb = r.program.tables[0]
     assert [c.type for c in tb.columns] == [
-        model.SqlType(name="decimal"), model.SqlType(name="decimal", precision=9, scale=0),
-        model.SqlType(name="decimal", precision=9, scale=2), model.SqlType(name="varchar"),
-        model.SqlType(name="varchar", length=3), model.SqlType(name="char", length=2),
-        model.SqlType(name="timestamptz")]
+        model.SqlType(name="decimal"),
+        model.SqlType(name="decimal", precision=9, scale=0),
+        model.SqlType(name="decimal", precision=9, scale=2),
+        model.SqlType(name="varchar"),
+        model.SqlType(name="varchar", length=3),
+        model.SqlType(name="char", length=2),
+        model.SqlType(name="timestamptz"),
+    ]
 
 
 def test_e0109_parent_purpose_must_be_declared() -> None:
@@ -89,9 +122,11 @@ def test_e0109_parent_purpose_must_be_declared() -> None:
 
 
 def test_acknowledgement_is_inherited_from_the_nearest_ancestor() -> None:
-    r = run('purpose "Fraud Detection.Chargebacks.Visa"\n'
-            'purpose "Fraud Detection.Disputes" { acknowledgement "own" }\n'
-            'purpose "Fraud Detection.Disputes.Late"')
+    r = run(
+        'purpose "Fraud Detection.Chargebacks.Visa"\n'
+        'purpose "Fraud Detection.Disputes" { acknowledgement "own" }\n'
+        'purpose "Fraud Detection.Disputes.Late"'
+    )
     assert r.program is not None
     ack = {p.name: p.acknowledgement for p in r.program.purposes}
     parent = "I will use card data only to investigate fraud."

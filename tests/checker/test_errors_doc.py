@@ -15,8 +15,9 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 SECTION = re.compile(r"^## ([EW]\d{4}): (.+?)\n(.*?)(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 EXAMPLE = re.compile(r"```veil\n(.*?)```", re.DOTALL)
 
-CHECKER_CODES = sorted(v for k, v in vars(codes_module).items()
-                       if k.isupper() and isinstance(v, str))
+CHECKER_CODES = sorted(
+    v for k, v in vars(codes_module).items() if k.isupper() and isinstance(v, str)
+)
 
 
 def sections() -> dict[str, str]:

@@ -28,8 +28,10 @@ def actions(m: model.ColumnMask) -> list[model.MaskAction | None]:
 
 
 def test_unless_form_lowers_to_reveal_then_method() -> None:
-    m = mask_of('mask sales.transactions.email with hash unless purpose "Marketing"',
-                "sales.transactions.email")
+    m = mask_of(
+        'mask sales.transactions.email with hash unless purpose "Marketing"',
+        "sales.transactions.email",
+    )
     assert m.type == model.SqlType(name="varchar")
     assert actions(m) == [None, model.MaskHash(salt="sales.transactions")]
     assert m.arms[0].cond == ir.PurposeIs(purpose=ir.Name(value="Marketing"))
@@ -38,18 +40,22 @@ def test_unless_form_lowers_to_reveal_then_method() -> None:
 
 
 def test_for_form_and_when() -> None:
-    m = mask_of("mask amount with round(100) when region = 'EU' for group analysts",
-                "sales.transactions.amount")
+    m = mask_of(
+        "mask amount with round(100) when region = 'EU' for group analysts",
+        "sales.transactions.amount",
+    )
     assert actions(m) == [model.MaskRound(step=Decimal(100)), None]
     assert m.arms[0].cond == ir.InGroup(group=ir.Name(value="analysts"))
     assert isinstance(m.when, ir.Compare)
 
 
 def test_block_form_keeps_its_arms_in_order() -> None:
-    m = mask_of("mask email {\n  reveal for purpose Support\n  with hash for group analysts\n"
-                "  with email_domain otherwise\n}", "sales.transactions.email")
-    assert actions(m) == [None, model.MaskHash(salt="sales.transactions"),
-                          model.MaskEmailDomain()]
+    m = mask_of(
+        "mask email {\n  reveal for purpose Support\n  with hash for group analysts\n"
+        "  with email_domain otherwise\n}",
+        "sales.transactions.email",
+    )
+    assert actions(m) == [None, model.MaskHash(salt="sales.transactions"), model.MaskEmailDomain()]
 
 
 def test_w0201_block_without_otherwise_gets_with_null_otherwise() -> None:
@@ -80,21 +86,35 @@ def test_e0207_arm_after_otherwise() -> None:
         ("constant(5)", "sales.transactions.region", model.MaskConstant(value="5")),
         ("constant(7)", "sales.transactions.id", model.MaskConstant(value=7)),
         ('constant("12")', "sales.transactions.id", model.MaskConstant(value=12)),
-        ("constant(1.5)", "sales.transactions.amount",
-         model.MaskConstant(value=Decimal("1.5"))),
+        ("constant(1.5)", "sales.transactions.amount", model.MaskConstant(value=Decimal("1.5"))),
         ("constant(true)", "sales.transactions.active", model.MaskConstant(value=True)),
-        ('constant("2024-01-31")', "sales.transactions.born",
-         model.MaskConstant(value="2024-01-31")),
-        ('constant("2024-01-31T10:00:00Z")', "sales.transactions.created_at",
-         model.MaskConstant(value="2024-01-31T10:00:00")),
-        ('constant("2024-01-31")', "sales.transactions.created_at",
-         model.MaskConstant(value="2024-01-31T00:00:00")),
+        (
+            'constant("2024-01-31")',
+            "sales.transactions.born",
+            model.MaskConstant(value="2024-01-31"),
+        ),
+        (
+            'constant("2024-01-31T10:00:00Z")',
+            "sales.transactions.created_at",
+            model.MaskConstant(value="2024-01-31T10:00:00"),
+        ),
+        (
+            'constant("2024-01-31")',
+            "sales.transactions.created_at",
+            model.MaskConstant(value="2024-01-31T00:00:00"),
+        ),
         ("show_first(2)", "hr.survey.team", model.MaskShow(side="first", count=2)),
         ("show_last(4)", "sales.transactions.credit_card", model.MaskShow(side="last", count=4)),
-        ('regex("([0-9]+)-([0-9]+)", "\\\\2-\\\\1")', "sales.transactions.credit_card",
-         model.MaskRegex(pattern="([0-9]+)-([0-9]+)", replacement="\\2-\\1", length=19)),
-        ('regex("a", "b")', "sales.transactions.notes",
-         model.MaskRegex(pattern="a", replacement="b")),
+        (
+            'regex("([0-9]+)-([0-9]+)", "\\\\2-\\\\1")',
+            "sales.transactions.credit_card",
+            model.MaskRegex(pattern="([0-9]+)-([0-9]+)", replacement="\\2-\\1", length=19),
+        ),
+        (
+            'regex("a", "b")',
+            "sales.transactions.notes",
+            model.MaskRegex(pattern="a", replacement="b"),
+        ),
         ("round(0.5)", "sales.transactions.amount", model.MaskRound(step=Decimal("0.5"))),
         ("round(10)", "hr.survey.score", model.MaskRound(step=Decimal(10))),
         ("truncate(month)", "sales.transactions.born", model.MaskTruncate(unit="month")),
@@ -114,8 +134,10 @@ def test_methods_lower_to_actions(method: str, column: str, action: model.MaskAc
 def test_w0203_hash_is_shortened_to_the_column() -> None:
     r = run("mask credit_card with hash")
     d = one(r, "W0203")
-    assert d.message == "the hash of column `sales.transactions.credit_card` is shortened to 19 " \
+    assert (
+        d.message == "the hash of column `sales.transactions.credit_card` is shortened to 19 "
         "characters"
+    )
     assert where(d) == "policy.veil:1:23"
     assert d.help is not None and d.help.startswith("the 64-character hash is cut to the 19")
     assert r.program is not None
@@ -126,8 +148,10 @@ def test_e0205_hash_does_not_fit_a_column_under_8_characters() -> None:
     d = one(run("mask team with hash"), "E0205")
     assert d.message == "`hash` cannot mask column `hr.survey.team` of type `char(4)`"
     assert where(d) == "policy.veil:1:16"
-    assert d.help == ("a hash needs at least 8 characters and `char(4)` holds 4; choose a method "
-                      "that fits the column (`null` fits every column)")
+    assert d.help == (
+        "a hash needs at least 8 characters and `char(4)` holds 4; choose a method "
+        "that fits the column (`null` fits every column)"
+    )
 
 
 # ------------------------------------------------------------------------------ type rule
@@ -136,40 +160,60 @@ def test_e0205_hash_does_not_fit_a_column_under_8_characters() -> None:
 @pytest.mark.parametrize(
     ("text", "message", "reason"),
     [
-        ("mask amount with hash",
-         "`hash` cannot mask column `sales.transactions.amount` of type `decimal(12,2)`",
-         "`hash` masks string columns"),
-        ("mask born with truncate(hour)",
-         "`truncate(hour)` cannot mask column `sales.transactions.born` of type `date`",
-         "a date has no hours to truncate"),
-        ("mask email with round(5)",
-         "`round(5)` cannot mask column `sales.transactions.email` of type `varchar`",
-         "`round` masks numbers"),
-        ("mask score with round(0.5)",
-         "`round(0.5)` cannot mask column `hr.survey.score` of type `integer`",
-         "the step of `round` on `integer` must be a whole number"),
-        ("mask hr.survey.id with truncate(day)",
-         "`truncate(day)` cannot mask column `hr.survey.id` of type `bigint`",
-         "`truncate` masks dates and timestamps"),
-        ('mask team with constant("ABCDE")',
-         '`constant("ABCDE")` cannot mask column `hr.survey.team` of type `char(4)`',
-         '`"ABCDE"` is 5 characters long and `char(4)` holds 4'),
-        ('mask active with constant("yes")',
-         '`constant("yes")` cannot mask column `sales.transactions.active` of type `boolean`',
-         '`"yes"` cannot be cast to `boolean`'),
-        ("mask score with constant(3000000000)",
-         "`constant(3000000000)` cannot mask column `hr.survey.score` of type `integer`",
-         "`3000000000` is out of the range of `integer`"),
-        ("mask amount with constant(1.234)",
-         "`constant(1.234)` cannot mask column `sales.transactions.amount` of type "
-         "`decimal(12,2)`", "`1.234` does not fit `decimal(12,2)`"),
-        ('mask born with constant("2024-13-01")',
-         '`constant("2024-13-01")` cannot mask column `sales.transactions.born` of type `date`',
-         '`"2024-13-01"` cannot be cast to `date`: write a date such as "2024-01-31"'),
+        (
+            "mask amount with hash",
+            "`hash` cannot mask column `sales.transactions.amount` of type `decimal(12,2)`",
+            "`hash` masks string columns",
+        ),
+        (
+            "mask born with truncate(hour)",
+            "`truncate(hour)` cannot mask column `sales.transactions.born` of type `date`",
+            "a date has no hours to truncate",
+        ),
+        (
+            "mask email with round(5)",
+            "`round(5)` cannot mask column `sales.transactions.email` of type `varchar`",
+            "`round` masks numbers",
+        ),
+        (
+            "mask score with round(0.5)",
+            "`round(0.5)` cannot mask column `hr.survey.score` of type `integer`",
+            "the step of `round` on `integer` must be a whole number",
+        ),
+        (
+            "mask hr.survey.id with truncate(day)",
+            "`truncate(day)` cannot mask column `hr.survey.id` of type `bigint`",
+            "`truncate` masks dates and timestamps",
+        ),
+        (
+            'mask team with constant("ABCDE")',
+            '`constant("ABCDE")` cannot mask column `hr.survey.team` of type `char(4)`',
+            '`"ABCDE"` is 5 characters long and `char(4)` holds 4',
+        ),
+        (
+            'mask active with constant("yes")',
+            '`constant("yes")` cannot mask column `sales.transactions.active` of type `boolean`',
+            '`"yes"` cannot be cast to `boolean`',
+        ),
+        (
+            "mask score with constant(3000000000)",
+            "`constant(3000000000)` cannot mask column `hr.survey.score` of type `integer`",
+            "`3000000000` is out of the range of `integer`",
+        ),
+        (
+            "mask amount with constant(1.234)",
+            "`constant(1.234)` cannot mask column `sales.transactions.amount` of type "
+            "`decimal(12,2)`",
+            "`1.234` does not fit `decimal(12,2)`",
+        ),
+        (
+            'mask born with constant("2024-13-01")',
+            '`constant("2024-13-01")` cannot mask column `sales.transactions.born` of type `date`',
+            '`"2024-13-01"` cannot be cast to `date`: write a date such as "2024-01-31"',
+        ),
     ],
 )
-def test_e0205_method_does_not_fit_an_explicit_column(text: str, message: str,
-                                                       reason: str) -> None:
+def test_e0205_method_does_not_fit_an_explicit_column(text: str, message: str, reason: str) -> None:
     r = run(text)
     d = one(r, "E0205")
     assert d.message == message
@@ -181,12 +225,15 @@ def test_w0202_tag_selected_column_falls_back_to_null() -> None:
     r = run("mask tagged event_time with show_first(2)")
     d = one(r, "W0202")
     assert d.severity is Severity.WARNING
-    assert d.message == ("`show_first(2)` cannot mask column `sales.transactions.created_at` of "
-                         "type `timestamp`, so it is masked with `null`")
+    assert d.message == (
+        "`show_first(2)` cannot mask column `sales.transactions.created_at` of "
+        "type `timestamp`, so it is masked with `null`"
+    )
     assert where(d) == "policy.veil:1:29"
     assert d.help is not None
-    assert d.help.startswith("`show_first` masks string columns; the column was selected by tag "
-                             "`event_time`")
+    assert d.help.startswith(
+        "`show_first` masks string columns; the column was selected by tag `event_time`"
+    )
     assert "--strict" in d.help
     assert r.program is not None
     assert actions(r.program.masks[0]) == [model.MaskNull()]
@@ -217,22 +264,32 @@ def test_e0203_unknown_method() -> None:
         ("hash(4)", "`hash` takes no arguments, not 1"),
         ("show_last", "`show_last` takes one argument, not 0"),
         ("regex('a')", "`regex` takes two arguments, not 1"),
-        ("show_last(-1)", "the argument of `show_last` must be a whole number of characters "
-         "(0 or more)"),
-        ("show_first(1.5)", "the argument of `show_first` must be a whole number of characters "
-         "(0 or more)"),
+        (
+            "show_last(-1)",
+            "the argument of `show_last` must be a whole number of characters (0 or more)",
+        ),
+        (
+            "show_first(1.5)",
+            "the argument of `show_first` must be a whole number of characters (0 or more)",
+        ),
         ("round(0)", "the step of `round` must be a number greater than 0"),
         ("round('x')", "the step of `round` must be a number greater than 0"),
         ("truncate(week)", "`truncate` cannot truncate to `week`"),
         ("constant(null)", "`constant(null)` is not a constant"),
         ("regex(1, 'x')", "`regex` takes a pattern string and a replacement string"),
-        ("regex('(a', 'x')", "invalid regex `(a`: missing ), unterminated subpattern at "
-         "position 0"),
-        ("regex('(a)', '\\\\2')", "invalid replacement `\\2`: `\\2` refers to group 2 and the "
-         "pattern has 1"),
+        (
+            "regex('(a', 'x')",
+            "invalid regex `(a`: missing ), unterminated subpattern at position 0",
+        ),
+        (
+            "regex('(a)', '\\\\2')",
+            "invalid replacement `\\2`: `\\2` refers to group 2 and the pattern has 1",
+        ),
         ("regex('(a)', '\\\\q')", "invalid replacement `\\q`: the escape `\\q`"),
-        ("regex('(a)', '\\\\10')", "invalid replacement `\\10`: `\\1` followed by a digit "
-         "(ambiguous between targets)"),
+        (
+            "regex('(a)', '\\\\10')",
+            "invalid replacement `\\10`: `\\1` followed by a digit (ambiguous between targets)",
+        ),
     ],
 )
 def test_e0204_bad_arguments(method: str, message: str) -> None:
@@ -274,18 +331,23 @@ def test_e0206_non_portable_regex(pattern: str, uses: str) -> None:
     assert d.help is not None and "lookaround" in d.help
 
 
-@pytest.mark.parametrize("pattern", ["(?:ab)+", "[a+]+", "a+?b*?", "\\\\d{3}-\\\\w+", "[]a]",
-                                     "^x$", "a|b"])
+@pytest.mark.parametrize(
+    "pattern", ["(?:ab)+", "[a+]+", "a+?b*?", "\\\\d{3}-\\\\w+", "[]a]", "^x$", "a|b"]
+)
 def test_portable_regexes(pattern: str) -> None:
     r = run(f'mask email with regex("{pattern}", "x")')
     assert r.program is not None, [(d.code, d.message) for d in r.diagnostics]
 
 
 def test_date_and_timestamp_constants_are_normalised() -> None:
-    r = run('table t { a timestamptz; b timestamp }\n'
-            'mask t.a with constant("2024-01-31 10:00")\n'
-            'mask t.b with constant("2024-01-31T12:00:00+02:00")', base=None)
+    r = run(
+        "table t { a timestamptz; b timestamp }\n"
+        'mask t.a with constant("2024-01-31 10:00")\n'
+        'mask t.b with constant("2024-01-31T12:00:00+02:00")',
+        base=None,
+    )
     assert r.program is not None
     assert [actions(m) for m in r.program.masks] == [
         [model.MaskConstant(value=dt.datetime(2024, 1, 31, 10, tzinfo=dt.UTC).isoformat())],
-        [model.MaskConstant(value="2024-01-31T10:00:00")]]
+        [model.MaskConstant(value="2024-01-31T10:00:00")],
+    ]

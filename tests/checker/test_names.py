@@ -18,8 +18,9 @@ def test_e0101_unknown_table_suggests_the_full_name() -> None:
     d = one(run("filter transactions where id > 0"), "E0101")
     assert d.message == "unknown table `transactions`"
     assert where(d) == "policy.veil:1:8"
-    assert d.help == ("did you mean `sales.transactions`? (a table is named as in its `table` "
-                      "block)")
+    assert d.help == (
+        "did you mean `sales.transactions`? (a table is named as in its `table` block)"
+    )
 
 
 def test_e0101_in_project_sources_and_restrict() -> None:
@@ -27,8 +28,10 @@ def test_e0101_in_project_sources_and_restrict() -> None:
     assert codes(r) == ["E0101", "E0101"]
     src, res = r.diagnostics
     assert (where(src), src.message, src.help) == (
-        "policy.veil:1:21", "unknown table `sales.transactoins`",
-        "did you mean `sales.transactions`?")
+        "policy.veil:1:21",
+        "unknown table `sales.transactoins`",
+        "did you mean `sales.transactions`?",
+    )
     assert (where(res), res.help) == ("policy.veil:2:10", "did you mean `hr.survey`?")
 
 
@@ -43,10 +46,15 @@ def test_e0102_unknown_column() -> None:
     assert codes(r) == ["E0102", "E0102"]
     bare, qualified = r.diagnostics
     assert (bare.message, where(bare), bare.help) == (
-        "unknown column `emial`", "policy.veil:1:6", "did you mean `email`?")
+        "unknown column `emial`",
+        "policy.veil:1:6",
+        "did you mean `email`?",
+    )
     assert (qualified.message, where(qualified), qualified.help) == (
-        "table `sales.transactions` has no column `emial`", "policy.veil:2:6",
-        "did you mean `email`?")
+        "table `sales.transactions` has no column `emial`",
+        "policy.veil:2:6",
+        "did you mean `email`?",
+    )
 
 
 def test_e0103_ambiguous_qualified_column() -> None:
@@ -67,14 +75,18 @@ def test_column_targets() -> None:
 def test_tag_paths_match_on_segments() -> None:
     # `pii` covers `pii`, `pii.card`, `pii.email`; never `piix` (hr.survey.score)
     assert masked_columns("mask tagged pii with null") == [
-        "hr.survey.notes", "sales.transactions.credit_card", "sales.transactions.email"]
+        "hr.survey.notes",
+        "sales.transactions.credit_card",
+        "sales.transactions.email",
+    ]
     assert masked_columns("mask tagged pii.card with null") == ["sales.transactions.credit_card"]
     assert masked_columns("mask tagged piix with null") == ["hr.survey.score"]
 
 
 def test_tag_on_reaches_tag_masks() -> None:
     assert masked_columns("tag pii.hr on hr.survey.team\nmask tagged pii.hr with null") == [
-        "hr.survey.team"]
+        "hr.survey.team"
+    ]
 
 
 def test_w0101_tag_that_no_column_carries() -> None:
@@ -92,16 +104,27 @@ def test_w0101_tag_that_no_column_carries() -> None:
 @pytest.mark.parametrize(
     ("cond", "code", "message", "col", "help_"),
     [
-        ("purpose Fraud Detectoin", "E0104", "unknown purpose `Fraud Detectoin`", 37,
-         "did you mean `Fraud Detection` or `Fraud Detection.Chargebacks`?"),
-        ('purpose "Billing"', "E0104", "unknown purpose `Billing`", 37,
-         "declare it with `purpose Billing`"),
+        (
+            "purpose Fraud Detectoin",
+            "E0104",
+            "unknown purpose `Fraud Detectoin`",
+            37,
+            "did you mean `Fraud Detection` or `Fraud Detection.Chargebacks`?",
+        ),
+        (
+            'purpose "Billing"',
+            "E0104",
+            "unknown purpose `Billing`",
+            37,
+            "declare it with `purpose Billing`",
+        ),
         ("group analyst", "E0105", "unknown group `analyst`", 35, "did you mean `analysts`?"),
         ("user alicia", "E0106", "unknown user `alicia`", 34, "did you mean `alice`?"),
     ],
 )
-def test_unknown_names_in_conditions(cond: str, code: str, message: str, col: int,
-                                     help_: str) -> None:
+def test_unknown_names_in_conditions(
+    cond: str, code: str, message: str, col: int, help_: str
+) -> None:
     d = one(run(f"mask email with hash unless {cond}"), code)
     assert d.message == message
     assert where(d) == f"policy.veil:1:{col}"
@@ -114,12 +137,17 @@ def test_groups_listed_by_users_need_no_declaration() -> None:
 
 
 def test_names_in_projects_restricts_and_approvers() -> None:
-    r = run("project p {\n  purposes Support, Billing\n  members bob, zed\n}\n"
-            "restrict hr.survey to purpose Markting\n"
-            "approvers carol for purpose Suport")
+    r = run(
+        "project p {\n  purposes Support, Billing\n  members bob, zed\n}\n"
+        "restrict hr.survey to purpose Markting\n"
+        "approvers carol for purpose Suport"
+    )
     assert [(d.code, where(d)) for d in r.diagnostics] == [
-        ("E0104", "policy.veil:2:21"), ("E0106", "policy.veil:3:16"),
-        ("E0104", "policy.veil:5:31"), ("E0104", "policy.veil:6:29")]
+        ("E0104", "policy.veil:2:21"),
+        ("E0106", "policy.veil:3:16"),
+        ("E0104", "policy.veil:5:31"),
+        ("E0104", "policy.veil:6:29"),
+    ]
 
 
 def test_w0102_attribute_that_no_user_has() -> None:

@@ -9,8 +9,16 @@ from veil.checker.facts import Facts
 
 def test_pass_table() -> None:
     assert [name for name, _ in PASSES] == [
-        "collect_declarations", "apply_tags", "resolve_names", "check_predicates",
-        "resolve_conflicts", "check_masks", "check_rows", "compute_approvals", "check_tests"]
+        "collect_declarations",
+        "apply_tags",
+        "resolve_names",
+        "check_predicates",
+        "resolve_conflicts",
+        "check_masks",
+        "check_rows",
+        "compute_approvals",
+        "check_tests",
+    ]
 
 
 def test_passes_are_pure() -> None:

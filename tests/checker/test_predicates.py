@@ -49,11 +49,17 @@ def test_e0208_user_name_is_not_a_set() -> None:
         ('amount > "100"', 'cannot compare `amount` (decimal(12,2)) with `"100"` (string)', 33),
         ("region = 5", "cannot compare `region` (varchar) with `5` (number)", 33),
         ("active = born", "cannot compare `active` (boolean) with `born` (date)", 33),
-        ("id in (1, 'x')", "cannot compare `id` (bigint) with `\"x\"` (string)", 43),
-        ("id in user.region", "cannot look for `id` (bigint) in `user.region`, a set of strings",
-         33),
-        ('created_at > "last week"',
-         '`"last week"` is not a date or timestamp to compare with `created_at` (timestamp)', 33),
+        ("id in (1, 'x')", 'cannot compare `id` (bigint) with `"x"` (string)', 43),
+        (
+            "id in user.region",
+            "cannot look for `id` (bigint) in `user.region`, a set of strings",
+            33,
+        ),
+        (
+            'created_at > "last week"',
+            '`"last week"` is not a date or timestamp to compare with `created_at` (timestamp)',
+            33,
+        ),
     ],
 )
 def test_e0209_incompatible_comparison(pred: str, message: str, col: int) -> None:
@@ -117,4 +123,4 @@ def test_when_of_a_mask_reaching_several_tables_is_checked_in_each() -> None:
 def test_when_with_a_type_error_in_one_table_only() -> None:
     r = run("table crm.notes { notes integer }\nmask notes with null when notes = 'x'")
     d = one(r, "E0209")
-    assert d.message == "cannot compare `notes` (integer) with `\"x\"` (string)"
+    assert d.message == 'cannot compare `notes` (integer) with `"x"` (string)'

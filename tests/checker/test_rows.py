@@ -22,27 +22,43 @@ def test_filter_without_unless_allows_nobody_by_condition() -> None:
 
 
 def test_filter_with_unless() -> None:
-    (rule,) = rules({"p.veil": "filter sales.transactions where region in user.region "
-                               "unless purpose Support"})
+    (rule,) = rules(
+        {"p.veil": "filter sales.transactions where region in user.region unless purpose Support"}
+    )
     assert rule.allow == ir.PurposeIs(purpose=ir.Name(value="Support"))
 
 
 def test_restrict_allows_any_listed_purpose_or_the_exception() -> None:
-    one, two = rules({"p.veil": "restrict hr.survey to purpose Support\n"
-                                "restrict hr.survey to purpose Support, any purpose "
-                                "unless group stewards"})
+    one, two = rules(
+        {
+            "p.veil": "restrict hr.survey to purpose Support\n"
+            "restrict hr.survey to purpose Support, any purpose "
+            "unless group stewards"
+        }
+    )
     assert one.kind == "restrict" and one.where is None
     assert one.allow == ir.PurposeIs(purpose=ir.Name(value="Support"))
-    assert two.allow == ir.CondOr(items=(
-        ir.PurposeIs(purpose=ir.Name(value="Support")), ir.AnyPurpose(),
-        ir.InGroup(group=ir.Name(value="stewards"))))
+    assert two.allow == ir.CondOr(
+        items=(
+            ir.PurposeIs(purpose=ir.Name(value="Support")),
+            ir.AnyPurpose(),
+            ir.InGroup(group=ir.Name(value="stewards")),
+        )
+    )
 
 
 def test_rules_are_sorted_by_table_then_source_order() -> None:
-    got = rules({
-        "a.veil": "restrict sales.transactions to any purpose\nrestrict hr.survey to any purpose",
-        "b.veil": "filter sales.transactions where id > 1\nfilter hr.survey where id > 2",
-    })
+    got = rules(
+        {
+            "a.veil": (
+                "restrict sales.transactions to any purpose\nrestrict hr.survey to any purpose"
+            ),
+            "b.veil": "filter sales.transactions where id > 1\nfilter hr.survey where id > 2",
+        }
+    )
     assert [(r.table[-1], r.kind, r.span.file, r.span.line) for r in got] == [
-        ("survey", "restrict", "a.veil", 2), ("survey", "filter", "b.veil", 2),
-        ("transactions", "restrict", "a.veil", 1), ("transactions", "filter", "b.veil", 1)]
+        ("survey", "restrict", "a.veil", 2),
+        ("survey", "filter", "b.veil", 2),
+        ("transactions", "restrict", "a.veil", 1),
+        ("transactions", "filter", "b.veil", 1),
+    ]

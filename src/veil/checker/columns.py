@@ -24,55 +24,89 @@ def table_names(tables: Tables) -> list[str]:
     return [dotted(k) for k in tables]
 
 
-def resolve_table(tables: Tables, name: ir.ObjectName) -> tuple[model.TableKey | None,
-                                                                list[Diagnostic]]:
+def resolve_table(
+    tables: Tables, name: ir.ObjectName
+) -> tuple[model.TableKey | None, list[Diagnostic]]:
     """A table named exactly as in its `table` block."""
     if name.parts in tables:
         return name.parts, []
-    suffix = [dotted(k) for k in tables if k[-len(name.parts):] == name.parts]
-    help_ = did_you_mean(str(name), table_names(tables), preferred=suffix,
-                         otherwise="declare it with a `table` block")
+    suffix = [dotted(k) for k in tables if k[-len(name.parts) :] == name.parts]
+    help_ = did_you_mean(
+        str(name),
+        table_names(tables),
+        preferred=suffix,
+        otherwise="declare it with a `table` block",
+    )
     if suffix:
         help_ = f"{help_} (a table is named as in its `table` block)"
     return None, [error(codes.UNKNOWN_TABLE, f"unknown table `{name}`", name.span, help=help_)]
 
 
-def resolve_columns(tables: Tables, name: ir.ObjectName, *, every: bool
-                    ) -> tuple[tuple[ColumnKey, ...], list[Diagnostic]]:
+def resolve_columns(
+    tables: Tables, name: ir.ObjectName, *, every: bool
+) -> tuple[tuple[ColumnKey, ...], list[Diagnostic]]:
     """The columns a column name stands for.
 
     `every`: a bare name stands for every column with that name (mask targets); otherwise it
     must be unique. A qualified name always stands for exactly one column.
     """
     qualifier, col = name.parts[:-1], name.parts[-1]
-    candidates = [k for k in tables
-                  if len(k) >= len(qualifier) and k[len(k) - len(qualifier):] == qualifier]
+    candidates = [
+        k for k in tables if len(k) >= len(qualifier) and k[len(k) - len(qualifier) :] == qualifier
+    ]
     if qualifier and not candidates:
         suffix = [dotted(k) for k in tables if k[-1:] == qualifier[-1:]]
-        help_ = did_you_mean(dotted(qualifier), table_names(tables), preferred=suffix,
-                             otherwise="declare it with a `table` block")
-        return (), [error(codes.UNKNOWN_TABLE, f"unknown table `{dotted(qualifier)}` in `{name}`",
-                          name.span, help=help_)]
+        help_ = did_you_mean(
+            dotted(qualifier),
+            table_names(tables),
+            preferred=suffix,
+            otherwise="declare it with a `table` block",
+        )
+        return (), [
+            error(
+                codes.UNKNOWN_TABLE,
+                f"unknown table `{dotted(qualifier)}` in `{name}`",
+                name.span,
+                help=help_,
+            )
+        ]
     found = tuple((k, col) for k in candidates if tables[k].column(col) is not None)
     if not found:
         pool = [c.name for k in candidates for c in tables[k].columns]
-        where = (f"table `{dotted(candidates[0])}` has no column `{ir.quote_part(col)}`"
-                 if len(candidates) == 1 else f"unknown column `{name}`")
-        return (), [error(codes.UNKNOWN_COLUMN, where, name.span,
-                          help=did_you_mean(col, pool,
-                                            otherwise="declare it in a `table` block"))]
+        where = (
+            f"table `{dotted(candidates[0])}` has no column `{ir.quote_part(col)}`"
+            if len(candidates) == 1
+            else f"unknown column `{name}`"
+        )
+        return (), [
+            error(
+                codes.UNKNOWN_COLUMN,
+                where,
+                name.span,
+                help=did_you_mean(col, pool, otherwise="declare it in a `table` block"),
+            )
+        ]
     if len(found) > 1 and (qualifier or not every):
         options = [column_str(k) for k in found]
-        return (), [error(
-            codes.AMBIGUOUS_COLUMN, f"`{name}` is ambiguous: it names {len(found)} columns",
-            name.span, help="qualify it further: " + " or ".join(f"`{o}`" for o in options[:4]))]
+        return (), [
+            error(
+                codes.AMBIGUOUS_COLUMN,
+                f"`{name}` is ambiguous: it names {len(found)} columns",
+                name.span,
+                help="qualify it further: " + " or ".join(f"`{o}`" for o in options[:4]),
+            )
+        ]
     return found, []
 
 
 def tagged(tables: Tables, tag: ir.TagPath) -> tuple[ColumnKey, ...]:
     """Every column carrying `tag` or a tag under it, in catalog order."""
-    return tuple((k, c.name) for k, tb in tables.items() for c in tb.columns
-                 if any(tag.covers(t) for t in c.tags))
+    return tuple(
+        (k, c.name)
+        for k, tb in tables.items()
+        for c in tb.columns
+        if any(tag.covers(t) for t in c.tags)
+    )
 
 
 def all_tags(tables: Tables) -> list[str]:

@@ -18,8 +18,13 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(word, pool, n=n, cutoff=0.6)
 
 
-def did_you_mean(word: str, candidates: Iterable[str], otherwise: str | None = None,
-                 *, preferred: Iterable[str] = ()) -> str | None:
+def did_you_mean(
+    word: str,
+    candidates: Iterable[str],
+    otherwise: str | None = None,
+    *,
+    preferred: Iterable[str] = (),
+) -> str | None:
     """`did you mean `x`?`; `preferred` candidates (e.g. an exact suffix match) come first."""
     first = sorted(set(preferred))
     rest = [c for c in close_matches(word, candidates) if c not in first]
@@ -36,8 +41,13 @@ def join_help(*parts: str | None) -> str | None:
 
 def name_span(start: Span, written: str) -> Span:
     """The span of a name written at the start of `start` (when the IR has no span of its own)."""
-    return Span(file=start.file, line=start.line, col=start.col, end_line=start.line,
-                end_col=start.col + max(1, len(written)))
+    return Span(
+        file=start.file,
+        line=start.line,
+        col=start.col,
+        end_line=start.line,
+        end_col=start.col + max(1, len(written)),
+    )
 
 
 def dotted(parts: Iterable[str]) -> str:

@@ -33,14 +33,20 @@ def describe(target: ir.MaskTarget) -> tuple[str, str]:
     """How a target selects its columns, and how to make a mask of that kind win."""
     match target:
         case ir.ColumnTarget(name=name) if len(name.parts) >= 2:
-            return ("name the column qualified",
-                    "keep one of them, or combine their arms into one `mask … { … }` block")
+            return (
+                "name the column qualified",
+                "keep one of them, or combine their arms into one `mask … { … }` block",
+            )
         case ir.ColumnTarget():
-            return ("name the column by its bare name",
-                    "name the column as `table.column` in the mask that should win")
+            return (
+                "name the column by its bare name",
+                "name the column as `table.column` in the mask that should win",
+            )
         case ir.TagTarget(tag=tag):
-            return (f"select it by a tag of depth {len(tag.parts)}",
-                    "name the column, or use a deeper tag, in the mask that should win")
+            return (
+                f"select it by a tag of depth {len(tag.parts)}",
+                "name the column, or use a deeper tag, in the mask that should win",
+            )
         case _:
             t.assert_never(target)
 
@@ -50,7 +56,9 @@ def mergeable(masks: list[ir.Mask]) -> bool:
     first = masks[0]
     return all(m.form == "unless" for m in masks) and all(
         _method_key(m.clauses[1].method) == _method_key(first.clauses[1].method)
-        and m.when == first.when for m in masks[1:])
+        and m.when == first.when
+        for m in masks[1:]
+    )
 
 
 def _method_key(m: ir.Method | None) -> object:
@@ -82,12 +90,20 @@ def resolve_conflicts(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list
 
 def _tie_error(tied: list[ir.Mask], columns: list[ColumnKey]) -> Diagnostic:
     later, others = tied[-1], tied[:-1]
-    what = (f"column `{column_str(columns[0])}`" if len(columns) == 1
-            else f"columns {listing(column_str(c) for c in columns)}")
+    what = (
+        f"column `{column_str(columns[0])}`"
+        if len(columns) == 1
+        else f"columns {listing(column_str(c) for c in columns)}"
+    )
     where = ", ".join(str(m.span) for m in others)
     how, fix = describe(later.target)
     return error(
-        codes.MASK_CONFLICT, f"conflicting masks on {what}", later.target.span,
-        help=(f"this mask and the mask at {where} both {how}, so neither wins; {fix}, or write "
-              "them all as `with M unless …` with the same method to merge their exceptions"),
-        related=tuple(m.span for m in others))
+        codes.MASK_CONFLICT,
+        f"conflicting masks on {what}",
+        later.target.span,
+        help=(
+            f"this mask and the mask at {where} both {how}, so neither wins; {fix}, or write "
+            "them all as `with M unless …` with the same method to merge their exceptions"
+        ),
+        related=tuple(m.span for m in others),
+    )

@@ -14,21 +14,51 @@ from veil.diagnostics import Diagnostic, Span, error
 
 #: type name -> (min, max) number of parameters
 TYPE_PARAMS: dict[str, tuple[int, int]] = {
-    "boolean": (0, 0), "smallint": (0, 0), "integer": (0, 0), "bigint": (0, 0),
-    "decimal": (0, 2), "real": (0, 0), "double": (0, 0), "varchar": (0, 1), "char": (1, 1),
-    "text": (0, 0), "date": (0, 0), "timestamp": (0, 0), "timestamptz": (0, 0),
-    "binary": (0, 0), "json": (0, 0),
+    "boolean": (0, 0),
+    "smallint": (0, 0),
+    "integer": (0, 0),
+    "bigint": (0, 0),
+    "decimal": (0, 2),
+    "real": (0, 0),
+    "double": (0, 0),
+    "varchar": (0, 1),
+    "char": (1, 1),
+    "text": (0, 0),
+    "date": (0, 0),
+    "timestamp": (0, 0),
+    "timestamptz": (0, 0),
+    "binary": (0, 0),
+    "json": (0, 0),
 }
 
 #: names from other SQL dialects -> the veil type
 TYPE_ALIASES: dict[str, str] = {
-    "int": "integer", "int2": "smallint", "int4": "integer", "int8": "bigint",
-    "tinyint": "smallint", "long": "bigint", "bool": "boolean", "numeric": "decimal",
-    "number": "decimal", "float": "double", "float4": "real", "float8": "double",
-    "string": "varchar", "str": "varchar", "character": "char", "nvarchar": "varchar",
-    "datetime": "timestamp", "timestamp_ntz": "timestamp", "timestamp_tz": "timestamptz",
-    "timestamp_ltz": "timestamptz", "bytea": "binary", "blob": "binary", "varbinary": "binary",
-    "jsonb": "json", "variant": "json", "clob": "text",
+    "int": "integer",
+    "int2": "smallint",
+    "int4": "integer",
+    "int8": "bigint",
+    "tinyint": "smallint",
+    "long": "bigint",
+    "bool": "boolean",
+    "numeric": "decimal",
+    "number": "decimal",
+    "float": "double",
+    "float4": "real",
+    "float8": "double",
+    "string": "varchar",
+    "str": "varchar",
+    "character": "char",
+    "nvarchar": "varchar",
+    "datetime": "timestamp",
+    "timestamp_ntz": "timestamp",
+    "timestamp_tz": "timestamptz",
+    "timestamp_ltz": "timestamptz",
+    "bytea": "binary",
+    "blob": "binary",
+    "varbinary": "binary",
+    "jsonb": "json",
+    "variant": "json",
+    "clob": "text",
 }
 
 MAX_DECIMAL_PRECISION = 38
@@ -37,12 +67,15 @@ MAX_DECIMAL_PRECISION = 38
 def check_type(ct: ir.ColumnType) -> tuple[model.SqlType | None, list[Diagnostic]]:
     """A column type as written -> the checked type, or why it is not one."""
     if ct.name not in TYPE_PARAMS:
-        near = [TYPE_ALIASES.get(n, n) for n in [ct.name, *close_matches(
-            ct.name, [*TYPE_PARAMS, *TYPE_ALIASES])] if n in TYPE_ALIASES or n in TYPE_PARAMS]
-        help_ = (f"did you mean `{near[0]}`?" if near
-                 else "known types: " + ", ".join(TYPE_PARAMS))
-        return None, [error(codes.UNKNOWN_TYPE, f"unknown column type `{ct.name}`", ct.span,
-                            help=help_)]
+        near = [
+            TYPE_ALIASES.get(n, n)
+            for n in [ct.name, *close_matches(ct.name, [*TYPE_PARAMS, *TYPE_ALIASES])]
+            if n in TYPE_ALIASES or n in TYPE_PARAMS
+        ]
+        help_ = f"did you mean `{near[0]}`?" if near else "known types: " + ", ".join(TYPE_PARAMS)
+        return None, [
+            error(codes.UNKNOWN_TYPE, f"unknown column type `{ct.name}`", ct.span, help=help_)
+        ]
     lo, hi = TYPE_PARAMS[ct.name]
     n, p = len(ct.params), ct.params
 
@@ -60,11 +93,15 @@ def check_type(ct: ir.ColumnType) -> tuple[model.SqlType | None, list[Diagnostic
         return bad(f"`{ct}` takes {_count(lo, hi)}", f"write {want}")
     if ct.name == "decimal":
         if n >= 1 and not 1 <= p[0] <= MAX_DECIMAL_PRECISION:
-            return bad(f"precision of `{ct}` must be between 1 and {MAX_DECIMAL_PRECISION}",
-                       "every target supports decimal precision up to 38 digits")
+            return bad(
+                f"precision of `{ct}` must be between 1 and {MAX_DECIMAL_PRECISION}",
+                "every target supports decimal precision up to 38 digits",
+            )
         if n == 2 and not 0 <= p[1] <= p[0]:
-            return bad(f"scale of `{ct}` must be between 0 and the precision {p[0]}",
-                       "the scale counts the digits after the decimal point")
+            return bad(
+                f"scale of `{ct}` must be between 0 and the precision {p[0]}",
+                "the scale counts the digits after the decimal point",
+            )
         if n == 0:
             return model.SqlType(name="decimal"), []
         return model.SqlType(name="decimal", precision=p[0], scale=p[1] if n == 2 else 0), []
@@ -93,12 +130,19 @@ class _Seen:
         self.kind = kind
         self.first: dict[object, Span] = {}
 
-    def add(self, key: object, shown: str, span: Span, diags: list[Diagnostic],
-            where: str = "") -> bool:
+    def add(
+        self, key: object, shown: str, span: Span, diags: list[Diagnostic], where: str = ""
+    ) -> bool:
         if key in self.first:
-            diags.append(error(codes.DUPLICATE, f"duplicate {self.kind} `{shown}`{where}", span,
-                               help=f"the {self.kind} is already declared at {self.first[key]}",
-                               related=(self.first[key],)))
+            diags.append(
+                error(
+                    codes.DUPLICATE,
+                    f"duplicate {self.kind} `{shown}`{where}",
+                    span,
+                    help=f"the {self.kind} is already declared at {self.first[key]}",
+                    related=(self.first[key],),
+                )
+            )
             return False
         self.first[key] = span
         return True
@@ -131,8 +175,16 @@ def collect_declarations(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, l
             case ir.Project():
                 if seen["project"].add(stmt.name.value, stmt.name.value, stmt.name.span, diags):
                     projects[stmt.name.value] = stmt
-            case (ir.TagOn() | ir.Approvers() | ir.Approve() | ir.Revoke() | ir.Mask()
-                  | ir.Filter() | ir.Restrict() | ir.TestCase()):
+            case (
+                ir.TagOn()
+                | ir.Approvers()
+                | ir.Approve()
+                | ir.Revoke()
+                | ir.Mask()
+                | ir.Filter()
+                | ir.Restrict()
+                | ir.TestCase()
+            ):
                 pass
             case _:
                 t.assert_never(stmt)
@@ -154,10 +206,17 @@ def _table(stmt: ir.Table, diags: list[Diagnostic]) -> model.CatalogTable:
         span = name_span(col.span, ir.quote_part(col.name))
         sql_type, found = check_type(col.type)
         diags.extend(found)
-        if seen.add(col.name, ir.quote_part(col.name), span, diags,
-                    where=f" in table `{stmt.name}`") and sql_type is not None:
-            columns.append(model.CatalogColumn(name=col.name, type=sql_type,
-                                               tags=_sorted_tags(col.tags), span=span))
+        if (
+            seen.add(
+                col.name, ir.quote_part(col.name), span, diags, where=f" in table `{stmt.name}`"
+            )
+            and sql_type is not None
+        ):
+            columns.append(
+                model.CatalogColumn(
+                    name=col.name, type=sql_type, tags=_sorted_tags(col.tags), span=span
+                )
+            )
     return model.CatalogTable(key=stmt.name.parts, columns=tuple(columns), span=stmt.name.span)
 
 
@@ -176,25 +235,31 @@ def _user(stmt: ir.User, diags: list[Diagnostic]) -> model.UserInfo:
     )
 
 
-def _purposes(declared: dict[str, ir.Purpose], diags: list[Diagnostic]
-              ) -> dict[str, model.PurposeInfo]:
+def _purposes(
+    declared: dict[str, ir.Purpose], diags: list[Diagnostic]
+) -> dict[str, model.PurposeInfo]:
     """Parents must be declared; the acknowledgement is inherited from the nearest ancestor."""
     out: dict[str, model.PurposeInfo] = {}
     for name, p in declared.items():
         parent = name.rsplit(".", 1)[0] if "." in name else None
         if parent is not None and parent not in declared:
-            diags.append(error(
-                codes.MISSING_PARENT_PURPOSE,
-                f"purpose `{name}` needs its parent purpose `{parent}`", p.name.span,
-                help=f"declare the parent with `purpose {ir.name_source(parent)}`"))
+            diags.append(
+                error(
+                    codes.MISSING_PARENT_PURPOSE,
+                    f"purpose `{name}` needs its parent purpose `{parent}`",
+                    p.name.span,
+                    help=f"declare the parent with `purpose {ir.name_source(parent)}`",
+                )
+            )
         ack = p.acknowledgement
         ancestor = parent
         while ack is None and ancestor is not None:
             if ancestor in declared:
                 ack = declared[ancestor].acknowledgement
             ancestor = ancestor.rsplit(".", 1)[0] if "." in ancestor else None
-        out[name] = model.PurposeInfo(name=name, description=p.description, acknowledgement=ack,
-                                      span=p.name.span)
+        out[name] = model.PurposeInfo(
+            name=name, description=p.description, acknowledgement=ack, span=p.name.span
+        )
     return out
 
 
@@ -210,10 +275,13 @@ def apply_tags(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagno
     if not added:
         return facts, diags
     tables = {
-        key: replace(tb, columns=tuple(
-            replace(c, tags=_sorted_tags((*c.tags, *added.get((key, c.name), ()))))
-            for c in tb.columns))
+        key: replace(
+            tb,
+            columns=tuple(
+                replace(c, tags=_sorted_tags((*c.tags, *added.get((key, c.name), ()))))
+                for c in tb.columns
+            ),
+        )
         for key, tb in facts.tables.items()
     }
     return replace(facts, tables=tables), diags
-

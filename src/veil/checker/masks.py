@@ -35,16 +35,25 @@ def check_masks(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagn
 def _check_arms(m: ir.Mask) -> list[Diagnostic]:
     ends = [i for i, c in enumerate(m.clauses) if c.cond is None]
     if not ends:
-        return [warning(
-            codes.IMPLICIT_OTHERWISE, "mask has no `otherwise` arm, so everyone else sees `null`",
-            m.target.span,
-            help="add `with null otherwise` (or `reveal otherwise`) to say what users who "
-            "match no arm see")]
+        return [
+            warning(
+                codes.IMPLICIT_OTHERWISE,
+                "mask has no `otherwise` arm, so everyone else sees `null`",
+                m.target.span,
+                help="add `with null otherwise` (or `reveal otherwise`) to say what users who "
+                "match no arm see",
+            )
+        ]
     if ends[0] < len(m.clauses) - 1:
         nxt = m.clauses[ends[0] + 1]
-        return [error(codes.UNREACHABLE_ARM, "this arm follows `otherwise` and never applies",
-                      nxt.span, help="`otherwise` must be the last arm: move it down or remove "
-                      "the arms after it")]
+        return [
+            error(
+                codes.UNREACHABLE_ARM,
+                "this arm follows `otherwise` and never applies",
+                nxt.span,
+                help="`otherwise` must be the last arm: move it down or remove the arms after it",
+            )
+        ]
     return []
 
 
@@ -55,13 +64,15 @@ def _arms(m: ir.Mask) -> list[ir.MaskClause]:
         out.append(c)
         if c.cond is None:
             return out
-    out.append(ir.MaskClause(method=ir.Method(name="null", span=m.target.span), cond=None,
-                             span=m.span))
+    out.append(
+        ir.MaskClause(method=ir.Method(name="null", span=m.target.span), cond=None, span=m.span)
+    )
     return out
 
 
-def _lower(decision: Decision, masks: tuple[ir.Mask, ...], facts: Facts,
-           diags: list[Diagnostic]) -> model.ColumnMask:
+def _lower(
+    decision: Decision, masks: tuple[ir.Mask, ...], facts: Facts, diags: list[Diagnostic]
+) -> model.ColumnMask:
     table, name = decision.column
     column = facts.column(decision.column)
     deciding = [masks[i] for i in decision.masks]
@@ -74,20 +85,39 @@ def _lower(decision: Decision, masks: tuple[ir.Mask, ...], facts: Facts,
             cond = m.clauses[0].cond
             assert cond is not None
             conds.extend(cond.items if isinstance(cond, ir.CondOr) else (cond,))
-        reveal = ir.MaskClause(method=None, cond=ir.CondOr(items=tuple(conds), span=first.span),
-                               span=first.clauses[0].span)
+        reveal = ir.MaskClause(
+            method=None,
+            cond=ir.CondOr(items=tuple(conds), span=first.span),
+            span=first.clauses[0].span,
+        )
         clauses = [reveal, first.clauses[1]]
     arms = tuple(
-        model.MaskArm(action=None if c.method is None
-                      else _action(c.method, first.target, decision.column, column, diags),
-                      cond=c.cond, span=c.span)
-        for c in clauses)
-    return model.ColumnMask(table=table, column=name, type=column.type, arms=arms,
-                            when=first.when, policies=tuple(m.span for m in deciding))
+        model.MaskArm(
+            action=None
+            if c.method is None
+            else _action(c.method, first.target, decision.column, column, diags),
+            cond=c.cond,
+            span=c.span,
+        )
+        for c in clauses
+    )
+    return model.ColumnMask(
+        table=table,
+        column=name,
+        type=column.type,
+        arms=arms,
+        when=first.when,
+        policies=tuple(m.span for m in deciding),
+    )
 
 
-def _action(method: ir.Method, target: ir.MaskTarget, key: tuple[model.TableKey, str],
-            column: model.CatalogColumn, diags: list[Diagnostic]) -> model.MaskAction:
+def _action(
+    method: ir.Method,
+    target: ir.MaskTarget,
+    key: tuple[model.TableKey, str],
+    column: model.CatalogColumn,
+    diags: list[Diagnostic],
+) -> model.MaskAction:
     if check_method(method):
         return model.MaskNull()  # already reported; the program is not built
     fit = fit_method(method, key[0], column)
@@ -95,21 +125,34 @@ def _action(method: ir.Method, target: ir.MaskTarget, key: tuple[model.TableKey,
     if fit.problem is not None:
         head = f"`{method_text(method)}` cannot mask column `{shown}` of type `{column.type}`"
         if isinstance(target, ir.ColumnTarget):
-            fix = ("write a value of the column's type" if method.name == "constant"
-                   else "choose a method that fits the column (`null` fits every column)")
-            diags.append(error(codes.METHOD_TYPE_MISMATCH, head, method.span,
-                               help=f"{fit.problem}; {fix}"))
+            fix = (
+                "write a value of the column's type"
+                if method.name == "constant"
+                else "choose a method that fits the column (`null` fits every column)"
+            )
+            diags.append(
+                error(codes.METHOD_TYPE_MISMATCH, head, method.span, help=f"{fit.problem}; {fix}")
+            )
         else:
-            diags.append(warning(
-                codes.FALLBACK_TO_NULL, f"{head}, so it is masked with `null`", method.span,
-                help=f"{fit.problem}; the column was selected by tag `{target.tag}`: give it a "
-                "mask of its own to choose a method that fits (`--strict` makes this an error)"))
+            diags.append(
+                warning(
+                    codes.FALLBACK_TO_NULL,
+                    f"{head}, so it is masked with `null`",
+                    method.span,
+                    help=f"{fit.problem}; the column was selected by tag `{target.tag}`: give it a "
+                    "mask of its own to choose a method that fits (`--strict` makes this an error)",
+                )
+            )
         return model.MaskNull()
     if fit.note is not None:
-        diags.append(warning(codes.HASH_SHORTENED,
-                             f"the hash of column `{shown}` is shortened to "
-                             f"{column.type.length} characters", method.span,
-                             help=f"{fit.note}; shorter hashes collide more often, a column of "
-                             "64 characters or more keeps the whole hash"))
+        diags.append(
+            warning(
+                codes.HASH_SHORTENED,
+                f"the hash of column `{shown}` is shortened to {column.type.length} characters",
+                method.span,
+                help=f"{fit.note}; shorter hashes collide more often, a column of "
+                "64 characters or more keeps the whole hash",
+            )
+        )
     assert fit.action is not None
     return fit.action

@@ -23,14 +23,26 @@ from veil.diagnostics import Diagnostic, error
 
 F = model.Family
 USAGE: dict[str, str] = {
-    "null": "null", "constant": "constant(value)", "hash": "hash",
-    "show_first": "show_first(n)", "show_last": "show_last(n)",
-    "regex": 'regex("pattern", "replacement")', "round": "round(step)",
-    "truncate": "truncate(year|quarter|month|day|hour)", "email_domain": "email_domain",
+    "null": "null",
+    "constant": "constant(value)",
+    "hash": "hash",
+    "show_first": "show_first(n)",
+    "show_last": "show_last(n)",
+    "regex": 'regex("pattern", "replacement")',
+    "round": "round(step)",
+    "truncate": "truncate(year|quarter|month|day|hour)",
+    "email_domain": "email_domain",
 }
 ARITY: dict[str, int] = {
-    "null": 0, "constant": 1, "hash": 0, "show_first": 1, "show_last": 1, "regex": 2,
-    "round": 1, "truncate": 1, "email_domain": 0,
+    "null": 0,
+    "constant": 1,
+    "hash": 0,
+    "show_first": 1,
+    "show_last": 1,
+    "regex": 2,
+    "round": 1,
+    "truncate": 1,
+    "email_domain": 0,
 }
 TruncateUnit: t.TypeAlias = t.Literal["year", "quarter", "month", "day", "hour"]
 TRUNCATE_UNITS: tuple[str, ...] = t.get_args(TruncateUnit)
@@ -42,8 +54,7 @@ INT_RANGES: dict[str, int] = {"smallint": 2**15, "integer": 2**31, "bigint": 2**
 
 
 def _bad(m: ir.Method, message: str, help_: str | None = None) -> list[Diagnostic]:
-    return [error(codes.BAD_METHOD_ARGS, message, m.span,
-                  help=help_ or f"write `{USAGE[m.name]}`")]
+    return [error(codes.BAD_METHOD_ARGS, message, m.span, help=help_ or f"write `{USAGE[m.name]}`")]
 
 
 def _is_int(v: ir.LiteralValue) -> bool:
@@ -53,8 +64,14 @@ def _is_int(v: ir.LiteralValue) -> bool:
 def check_method(m: ir.Method) -> list[Diagnostic]:
     """What is wrong with `m` whatever the column: always errors."""
     if m.name not in ARITY:
-        return [error(codes.UNKNOWN_METHOD, f"unknown masking method `{m.name}`", m.span,
-                      help=did_you_mean(m.name, ARITY, otherwise="methods: " + ", ".join(ARITY)))]
+        return [
+            error(
+                codes.UNKNOWN_METHOD,
+                f"unknown masking method `{m.name}`",
+                m.span,
+                help=did_you_mean(m.name, ARITY, otherwise="methods: " + ", ".join(ARITY)),
+            )
+        ]
     n = ARITY[m.name]
     if len(m.args) != n:
         takes = {0: "no arguments", 1: "one argument", 2: "two arguments"}[n]
@@ -63,16 +80,23 @@ def check_method(m: ir.Method) -> list[Diagnostic]:
     if m.name == "constant" and arg is None:
         return _bad(m, "`constant(null)` is not a constant", "write `with null`")
     if m.name in ("show_first", "show_last") and not (_is_int(arg) and t.cast(int, arg) >= 0):
-        return _bad(m, f"the argument of `{m.name}` must be a whole number of characters "
-                    "(0 or more)")
-    if m.name == "round" and not (isinstance(arg, int | Decimal) and not isinstance(arg, bool)
-                                  and arg > 0):
-        return _bad(m, "the step of `round` must be a number greater than 0",
-                    "write e.g. `round(100)` or `round(0.5)`")
+        return _bad(
+            m, f"the argument of `{m.name}` must be a whole number of characters (0 or more)"
+        )
+    if m.name == "round" and not (
+        isinstance(arg, int | Decimal) and not isinstance(arg, bool) and arg > 0
+    ):
+        return _bad(
+            m,
+            "the step of `round` must be a number greater than 0",
+            "write e.g. `round(100)` or `round(0.5)`",
+        )
     if m.name == "truncate" and arg not in TRUNCATE_UNITS:
-        return _bad(m, f"`truncate` cannot truncate to `{arg}`",
-                    did_you_mean(str(arg), TRUNCATE_UNITS,
-                                 otherwise="units: " + ", ".join(TRUNCATE_UNITS)))
+        return _bad(
+            m,
+            f"`truncate` cannot truncate to `{arg}`",
+            did_you_mean(str(arg), TRUNCATE_UNITS, otherwise="units: " + ", ".join(TRUNCATE_UNITS)),
+        )
     if m.name == "regex":
         return _check_regex(m)
     return []
@@ -87,10 +111,16 @@ def _check_regex(m: ir.Method) -> list[Diagnostic]:
         return _bad(m, "`regex` takes a pattern string and a replacement string")
     problem = non_portable(pattern)
     if problem is not None:
-        return [error(codes.NON_PORTABLE_REGEX, f"regex `{pattern}` uses {problem}", m.span,
-                      help="veil patterns use the subset every target agrees on: no lookaround, "
-                      "no backreferences, no named groups, no inline flags, no atomic groups "
-                      "or possessive quantifiers, no \\b \\B \\A \\Z \\z \\G anchors")]
+        return [
+            error(
+                codes.NON_PORTABLE_REGEX,
+                f"regex `{pattern}` uses {problem}",
+                m.span,
+                help="veil patterns use the subset every target agrees on: no lookaround, "
+                "no backreferences, no named groups, no inline flags, no atomic groups "
+                "or possessive quantifiers, no \\b \\B \\A \\Z \\z \\G anchors",
+            )
+        ]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -99,16 +129,26 @@ def _check_regex(m: ir.Method) -> list[Diagnostic]:
         return _bad(m, f"invalid regex `{pattern}`: {e}", "fix the pattern")
     problem = bad_replacement(replacement, groups)
     if problem is not None:
-        return _bad(m, f"invalid replacement `{replacement}`: {problem}",
-                    "refer to groups as \\1 … \\9 (write \"\\\\1\" in a veil string) and write "
-                    "a backslash as \\\\")
+        return _bad(
+            m,
+            f"invalid replacement `{replacement}`: {problem}",
+            'refer to groups as \\1 … \\9 (write "\\\\1" in a veil string) and write '
+            "a backslash as \\\\",
+        )
     return []
 
 
 _GROUP_OPENERS: tuple[tuple[str, str], ...] = (
-    ("?:", ""), ("?=", "a lookahead"), ("?!", "a lookahead"), ("?<=", "a lookbehind"),
-    ("?<!", "a lookbehind"), ("?P<", "a named group"), ("?<", "a named group"),
-    ("?P=", "a backreference"), ("?#", "a comment group"), ("?>", "an atomic group"),
+    ("?:", ""),
+    ("?=", "a lookahead"),
+    ("?!", "a lookahead"),
+    ("?<=", "a lookbehind"),
+    ("?<!", "a lookbehind"),
+    ("?P<", "a named group"),
+    ("?<", "a named group"),
+    ("?P=", "a backreference"),
+    ("?#", "a comment group"),
+    ("?>", "an atomic group"),
     ("?(", "a conditional group"),
 )
 
@@ -120,7 +160,7 @@ def non_portable(pattern: str) -> str | None:
     while i < len(pattern):
         c = pattern[i]
         if c == "\\":
-            nxt = pattern[i + 1:i + 2]
+            nxt = pattern[i + 1 : i + 2]
             if nxt.isdigit():
                 return f"a backreference or octal escape `\\{nxt}`"
             if nxt and nxt in "bBAZzG":
@@ -130,7 +170,7 @@ def non_portable(pattern: str) -> str | None:
             i, prev_quantifier = i + 2, False
             continue
         if in_class:
-            if c == "[" and pattern[i + 1:i + 2] in (":", ".", "="):
+            if c == "[" and pattern[i + 1 : i + 2] in (":", ".", "="):
                 return "a POSIX class or nested set such as `[[:alpha:]]`"
             if c == "]":
                 in_class = False
@@ -139,13 +179,13 @@ def non_portable(pattern: str) -> str | None:
         if c == "[":
             in_class = True
             i += 1
-            if pattern[i:i + 1] == "^":
+            if pattern[i : i + 1] == "^":
                 i += 1
-            if pattern[i:i + 1] == "]":
+            if pattern[i : i + 1] == "]":
                 i += 1  # a leading `]` is a literal
             prev_quantifier = False
             continue
-        if c == "(" and pattern[i + 1:i + 2] == "?":
+        if c == "(" and pattern[i + 1 : i + 2] == "?":
             for opener, what in _GROUP_OPENERS:
                 if pattern.startswith(opener, i + 1):
                     if what:
@@ -166,14 +206,14 @@ def bad_replacement(replacement: str, groups: int) -> str | None:
         if replacement[i] != "\\":
             i += 1
             continue
-        nxt = replacement[i + 1:i + 2]
+        nxt = replacement[i + 1 : i + 2]
         if nxt == "\\":
             i += 2
             continue
         if nxt.isdigit() and nxt != "0":
             if int(nxt) > groups:
                 return f"`\\{nxt}` refers to group {nxt} and the pattern has {groups}"
-            if replacement[i + 2:i + 3].isdigit():
+            if replacement[i + 2 : i + 3].isdigit():
                 return f"`\\{nxt}` followed by a digit (ambiguous between targets)"
             i += 2
             continue
@@ -204,29 +244,40 @@ def fit_method(m: ir.Method, table: model.TableKey, column: model.CatalogColumn)
             return Fit(action=model.MaskNull())
         case "constant":
             value, problem = cast_constant(m.args[0], ty)
-            return Fit(problem=problem) if value is None else \
-                Fit(action=model.MaskConstant(value=value))
+            return (
+                Fit(problem=problem)
+                if value is None
+                else Fit(action=model.MaskConstant(value=value))
+            )
         case "hash":
             salt = model.table_str(table)
             n = ty.length
             if n is None or n >= HASH_HEX_LENGTH:
                 return Fit(action=model.MaskHash(salt=salt))
             if n < MIN_HASH_LENGTH:
-                return Fit(problem=f"a hash needs at least {MIN_HASH_LENGTH} characters and "
-                           f"`{ty}` holds {n}")
-            return Fit(action=model.MaskHash(salt=salt, length=n),
-                       note=f"the {HASH_HEX_LENGTH}-character hash is cut to the {n} "
-                       f"characters `{ty}` holds")
+                return Fit(
+                    problem=f"a hash needs at least {MIN_HASH_LENGTH} characters and "
+                    f"`{ty}` holds {n}"
+                )
+            return Fit(
+                action=model.MaskHash(salt=salt, length=n),
+                note=f"the {HASH_HEX_LENGTH}-character hash is cut to the {n} "
+                f"characters `{ty}` holds",
+            )
         case "show_first" | "show_last":
             count = m.args[0]
             assert isinstance(count, int)
-            return Fit(action=model.MaskShow(side="first" if m.name == "show_first" else "last",
-                                             count=count))
+            return Fit(
+                action=model.MaskShow(
+                    side="first" if m.name == "show_first" else "last", count=count
+                )
+            )
         case "regex":
             pattern, replacement = m.args
             assert isinstance(pattern, str) and isinstance(replacement, str)
-            return Fit(action=model.MaskRegex(pattern=pattern, replacement=replacement,
-                                              length=ty.length))
+            return Fit(
+                action=model.MaskRegex(pattern=pattern, replacement=replacement, length=ty.length)
+            )
         case "round":
             return _fit_round(m.args[0], ty)
         case "truncate":
@@ -250,8 +301,9 @@ def _fit_round(step: ir.LiteralValue, ty: model.SqlType) -> Fit:
     return Fit(action=model.MaskRound(step=Decimal(step)))
 
 
-def cast_constant(v: ir.LiteralValue, ty: model.SqlType
-                  ) -> tuple[str | int | Decimal | bool | None, str | None]:
+def cast_constant(
+    v: ir.LiteralValue, ty: model.SqlType
+) -> tuple[str | int | Decimal | bool | None, str | None]:
     """The constant converted to the column's family, or why it cannot be."""
     shown = literal_text(v)
     nope = f"`{shown}` cannot be cast to `{ty}`"
@@ -319,8 +371,7 @@ def _fits(d: Decimal, ty: model.SqlType) -> bool:
     return abs(d) < Decimal(10) ** (ty.precision - scale)
 
 
-def _as_temporal(v: ir.LiteralValue, ty: model.SqlType, nope: str) -> tuple[str | None,
-                                                                             str | None]:
+def _as_temporal(v: ir.LiteralValue, ty: model.SqlType, nope: str) -> tuple[str | None, str | None]:
     if not isinstance(v, str):
         return None, nope
     text = v.strip()
@@ -329,8 +380,11 @@ def _as_temporal(v: ir.LiteralValue, ty: model.SqlType, nope: str) -> tuple[str 
             return dt.date.fromisoformat(text).isoformat(), None
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        want = "a date such as \"2024-01-31\"" if ty.family is F.DATE else \
-            "a timestamp such as \"2024-01-31T12:00:00Z\""
+        want = (
+            'a date such as "2024-01-31"'
+            if ty.family is F.DATE
+            else 'a timestamp such as "2024-01-31T12:00:00Z"'
+        )
         return None, f"{nope}: write {want}"
     if ty.name == "timestamptz" and value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)

@@ -45,16 +45,25 @@ def resolve_names(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Dia
             case ir.Approvers():
                 if stmt.purpose is not None:
                     diags.extend(names.purposes([stmt.purpose]))
-            case (ir.Table() | ir.TagOn() | ir.Purpose() | ir.Group() | ir.User() | ir.Approve()
-                  | ir.Revoke() | ir.TestCase()):
+            case (
+                ir.Table()
+                | ir.TagOn()
+                | ir.Purpose()
+                | ir.Group()
+                | ir.User()
+                | ir.Approve()
+                | ir.Revoke()
+                | ir.TestCase()
+            ):
                 pass  # declarations (checked already); approvals and tests have their own passes
             case _:
                 t.assert_never(stmt)
     return replace(facts, reach=tuple(reach)), diags
 
 
-def _mask_target(facts: Facts, target: ir.MaskTarget, diags: list[Diagnostic]
-                 ) -> tuple[ColumnKey, ...]:
+def _mask_target(
+    facts: Facts, target: ir.MaskTarget, diags: list[Diagnostic]
+) -> tuple[ColumnKey, ...]:
     match target:
         case ir.ColumnTarget(name=name):
             found, errs = resolve_columns(facts.tables, name, every=True)
@@ -63,11 +72,18 @@ def _mask_target(facts: Facts, target: ir.MaskTarget, diags: list[Diagnostic]
         case ir.TagTarget(tag=tag):
             found = tagged(facts.tables, tag)
             if not found:
-                diags.append(warning(
-                    codes.UNUSED_TAG, f"no column is tagged `{tag}`, so this mask matches nothing",
-                    tag.span, help=did_you_mean(str(tag), all_tags(facts.tables),
-                                                otherwise="tag columns in their `table` block "
-                                                "or with `tag T on t.c`")))
+                diags.append(
+                    warning(
+                        codes.UNUSED_TAG,
+                        f"no column is tagged `{tag}`, so this mask matches nothing",
+                        tag.span,
+                        help=did_you_mean(
+                            str(tag),
+                            all_tags(facts.tables),
+                            otherwise="tag columns in their `table` block or with `tag T on t.c`",
+                        ),
+                    )
+                )
             return found
         case _:
             t.assert_never(target)
@@ -82,33 +98,59 @@ class Names:
     def purposes(self, names: Iterable[ir.Name]) -> Iterator[Diagnostic]:
         for n in names:
             if n.value not in self.facts.purposes:
-                yield error(codes.UNKNOWN_PURPOSE, f"unknown purpose `{n}`", n.span,
-                            help=did_you_mean(n.value, self.facts.purposes,
-                                              otherwise=f"declare it with "
-                                              f"`purpose {ir.name_source(n.value)}`"))
+                yield error(
+                    codes.UNKNOWN_PURPOSE,
+                    f"unknown purpose `{n}`",
+                    n.span,
+                    help=did_you_mean(
+                        n.value,
+                        self.facts.purposes,
+                        otherwise=f"declare it with `purpose {ir.name_source(n.value)}`",
+                    ),
+                )
 
     def users(self, names: Iterable[ir.Name]) -> Iterator[Diagnostic]:
         for n in names:
             if n.value not in self.facts.users:
-                yield error(codes.UNKNOWN_USER, f"unknown user `{n}`", n.span,
-                            help=did_you_mean(n.value, self.facts.users,
-                                              otherwise=f"declare it with "
-                                              f"`user {ir.name_source(n.value)}`"))
+                yield error(
+                    codes.UNKNOWN_USER,
+                    f"unknown user `{n}`",
+                    n.span,
+                    help=did_you_mean(
+                        n.value,
+                        self.facts.users,
+                        otherwise=f"declare it with `user {ir.name_source(n.value)}`",
+                    ),
+                )
 
     def group(self, n: ir.Name) -> Iterator[Diagnostic]:
         if n.value not in self.facts.groups:
-            yield error(codes.UNKNOWN_GROUP, f"unknown group `{n}`", n.span,
-                        help=did_you_mean(n.value, self.facts.groups,
-                                          otherwise=f"declare it with "
-                                          f"`group {ir.name_source(n.value)}` or list it in a "
-                                          "user's `groups`"))
+            yield error(
+                codes.UNKNOWN_GROUP,
+                f"unknown group `{n}`",
+                n.span,
+                help=did_you_mean(
+                    n.value,
+                    self.facts.groups,
+                    otherwise=f"declare it with "
+                    f"`group {ir.name_source(n.value)}` or list it in a "
+                    "user's `groups`",
+                ),
+            )
 
     def attribute(self, key: str, span: Span) -> Iterator[Diagnostic]:
         if key not in self.facts.attribute_keys:
-            yield warning(codes.UNKNOWN_ATTRIBUTE, f"no user has the attribute `{key}`", span,
-                          help=did_you_mean(key, self.facts.attribute_keys,
-                                            otherwise="give users this attribute, e.g. "
-                                            f"`user alice {{ {ir.quote_part(key)} \"…\" }}`"))
+            yield warning(
+                codes.UNKNOWN_ATTRIBUTE,
+                f"no user has the attribute `{key}`",
+                span,
+                help=did_you_mean(
+                    key,
+                    self.facts.attribute_keys,
+                    otherwise="give users this attribute, e.g. "
+                    f'`user alice {{ {ir.quote_part(key)} "…" }}`',
+                ),
+            )
 
     def condition(self, cond: ir.Condition) -> Iterator[Diagnostic]:
         match cond:

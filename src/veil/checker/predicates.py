@@ -38,10 +38,14 @@ class Cls(enum.Enum):
 
 
 _FAMILY_CLASS: dict[model.Family, Cls] = {
-    model.Family.STRING: Cls.STRING, model.Family.INTEGER: Cls.NUMBER,
-    model.Family.DECIMAL: Cls.NUMBER, model.Family.FLOAT: Cls.NUMBER,
-    model.Family.BOOLEAN: Cls.BOOLEAN, model.Family.DATE: Cls.TEMPORAL,
-    model.Family.TIMESTAMP: Cls.TEMPORAL, model.Family.BINARY: Cls.BINARY,
+    model.Family.STRING: Cls.STRING,
+    model.Family.INTEGER: Cls.NUMBER,
+    model.Family.DECIMAL: Cls.NUMBER,
+    model.Family.FLOAT: Cls.NUMBER,
+    model.Family.BOOLEAN: Cls.BOOLEAN,
+    model.Family.DATE: Cls.TEMPORAL,
+    model.Family.TIMESTAMP: Cls.TEMPORAL,
+    model.Family.BINARY: Cls.BINARY,
     model.Family.JSON: Cls.JSON,
 }
 
@@ -111,16 +115,23 @@ class Typer:
     def condition(self, e: ir.Expr, where: str) -> None:
         ty = self.value(e)
         if ty.cls not in (Cls.BOOLEAN, Cls.NULL, Cls.UNKNOWN):
-            self._err(codes.WRONG_EXPR_TYPE, f"{where} must be a condition, not {ty.shown()}",
-                      e.span, "compare it with a value, e.g. `x = 1`, `x in (…)`, `x is null`")
+            self._err(
+                codes.WRONG_EXPR_TYPE,
+                f"{where} must be a condition, not {ty.shown()}",
+                e.span,
+                "compare it with a value, e.g. `x = 1`, `x in (…)`, `x is null`",
+            )
 
     def value(self, e: ir.Expr) -> Ty:
         """An expression used as a value: sets are not values."""
         ty = self.expr(e)
         if ty.cls is Cls.SET:
-            self._err(codes.USER_SET_AS_VALUE,
-                      f"`{ty.text}` is a set of values and can only follow `in` or `not in`",
-                      e.span, f"write `x in {ty.text}`")
+            self._err(
+                codes.USER_SET_AS_VALUE,
+                f"`{ty.text}` is a set of values and can only follow `in` or `not in`",
+                e.span,
+                f"write `x in {ty.text}`",
+            )
             return Ty(Cls.UNKNOWN, ty.text)
         return ty
 
@@ -143,9 +154,13 @@ class Typer:
                 return Ty(Cls.TEMPORAL, "today()", kind="date", date=True)
             case ir.Interval(unit=unit):
                 if unit not in ir.INTERVAL_UNITS:
-                    self._err(codes.UNKNOWN_INTERVAL_UNIT, f"unknown interval unit `{unit}`",
-                              e.span, did_you_mean(unit, ir.INTERVAL_UNITS) or
-                              "units: " + ", ".join(sorted(set(ir.INTERVAL_UNITS.values()))))
+                    self._err(
+                        codes.UNKNOWN_INTERVAL_UNIT,
+                        f"unknown interval unit `{unit}`",
+                        e.span,
+                        did_you_mean(unit, ir.INTERVAL_UNITS)
+                        or "units: " + ", ".join(sorted(set(ir.INTERVAL_UNITS.values()))),
+                    )
                     return Ty(Cls.UNKNOWN, expr_text(e))
                 return Ty(Cls.INTERVAL, expr_text(e))
             case ir.Arith():
@@ -154,16 +169,25 @@ class Typer:
                 ty = self.value(item)
                 if ty.cls in (Cls.NUMBER, Cls.INTERVAL, Cls.NULL, Cls.UNKNOWN):
                     return Ty(ty.cls, expr_text(e), integer=ty.integer)
-                self._err(codes.WRONG_EXPR_TYPE, f"cannot negate {ty.shown()}", e.span,
-                          "only numbers and intervals can be negated")
+                self._err(
+                    codes.WRONG_EXPR_TYPE,
+                    f"cannot negate {ty.shown()}",
+                    e.span,
+                    "only numbers and intervals can be negated",
+                )
                 return Ty(Cls.UNKNOWN, expr_text(e))
             case ir.Compare(op=op, left=left, right=right):
                 a, b = self.value(left), self.value(right)
                 if Cls.NULL in (a.cls, b.cls):
-                    self.diags.append(warning(
-                        codes.NULL_COMPARISON, f"`{op} null` is never true", e.span,
-                        help="a comparison with null is null, which hides the row or masks the "
-                        "cell; write `x is null` or `x is not null`"))
+                    self.diags.append(
+                        warning(
+                            codes.NULL_COMPARISON,
+                            f"`{op} null` is never true",
+                            e.span,
+                            help="a comparison with null is null, which hides the row or masks the "
+                            "cell; write `x is null` or `x is not null`",
+                        )
+                    )
                 self.compatible(a, b, e.span)
             case ir.InList(item=item, options=options):
                 a = self.value(item)
@@ -189,21 +213,33 @@ class Typer:
 
     def column(self, name: ir.ObjectName) -> Ty:
         key, qualifier, col = self.table.key, name.parts[:-1], name.parts[-1]
-        if qualifier and not (len(qualifier) <= len(key)
-                              and key[len(key) - len(qualifier):] == qualifier):
-            self._err(codes.UNKNOWN_COLUMN,
-                      f"`{name}` is not a column of table `{dotted(key)}`", name.span,
-                      f"a predicate can only use columns of its table, e.g. `{ir.quote_part(col)}`")
+        if qualifier and not (
+            len(qualifier) <= len(key) and key[len(key) - len(qualifier) :] == qualifier
+        ):
+            self._err(
+                codes.UNKNOWN_COLUMN,
+                f"`{name}` is not a column of table `{dotted(key)}`",
+                name.span,
+                f"a predicate can only use columns of its table, e.g. `{ir.quote_part(col)}`",
+            )
             return Ty(Cls.UNKNOWN, str(name))
         c = self.table.column(col)
         if c is None:
-            self._err(codes.UNKNOWN_COLUMN,
-                      f"table `{dotted(key)}` has no column `{ir.quote_part(col)}`", name.span,
-                      did_you_mean(col, [x.name for x in self.table.columns]))
+            self._err(
+                codes.UNKNOWN_COLUMN,
+                f"table `{dotted(key)}` has no column `{ir.quote_part(col)}`",
+                name.span,
+                did_you_mean(col, [x.name for x in self.table.columns]),
+            )
             return Ty(Cls.UNKNOWN, str(name))
         fam = c.type.family
-        return Ty(_FAMILY_CLASS[fam], str(name), kind=str(c.type),
-                  integer=fam is model.Family.INTEGER, date=fam is model.Family.DATE)
+        return Ty(
+            _FAMILY_CLASS[fam],
+            str(name),
+            kind=str(c.type),
+            integer=fam is model.Family.INTEGER,
+            date=fam is model.Family.DATE,
+        )
 
     def arith(self, e: ir.Arith) -> Ty:
         a, b = self.value(e.left), self.value(e.right)
@@ -223,23 +259,34 @@ class Typer:
             return Ty(Cls.TEMPORAL, text, kind="timestamp")
         if a.cls is Cls.TEMPORAL and a.date and b.cls is Cls.NUMBER and b.integer:
             return Ty(Cls.TEMPORAL, text, kind="date", date=True)
-        self._err(codes.WRONG_EXPR_TYPE, f"cannot compute {a.shown()} {e.op} {b.shown()}",
-                  e.span, "`+` and `-` apply to numbers, and to a date or timestamp with an "
-                  "interval such as `90 days`")
+        self._err(
+            codes.WRONG_EXPR_TYPE,
+            f"cannot compute {a.shown()} {e.op} {b.shown()}",
+            e.span,
+            "`+` and `-` apply to numbers, and to a date or timestamp with an "
+            "interval such as `90 days`",
+        )
         return Ty(Cls.UNKNOWN, text)
 
     def in_user(self, item: ir.Expr, ref: ir.UserRef) -> None:
         a = self.value(item)
         if ref.attr == "name":
-            self._err(codes.USER_SET_AS_VALUE, "`user.name` is a single value, not a set",
-                      ref.span, f"write `{a.text} = user.name`")
+            self._err(
+                codes.USER_SET_AS_VALUE,
+                "`user.name` is a single value, not a set",
+                ref.span,
+                f"write `{a.text} = user.name`",
+            )
             return
         if ref.attr != "groups":
             self.diags.extend(self.names.attribute(ref.attr, ref.span))
         if a.cls not in (Cls.STRING, Cls.NULL, Cls.UNKNOWN):
-            self._err(codes.INCOMPARABLE,
-                      f"cannot look for {a.shown()} in `user.{ref.attr}`, a set of strings",
-                      item.span, "user attributes and groups are strings: use a string column")
+            self._err(
+                codes.INCOMPARABLE,
+                f"cannot look for {a.shown()} in `user.{ref.attr}`, a set of strings",
+                item.span,
+                "user attributes and groups are strings: use a string column",
+            )
 
     def compatible(self, a: Ty, b: Ty, span: Span) -> None:
         if a.cls in (Cls.UNKNOWN, Cls.NULL) or b.cls in (Cls.UNKNOWN, Cls.NULL):
@@ -250,13 +297,20 @@ class Typer:
             if x.cls is Cls.TEMPORAL and y.string_literal is not None:
                 if is_iso_datetime(y.string_literal):
                     return
-                self._err(codes.INCOMPARABLE,
-                          f"`{y.text}` is not a date or timestamp to compare with {x.shown()}",
-                          span, "write an ISO-8601 date or timestamp such as \"2024-01-31\" or "
-                          "\"2024-01-31T12:00:00Z\"")
+                self._err(
+                    codes.INCOMPARABLE,
+                    f"`{y.text}` is not a date or timestamp to compare with {x.shown()}",
+                    span,
+                    'write an ISO-8601 date or timestamp such as "2024-01-31" or '
+                    '"2024-01-31T12:00:00Z"',
+                )
                 return
-        self._err(codes.INCOMPARABLE, f"cannot compare {a.shown()} with {b.shown()}", span,
-                  _compare_help(a, b))
+        self._err(
+            codes.INCOMPARABLE,
+            f"cannot compare {a.shown()} with {b.shown()}",
+            span,
+            _compare_help(a, b),
+        )
 
 
 def _compare_help(a: Ty, b: Ty) -> str:
@@ -289,8 +343,12 @@ def check_predicates(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[
         if m.when is None:
             continue
         keys = sorted({k for k, _ in facts.reach[i]})
-        note = (f"this mask reaches tables {listing(dotted(k) for k in keys)}, and its `when` "
-                "must hold in each" if len(keys) > 1 else None)
+        note = (
+            f"this mask reaches tables {listing(dotted(k) for k in keys)}, and its `when` "
+            "must hold in each"
+            if len(keys) > 1
+            else None
+        )
         for key in keys:
             diags.extend(_check(facts.tables, key, m.when, names, note))
     for f in policies.of_type(ir.Filter):
@@ -298,8 +356,13 @@ def check_predicates(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[
     return facts, diags
 
 
-def _check(tables: Mapping[model.TableKey, model.CatalogTable], key: model.TableKey,
-           pred: ir.Expr, names: Names, note: str | None) -> list[Diagnostic]:
+def _check(
+    tables: Mapping[model.TableKey, model.CatalogTable],
+    key: model.TableKey,
+    pred: ir.Expr,
+    names: Names,
+    note: str | None,
+) -> list[Diagnostic]:
     typer = Typer(tables[key], names, note)
     typer.predicate(pred)
     return typer.diags

@@ -23,10 +23,18 @@ def check_tests(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagn
         if tc.user is not None:
             diags.extend(names.users([tc.user]))
         if tc.project is not None and tc.project.value not in facts.projects:
-            diags.append(error(codes.UNKNOWN_PROJECT, f"unknown project `{tc.project}`",
-                               tc.project.span,
-                               help=did_you_mean(tc.project.value, facts.projects,
-                                                 otherwise="declare it with a `project` block")))
+            diags.append(
+                error(
+                    codes.UNKNOWN_PROJECT,
+                    f"unknown project `{tc.project}`",
+                    tc.project.span,
+                    help=did_you_mean(
+                        tc.project.value,
+                        facts.projects,
+                        otherwise="declare it with a `project` block",
+                    ),
+                )
+            )
         for e in tc.expectations:
             diags.extend(_expectation(e, facts, names))
     return facts, diags
@@ -37,8 +45,14 @@ def _expectation(e: ir.Expectation, facts: Facts, names: Names) -> list[Diagnost
         case ir.ExpectColumn(column=column, method=method):
             diags = resolve_columns(facts.tables, column, every=False)[1]
             if method is not None and method.name not in ARITY:
-                diags.append(error(codes.UNKNOWN_METHOD, f"unknown masking method `{method.name}`",
-                                   method.span, help=did_you_mean(method.name, ARITY)))
+                diags.append(
+                    error(
+                        codes.UNKNOWN_METHOD,
+                        f"unknown masking method `{method.name}`",
+                        method.span,
+                        help=did_you_mean(method.name, ARITY),
+                    )
+                )
             return diags
         case ir.ExpectRow(table=table, row=row):
             key, diags = resolve_table(facts.tables, table)
