@@ -8,6 +8,7 @@ import itertools
 import sqlite3
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -968,3 +969,34 @@ def test_from_source_a_stale_approval_grants_nothing() -> None:
     assert first is not None and first["credit_card"] == "***************1111"
     notes = evaluate_table(prog, TX, [dict(ROWS[1], region="EMEA")], ctx("alice", "fraud_q4"))
     assert notes[0] is not None and notes[0]["notes"] == "n2"  # not EU: `when` is false
+
+
+# ------------------------------------------------------------------ acknowledgements (issue 4)
+
+
+def test_acknowledgement_is_required_when_tracked() -> None:
+    from veil.api import check as check_repo
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "payments"
+    program = check_repo([root]).program
+    assert program is not None
+    fd = program.purpose("Fraud Detection")
+    assert fd is not None and fd.acknowledgement
+    cond = ir.PurposeIs(purpose=ir.Name(value="Fraud Detection"))
+    table = ("sales", "transactions")
+    assumed = Context(user="alice", project="fraud_q4")
+    assert eval_condition(program, cond, assumed, table)
+    nothing = Context(user="alice", project="fraud_q4", acknowledged=frozenset())
+    assert not eval_condition(program, cond, nothing, table)
+    assert (
+        check_purposes(program, "alice", "fraud_q4", table, frozenset()).reason
+        is NoPurpose.NOT_ACKNOWLEDGED
+    )
+    done = frozenset({("fraud_q4", "Fraud Detection", fd.acknowledgement)})
+    assert eval_condition(
+        program, cond, Context(user="alice", project="fraud_q4", acknowledged=done), table
+    )
+    old_text = frozenset({("fraud_q4", "Fraud Detection", fd.acknowledgement + " (old)")})
+    assert not eval_condition(
+        program, cond, Context(user="alice", project="fraud_q4", acknowledged=old_text), table
+    )

@@ -78,6 +78,9 @@ class Context:
     user: str
     project: str | None = None
     now: dt.datetime = field(default_factory=_utc_now)
+    #: (project, purpose, text) the user has acknowledged; None assumes the user acknowledged
+    #: every current text (what `veil test` and `veil explain` model by default).
+    acknowledged: frozenset[tuple[str, str, str]] | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
@@ -99,6 +102,7 @@ class NoPurpose(enum.Enum):
     UNKNOWN_PROJECT = "unknown_project"
     NOT_MEMBER = "not_member"
     NOT_APPROVED = "not_approved"
+    NOT_ACKNOWLEDGED = "not_acknowledged"
     NOT_SOURCE = "not_source"
 
 
@@ -112,13 +116,20 @@ class PurposeCheck:
 
 
 def check_purposes(
-    program: model.Program, user: str, project: str | None, table: model.TableKey | None
+    program: model.Program,
+    user: str,
+    project: str | None,
+    table: model.TableKey | None,
+    acknowledged: frozenset[tuple[str, str, str]] | None = None,
 ) -> PurposeCheck:
     """The approved purposes of the active project that `user` acts under for `table`.
 
     Checks, in order: a project is active; it is a project of the program; the user is a
-    member; it has at least one APPROVED purpose; the table is one of its sources (skipped when
-    `table` is None, for a project-level summary). Any failure -> no purpose.
+    member; it has at least one APPROVED purpose; of those, the ones whose acknowledgement text
+    (own or inherited) the user acknowledged — a purpose without a text needs none, and
+    `acknowledged=None` assumes every current text was acknowledged; the table is one of its
+    sources (skipped when `table` is None, for a project-level summary). Any failure -> no
+    purpose.
     """
     if project is None:
         return PurposeCheck(purposes=(), reason=NoPurpose.NO_PROJECT)
@@ -130,9 +141,21 @@ def check_purposes(
     active = info.active_purposes
     if not active:
         return PurposeCheck(purposes=(), reason=NoPurpose.NOT_APPROVED, project=info)
+    if acknowledged is not None:
+        active = tuple(p for p in active if _acknowledged(program, info.name, p, acknowledged))
+        if not active:
+            return PurposeCheck(purposes=(), reason=NoPurpose.NOT_ACKNOWLEDGED, project=info)
     if table is not None and table not in info.sources:
         return PurposeCheck(purposes=(), reason=NoPurpose.NOT_SOURCE, project=info)
     return PurposeCheck(purposes=active, reason=None, project=info)
+
+
+def _acknowledged(
+    program: model.Program, project: str, purpose: str, done: frozenset[tuple[str, str, str]]
+) -> bool:
+    info = program.purpose(purpose)
+    text = info.acknowledgement if info is not None else None
+    return text is None or (project, purpose, text) in done
 
 
 def eval_condition(
@@ -141,10 +164,14 @@ def eval_condition(
     """Whether a condition (who) holds for the context, on `table`. Two-valued, fail closed."""
     match cond:
         case ir.PurposeIs(purpose=name):
-            acting = check_purposes(program, ctx.user, ctx.project, table).purposes
+            acting = check_purposes(
+                program, ctx.user, ctx.project, table, ctx.acknowledged
+            ).purposes
             return any(model.purpose_satisfies(a, name.value) for a in acting)
         case ir.AnyPurpose():
-            return bool(check_purposes(program, ctx.user, ctx.project, table).purposes)
+            return bool(
+                check_purposes(program, ctx.user, ctx.project, table, ctx.acknowledged).purposes
+            )
         case ir.InGroup(group=name):
             info = program.user(ctx.user)
             return info is not None and name.value in info.groups

@@ -94,6 +94,22 @@ _STATE_WORDS = {
 }
 
 
+def _acknowledgement_lines(
+    program: model.Program, active: tuple[str, ...], project: str | None
+) -> list[str]:
+    """Purposes that grant only after the member acknowledged their current text."""
+    needs = [p for p in active if (info := program.purpose(p)) and info.acknowledgement]
+    if not needs or project is None:
+        return []
+    names = ", ".join(_q(p) for p in needs)
+    sql_project = project.replace("'", "''")
+    return [
+        f"assuming the user acknowledged the current text of {names} "
+        "(at runtime a member acknowledges once per text: "
+        f"SELECT veil.acknowledge('{sql_project}') on PostgreSQL)"
+    ]
+
+
 def _project_lines(
     user: str, project: str | None, check: NoPurpose | None, info: model.ProjectInfo | None
 ) -> list[str]:
@@ -229,6 +245,7 @@ def explain(
     context = (
         _user_line(user, user_info),
         *_project_lines(user, project, check.reason, check.project),
+        *_acknowledgement_lines(program, check.purposes, project),
     )
     return Explanation(
         user=user,
