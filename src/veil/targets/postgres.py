@@ -1,0 +1,470 @@
+"""PostgreSQL 15+: row security, `security_barrier` views and SECURITY DEFINER purpose checks.
+
+The script (templates/postgres/script.sql.j2) is applied with `psql -X -v ON_ERROR_STOP=1 -1 -f`.
+It creates the governance schema, synchronises its rows with the repository, defines the helper
+functions, puts one permissive and one RESTRICTIVE policy per row rule on each protected table,
+one masking view per protected table (owned by a dedicated role, never the table owner), and moves
+the readers of each base table to its view. `docs/targets/postgres.md` explains it to DBAs.
+
+Every atom that reads the governance tables is a scalar sub-select, `(SELECT veil.f(...))`, so
+PostgreSQL evaluates it once per query (an InitPlan), not once per row.
+
+Quoting: every name goes through `ident`, every value through `literal` (doubled single quotes;
+the script sets `standard_conforming_strings = on`). The DO blocks and function bodies are
+constant text that reads what it needs from the governance tables; the only name written inside
+a dollar-quoted body is the governance schema's, which `check` restricts to `[a-z_][a-z0-9_]*`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import math
+import re
+import typing as t
+from decimal import Decimal
+
+from veil import ir, model
+from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
+from veil.model import SqlType, TableKey
+from veil.targets.base import Options, SqlValue, Target
+
+#: Diagnostic codes of this target (docs/errors.md).
+IDENT_TOO_LONG = "T0301"
+TABLE_NEEDS_SCHEMA = "T0302"
+RESERVED_ROLE = "T0303"
+BAD_OPTION = "T0304"
+PREDEFINED_ROLE = "T0305"
+NAME_CLASH = "T0306"
+
+#: The session setting that carries the user's active project (a selector, never trusted).
+ACTIVE_PROJECT_SETTING = "veil.active_project"
+#: Prefix of every row policy veil creates; veil drops stale policies with this prefix.
+POLICY_PREFIX = "veil_"
+BASE_POLICY = "veil_base"
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_SUFFIX = re.compile(r"[a-z0-9_]+\Z")
+_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
+
+#: Governance tables: columns in order, and how many leading columns form the key.
+GOVERNANCE_TABLES: dict[str, tuple[tuple[str, ...], int]] = {
+    "managed_role": (("role_name", "kind"), 1),
+    "project": (("project", "documentation"), 1),
+    "project_purpose": (
+        ("project", "purpose", "approved", "state", "approved_by", "approved_at"),
+        2,
+    ),
+    "project_member": (("project", "member"), 2),
+    "project_source": (("project", "source"), 2),
+    "user_attribute": (("user_name", "key", "value"), 3),
+    "user_group": (("user_name", "group_name"), 2),
+    "protected_table": (
+        ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns"),
+        2,
+    ),
+}
+
+Row: t.TypeAlias = tuple[SqlValue | tuple[str, ...], ...]
+
+
+def veil_version() -> str:
+    try:
+        return importlib.metadata.version("veil")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - not installed
+        return "unknown"
+
+
+def source_key(key: TableKey) -> str:
+    """A table as `veil.project_source` and `has_purpose` name it: dotted, each part quoted
+    as in policy files when it is not a plain identifier (so `a.b`.`c` and `a`.`b.c` differ)."""
+    return ".".join(ir.quote_part(p) for p in key)
+
+
+def pg_replacement(replacement: str) -> str:
+    """A regex replacement in veil's rules (`\\1`-`\\9` groups, `\\\\` one backslash, any
+    other backslash literal) written for PostgreSQL's regexp_replace, where `\\&` would be the
+    whole match: every backslash that is not a group reference or `\\\\` is doubled."""
+    out: list[str] = []
+    i = 0
+    while i < len(replacement):
+        c = replacement[i]
+        nxt = replacement[i + 1] if i + 1 < len(replacement) else ""
+        if c == "\\" and nxt and (nxt in "123456789" or nxt == "\\"):
+            out.append(c + nxt)
+            i += 2
+        elif c == "\\":
+            out.append("\\\\")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def dollar_quote(body: str) -> str:
+    """`$veil$` + newline + body + `$veil$`, with a tag that does not occur in `body` (bodies
+    hold no user text; this only guarantees that the quoting can never be broken)."""
+    n = 0
+    while (tag := f"$veil{n or ''}$") in body:
+        n += 1
+    return f"{tag}\n{body}{tag}"
+
+
+def comment(text: str) -> str:
+    """Text for a `--` comment: anything unprintable (a newline would end the comment) escaped."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _groups_in(c: ir.Condition | None) -> set[str]:
+    match c:
+        case (
+            None
+            | ir.PurposeIs()
+            | ir.AnyPurpose()
+            | ir.IsUser()
+            | ir.HasAttribute()
+            | ir.CondConst()
+        ):
+            return set()
+        case ir.InGroup(group=g):
+            return {g.value}
+        case ir.CondAnd(items=items) | ir.CondOr(items=items):
+            return set().union(*(_groups_in(i) for i in items))
+        case ir.CondNot(item=item):
+            return _groups_in(item)
+        case _:
+            t.assert_never(c)
+
+
+class PostgresTarget(Target):
+    name = "postgres"
+    type_names: t.ClassVar[dict[str, str]] = {
+        "boolean": "boolean",
+        "smallint": "smallint",
+        "integer": "integer",
+        "bigint": "bigint",
+        "decimal": "numeric",
+        "real": "real",
+        "double": "double precision",
+        "varchar": "varchar",
+        "char": "char",
+        "text": "text",
+        "date": "date",
+        "timestamp": "timestamp",
+        "timestamptz": "timestamptz",
+        "binary": "bytea",
+        "json": "jsonb",
+    }
+    max_identifier = 63
+    current_user = "current_user"
+    decimal_work_type = "numeric"
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options)
+        self._env.filters["dollar_quote"] = dollar_quote
+        self._env.filters["comment"] = comment
+
+    # ------------------------------------------------------------------ quoting
+    def ident(self, name: str) -> str:
+        if not name or "\0" in name:
+            raise ValueError(f"{name!r} cannot be a PostgreSQL identifier")
+        return super().ident(name)
+
+    def literal(self, value: SqlValue | tuple[str, ...]) -> str:
+        """Adds arrays of text (`ARRAY['a', 'b']::text[]`) and non-finite numbers."""
+        if isinstance(value, tuple):
+            items = ", ".join(self.string_literal(v) for v in value)
+            return f"ARRAY[{items}]::text[]" if value else "'{}'::text[]"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"CAST({self.string_literal(str(value))} AS double precision)"
+        if isinstance(value, Decimal) and not value.is_finite():
+            return f"CAST({self.string_literal(str(value))} AS numeric)"
+        return super().literal(value)
+
+    # ------------------------------------------------------------------ names
+    @property
+    def owner_role(self) -> str:
+        """Owns the governance schema, its tables and the SECURITY DEFINER functions."""
+        return f"{self.options.governance_schema}_owner"
+
+    @property
+    def view_role(self) -> str:
+        """Owns the masking views (never the table owner: owners bypass row security)."""
+        return f"{self.options.governance_schema}_views"
+
+    def fn(self, name: str) -> str:
+        return self.gov(name)
+
+    def schema_and_name(self, key: TableKey) -> tuple[str, str]:
+        if len(key) < 2:
+            raise ValueError(f"table `{model.table_str(key)}` needs a schema on PostgreSQL")
+        return key[-2], key[-1]
+
+    def view_of(self, key: TableKey) -> tuple[str, str]:
+        schema, table = self.schema_and_name(key)
+        return schema + self.options.view_schema_suffix, table
+
+    # ------------------------------------------------------------------ conditions
+    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
+        p = "NULL::text" if purpose is None else self.literal(purpose)
+        return (
+            f"(SELECT {self.fn('has_purpose')}(current_user, {p}, "
+            f"{self.literal(source_key(table))}))"
+        )
+
+    def group_sql(self, group: str) -> str:
+        return f"(SELECT pg_catalog.pg_has_role(current_user, {self.literal(group)}, 'MEMBER'))"
+
+    def attribute_sql(self, key: str, value: str) -> str:
+        return (
+            f"(SELECT {self.fn('has_attribute')}(current_user, {self.literal(key)}, "
+            f"{self.literal(value)}))"
+        )
+
+    def in_user_sql(self, item: str, attr: str, negated: bool) -> str:
+        """`= ANY` of the user's sorted values: FALSE (`in`) / TRUE (`not in`) for an empty set
+        whatever the item, else NULL for a NULL item: exactly the evaluator's rule."""
+        if attr == "groups":
+            values = f"(SELECT {self.fn('user_groups')}(current_user))"
+        else:
+            values = f"(SELECT {self.fn('user_values')}(current_user, {self.literal(attr)}))"
+        test = f"CAST({item} AS text) = ANY ({values}::text[])"
+        return f"(NOT ({test}))" if negated else f"({test})"
+
+    def today_sql(self) -> str:
+        # The UTC date whatever the session's TimeZone (the evaluator's `today()`).
+        return "CAST((CURRENT_TIMESTAMP AT TIME ZONE 'UTC') AS date)"
+
+    # ------------------------------------------------------------------ masking methods
+    def action_sql(self, action: model.MaskAction, c: str, ty: SqlType) -> str:
+        """String methods see a char(n) value padded to n, as clients (and the evaluator) do:
+        PostgreSQL itself drops the trailing blanks of char(n) in length() and casts."""
+        strings = (model.MaskHash, model.MaskShow, model.MaskRegex, model.MaskEmailDomain)
+        if ty.name == "char" and ty.length is not None and isinstance(action, strings):
+            c = f"pg_catalog.rpad(CAST({c} AS text), {int(ty.length)})"
+        return super().action_sql(action, c, ty)
+
+    def hash_sql(self, c: str, salt: str) -> str:
+        text = f"{self.literal(salt + ':')} || CAST({c} AS text)"
+        return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text}, 'UTF8')), 'hex')"
+
+    def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
+        # COLLATE "C": ASCII character classes whatever the database's locale.
+        return (
+            f'pg_catalog.regexp_replace(CAST({c} AS text) COLLATE "C", '
+            f"{self.literal(pattern)}, {self.literal(pg_replacement(replacement))}, 'g')"
+        )
+
+    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        u = self.literal(unit)
+        if ty.name == "date":
+            return f"pg_catalog.date_trunc({u}, CAST({c} AS timestamp))"
+        if ty.name == "timestamptz":
+            return f"pg_catalog.date_trunc({u}, {c}, 'UTC')"  # in UTC, like the evaluator
+        return f"pg_catalog.date_trunc({u}, {c})"
+
+    def email_domain_sql(self, c: str) -> str:
+        return f"SUBSTRING(CAST({c} AS text) FROM '@([^@]*)$')"
+
+    # ------------------------------------------------------------------ governance data
+    def declared_groups(self, program: model.Program) -> list[str]:
+        """Every group the repository names: declared, given to users, used in conditions."""
+        groups = set(program.groups)
+        for u in program.users:
+            groups.update(u.groups)
+        for m in program.masks:
+            for arm in m.arms:
+                groups |= _groups_in(arm.cond)
+        for r in program.row_rules:
+            groups |= _groups_in(r.allow)
+        return sorted(groups)
+
+    def policy_names(self, program: model.Program, key: TableKey) -> list[tuple[str, str]]:
+        """(name, USING sql) of each RESTRICTIVE policy: `veil_<kind>_<n>_<hash of the sql>`."""
+        out: list[tuple[str, str]] = []
+        for i, rule in enumerate(program.rules_of(key), start=1):
+            using = self.rule_sql(rule, self.ident)
+            digest = hashlib.sha256(using.encode()).hexdigest()[:8]
+            out.append((f"{POLICY_PREFIX}{rule.kind}_{i}_{digest}", using))
+        return out
+
+    def governance_rows(  # type: ignore[override]
+        self, program: model.Program
+    ) -> dict[str, list[Row]]:
+        rows = {k: list[Row](v) for k, v in super().governance_rows(program).items()}
+        rows["project_source"] = sorted(
+            {(p.name, source_key(s)) for p in program.projects for s in p.sources}
+        )
+        roles = [(self.owner_role, "owner"), (self.view_role, "views")]
+        roles += [(g, "group") for g in self.declared_groups(program)]
+        rows["managed_role"] = sorted(roles)
+        protected: list[Row] = []
+        for tb in program.protected_tables:
+            schema, table = self.schema_and_name(tb.key)
+            vschema, vname = self.view_of(tb.key)
+            policies = (BASE_POLICY, *(n for n, _ in self.policy_names(program, tb.key)))
+            protected.append(
+                (
+                    schema,
+                    table,
+                    vschema,
+                    vname,
+                    tuple(sorted(policies)),
+                    tuple(c.name for c in tb.columns),
+                )
+            )
+        rows["protected_table"] = sorted(protected, key=lambda r: (str(r[0]), str(r[1])))
+        return rows
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, program: model.Program) -> str:
+        problems = [d for d in self.check(program) if d.is_error]
+        if problems:
+            raise ValueError("; ".join(d.message for d in problems))
+        return self.template("script.sql.j2").render(self.context(program))
+
+    def context(self, program: model.Program) -> dict[str, t.Any]:
+        gov_rows = self.governance_rows(program)
+        gov_tables = []
+        for name, (columns, nkeys) in GOVERNANCE_TABLES.items():
+            rows = gov_rows[name]
+            gov_tables.append(
+                {
+                    "name": name,
+                    "qualified": self.gov(name),
+                    "columns": columns,
+                    "key_columns": columns[:nkeys],
+                    "others": columns[nkeys:],
+                    "rows": rows,
+                    "key_rows": sorted({r[:nkeys] for r in rows}, key=repr),
+                }
+            )
+        tables = []
+        view_schemas: set[str] = set()
+        for tb in program.protected_tables:
+            vschema, vname = self.view_of(tb.key)
+            view_schemas.add(vschema)
+            masks = {m.column: m for m in program.masks_of(tb.key)}
+
+            def col(n: str) -> str:
+                return "t." + self.ident(n)
+
+            view_columns = [
+                {
+                    "name": c.name,
+                    "sql": col(c.name)
+                    if c.name not in masks
+                    else self.mask_sql(masks[c.name], col),
+                }
+                for c in tb.columns
+            ]
+            tables.append(
+                {
+                    "name": model.table_str(tb.key),
+                    "sql": self.table_sql(tb.key),
+                    "view": self.qualified((vschema, vname)),
+                    "view_schema": vschema,
+                    "policies": [
+                        {"name": n, "using": u} for n, u in self.policy_names(program, tb.key)
+                    ],
+                    "columns": view_columns,
+                }
+            )
+        return {
+            "version": veil_version(),
+            "gov": self.ident(self.options.governance_schema),
+            "gov_name": self.options.governance_schema,
+            "owner_role": self.owner_role,
+            "view_role": self.view_role,
+            "base_policy": BASE_POLICY,
+            "gov_tables": gov_tables,
+            "tables": tables,
+            "view_schemas": sorted(view_schemas),
+        }
+
+    # ------------------------------------------------------------------ target rules
+    def check(self, program: model.Program) -> list[t.Any]:
+        """What PostgreSQL would reject or silently change: long names (truncated to 63 bytes),
+        tables without a schema, group names that cannot be roles, invalid options."""
+        out: list[Diagnostic] = []
+        opts = self.options
+        if not _PLAIN.match(opts.governance_schema) or len(self.view_role) > self.max_identifier:
+            out.append(
+                error(
+                    BAD_OPTION,
+                    f"governance schema `{opts.governance_schema}` must be "
+                    "a lowercase identifier ([a-z_][a-z0-9_]*) of at most 57 bytes",
+                    NO_SPAN,
+                )
+            )
+        if not _SUFFIX.match(opts.view_schema_suffix):
+            out.append(
+                error(
+                    BAD_OPTION,
+                    f"view schema suffix `{opts.view_schema_suffix}` must match [a-z0-9_]+",
+                    NO_SPAN,
+                )
+            )
+
+        def too_long(name: str, what: str, span: Span) -> None:
+            if len(name.encode()) > self.max_identifier:
+                out.append(
+                    error(
+                        IDENT_TOO_LONG,
+                        f"{what} `{name}` is longer than 63 bytes",
+                        span,
+                        help="PostgreSQL truncates longer identifiers",
+                    )
+                )
+
+        for tb in program.tables:
+            if len(tb.key) not in (2, 3):
+                out.append(
+                    error(
+                        TABLE_NEEDS_SCHEMA,
+                        f"table `{tb.name}` must be named `schema.table` on PostgreSQL",
+                        tb.span,
+                    )
+                )
+                continue
+            for part in tb.key:
+                too_long(part, "name", tb.span)
+            too_long(tb.key[-2] + opts.view_schema_suffix, "view schema", tb.span)
+            for c in tb.columns:
+                too_long(c.name, "column", c.span)
+        relations = {tb.key[-2:] for tb in program.tables}
+        for tb in program.protected_tables:
+            if len(tb.key) < 2:
+                continue
+            view = self.view_of(tb.key)
+            if view in relations:
+                clash = f"its view `{'.'.join(view)}` would be a table of the catalog"
+            elif tb.key[-2] == opts.governance_schema:
+                clash = f"it is in `{opts.governance_schema}`, the governance schema"
+            else:
+                continue
+            out.append(error(NAME_CLASH, f"table `{tb.name}` clashes with veil: {clash}", tb.span))
+        for g in self.declared_groups(program):
+            too_long(g, "group", NO_SPAN)
+            if g.lower() in _RESERVED_ROLES or g in (self.owner_role, self.view_role):
+                out.append(
+                    error(
+                        RESERVED_ROLE,
+                        f"group `{g}` cannot be a PostgreSQL role",
+                        NO_SPAN,
+                        help="rename the group",
+                    )
+                )
+            elif g.startswith("pg_"):
+                out.append(
+                    warning(
+                        PREDEFINED_ROLE,
+                        f"group `{g}` must be a predefined role: "
+                        "PostgreSQL reserves names that start with `pg_`",
+                        NO_SPAN,
+                    )
+                )
+        for u in program.users:
+            too_long(u.name, "user", u.span)
+        return out
