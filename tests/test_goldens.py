@@ -1,0 +1,55 @@
+"""Golden cases: a directory per case under tests/cases/ with its policies, the expected
+diagnostics, and the expected script of every target. `pytest --update-goldens` rewrites them;
+review the diff like code before committing it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veil.api import check, compile_program
+from veil.diagnostics import render_text
+from veil.targets import TARGETS
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = sorted(p for p in (ROOT / "tests" / "cases").iterdir() if p.is_dir())
+
+
+def _compare(golden: Path, text: str, update: bool) -> None:
+    if update:
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"missing golden {golden}: run pytest --update-goldens and review it"
+    assert text == golden.read_text(encoding="utf-8"), f"{golden} differs"
+
+
+def test_cases_exist() -> None:
+    assert len(CASES) >= 5
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_diagnostics(case: Path, update_goldens: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    checked = check([case.relative_to(ROOT)])
+    text = "".join(render_text(d, checked.sources) + "\n\n" for d in checked.diagnostics)
+    _compare(case / "expected.diagnostics", text, update_goldens)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_script(case: Path, target: str, update_goldens: bool,
+                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    checked = check([case.relative_to(ROOT)])
+    golden = case / f"expected.{target}.sql"
+    if checked.program is None:
+        assert not golden.exists(), f"{case.name} has errors but a golden script"
+        return
+    sql, diags = compile_program(checked.program, target)
+    if sql is None:
+        text = "".join(render_text(d, checked.sources) + "\n\n" for d in diags)
+        _compare(case / f"expected.{target}.diagnostics", text, update_goldens)
+        return
+    _compare(golden, sql, update_goldens)
+    again, _ = compile_program(checked.program, target)
+    assert again == sql, "output is not deterministic"
