@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from lark import Lark, Token, Tree
 from lark.exceptions import (
@@ -156,12 +158,12 @@ def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
     return error("P0001", "syntax error", span)  # pragma: no cover - lark has no other kinds
 
 
-def parse_tree(text: str, path: str) -> Tree[Token]:
+def parse_tree(text: str, path: str, parser: Lark | None = None) -> Tree[Token]:
     """Parse to a Lark tree; raises `ParseFailure` with one diagnostic on a syntax error."""
     if not text.endswith("\n"):
         text += "\n"
     try:
-        return _lark().parse(text)
+        return (parser or _lark()).parse(text)
     except UnexpectedInput as e:
         raise ParseFailure(_syntax_diagnostic(path, text, e)) from None
 
@@ -174,10 +176,16 @@ class ParseFailure(Exception):
 
 def parse_file(text: str, path: str) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
     """Text of one `.veil` file -> IR, or the diagnostics that stopped it."""
+    return _parse_file(text, path, None)
+
+
+def _parse_file(
+    text: str, path: str, parser: Lark | None
+) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
     from veil.transformer import ToIR, TransformError
 
     try:
-        tree = parse_tree(text, path)
+        tree = parse_tree(text, path, parser)
     except ParseFailure as f:
         return None, [f.diagnostic]
     transformer = ToIR(path)
@@ -190,3 +198,73 @@ def parse_file(text: str, path: str) -> tuple[ir.SourceFile | None, list[Diagnos
     if transformer.diagnostics:
         return None, list(transformer.diagnostics)
     return ir.SourceFile(path=path, statements=tuple(statements)), []
+
+
+# --------------------------------------------------------------------------------------------
+# Comments, for `veil fmt`: the grammar ignores them, Lark's lexer callbacks collect them.
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Comment:
+    """A `#` comment: the 1-based line and column of its `#`, and its text from the `#` on
+    (trailing white space and `\\r` removed). `after_backslash`: it follows a line-continuation
+    backslash (`mask x \\  # why`)."""
+
+    line: int
+    col: int
+    text: str
+    after_backslash: bool = False
+
+
+_comment_lock = threading.Lock()
+_comment_sink: list[Comment] = []
+
+
+def _on_comment(tok: Token) -> Token:
+    _comment_sink.append(Comment(line=tok.line or 1, col=tok.column or 1, text=tok.value.rstrip()))
+    return tok
+
+
+def _on_line_cont(tok: Token) -> Token:
+    value = str(tok.value)
+    at = value.find("#")
+    if at >= 0:
+        text = value[at:].rstrip()
+        col = (tok.column or 1) + at
+        _comment_sink.append(Comment(line=tok.line or 1, col=col, text=text, after_backslash=True))
+    return tok
+
+
+@functools.cache
+def _lark_with_comments() -> Lark:
+    return Lark.open_from_package(
+        "veil",
+        "veil.lark",
+        ("grammar",),
+        parser="lalr",
+        lexer="contextual",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        postlex=ParenNewlines(),
+        lexer_callbacks={"COMMENT": _on_comment, "LINE_CONT": _on_line_cont},
+    )
+
+
+def parse_file_with_comments(
+    text: str, path: str
+) -> tuple[ir.SourceFile | None, list[Diagnostic], tuple[Comment, ...]]:
+    """`parse_file`, plus every comment of the file in source order (for `veil fmt`).
+
+    The comments come from the same lexer as the tokens, so a `#` inside a string or a
+    backquoted name is never taken for one. On a syntax error the comments are those lexed
+    before it.
+    """
+    with _comment_lock:
+        _comment_sink.clear()
+        try:
+            source_file, diags = _parse_file(text, path, _lark_with_comments())
+            comments = tuple(sorted(set(_comment_sink)))
+        finally:
+            _comment_sink.clear()
+    return source_file, diags, comments

@@ -1,0 +1,149 @@
+"""`veil fmt` and `veil test`: commands over policy files that are not compilation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+from pathlib import Path
+
+import click
+
+from veil.cli import EXIT_POLICY, PATHS, Suggesting, emit_diagnostics, write_atomic
+from veil.diagnostics import SourceMap, Span, error
+
+
+def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"`{value}` is not an ISO-8601 time (e.g. 2026-11-20T10:00:00Z)"
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
+def _display(path: Path) -> str:
+    """A path relative to the working directory when below it (as diagnostics show it)."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+@click.command("fmt")
+@PATHS
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; list the files that would change and exit 1 if any.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Write nothing; print what would change as a unified diff (exit 1 if any).",
+)
+def fmt_cmd(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
+    """Format policy files in the canonical layout (comments kept, meaning unchanged).
+
+    A file that does not parse is never touched: its syntax error is printed and the exit code
+    is 1.
+    """
+    from veil.formatter import FormatError, format_source
+    from veil.loader import find_files
+
+    files, diags = find_files(paths)
+    failed = bool(diags)
+    emit_diagnostics(diags, SourceMap(), "text")
+    changed = unchanged = 0
+    for path in files:
+        name = _display(path)
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            where = Span.point(name, data[: e.start].count(b"\n") + 1, 1)
+            bad = error("L0005", f"`{name}` is not valid UTF-8", where, help="save it as UTF-8")
+            emit_diagnostics([bad], SourceMap(), "text")
+            failed = True
+            continue
+        try:
+            out = format_source(text, name)
+        except FormatError as e:
+            emit_diagnostics(e.diagnostics, SourceMap({name: text}), "text")
+            failed = True
+            continue
+        if out == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if show_diff:
+            click.echo(
+                "".join(
+                    difflib.unified_diff(
+                        text.splitlines(keepends=True),
+                        out.splitlines(keepends=True),
+                        f"a/{name}",
+                        f"b/{name}",
+                    )
+                ),
+                nl=False,
+            )
+        elif check:
+            click.echo(f"would reformat {name}")
+        else:
+            write_atomic(path, out)
+            click.echo(f"reformatted {name}")
+    verb = "would be reformatted" if check or show_diff else "reformatted"
+    click.echo(f"{changed} file{'s' * (changed != 1)} {verb}, {unchanged} unchanged", err=True)
+    if failed or (changed and (check or show_diff)):
+        raise SystemExit(EXIT_POLICY)
+
+
+@click.command("test")
+@PATHS
+@click.option(
+    "--format",
+    "fmt",
+    type=Suggesting(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the results.",
+)
+@click.option(
+    "--now",
+    callback=_parse_now,
+    metavar="TIME",
+    help="The time tests run at, for now() and today() (ISO-8601; default: now, UTC).",
+)
+def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None) -> None:
+    """Run the `test` blocks against the reference evaluator.
+
+    Prints PASS or FAIL for each test, with the file:line and the actual outcome of every
+    failed expectation, then `N passed, M failed`. Exits 1 when a test fails or when the
+    repository does not check.
+    """
+    from veil.api import check
+    from veil.testrunner import render_text, results_to_json, run_tests
+
+    checked = check(paths)
+    if not checked.ok:
+        emit_diagnostics(checked.diagnostics, checked.sources, "json" if fmt == "json" else "text")
+        raise SystemExit(EXIT_POLICY)
+    if checked.diagnostics:  # warnings
+        emit_diagnostics(checked.diagnostics, checked.sources, "text")
+    assert checked.program is not None
+    results = run_tests(checked.program, now=now)
+    if fmt == "json":
+        click.echo(json.dumps(results_to_json(results), indent=2, sort_keys=True))
+    else:
+        click.echo(render_text(results))
+    if not all(r.passed for r in results):
+        raise SystemExit(EXIT_POLICY)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(fmt_cmd)
+    main.add_command(test_cmd)
