@@ -88,6 +88,7 @@ def measure(db: PgDatabase, user: str, project: str | None, repeat: int) -> tupl
     with db.connect_as(user, autocommit=False) as conn:
         if project is not None:
             fetch_all(conn, "SELECT veil.use_project(%s)", (project,))
+            fetch_all(conn, "SELECT veil.acknowledge(%s)", (project,))
             conn.commit()
         for i in range(repeat + 1):
             start = time.perf_counter()

@@ -405,7 +405,8 @@ def _match(base: Sequence[Row], seen: Sequence[Row], keys: Sequence[int]) -> tup
 def observe(admin_dsn: str, program: model.Program, user: str,
             project: str | None) -> tuple[str | None, list[TableView]]:
     """Log in as `user` (SET SESSION AUTHORIZATION, so no password is needed), select
-    `project`, and read every protected view. Returns use_project's error, if any."""
+    `project`, acknowledge its purposes' texts (as `veil explain` assumes), and read every
+    protected view. Returns use_project's error, if any."""
     import psycopg as pg
     from psycopg import sql
 
@@ -417,6 +418,8 @@ def observe(admin_dsn: str, program: model.Program, user: str,
         if project is not None:
             try:
                 conn.execute(sql.SQL("SELECT {}.use_project(%s)").format(
+                    sql.Identifier(GOVERNANCE_SCHEMA)), [project])
+                conn.execute(sql.SQL("SELECT {}.acknowledge(%s)").format(
                     sql.Identifier(GOVERNANCE_SCHEMA)), [project])
             except pg.Error as e:
                 problem = str(e).strip()
@@ -512,7 +515,8 @@ def report(admin_dsn: str, program: model.Program, echo: Echo) -> None:
                     echo(line)
             echo("")
     echo("`*` marks a masked cell: the user sees that value instead of the stored one. A hidden "
-         "row shows the stored values, which the user does not see.")
+         "row shows the stored values, which the user does not see. In a project, the user has "
+         "acknowledged its purposes' texts.")
 
 
 # --------------------------------------------------------------------------------------------

@@ -319,7 +319,7 @@ HOSTILE_GROUP = HOSTILE_NAME + " group"
 
 def hostile_program() -> model.Program:
     """Hostile text as a schema, a table, a column, a purpose, a project, a group, a user, an
-    attribute value, a constant, a regex and a row-filter literal."""
+    attribute value, a constant, a regex, a row-filter literal and an acknowledgement text."""
     cols = (
         column("id", "integer"),
         column(HOSTILE_NAME, "text"),
@@ -359,7 +359,7 @@ def hostile_program() -> model.Program:
     users = (model.UserInfo(name=HOSTILE_NAME, attributes=((HOSTILE_NAME, (HOSTILE,)),)),)
     return model.Program(
         tables=(table,),
-        purposes=(model.PurposeInfo(name=HOSTILE_NAME),),
+        purposes=(model.PurposeInfo(name=HOSTILE_NAME, acknowledgement=HOSTILE),),
         groups=(HOSTILE_GROUP,),
         users=users,
         projects=(project,),
@@ -596,19 +596,33 @@ def test_script_has_no_transaction_control() -> None:
         assert not re.match(r"\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION)\s*;", line, re.I), line
 
 
+PUBLIC_FUNCTIONS = (
+    "has_purpose",
+    "use_project",
+    "acknowledgement_texts",
+    "acknowledge",
+    "has_attribute",
+    "user_values",
+    "user_groups",
+)
+INTERNAL_FUNCTIONS = ("require_member", "audit_log_is_append_only")
+
+
 def test_every_function_is_hardened() -> None:
     script = pg().render(small_program())
     functions = re.findall(r"CREATE OR REPLACE FUNCTION (\S+)\(", script)
     assert sorted(functions) == sorted(
-        f'"veil".{f}'
-        for f in ("has_purpose", "use_project", "has_attribute", "user_values", "user_groups")
+        f'"veil".{f}' for f in (*PUBLIC_FUNCTIONS, *INTERNAL_FUNCTIONS)
     )
     assert script.count("LANGUAGE sql STABLE SECURITY DEFINER") == 4
-    assert script.count("LANGUAGE plpgsql VOLATILE SECURITY DEFINER") == 1
-    assert script.count("SET search_path = pg_catalog, pg_temp") == 5
+    assert script.count("LANGUAGE plpgsql STABLE SECURITY DEFINER") == 2
+    assert script.count("LANGUAGE plpgsql VOLATILE SECURITY DEFINER") == 2
+    assert script.count("SET search_path = pg_catalog, pg_temp") == len(functions)
     for f in functions:
+        assert re.search(rf"ALTER FUNCTION {re.escape(f)}\(.*\) OWNER TO \"veil_owner\";", script)
         assert re.search(rf"REVOKE ALL ON FUNCTION {re.escape(f)}\(.*\) FROM PUBLIC;", script)
-        assert re.search(rf"GRANT EXECUTE ON FUNCTION {re.escape(f)}\(.*\) TO PUBLIC;", script)
+        granted = re.search(rf"GRANT EXECUTE ON FUNCTION {re.escape(f)}\(.*\) TO PUBLIC;", script)
+        assert bool(granted) == (f.split(".")[1] in PUBLIC_FUNCTIONS), f
 
 
 def test_policies_are_restrictive_per_rule_with_stable_names() -> None:
@@ -646,6 +660,7 @@ def test_governance_rows_include_roles_sources_and_protected_tables() -> None:
         ("analysts", "group"),
         ("contractors", "group"),
         ("stewards", "group"),
+        ("veil_auditors", "auditors"),
         ("veil_owner", "owner"),
         ("veil_views", "views"),
     ]
@@ -659,6 +674,46 @@ def test_governance_rows_include_roles_sources_and_protected_tables() -> None:
     assert isinstance(policies, tuple)
     assert policies[0] == "veil_base" and policies[1].startswith("veil_restrict_1_")
     assert transactions[5] == ("id", "credit_card", "email", "amount", "region", "created_at")
+
+
+def test_project_purposes_carry_their_effective_acknowledgement_text() -> None:
+    base = small_program()
+    [project] = base.projects
+    program = dataclasses.replace(
+        base,
+        purposes=(
+            model.PurposeInfo(name="Fraud Detection", acknowledgement="I will. It's 'quoted'."),
+            # inherited, as the checker resolves it
+            model.PurposeInfo(
+                name="Fraud Detection.Chargebacks", acknowledgement="I will. It's 'quoted'."
+            ),
+            model.PurposeInfo(name="Marketing"),
+        ),
+        projects=(
+            dataclasses.replace(
+                project,
+                purposes=(
+                    approved("Fraud Detection"),
+                    approved("Fraud Detection.Chargebacks"),
+                    approved("Marketing"),
+                ),
+            ),
+        ),
+    )
+    rows = pg().governance_rows(program)["project_purpose"]
+    assert [(r[1], r[-1]) for r in rows] == [
+        ("Fraud Detection", "I will. It's 'quoted'."),
+        ("Fraud Detection.Chargebacks", "I will. It's 'quoted'."),
+        ("Marketing", None),
+    ]
+    script = pg().render(program)
+    assert "'I will. It''s ''quoted''.')" in script
+    # runtime data: created once, never synchronised or deleted by the script
+    assert 'CREATE TABLE IF NOT EXISTS "veil".audit_log (' in script
+    assert 'CREATE TABLE IF NOT EXISTS "veil".member_acknowledgement (' in script
+    for table in ("audit_log", "member_acknowledgement"):
+        assert not re.search(rf"(DELETE FROM|TRUNCATE|DROP TABLE) \"veil\".{table}\b", script)
+    assert 'GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";' in script
 
 
 def test_rendering_is_deterministic_across_hash_seeds() -> None:
@@ -748,6 +803,7 @@ def test_names_that_clash_with_veil_objects(key: model.TableKey) -> None:
     [
         ("public", ("T0303", Severity.ERROR)),
         ("veil_views", ("T0303", Severity.ERROR)),
+        ("veil_auditors", ("T0303", Severity.ERROR)),
         ("pg_monitor", ("T0305", Severity.WARNING)),
     ],
 )
@@ -763,7 +819,12 @@ def test_group_names_that_cannot_be_roles(group_name: str, code: tuple[str, Seve
         Options(governance_schema="Veil"),
         Options(governance_schema="a$$b"),
         Options(view_schema_suffix="-v"),
+        Options(governance_schema="g" * 55),  # `<schema>_auditors` would be 64 bytes
     ],
 )
 def test_bad_options(options: Options) -> None:
     assert codes(small_program(), options) == [("T0304", Severity.ERROR)]
+
+
+def test_the_longest_governance_schema() -> None:
+    assert codes(small_program(), Options(governance_schema="g" * 54)) == []

@@ -4,7 +4,11 @@ login roles query the views, and what they get is compared with the reference ev
 One database per scenario, one server per session (tests/pg.py). The payments example
 (examples/payments) is the policy set; its purposes are approved here by editing the checked
 program, as `veil approve` would (fraud_q4, chargebacks, retention_2026 approved; audit_fy2026
-stale; campaign pending).
+stale; campaign pending). Every purpose of the example has an acknowledgement text: after the
+script, each member acknowledges each of their projects (`veil.acknowledge`) except chris in
+fraud_q4, and the evaluator is told what each user acknowledged (`Context.acknowledged`, read
+back from `veil.member_acknowledgement`). tests/targets/test_postgres_lifecycle.py walks the
+approval lifecycle with the real CLI.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import dataclasses
 import datetime as dt
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,10 @@ TABLE_OWNER = "veil_e2e_owner"  # owns the tables, like an application's schema 
 NOBODY = "veil_e2e_nobody"  # a login role the repository does not know
 COLUMNS = "veil_e2e_columns"  # a login role that could read some columns, or via a grant option
 TARGET = PostgresTarget()
+#: (user, project) pairs that do not acknowledge after the script (every other member does).
+UNACKNOWLEDGED = frozenset({("chris", "fraud_q4")})
+
+Acknowledged = frozenset[tuple[str, str, str]]
 
 STATES: dict[tuple[str, str], PurposeState] = {
     ("fraud_q4", "Fraud Detection"): PurposeState.APPROVED,
@@ -271,6 +279,29 @@ def view_name(key: model.TableKey) -> sql.Identifier:
     return sql.Identifier(*TARGET.view_of(key))
 
 
+def acknowledge_all(
+    db: PgDatabase, program: model.Program, users: Sequence[str], skip: Collection[tuple[str, str]]
+) -> None:
+    """Every member (among the login roles `users`) acknowledges each of their projects, as the
+    member itself, except the (user, project) pairs in `skip`."""
+    for p in program.projects:
+        for member in p.members:
+            if member in users and (member, p.name) not in skip:
+                with db.connect_as(member) as conn:
+                    fetch_all(conn, "SELECT veil.acknowledge(%s)", (p.name,))
+
+
+def acknowledged_by(db: PgDatabase, user: str) -> Acknowledged:
+    """What `user` acknowledged, as the evaluator's `Context.acknowledged` wants it."""
+    rows = db.query_as(
+        None,
+        "SELECT project, purpose, acknowledgement FROM veil.member_acknowledgement"
+        " WHERE member = %s",
+        (user,),
+    )
+    return frozenset((str(p), str(pp), str(text)) for p, pp, text in rows)
+
+
 def select_project(
     conn: Connection, program: model.Program, user: str, project: str | None
 ) -> None:
@@ -293,13 +324,14 @@ def compare_with_evaluator(
     project: str | None,
     table: model.CatalogTable,
     rows: Sequence[Mapping[str, object]],
+    acknowledged: Acknowledged,
 ) -> list[str]:
-    """Differences between the view as `user` sees it and the evaluator ([] when equal)."""
+    """Differences between the view as `user` sees it and the evaluator, told that `user`
+    acknowledged `acknowledged` ([] when equal)."""
     [(now,)] = fetch_all(conn, "SELECT now()")
     got = fetch_all(conn, sql.SQL("SELECT * FROM {}").format(view_name(table.key)).as_string())
-    expected = evaluate_table(
-        program, table.key, rows, Context(user=user, project=project, now=now)
-    )
+    ctx = Context(user=user, project=project, now=now, acknowledged=acknowledged)
+    expected = evaluate_table(program, table.key, rows, ctx)
     want = [tuple(r.values()) for r in expected if r is not None]
     if canonical(got) == canonical(want):
         return []
@@ -419,6 +451,9 @@ class Deployment:
     users: list[str]
     apply_stderr: str
 
+    def acknowledged(self, user: str) -> Acknowledged:
+        return acknowledged_by(self.db, user)
+
 
 LEGACY_GROUP = "veil_e2e_legacy"
 
@@ -436,7 +471,7 @@ def people(pg_server: PgServer) -> Iterator[list[str]]:
     try:
         yield users
     finally:
-        for role in (*reversed(users), *reversed(created), TARGET.view_role, TARGET.owner_role):
+        for role in (*reversed(users), *reversed(created), *TARGET.own_roles):
             pg_server.drop_role(role)
 
 
@@ -475,6 +510,7 @@ def deploy(
         )
     script = TARGET.render(program)
     result = db.apply_script(script)
+    acknowledge_all(db, program, users, UNACKNOWLEDGED)
     return Deployment(
         db=db,
         program=program,
@@ -518,12 +554,13 @@ def test_every_user_and_project_sees_what_the_evaluator_says(payments: Deploymen
     problems: list[str] = []
     checked = 0
     for user in payments.users:
+        acknowledged = payments.acknowledged(user)
         for project in [None, *(p.name for p in program.projects)]:
             with payments.db.connect_as(user) as conn:
                 select_project(conn, program, user, project)
                 for tb in program.protected_tables:
                     problems += compare_with_evaluator(
-                        conn, program, user, project, tb, payments.rows[tb.key]
+                        conn, program, user, project, tb, payments.rows[tb.key], acknowledged
                     )
                     checked += 1
     assert checked == len(payments.users) * (len(program.projects) + 1) * 4
@@ -546,7 +583,7 @@ def test_every_type_method_and_atom_agrees_with_the_evaluator(
                         fetch_all(conn, "SELECT set_config('TimeZone', %s, false)", (zone,))
                         select_project(conn, program, user, project)
                         problems += compare_with_evaluator(
-                            conn, program, user, project, table, d.rows[KITCHEN]
+                            conn, program, user, project, table, d.rows[KITCHEN], frozenset()
                         )
         visible = db.query_as(
             "erin",
@@ -655,20 +692,90 @@ def test_use_project_errors_and_audit(payments: Deployment) -> None:
         assert fetch_all(conn, "SELECT veil.use_project(NULL)") == [(None,)]
         assert fetch_all(conn, "SELECT current_setting('veil.active_project')") == [("",)]
     log = payments.db.query_as(
-        None, "SELECT who, project FROM veil.switch_log WHERE who = 'maya' ORDER BY id"
+        None,
+        "SELECT who, event, project FROM veil.audit_log WHERE who = 'maya' ORDER BY id",
     )
-    assert log[-2:] == [("maya", "campaign"), ("maya", None)]
+    assert log[-2:] == [("maya", "switch", "campaign"), ("maya", "switch", None)]
 
 
 def test_users_cannot_write_or_read_the_governance_tables(payments: Deployment) -> None:
     for statement in (
         "SELECT * FROM veil.project_member",
         "INSERT INTO veil.project_member VALUES ('fraud_q4', 'maya')",
-        "INSERT INTO veil.switch_log (project) VALUES ('x')",
+        "SELECT * FROM veil.audit_log",
+        "INSERT INTO veil.audit_log (event, project) VALUES ('switch', 'x')",
+        "SELECT * FROM veil.member_acknowledgement",
+        "INSERT INTO veil.member_acknowledgement (member, project, purpose, acknowledgement,"
+        " digest) SELECT 'chris', project, purpose, acknowledgement, '' FROM veil.project_purpose",
+        "SELECT veil.require_member('fraud_q4')",
         "SELECT set_config('search_path', 'veil', false); DELETE FROM project",
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             query(payments, "maya", statement)
+
+
+# ============================================================================= acknowledgements
+
+
+def test_a_member_who_has_not_acknowledged_gets_no_purpose(payments: Deployment) -> None:
+    """chris, a member of fraud_q4 (approved), never acknowledged its text: masked, as the
+    evaluator says for `acknowledged=frozenset()`. Acknowledging (rolled back here, so that the
+    other tests keep the deployment as it is) lifts the masks at once."""
+    program = payments.program
+    tx, fd = program.table(("sales", "transactions")), program.purpose("Fraud Detection")
+    assert tx is not None and fd is not None and fd.acknowledgement is not None
+    text = fd.acknowledgement
+    assert payments.acknowledged("chris") == frozenset()
+    notices: list[str] = []
+    with payments.db.connect_as("chris", autocommit=False) as conn:
+        conn.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
+        select_project(conn, program, "chris", "fraud_q4")
+        rows = payments.rows[tx.key]
+        assert (
+            compare_with_evaluator(conn, program, "chris", "fraud_q4", tx, rows, frozenset()) == []
+        )
+        shown = fetch_all(conn, "SELECT id, credit_card FROM sales_protected.transactions")
+        assert len(shown) < 48 and all(card is None for _, card in shown)
+        assert fetch_all(conn, "SELECT * FROM veil.acknowledgement_texts('fraud_q4')") == [
+            ("Fraud Detection", text, False)
+        ]
+        assert fetch_all(conn, "SELECT veil.acknowledge('fraud_q4')") == [(1,)]
+        assert fetch_all(conn, "SELECT * FROM veil.acknowledgement_texts('fraud_q4')") == [
+            ("Fraud Detection", text, True)
+        ]
+        done = frozenset({("fraud_q4", "Fraud Detection", text)})
+        assert compare_with_evaluator(conn, program, "chris", "fraud_q4", tx, rows, done) == []
+        assert len(fetch_all(conn, "SELECT id FROM sales_protected.transactions")) == 48
+        conn.rollback()
+    assert notices == [
+        "purpose 'Fraud Detection' grants nothing until you acknowledge its current text: read it"
+        " with SELECT * FROM veil.acknowledgement_texts('fraud_q4'), then"
+        " SELECT veil.acknowledge('fraud_q4')"
+    ]
+    assert payments.acknowledged("chris") == frozenset()
+
+
+def test_acknowledge_errors(payments: Deployment) -> None:
+    with payments.db.connect_as("maya") as conn:
+        for call in ("acknowledge", "acknowledgement_texts"):
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege,
+                match='user "maya" is not a member of project "fraud_q4"',
+            ):
+                fetch_all(conn, f"SELECT * FROM veil.{call}('fraud_q4')")
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match='project "nope" does not exist'
+            ):
+                fetch_all(conn, f"SELECT * FROM veil.{call}('nope')")
+            with pytest.raises(psycopg.errors.NullValueNotAllowed, match="no project given"):
+                fetch_all(conn, f"SELECT * FROM veil.{call}(NULL)")
+    # acknowledging again is allowed, and audited again
+    before = payments.acknowledged("alice")
+    count = "SELECT count(*) FROM veil.audit_log WHERE who = 'alice' AND event = 'acknowledge'"
+    [(n,)] = payments.db.query_as(None, count)
+    assert query(payments, "alice", "SELECT veil.acknowledge('fraud_q4')") == [(1,)]
+    assert payments.db.query_as(None, count) == [(n + 1,)]
+    assert payments.acknowledged("alice") == before
 
 
 def test_column_grants_and_grant_option_chains_move_to_the_views(payments: Deployment) -> None:
@@ -733,11 +840,22 @@ def test_script_notices_and_warnings(payments: Deployment) -> None:
     assert "WARNING" not in payments.apply_stderr
 
 
+def runtime_rows(db: PgDatabase) -> list[Any]:
+    """The runtime data (audit log, acknowledgements), which no script may change."""
+    return [
+        db.query_as(None, f"SELECT *, xmin::text FROM veil.{name} ORDER BY 1, 2, 3, 4")
+        for name in ("audit_log", "member_acknowledgement")
+    ]
+
+
 def test_applying_twice_changes_nothing(payments: Deployment) -> None:
     before, xmins = snapshot(payments.db), governance_xmins(payments.db)
+    runtime = runtime_rows(payments.db)
+    assert runtime[0] and runtime[1]
     payments.db.apply_script(payments.script)
     assert snapshot(payments.db) == before
     assert governance_xmins(payments.db) == xmins
+    assert runtime_rows(payments.db) == runtime
 
 
 # ============================================================================= convergence
@@ -809,7 +927,11 @@ def test_a_newer_script_over_an_older_one_converges(pg_server: PgServer, people:
             "CREATE VIEW public.refund_ids AS SELECT id FROM sales_protected.refunds;\n"
         )
         before = snapshot(upgraded)["views"]
+        runtime = runtime_rows(upgraded)
+        assert ("maya", "fraud_q4") in {(r[0], r[1]) for r in runtime[1]}
         result = upgraded.apply_script(TARGET.render(newer))
+        # runtime data outlives the projects and members it names
+        assert runtime_rows(upgraded) == runtime
         assert "veil no longer protects sales.legacy" in result.stderr
         protected = [
             f"{s}.{t}" for s, t, *_ in fresh.query_as(None, "SELECT * FROM veil.protected_table")
@@ -823,6 +945,64 @@ def test_a_newer_script_over_an_older_one_converges(pg_server: PgServer, people:
         assert upgraded.query_as(None, "SELECT to_regclass('sales_protected.legacy')") == [(None,)]
         # it still works; read through veil's view, even a superuser gets the policies
         assert upgraded.query_as(None, "SELECT count(*) FROM public.refund_ids") == [(0,)]
+
+
+#: The governance tables the first PostgreSQL script (before acknowledgements) created, as far as
+#: they changed since: no acknowledgement column, no `auditors` kind, a switch_log.
+FIRST_SCRIPT_SCHEMA = """
+CREATE SCHEMA veil;
+CREATE TABLE veil.managed_role (
+  role_name text PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('owner', 'views', 'group'))
+);
+CREATE TABLE veil.project (project text PRIMARY KEY, documentation text);
+CREATE TABLE veil.project_purpose (
+  project text NOT NULL REFERENCES veil.project ON DELETE CASCADE,
+  purpose text NOT NULL,
+  approved boolean NOT NULL,
+  state text NOT NULL,
+  approved_by text,
+  approved_at timestamptz,
+  PRIMARY KEY (project, purpose)
+);
+CREATE TABLE veil.switch_log (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  who name NOT NULL DEFAULT session_user,
+  project text,
+  at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+INSERT INTO veil.managed_role VALUES ('veil_owner', 'owner'), ('veil_views', 'views');
+INSERT INTO veil.project VALUES ('fraud_q4', 'Q4');
+INSERT INTO veil.project_purpose
+  VALUES ('fraud_q4', 'Fraud Detection', true, 'approved', 'carol', '2026-11-20T10:00:00Z');
+INSERT INTO veil.switch_log (who, project, at) VALUES
+  ('bob', 'fraud_q4', '2026-12-01T10:00:00Z'), ('alice', NULL, '2026-12-01T09:00:00Z');
+"""
+
+
+def test_upgrading_from_the_first_script_keeps_the_switch_log(
+    pg_server: PgServer, people: list[str]
+) -> None:
+    program = small_program()
+    with temporary_database(pg_server) as upgraded, temporary_database(pg_server) as fresh:
+        for db in (upgraded, fresh):
+            db.apply_script(table_ddl(program.tables))
+        upgraded.apply_script(FIRST_SCRIPT_SCHEMA)
+        script = TARGET.render(program)
+        for db in (upgraded, fresh):
+            db.apply_script(script)
+        assert snapshot(upgraded) == snapshot(fresh)
+        assert upgraded.query_as(None, "SELECT to_regclass('veil.switch_log')") == [(None,)]
+        assert upgraded.query_as(
+            None, "SELECT id, at, who, event, project, purpose FROM veil.audit_log ORDER BY id"
+        ) == [
+            (1, dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC), "bob", "switch", "fraud_q4", None),
+            (2, dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC), "alice", "switch", None, None),
+        ]
+        before = runtime_rows(upgraded)
+        upgraded.apply_script(script)
+        assert runtime_rows(upgraded) == before
+        assert snapshot(upgraded) == snapshot(fresh)
 
 
 def test_no_base_schema_usage_needed_and_own_permissive_policies_reported(
@@ -858,7 +1038,7 @@ def test_no_base_schema_usage_needed_and_own_permissive_policies_reported(
                     select_project(conn, program, user, project)
                     for tb in program.protected_tables:
                         problems += compare_with_evaluator(
-                            conn, program, user, project, tb, rows[tb.key]
+                            conn, program, user, project, tb, rows[tb.key], frozenset()
                         )
         assert not problems, "\n".join(problems)
 
@@ -894,11 +1074,32 @@ def test_hostile_names_and_values_round_trip(pg_db: PgDatabase, pg_login_role: R
         assert fetch_all(conn, f"SELECT * FROM {view}") == [
             (1, HOSTILE, "a\\&b\\&c\\&d\\&e\\&f \\&\\& \u2603", HOSTILE)
         ]
-        assert compare_with_evaluator(conn, program, user.name, None, table, rows) == []
+        nothing: Acknowledged = frozenset()
+        assert compare_with_evaluator(conn, program, user.name, None, table, rows, nothing) == []
         assert fetch_all(conn, "SELECT veil.use_project(%s)", (HOSTILE_NAME,)) == [(HOSTILE_NAME,)]
-        assert compare_with_evaluator(conn, program, user.name, HOSTILE_NAME, table, rows) == []
+        # the purpose's text is not acknowledged yet: no purpose
+        assert (
+            compare_with_evaluator(conn, program, user.name, HOSTILE_NAME, table, rows, nothing)
+            == []
+        )
+        assert len(fetch_all(conn, f"SELECT * FROM {view}")) == 1
+        assert fetch_all(conn, "SELECT * FROM veil.acknowledgement_texts(%s)", (HOSTILE_NAME,)) == [
+            (HOSTILE_NAME, HOSTILE, False)
+        ]
+        assert fetch_all(conn, "SELECT veil.acknowledge(%s)", (HOSTILE_NAME,)) == [(1,)]
+        done = acknowledged_by(pg_db, user.name)
+        assert done == {(HOSTILE_NAME, HOSTILE_NAME, HOSTILE)}
+        assert (
+            compare_with_evaluator(conn, program, user.name, HOSTILE_NAME, table, rows, done) == []
+        )
         assert len(fetch_all(conn, f"SELECT * FROM {view}")) == 3
     assert pg_db.query_as(None, "SELECT documentation FROM veil.project") == [(HOSTILE,)]
+    assert pg_db.query_as(
+        None, "SELECT who, event, project, purpose, acknowledgement FROM veil.audit_log ORDER BY id"
+    ) == [
+        (HOSTILE_NAME, "switch", HOSTILE_NAME, None, None),
+        (HOSTILE_NAME, "acknowledge", HOSTILE_NAME, HOSTILE_NAME, HOSTILE),
+    ]
     assert pg_db.query_as(
         None, "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (HOSTILE_GROUP,)
     ) == [(False,)]

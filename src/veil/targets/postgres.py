@@ -6,6 +6,11 @@ functions, puts one permissive and one RESTRICTIVE policy per row rule on each p
 one masking view per protected table (owned by a dedicated role, never the table owner), and moves
 the readers of each base table to its view. `docs/targets/postgres.md` explains it to DBAs.
 
+Runtime data — the audit log (`use_project` switches, `acknowledge` calls) and the members'
+acknowledgements — is written only by the SECURITY DEFINER functions; no script ever deletes it.
+A purpose whose effective acknowledgement text is not NULL grants only once the member
+acknowledged exactly that text in that project (the evaluator's `Context.acknowledged`).
+
 Every atom that reads the governance tables is a scalar sub-select, `(SELECT veil.f(...))`, so
 PostgreSQL evaluates it once per query (an InitPlan), not once per row.
 
@@ -52,7 +57,15 @@ GOVERNANCE_TABLES: dict[str, tuple[tuple[str, ...], int]] = {
     "managed_role": (("role_name", "kind"), 1),
     "project": (("project", "documentation"), 1),
     "project_purpose": (
-        ("project", "purpose", "approved", "state", "approved_by", "approved_at"),
+        (
+            "project",
+            "purpose",
+            "approved",
+            "state",
+            "approved_by",
+            "approved_at",
+            "acknowledgement",
+        ),
         2,
     ),
     "project_member": (("project", "member"), 2),
@@ -193,6 +206,15 @@ class PostgresTarget(Target):
         """Owns the masking views (never the table owner: owners bypass row security)."""
         return f"{self.options.governance_schema}_views"
 
+    @property
+    def auditor_role(self) -> str:
+        """May read the audit log; DBAs grant it to auditors."""
+        return f"{self.options.governance_schema}_auditors"
+
+    @property
+    def own_roles(self) -> tuple[str, ...]:
+        return (self.owner_role, self.view_role, self.auditor_role)
+
     def fn(self, name: str) -> str:
         return self.gov(name)
 
@@ -293,10 +315,19 @@ class PostgresTarget(Target):
         self, program: model.Program
     ) -> dict[str, list[Row]]:
         rows = {k: list[Row](v) for k, v in super().governance_rows(program).items()}
+        # the effective acknowledgement text (own or inherited) a member must have acknowledged
+        rows["project_purpose"] = [
+            (*r, info.acknowledgement if (info := program.purpose(str(r[1]))) else None)
+            for r in rows["project_purpose"]
+        ]
         rows["project_source"] = sorted(
             {(p.name, source_key(s)) for p in program.projects for s in p.sources}
         )
-        roles = [(self.owner_role, "owner"), (self.view_role, "views")]
+        roles = [
+            (self.owner_role, "owner"),
+            (self.view_role, "views"),
+            (self.auditor_role, "auditors"),
+        ]
         roles += [(g, "group") for g in self.declared_groups(program)]
         rows["managed_role"] = sorted(roles)
         protected: list[Row] = []
@@ -377,6 +408,7 @@ class PostgresTarget(Target):
             "gov_name": self.options.governance_schema,
             "owner_role": self.owner_role,
             "view_role": self.view_role,
+            "auditor_role": self.auditor_role,
             "base_policy": BASE_POLICY,
             "gov_tables": gov_tables,
             "tables": tables,
@@ -389,12 +421,13 @@ class PostgresTarget(Target):
         tables without a schema, group names that cannot be roles, invalid options."""
         out: list[Diagnostic] = []
         opts = self.options
-        if not _PLAIN.match(opts.governance_schema) or len(self.view_role) > self.max_identifier:
+        longest = max(len(r) for r in self.own_roles)
+        if not _PLAIN.match(opts.governance_schema) or longest > self.max_identifier:
             out.append(
                 error(
                     BAD_OPTION,
                     f"governance schema `{opts.governance_schema}` must be "
-                    "a lowercase identifier ([a-z_][a-z0-9_]*) of at most 57 bytes",
+                    "a lowercase identifier ([a-z_][a-z0-9_]*) of at most 54 bytes",
                     NO_SPAN,
                 )
             )
@@ -447,7 +480,7 @@ class PostgresTarget(Target):
             out.append(error(NAME_CLASH, f"table `{tb.name}` clashes with veil: {clash}", tb.span))
         for g in self.declared_groups(program):
             too_long(g, "group", NO_SPAN)
-            if g.lower() in _RESERVED_ROLES or g in (self.owner_role, self.view_role):
+            if g.lower() in _RESERVED_ROLES or g in self.own_roles:
                 out.append(
                     error(
                         RESERVED_ROLE,

@@ -294,7 +294,8 @@ AS $veil$
        AND (pp.acknowledgement IS NULL
             OR EXISTS (SELECT 1 FROM "veil".member_acknowledgement AS a
                         WHERE a.member = m.member AND a.project = m.project
-                          AND a.purpose = pp.purpose))
+                          AND a.purpose = pp.purpose
+                          AND a.acknowledgement = pp.acknowledgement))
        AND (p_purpose IS NULL
             OR pp.purpose = p_purpose
             OR pg_catalog.left(pp.purpose, pg_catalog.length(p_purpose) + 1)
