@@ -1,4 +1,5 @@
-"""Compilation targets: one module per platform, each a `Target` subclass stating its differences."""
+"""Compilation targets: one module per platform, each a `Target` subclass stating its
+differences."""
 
 from __future__ import annotations
 

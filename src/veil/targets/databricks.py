@@ -1,0 +1,153 @@
+"""Databricks Unity Catalog: SQL functions as column masks and row filters.
+
+The script (templates/databricks/script.sql.j2) creates the governance schema and its Delta tables,
+synchronises their rows with the repository (`MERGE … WHEN NOT MATCHED BY SOURCE THEN DELETE`),
+defines `veil.purpose_active(purpose, source)` and the definer-rights procedure
+`CALL veil.use_project('…')`, then one mask function per masked column (`SET MASK … USING
+COLUMNS`) and one row-filter function per table with row rules (`SET ROW FILTER … ON`), and finally
+removes the masks and filters that the repository no longer produces.
+`docs/targets/databricks.md` explains it to DBAs.
+
+What differs from the other targets:
+
+* Identifiers are case-insensitive; a name that is not a plain identifier is written in backquotes.
+* String literals take backslash escapes and Spark substitutes `${…}` in SQL text before parsing
+  it, even inside quotes: `${` is written `$\\{`, which reads back as `${`.
+* Functions are replaced with `CREATE OR REPLACE FUNCTION`, and `SET MASK` / `SET ROW FILTER`
+  replace whatever mask or filter was there, so names need no signature digest.
+* Persisted SQL functions cannot read session variables (`DECLARE VARIABLE`): the active project
+  is a row of `veil.active_project` keyed by `current_user()`, written by the procedure.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import typing as t
+
+from veil import model
+from veil.diagnostics import Diagnostic, error
+from veil.model import Family, SqlType, TableKey
+from veil.targets.base import LookupTarget, replacement_parts
+
+
+class DatabricksTarget(LookupTarget):
+    """Diagnostic codes (docs/errors.md): T0201 `decimal` without precision, T0202 a masked value
+    longer than its column, T0203 names Databricks cannot tell apart, T0204 `${` in a name."""
+
+    name = "databricks"
+    current_user = "current_user()"
+    quote_char = "`"
+    #: Spark substitutes `${…}` in SQL text before parsing it, even inside quotes.
+    literal_rewrites: t.ClassVar[tuple[tuple[str, str], ...]] = (("${", "$\\{"),)
+    default_decimal: t.ClassVar[tuple[int, int]] = (10, 0)
+    type_names: t.ClassVar[dict[str, str]] = {
+        "integer": "INT", "real": "FLOAT", "varchar": "STRING", "char": "STRING",
+        "text": "STRING", "timestamp": "TIMESTAMP_NTZ", "timestamptz": "TIMESTAMP",
+        "json": "STRING"}
+    #: Account groups (`is_member` would read workspace-local groups).
+    group_function: t.ClassVar[str] = "is_account_group_member"
+
+    def name_key(self, name: str) -> str:
+        return name.lower()
+
+    def sql_type(self, ty: SqlType) -> str:
+        if ty.family is Family.STRING:  # CHAR/VARCHAR exist only in table schemas
+            return "STRING"
+        return super().sql_type(ty)
+
+    # ------------------------------------------------------------------ atoms
+    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
+        return (f"{self.gov('purpose_active')}({self.literal(purpose)}, "
+                f"{self.literal(model.table_str(table))})")
+
+    def purpose_function_body(self) -> str:
+        """Body of `veil.purpose_active(purpose, source)`: NULL purpose = any purpose."""
+        name = self.gov_col("pp", "purpose_name")
+        purpose = "purpose_active.purpose"
+        match = (f"({purpose} IS NULL OR {name} = {purpose} OR "
+                 f"LEFT({name}, char_length({purpose}) + 1) = {purpose} || '.')")
+        return self.purpose_exists_sql("purpose_active.source", match)
+
+    def group_sql(self, group: str) -> str:
+        return f"{self.group_function}({self.literal(group)})"
+
+    def now_sql(self) -> str:
+        """UTC wall-clock time (`TIMESTAMP_NTZ`): veil reads a `timestamp` column as UTC."""
+        return "convert_timezone('UTC', current_timestamp())"
+
+    def today_sql(self) -> str:
+        return f"to_date({self.now_sql()})"
+
+    # ------------------------------------------------------------------ methods
+    def hash_sql(self, c: str, salt: str) -> str:
+        return f"sha2(concat({self.literal(salt + ':')}, {c}), 256)"
+
+    def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
+        """Java's replacement syntax: `$n` is a group, `\\` escapes the next character (so a
+        digit right after a group stays a digit)."""
+        out: list[str] = []
+        for part in replacement_parts(replacement):
+            if isinstance(part, int):
+                out.append(f"${part}")
+                continue
+            text = re.sub(r"([\\$])", r"\\\1", part)
+            if out and out[-1].startswith("$") and text[:1].isdigit():
+                text = "\\" + text
+            out.append(text)
+        return (f"regexp_replace({c}, {self.literal(pattern)}, "
+                f"{self.literal(''.join(out))})")
+
+    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        if ty.family is Family.DATE and unit in ("day", "hour"):
+            return c
+        return f"date_trunc({self.literal(unit.upper())}, {c})"
+
+    def email_domain_sql(self, c: str) -> str:
+        return f"(CASE WHEN instr({c}, '@') > 0 THEN substring_index({c}, '@', -1) END)"
+
+    # ------------------------------------------------------------------ functions
+    def function_context(self, args: t.Sequence[model.CatalogColumn], name: str,
+                         body: t.Callable[[t.Callable[[str], str]], str]) -> dict[str, t.Any]:
+        """A mask or row-filter function: its parameters (the columns `args`), its body, and
+        the columns the table passes (`USING COLUMNS` / `ON`)."""
+        names = self.arg_names(args)
+        return {"name": self.gov(name),
+                "params": [(names[c.name], self.sql_type(c.type)) for c in args],
+                "body": body(names.__getitem__), "columns": [self.ident(c.name) for c in args]}
+
+    def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
+        if column is None:
+            return f"ALTER TABLE {table} DROP ROW FILTER"
+        return f"ALTER TABLE {table} ALTER COLUMN {column} DROP MASK"
+
+    def drop_sql(self, kind: str, name: str) -> str:
+        return f"DROP FUNCTION IF EXISTS {name}"
+
+    def render(self, program: model.Program) -> str:
+        masks = []
+        for mask in program.masks:
+            fn = self.function_context(
+                self.mask_args(program, mask), self.object_name("mask", *mask.table, mask.column),
+                functools.partial(self.mask_sql, mask))
+            masks.append({**fn, "returns": self.sql_type(mask.type),
+                          "table": self.table_sql(mask.table), "column": self.ident(mask.column),
+                          "target": self.mask_target(mask)})
+        filters = []
+        for key in sorted({r.table for r in program.row_rules}):
+            fn = self.function_context(
+                self.row_args(program, key), self.object_name("rows", *key),
+                functools.partial(self.row_sql, program.rules_of(key)))
+            filters.append({**fn, "table": self.table_sql(key), "target": self.rows_target(key)})
+        masks.sort(key=lambda m: str(m["name"]))
+        return self.render_script(program, masks, filters,
+                                  purpose_body=self.purpose_function_body())
+
+    # ------------------------------------------------------------------ checks
+    def check(self, program: model.Program) -> list[Diagnostic]:
+        out = self.shared_diagnostics(program, decimal="T0201", too_long="T0202",
+                                      fatal_too_long=False, same_name="T0203")
+        return out + [error("T0204", f"`{name}` contains `${{`", span,
+                            help="spark substitutes `${…}` in SQL text, even in quoted names; "
+                            "rename the object")
+                      for name, span in self.named_objects(program, groups=False) if "${" in name]

@@ -1,0 +1,206 @@
+"""Snowflake: masking policies, row access policies and an owner's-rights project switch.
+
+The script (templates/snowflake/script.sql.j2) creates the governance schema and its tables,
+synchronises their rows with the repository, defines `CALL veil.use_project('…')`, then one masking
+policy per masked column and one row access policy per table with row rules, and finally removes
+the veil policies that the repository no longer produces. `docs/targets/snowflake.md` explains it
+to DBAs.
+
+What differs from the other targets:
+
+* Identifiers: unquoted names fold to upper case, quoted ones are case-sensitive. A plain name
+  (`credit_card`) is written unquoted in upper case (`CREDIT_CARD`); any other name is quoted
+  exactly as written. Role names passed to `IS_ROLE_IN_SESSION` fold the same way.
+* A policy's signature (argument names and types) can never change once it is attached, and an
+  attached policy cannot be replaced. So a policy's name ends with a digest of its signature:
+  the body of an existing policy is updated with `ALTER … SET BODY`; a new signature is a new
+  policy, swapped in with `SET MASKING POLICY … FORCE` or an atomic `DROP …, ADD ROW ACCESS
+  POLICY`, and the old one is dropped by the final clean-up block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import typing as t
+
+from veil import model
+from veil.diagnostics import Diagnostic, error, warning
+from veil.model import Family, SqlType, TableKey
+from veil.targets.base import LookupTarget, columns_read, replacement_parts
+
+
+class SnowflakeTarget(LookupTarget):
+    """Diagnostic codes (docs/errors.md): T0101 `decimal` without precision, T0102 a masked value
+    longer than its column, T0103 a mixed-case name that Snowflake folds, T0104 `$$` in a name,
+    T0105 a column in both a conditional masking policy and a row access policy, T0106 names
+    Snowflake cannot tell apart."""
+
+    name = "snowflake"
+    type_names: t.ClassVar[dict[str, str]] = {
+        "decimal": "NUMBER", "real": "FLOAT", "double": "FLOAT", "text": "VARCHAR",
+        "timestamp": "TIMESTAMP_NTZ", "timestamptz": "TIMESTAMP_TZ", "json": "VARIANT"}
+    current_user = "CURRENT_USER()"
+    decimal_work_type = "NUMBER(38, 10)"
+    plain_name = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+    mask_kind = "masking policy"
+    rows_kind = "row access policy"
+
+    def stored_name(self, name: str) -> str:
+        return name.upper() if self.plain_name.match(name) else name
+
+    # ------------------------------------------------------------------ atoms
+    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
+        match = None if purpose is None else self.purpose_match_sql(purpose)
+        return self.purpose_exists_sql(self.literal(model.table_str(table)), match)
+
+    def group_sql(self, group: str) -> str:
+        return f"IS_ROLE_IN_SESSION({self.literal(self.stored_name(group))})"
+
+    # ------------------------------------------------------------------ methods
+    def hash_sql(self, c: str, salt: str) -> str:
+        return f"SHA2({self.literal(salt + ':')} || {c}, 256)"
+
+    def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
+        rewritten = "".join(f"\\{p}" if isinstance(p, int) else p.replace("\\", "\\\\")
+                            for p in replacement_parts(replacement))
+        return f"REGEXP_REPLACE({c}, {self.literal(pattern)}, {self.literal(rewritten)})"
+
+    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        if ty.family is Family.DATE and unit in ("day", "hour"):
+            return c  # a date has no time of day
+        if ty.name == "timestamptz":  # truncate the instant in UTC, not in its stored offset
+            c = f"CONVERT_TIMEZONE('UTC', {c})"
+        return f"DATE_TRUNC({self.literal(unit)}, {c})"
+
+    def now_sql(self) -> str:
+        """UTC wall-clock time (`TIMESTAMP_NTZ`): veil reads a `timestamp` column as UTC, so
+        `created_at >= now() - 90 days` does not depend on the session's TIMEZONE."""
+        return "SYSDATE()"
+
+    def today_sql(self) -> str:
+        return "CAST(SYSDATE() AS DATE)"
+
+    def email_domain_sql(self, c: str) -> str:
+        return f"IFF(CONTAINS({c}, '@'), SPLIT_PART({c}, '@', -1), NULL)"
+
+    # ------------------------------------------------------------------ policies
+    def _versioned(self, prefix: str, parts: t.Sequence[str],
+                   signature: t.Sequence[tuple[str, str]], *flags: str) -> str:
+        """`prefix__parts__<digest of the signature>`: a new signature is a new policy."""
+        text = "\x1f".join([*(f"{n} {ty}" for n, ty in signature), *flags])
+        return self.object_name(prefix, *parts, hashlib.sha256(text.encode()).hexdigest()[:8])
+
+
+    def exempt_columns(self, program: model.Program) -> set[tuple[TableKey, str]]:
+        """Masked columns that a row access policy or another column's mask reads: their
+        policy needs EXEMPT_OTHER_POLICIES = TRUE (docs: create-masking-policy)."""
+        read = {(k, c.name) for k in {r.table for r in program.row_rules}
+                for c in self.row_args(program, k)}
+        for mask in program.masks:
+            read |= {(mask.table, c.name) for c in self.mask_args(program, mask)[1:]}
+        return {(m.table, m.column) for m in program.masks} & read
+
+    def row_args(self, program: model.Program, key: TableKey) -> tuple[model.CatalogColumn, ...]:
+        """A row access policy needs at least one argument: the columns its rules read, else
+        one column that no masking policy reads."""
+        read = self.rule_args(program, key)
+        table = program.table(key)
+        if read or table is None:
+            return read
+        masked = {c.name for m in program.masks_of(key) for c in self.mask_args(program, m)}
+        return (next((c for c in table.columns if c.name not in masked), table.columns[0]),)
+
+    def _policy(self, cols: t.Sequence[model.CatalogColumn]) -> dict[str, t.Any]:
+        """The signature of a policy taking `cols`, and the columns the attachment passes."""
+        args = self.arg_names(cols)
+        return {"signature": [(args[c.name], self.sql_type(c.type)) for c in cols],
+                "columns": [self.ident(c.name) for c in cols], "arg": args.__getitem__}
+
+    def mask_context(self, program: model.Program, mask: model.ColumnMask,
+                     exempt: bool) -> dict[str, t.Any]:
+        policy = self._policy(self.mask_args(program, mask))
+        bare = self._versioned("mask", (*mask.table, mask.column), policy["signature"],
+                               str(exempt))
+        return {
+            **policy,
+            "name": self.gov(bare),
+            "returns": self.sql_type(mask.type),
+            "body": self.mask_sql(mask, policy["arg"]),
+            "exempt": exempt,
+            "table": self.table_sql(mask.table),
+            "column": self.ident(mask.column),
+            "target": self.mask_target(mask),
+        }
+
+    def rap_context(self, program: model.Program, key: TableKey) -> dict[str, t.Any]:
+        policy = self._policy(self.row_args(program, key))
+        bare = self._versioned("rows", key, policy["signature"])
+        return {
+            **policy,
+            "name": self.gov(bare),
+            "bare": self.stored_name(bare),
+            "body": self.row_sql(program.rules_of(key), policy["arg"]),
+            "table": self.table_sql(key),
+            "info_schema": (f"{self.ident(key[0])}.INFORMATION_SCHEMA" if len(key) == 3
+                            else "INFORMATION_SCHEMA"),
+            "target": self.rows_target(key),
+        }
+
+    def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
+        if column is not None:
+            return f"ALTER TABLE {table} MODIFY COLUMN {column} UNSET MASKING POLICY"
+        return f"ALTER TABLE {table} DROP ROW ACCESS POLICY {name}"
+
+    def drop_sql(self, kind: str, name: str) -> str:
+        return f"DROP {kind.upper()} {name}"
+
+    def render(self, program: model.Program) -> str:
+        exempt = self.exempt_columns(program)
+        masks = [self.mask_context(program, m, (m.table, m.column) in exempt)
+                 for m in program.masks]
+        masks.sort(key=lambda m: (not m["exempt"], m["name"]))  # exempt ones first
+        raps = [self.rap_context(program, tb.key) for tb in program.tables
+                if program.rules_of(tb.key)]
+        return self.render_script(program, masks, raps,
+                                  schema_stored=self.stored_name(self.options.governance_schema))
+
+    # ------------------------------------------------------------------ checks
+    def check(self, program: model.Program) -> list[Diagnostic]:
+        out = self.shared_diagnostics(program, decimal="T0101", too_long="T0102",
+                                      fatal_too_long=True, same_name="T0106")
+        out += [error("T0104", f"`{name}` contains `$$`", span,
+                      help="veil writes names inside `$$ … $$` blocks on snowflake; "
+                      "rename the object")
+                for name, span in self.named_objects(program, groups=False) if "$$" in name]
+        for name, span in self.named_objects(program, groups=True):
+            if self.plain_name.match(name) and name not in (name.lower(), name.upper()):
+                out.append(warning(
+                    "T0103", f"`{name}` is folded to `{name.upper()}` on snowflake", span,
+                    help="snowflake folds unquoted names to upper case; if the object was "
+                    f"created with the quoted name \"{name}\", rename it"))
+        return out + self._shared_column_diagnostics(program)
+
+    def _shared_column_diagnostics(self, program: model.Program) -> list[Diagnostic]:
+        """A column in a conditional masking policy and in a row access policy (docs:
+        security-column-intro, "Row access policies"). A masked column is fine: its own
+        policy is created with EXEMPT_OTHER_POLICIES = TRUE."""
+        out = []
+        for key in sorted({r.table for r in program.row_rules}):
+            in_rap = {c.name for c in self.row_args(program, key)}
+            masked = {m.column for m in program.masks_of(key)}
+            rules = program.rules_of(key)
+            for mask in program.masks_of(key):
+                for col in self.mask_args(program, mask)[1:]:
+                    if col.name not in in_rap or col.name in masked:
+                        continue
+                    rule = next((r for r in rules if col.name in columns_read(r)), rules[0])
+                    out.append(warning(
+                        "T0105",
+                        f"`{col.name}` is read both by the mask of `{mask.column}` and by the "
+                        f"row rules of `{model.table_str(key)}`",
+                        mask.policies[0] if mask.policies else rule.span,
+                        help="snowflake documents that a column cannot be in a masking policy "
+                        "signature and a row access policy signature at once; applying may fail",
+                        related=(rule.span,)))
+        return out
