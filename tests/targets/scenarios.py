@@ -174,7 +174,7 @@ def _strings(program: model.Program) -> list[str]:
 
 
 def _find(node: object, cls: type) -> list[object]:
-    from veil.targets.base import find_nodes
+    from veil.targets.lookup import find_nodes
 
     return list(find_nodes(node, cls))
 

@@ -31,7 +31,7 @@ from veil import model
 from veil.diagnostics import Severity
 from veil.evaluator import Context
 from veil.targets import get_target
-from veil.targets.base import LOOKUP_TABLES
+from veil.targets.lookup import LOOKUP_TABLES
 from veil.targets.databricks import DatabricksTarget
 
 #: sqlfluff gaps a generated Databricks script may need (docs/targets/databricks.md lists them).

@@ -21,7 +21,7 @@ from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
 from veil.targets import get_target
-from veil.targets.base import LOOKUP_TABLES
+from veil.targets.lookup import LOOKUP_TABLES
 from veil.targets.snowflake import SnowflakeTarget
 
 #: sqlfluff gaps a generated Snowflake script may need (docs/targets/snowflake.md lists them).

@@ -28,7 +28,7 @@ import typing as t
 from veil import model
 from veil.diagnostics import Diagnostic, error
 from veil.model import Family, SqlType, TableKey
-from veil.targets.base import LookupTarget, replacement_parts
+from veil.targets.lookup import LookupTarget, replacement_parts
 
 
 class DatabricksTarget(LookupTarget):
@@ -42,9 +42,15 @@ class DatabricksTarget(LookupTarget):
     literal_rewrites: t.ClassVar[tuple[tuple[str, str], ...]] = (("${", "$\\{"),)
     default_decimal: t.ClassVar[tuple[int, int]] = (10, 0)
     type_names: t.ClassVar[dict[str, str]] = {
-        "integer": "INT", "real": "FLOAT", "varchar": "STRING", "char": "STRING",
-        "text": "STRING", "timestamp": "TIMESTAMP_NTZ", "timestamptz": "TIMESTAMP",
-        "json": "STRING"}
+        "integer": "INT",
+        "real": "FLOAT",
+        "varchar": "STRING",
+        "char": "STRING",
+        "text": "STRING",
+        "timestamp": "TIMESTAMP_NTZ",
+        "timestamptz": "TIMESTAMP",
+        "json": "STRING",
+    }
     #: Account groups (`is_member` would read workspace-local groups).
     group_function: t.ClassVar[str] = "is_account_group_member"
 
@@ -58,15 +64,19 @@ class DatabricksTarget(LookupTarget):
 
     # ------------------------------------------------------------------ atoms
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
-        return (f"{self.gov('purpose_active')}({self.literal(purpose)}, "
-                f"{self.literal(model.table_str(table))})")
+        return (
+            f"{self.gov('purpose_active')}({self.literal(purpose)}, "
+            f"{self.literal(model.table_str(table))})"
+        )
 
     def purpose_function_body(self) -> str:
         """Body of `veil.purpose_active(purpose, source)`: NULL purpose = any purpose."""
         name = self.gov_col("pp", "purpose_name")
         purpose = "purpose_active.purpose"
-        match = (f"({purpose} IS NULL OR {name} = {purpose} OR "
-                 f"LEFT({name}, char_length({purpose}) + 1) = {purpose} || '.')")
+        match = (
+            f"({purpose} IS NULL OR {name} = {purpose} OR "
+            f"LEFT({name}, char_length({purpose}) + 1) = {purpose} || '.')"
+        )
         return self.purpose_exists_sql("purpose_active.source", match)
 
     def group_sql(self, group: str) -> str:
@@ -95,8 +105,7 @@ class DatabricksTarget(LookupTarget):
             if out and out[-1].startswith("$") and text[:1].isdigit():
                 text = "\\" + text
             out.append(text)
-        return (f"regexp_replace({c}, {self.literal(pattern)}, "
-                f"{self.literal(''.join(out))})")
+        return f"regexp_replace({c}, {self.literal(pattern)}, {self.literal(''.join(out))})"
 
     def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
         if ty.family is Family.DATE and unit in ("day", "hour"):
@@ -107,14 +116,21 @@ class DatabricksTarget(LookupTarget):
         return f"(CASE WHEN instr({c}, '@') > 0 THEN substring_index({c}, '@', -1) END)"
 
     # ------------------------------------------------------------------ functions
-    def function_context(self, args: t.Sequence[model.CatalogColumn], name: str,
-                         body: t.Callable[[t.Callable[[str], str]], str]) -> dict[str, t.Any]:
+    def function_context(
+        self,
+        args: t.Sequence[model.CatalogColumn],
+        name: str,
+        body: t.Callable[[t.Callable[[str], str]], str],
+    ) -> dict[str, t.Any]:
         """A mask or row-filter function: its parameters (the columns `args`), its body, and
         the columns the table passes (`USING COLUMNS` / `ON`)."""
         names = self.arg_names(args)
-        return {"name": self.gov(name),
-                "params": [(names[c.name], self.sql_type(c.type)) for c in args],
-                "body": body(names.__getitem__), "columns": [self.ident(c.name) for c in args]}
+        return {
+            "name": self.gov(name),
+            "params": [(names[c.name], self.sql_type(c.type)) for c in args],
+            "body": body(names.__getitem__),
+            "columns": [self.ident(c.name) for c in args],
+        }
 
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         if column is None:
@@ -128,26 +144,45 @@ class DatabricksTarget(LookupTarget):
         masks = []
         for mask in program.masks:
             fn = self.function_context(
-                self.mask_args(program, mask), self.object_name("mask", *mask.table, mask.column),
-                functools.partial(self.mask_sql, mask))
-            masks.append({**fn, "returns": self.sql_type(mask.type),
-                          "table": self.table_sql(mask.table), "column": self.ident(mask.column),
-                          "target": self.mask_target(mask)})
+                self.mask_args(program, mask),
+                self.object_name("mask", *mask.table, mask.column),
+                functools.partial(self.mask_sql, mask),
+            )
+            masks.append(
+                {
+                    **fn,
+                    "returns": self.sql_type(mask.type),
+                    "table": self.table_sql(mask.table),
+                    "column": self.ident(mask.column),
+                    "target": self.mask_target(mask),
+                }
+            )
         filters = []
         for key in sorted({r.table for r in program.row_rules}):
             fn = self.function_context(
-                self.row_args(program, key), self.object_name("rows", *key),
-                functools.partial(self.row_sql, program.rules_of(key)))
+                self.row_args(program, key),
+                self.object_name("rows", *key),
+                functools.partial(self.row_sql, program.rules_of(key)),
+            )
             filters.append({**fn, "table": self.table_sql(key), "target": self.rows_target(key)})
         masks.sort(key=lambda m: str(m["name"]))
-        return self.render_script(program, masks, filters,
-                                  purpose_body=self.purpose_function_body())
+        return self.render_script(
+            program, masks, filters, purpose_body=self.purpose_function_body()
+        )
 
     # ------------------------------------------------------------------ checks
     def check(self, program: model.Program) -> list[Diagnostic]:
-        out = self.shared_diagnostics(program, decimal="T0201", too_long="T0202",
-                                      fatal_too_long=False, same_name="T0203")
-        return out + [error("T0204", f"`{name}` contains `${{`", span,
-                            help="spark substitutes `${…}` in SQL text, even in quoted names; "
-                            "rename the object")
-                      for name, span in self.named_objects(program, groups=False) if "${" in name]
+        out = self.shared_diagnostics(
+            program, decimal="T0201", too_long="T0202", fatal_too_long=False, same_name="T0203"
+        )
+        return out + [
+            error(
+                "T0204",
+                f"`{name}` contains `${{`",
+                span,
+                help="spark substitutes `${…}` in SQL text, even in quoted names; "
+                "rename the object",
+            )
+            for name, span in self.named_objects(program, groups=False)
+            if "${" in name
+        ]

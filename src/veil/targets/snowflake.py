@@ -27,7 +27,7 @@ import typing as t
 from veil import model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.model import Family, SqlType, TableKey
-from veil.targets.base import LookupTarget, columns_read, replacement_parts
+from veil.targets.lookup import LookupTarget, columns_read, replacement_parts
 
 
 class SnowflakeTarget(LookupTarget):
@@ -38,8 +38,14 @@ class SnowflakeTarget(LookupTarget):
 
     name = "snowflake"
     type_names: t.ClassVar[dict[str, str]] = {
-        "decimal": "NUMBER", "real": "FLOAT", "double": "FLOAT", "text": "VARCHAR",
-        "timestamp": "TIMESTAMP_NTZ", "timestamptz": "TIMESTAMP_TZ", "json": "VARIANT"}
+        "decimal": "NUMBER",
+        "real": "FLOAT",
+        "double": "FLOAT",
+        "text": "VARCHAR",
+        "timestamp": "TIMESTAMP_NTZ",
+        "timestamptz": "TIMESTAMP_TZ",
+        "json": "VARIANT",
+    }
     current_user = "CURRENT_USER()"
     decimal_work_type = "NUMBER(38, 10)"
     plain_name = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
@@ -62,8 +68,10 @@ class SnowflakeTarget(LookupTarget):
         return f"SHA2({self.literal(salt + ':')} || {c}, 256)"
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
-        rewritten = "".join(f"\\{p}" if isinstance(p, int) else p.replace("\\", "\\\\")
-                            for p in replacement_parts(replacement))
+        rewritten = "".join(
+            f"\\{p}" if isinstance(p, int) else p.replace("\\", "\\\\")
+            for p in replacement_parts(replacement)
+        )
         return f"REGEXP_REPLACE({c}, {self.literal(pattern)}, {self.literal(rewritten)})"
 
     def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
@@ -85,18 +93,25 @@ class SnowflakeTarget(LookupTarget):
         return f"IFF(CONTAINS({c}, '@'), SPLIT_PART({c}, '@', -1), NULL)"
 
     # ------------------------------------------------------------------ policies
-    def _versioned(self, prefix: str, parts: t.Sequence[str],
-                   signature: t.Sequence[tuple[str, str]], *flags: str) -> str:
+    def _versioned(
+        self,
+        prefix: str,
+        parts: t.Sequence[str],
+        signature: t.Sequence[tuple[str, str]],
+        *flags: str,
+    ) -> str:
         """`prefix__parts__<digest of the signature>`: a new signature is a new policy."""
         text = "\x1f".join([*(f"{n} {ty}" for n, ty in signature), *flags])
         return self.object_name(prefix, *parts, hashlib.sha256(text.encode()).hexdigest()[:8])
 
-
     def exempt_columns(self, program: model.Program) -> set[tuple[TableKey, str]]:
         """Masked columns that a row access policy or another column's mask reads: their
         policy needs EXEMPT_OTHER_POLICIES = TRUE (docs: create-masking-policy)."""
-        read = {(k, c.name) for k in {r.table for r in program.row_rules}
-                for c in self.row_args(program, k)}
+        read = {
+            (k, c.name)
+            for k in {r.table for r in program.row_rules}
+            for c in self.row_args(program, k)
+        }
         for mask in program.masks:
             read |= {(mask.table, c.name) for c in self.mask_args(program, mask)[1:]}
         return {(m.table, m.column) for m in program.masks} & read
@@ -114,14 +129,17 @@ class SnowflakeTarget(LookupTarget):
     def _policy(self, cols: t.Sequence[model.CatalogColumn]) -> dict[str, t.Any]:
         """The signature of a policy taking `cols`, and the columns the attachment passes."""
         args = self.arg_names(cols)
-        return {"signature": [(args[c.name], self.sql_type(c.type)) for c in cols],
-                "columns": [self.ident(c.name) for c in cols], "arg": args.__getitem__}
+        return {
+            "signature": [(args[c.name], self.sql_type(c.type)) for c in cols],
+            "columns": [self.ident(c.name) for c in cols],
+            "arg": args.__getitem__,
+        }
 
-    def mask_context(self, program: model.Program, mask: model.ColumnMask,
-                     exempt: bool) -> dict[str, t.Any]:
+    def mask_context(
+        self, program: model.Program, mask: model.ColumnMask, exempt: bool
+    ) -> dict[str, t.Any]:
         policy = self._policy(self.mask_args(program, mask))
-        bare = self._versioned("mask", (*mask.table, mask.column), policy["signature"],
-                               str(exempt))
+        bare = self._versioned("mask", (*mask.table, mask.column), policy["signature"], str(exempt))
         return {
             **policy,
             "name": self.gov(bare),
@@ -142,8 +160,11 @@ class SnowflakeTarget(LookupTarget):
             "bare": self.stored_name(bare),
             "body": self.row_sql(program.rules_of(key), policy["arg"]),
             "table": self.table_sql(key),
-            "info_schema": (f"{self.ident(key[0])}.INFORMATION_SCHEMA" if len(key) == 3
-                            else "INFORMATION_SCHEMA"),
+            "info_schema": (
+                f"{self.ident(key[0])}.INFORMATION_SCHEMA"
+                if len(key) == 3
+                else "INFORMATION_SCHEMA"
+            ),
             "target": self.rows_target(key),
         }
 
@@ -157,28 +178,43 @@ class SnowflakeTarget(LookupTarget):
 
     def render(self, program: model.Program) -> str:
         exempt = self.exempt_columns(program)
-        masks = [self.mask_context(program, m, (m.table, m.column) in exempt)
-                 for m in program.masks]
+        masks = [
+            self.mask_context(program, m, (m.table, m.column) in exempt) for m in program.masks
+        ]
         masks.sort(key=lambda m: (not m["exempt"], m["name"]))  # exempt ones first
-        raps = [self.rap_context(program, tb.key) for tb in program.tables
-                if program.rules_of(tb.key)]
-        return self.render_script(program, masks, raps,
-                                  schema_stored=self.stored_name(self.options.governance_schema))
+        raps = [
+            self.rap_context(program, tb.key) for tb in program.tables if program.rules_of(tb.key)
+        ]
+        return self.render_script(
+            program, masks, raps, schema_stored=self.stored_name(self.options.governance_schema)
+        )
 
     # ------------------------------------------------------------------ checks
     def check(self, program: model.Program) -> list[Diagnostic]:
-        out = self.shared_diagnostics(program, decimal="T0101", too_long="T0102",
-                                      fatal_too_long=True, same_name="T0106")
-        out += [error("T0104", f"`{name}` contains `$$`", span,
-                      help="veil writes names inside `$$ … $$` blocks on snowflake; "
-                      "rename the object")
-                for name, span in self.named_objects(program, groups=False) if "$$" in name]
+        out = self.shared_diagnostics(
+            program, decimal="T0101", too_long="T0102", fatal_too_long=True, same_name="T0106"
+        )
+        out += [
+            error(
+                "T0104",
+                f"`{name}` contains `$$`",
+                span,
+                help="veil writes names inside `$$ … $$` blocks on snowflake; rename the object",
+            )
+            for name, span in self.named_objects(program, groups=False)
+            if "$$" in name
+        ]
         for name, span in self.named_objects(program, groups=True):
             if self.plain_name.match(name) and name not in (name.lower(), name.upper()):
-                out.append(warning(
-                    "T0103", f"`{name}` is folded to `{name.upper()}` on snowflake", span,
-                    help="snowflake folds unquoted names to upper case; if the object was "
-                    f"created with the quoted name \"{name}\", rename it"))
+                out.append(
+                    warning(
+                        "T0103",
+                        f"`{name}` is folded to `{name.upper()}` on snowflake",
+                        span,
+                        help="snowflake folds unquoted names to upper case; if the object was "
+                        f'created with the quoted name "{name}", rename it',
+                    )
+                )
         return out + self._shared_column_diagnostics(program)
 
     def _shared_column_diagnostics(self, program: model.Program) -> list[Diagnostic]:
@@ -195,12 +231,15 @@ class SnowflakeTarget(LookupTarget):
                     if col.name not in in_rap or col.name in masked:
                         continue
                     rule = next((r for r in rules if col.name in columns_read(r)), rules[0])
-                    out.append(warning(
-                        "T0105",
-                        f"`{col.name}` is read both by the mask of `{mask.column}` and by the "
-                        f"row rules of `{model.table_str(key)}`",
-                        mask.policies[0] if mask.policies else rule.span,
-                        help="snowflake documents that a column cannot be in a masking policy "
-                        "signature and a row access policy signature at once; applying may fail",
-                        related=(rule.span,)))
+                    out.append(
+                        warning(
+                            "T0105",
+                            f"`{col.name}` is read both by the mask of `{mask.column}` and by the "
+                            f"row rules of `{model.table_str(key)}`",
+                            mask.policies[0] if mask.policies else rule.span,
+                            help="snowflake documents that a column cannot be in a masking policy "
+                            "signature and a row access policy signature at once; applying may fail",
+                            related=(rule.span,),
+                        )
+                    )
         return out
