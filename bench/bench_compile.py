@@ -36,8 +36,9 @@ def repository(tables: int) -> str:
     ]
     for p in range(5):
         sources = ", ".join(f"s{t % 10}.t{t}" for t in range(p, tables, 5))
-        out.append(f"project p{p} {{\n  purposes Fraud\n  members u{p}, u{p + 5}\n"
-                   f"  sources {sources}\n}}")
+        out.append(
+            f"project p{p} {{\n  purposes Fraud\n  members u{p}, u{p + 5}\n  sources {sources}\n}}"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -55,8 +56,10 @@ def main() -> None:
     ap.add_argument("--tables", type=int, nargs="+", default=[10, 100, 500])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(f"{'tables':>7} {'check s':>9} {'postgres s':>11} {'snowflake s':>12} "
-          f"{'databricks s':>13} {'pg script KiB':>14}")
+    print(
+        f"{'tables':>7} {'check s':>9} {'postgres s':>11} {'snowflake s':>12} "
+        f"{'databricks s':>13} {'pg script KiB':>14}"
+    )
     for n in args.tables:
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / "repo.veil"
@@ -64,15 +67,16 @@ def main() -> None:
             checked = check([path])
             assert checked.program is not None, checked.diagnostics[:3]
             program = checked.program
-            t_check = timed(lambda: check([path]), args.repeat)
+            t_check = timed(lambda p=path: check([p]), args.repeat)
             row = [t_check]
             size = 0
             for target in ("postgres", "snowflake", "databricks"):
-                row.append(timed(lambda t=target: compile_program(program, t), args.repeat))
+                row.append(timed(lambda t=target, p=program: compile_program(p, t), args.repeat))
                 if target == "postgres":
                     size = len((compile_program(program, target)[0] or "").encode()) // 1024
-            print(f"{n:>7} {row[0]:>9.3f} {row[1]:>11.3f} {row[2]:>12.3f} {row[3]:>13.3f} "
-                  f"{size:>14}")
+            print(
+                f"{n:>7} {row[0]:>9.3f} {row[1]:>11.3f} {row[2]:>12.3f} {row[3]:>13.3f} {size:>14}"
+            )
 
 
 if __name__ == "__main__":
