@@ -232,7 +232,7 @@ def _register_extensions() -> None:
     """Commands that live in their own modules (authoring workflow, lifecycle)."""
     import importlib
 
-    for module in ("veil.cli_lifecycle", "veil.cli_authoring", "veil.cli_tools"):
+    for module in ("veil.cli_lifecycle", "veil.cli_authoring", "veil.cli_tools", "veil.cli_plan"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
