@@ -133,11 +133,9 @@ def _check_required(value: object, schema: dict[str, t.Any], where: str = "$") -
 
 
 def validate(log: object) -> None:
+    import jsonschema
+
     _check_required(log, SARIF_SUBSET)
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema is optional
-        return
     jsonschema.validate(log, SARIF_SUBSET)
 
 
