@@ -437,3 +437,16 @@ def test_negative_numbers_in_test_rows() -> None:
 def test_dotted_bare_purpose_suggests_quoting() -> None:
     d = fail("mask x unless purpose Fraud Detection.Chargebacks")
     assert d.help is not None and "must be quoted" in d.help
+
+
+def test_hostile_nesting_is_a_diagnostic_not_a_recursion_error() -> None:
+    d = fail("filter a.t where " + "(" * 3000 + "x = 1" + ")" * 3000)
+    assert (d.code, d.message) == ("P0006", "expression nested too deeply")
+    d = fail("mask x unless " + "not " * 3000 + "group g")
+    assert d.code == "P0006"
+
+
+def test_deep_but_reasonable_nesting_parses() -> None:
+    f = one("filter a.t where " + "(" * 50 + "x = 1" + ")" * 50)
+    assert isinstance(f, ir.Filter)
+    assert f.where == ir.Compare(op="=", left=col("x"), right=lit(1))

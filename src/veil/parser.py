@@ -158,14 +158,42 @@ def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
     return error("P0001", "syntax error", span)  # pragma: no cover - lark has no other kinds
 
 
+#: Deepest parse tree veil accepts, in tree levels (each level of parentheses in a condition
+#: or predicate costs about three). Every later stage recurses over the tree, so this keeps a
+#: hostile file from exhausting the stack; real policies stay far below it.
+MAX_DEPTH = 200
+
+
+def _check_depth(tree: Tree[Token], path: str) -> None:
+    """Reject trees nested deeper than MAX_DEPTH expression levels, without recursing."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            line = getattr(meta, "line", 1) or 1
+            col = getattr(meta, "column", 1) or 1
+            raise ParseFailure(
+                error(
+                    "P0006",
+                    "expression nested too deeply",
+                    Span(file=path, line=line, col=col, end_line=line, end_col=col + 1),
+                    help="flatten it: `a or b or c` needs no parentheses, and `not not x` is `x`",
+                )
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+
+
 def parse_tree(text: str, path: str, parser: Lark | None = None) -> Tree[Token]:
     """Parse to a Lark tree; raises `ParseFailure` with one diagnostic on a syntax error."""
     if not text.endswith("\n"):
         text += "\n"
     try:
-        return (parser or _lark()).parse(text)
+        tree = (parser or _lark()).parse(text)
     except UnexpectedInput as e:
         raise ParseFailure(_syntax_diagnostic(path, text, e)) from None
+    _check_depth(tree, path)
+    return tree
 
 
 class ParseFailure(Exception):

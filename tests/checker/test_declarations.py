@@ -83,7 +83,7 @@ def test_e0201_without_a_near_name_lists_the_types() -> None:
         ("decimal(5,6)", "scale of `decimal(5,6)` must be between 0 and the precision 5"),
         ("decimal(1,2,3)", "`decimal(1,2,3)` takes 0 to 2 parameters"),
         ("char", "`char` takes one parameter"),
-        ("varchar(0)", "length of `varchar(0)` must be at least 1"),
+        ("varchar(0)", "length of `varchar(0)` must be between 1 and 10485760"),
         ("timestamp(3)", "`timestamp(3)` takes no parameters"),
         ("varchar(1,2)", "`varchar(1,2)` takes 0 to 1 parameters"),
     ],
@@ -174,3 +174,10 @@ def test_tag_on_unknown_or_ambiguous_column() -> None:
     assert unknown.help == "did you mean `team`?"
     assert where(unknown) == "policy.veil:2:12"
     assert table.message == "unknown table `payments.cards` in `payments.cards.pan`"
+
+
+def test_string_length_is_bounded_by_what_postgres_allows() -> None:
+    from tests.checker.helpers import one, run
+
+    d = one(run("table a.t { x varchar(999999999999) }", base=None), "E0202")
+    assert "between 1 and 10485760" in d.message

@@ -106,10 +106,18 @@ def check_type(ct: ir.ColumnType) -> tuple[model.SqlType | None, list[Diagnostic
             return model.SqlType(name="decimal"), []
         return model.SqlType(name="decimal", precision=p[0], scale=p[1] if n == 2 else 0), []
     if ct.name in ("varchar", "char"):
-        if n == 1 and p[0] < 1:
-            return bad(f"length of `{ct}` must be at least 1", "write a positive length")
+        if n == 1 and not 1 <= p[0] <= MAX_STRING_LENGTH:
+            return bad(
+                f"length of `{ct}` must be between 1 and {MAX_STRING_LENGTH}",
+                f"{MAX_STRING_LENGTH} characters is the longest `{ct.name}(n)` PostgreSQL "
+                f"allows; write `text` for longer values",
+            )
         return model.SqlType(name=ct.name, length=p[0] if n else None), []
     return model.SqlType(name=ct.name), []
+
+
+#: PostgreSQL's limit for varchar(n)/char(n) (Snowflake and Databricks allow more).
+MAX_STRING_LENGTH = 10_485_760
 
 
 def _count(lo: int, hi: int) -> str:
