@@ -39,6 +39,8 @@ class Target:
     name: t.ClassVar[str] = "_default"
     #: veil type name -> SQL type name (parameters are added by `sql_type`).
     type_names: t.ClassVar[dict[str, str]] = {}
+    #: How a veil type name without an entry in `type_names` is written.
+    type_case: t.ClassVar[t.Literal["upper", "lower"]] = "upper"
     #: Longest identifier the platform accepts (bytes); longer generated names get a hash suffix.
     max_identifier: t.ClassVar[int] = 255
     #: The SQL of the current user and of TRUE/FALSE.
@@ -115,7 +117,8 @@ class Target:
 
     # ------------------------------------------------------------------ types
     def sql_type(self, ty: SqlType) -> str:
-        base = self.type_names.get(ty.name, ty.name.upper())
+        default = ty.name.upper() if self.type_case == "upper" else ty.name
+        base = self.type_names.get(ty.name, default)
         if ty.name == "decimal" and ty.precision is not None:
             return f"{base}({ty.precision}, {ty.scale or 0})"
         if ty.length is not None and ty.name in ("varchar", "char"):

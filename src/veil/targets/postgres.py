@@ -152,23 +152,11 @@ def _groups_in(c: ir.Condition | None) -> set[str]:
 
 class PostgresTarget(Target):
     name = "postgres"
-    type_names: t.ClassVar[dict[str, str]] = {
-        "boolean": "boolean",
-        "smallint": "smallint",
-        "integer": "integer",
-        "bigint": "bigint",
-        "decimal": "numeric",
-        "real": "real",
-        "double": "double precision",
-        "varchar": "varchar",
-        "char": "char",
-        "text": "text",
-        "date": "date",
-        "timestamp": "timestamp",
-        "timestamptz": "timestamptz",
-        "binary": "bytea",
-        "json": "jsonb",
-    }
+    #: veil's type names are PostgreSQL's, in lower case, but for these.
+    type_names: t.ClassVar[dict[str, str]] = dict(
+        decimal="numeric", double="double precision", binary="bytea", json="jsonb"
+    )
+    type_case = "lower"
     max_identifier = 63
     current_user = "current_user"
     decimal_work_type = "numeric"
