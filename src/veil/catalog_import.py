@@ -104,8 +104,9 @@ def map_type(typname: str, typmod: int, formatted: str, builtin: bool = True) ->
         if typname in SIMPLE_TYPES:
             return SIMPLE_TYPES[typname], True
         if typname == "varchar":
-            return ("varchar", True) if typmod < VARHDRSZ else (f"varchar({typmod - VARHDRSZ})",
-                                                                 True)
+            return (
+                ("varchar", True) if typmod < VARHDRSZ else (f"varchar({typmod - VARHDRSZ})", True)
+            )
         if typname == "bpchar" and typmod >= VARHDRSZ:
             return f"char({typmod - VARHDRSZ})", True
         if typname == "numeric":
@@ -126,8 +127,9 @@ def _spellable(name: str) -> bool:
 
 def _comment(text: str) -> str:
     """Text that is safe inside a `#` comment: one line, control characters escaped."""
-    return "".join(string_source(ch)[1:-1] if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
-                   for ch in text)
+    return "".join(
+        string_source(ch)[1:-1] if ord(ch) < 0x20 or ord(ch) == 0x7F else ch for ch in text
+    )
 
 
 def _psycopg() -> t.Any:
@@ -135,12 +137,12 @@ def _psycopg() -> t.Any:
         import psycopg
     except ImportError:
         raise CatalogImportError(
-            "`veil catalog import` needs psycopg: pip install 'psycopg[binary]'") from None
+            "`veil catalog import` needs psycopg: pip install 'psycopg[binary]'"
+        ) from None
     return psycopg
 
 
-def read_catalog(dsn: str, schemas: Sequence[str] = ()) -> tuple[list[ImportedTable],
-                                                                  ImportReport]:
+def read_catalog(dsn: str, schemas: Sequence[str] = ()) -> tuple[list[ImportedTable], ImportReport]:
     """Tables and columns of `schemas` (default: all but system schemas) in catalog order."""
     psycopg = _psycopg()
     report = ImportReport()
@@ -151,14 +153,19 @@ def read_catalog(dsn: str, schemas: Sequence[str] = ()) -> tuple[list[ImportedTa
     with conn:
         report.database = str(conn.execute("SELECT current_database()").fetchone()[0])
         if schemas:
-            known = {r[0] for r in conn.execute(
-                "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)",
-                [list(schemas)])}
+            known = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)",
+                    [list(schemas)],
+                )
+            }
             missing = [s for s in schemas if s not in known]
             if missing:
                 raise CatalogImportError(
                     f"no schema {', '.join(f'`{s}`' for s in missing)} in database "
-                    f"`{report.database}`")
+                    f"`{report.database}`"
+                )
             wanted = sorted(set(schemas))
         else:
             wanted = [r[0] for r in conn.execute(_SCHEMAS_SQL, [list(DEFAULT_EXCLUDED)])]
@@ -194,16 +201,20 @@ def _old_tables(text: str, path: str) -> list[ir.Table]:
         first = diags[0]
         raise CatalogImportError(
             f"cannot read the existing `{path}`: {first.span}: {first.message}; "
-            "fix it or write the import to another file")
+            "fix it or write the import to another file"
+        )
     others = [s for s in source.statements if not isinstance(s, ir.Table)]
     if others:
-        raise CatalogImportError(f"`{path}` holds statements other than `table` blocks "
-                           f"(line {others[0].span.line}); import into a file of its own")
+        raise CatalogImportError(
+            f"`{path}` holds statements other than `table` blocks "
+            f"(line {others[0].span.line}); import into a file of its own"
+        )
     return [s for s in source.statements if isinstance(s, ir.Table)]
 
 
-def merge(tables: Sequence[ImportedTable], report: ImportReport, old_text: str | None,
-          old_path: str) -> list[ImportedTable]:
+def merge(
+    tables: Sequence[ImportedTable], report: ImportReport, old_text: str | None, old_path: str
+) -> list[ImportedTable]:
     """Carry the tags of the old file over to columns that still exist; keep its tables of
     schemas that were not imported; record the tables that disappeared."""
     if old_text is None:
@@ -215,9 +226,15 @@ def merge(tables: Sequence[ImportedTable], report: ImportReport, old_text: str |
         parts = old.name.parts
         key = parts[-2:] if len(parts) >= 2 else parts
         if len(parts) >= 2 and parts[-2] not in imported_schemas:
-            kept.append(ImportedTable(parts=parts, columns=tuple(
-                ImportedColumn(name=c.name, type=str(c.type), tags=c.tags)
-                for c in old.columns)))
+            kept.append(
+                ImportedTable(
+                    parts=parts,
+                    columns=tuple(
+                        ImportedColumn(name=c.name, type=str(c.type), tags=c.tags)
+                        for c in old.columns
+                    ),
+                )
+            )
             continue
         new = by_key.get(key)
         if new is None:
@@ -225,9 +242,13 @@ def merge(tables: Sequence[ImportedTable], report: ImportReport, old_text: str |
             continue
         tags = {c.name: c.tags for c in old.columns if c.tags}
         report.kept_tags += sum(len(tags[c.name]) for c in new.columns if c.name in tags)
-        by_key[key] = ImportedTable(parts=new.parts, columns=tuple(
-            ImportedColumn(name=c.name, type=c.type, was=c.was, tags=tags.get(c.name, ()))
-            for c in new.columns))
+        by_key[key] = ImportedTable(
+            parts=new.parts,
+            columns=tuple(
+                ImportedColumn(name=c.name, type=c.type, was=c.was, tags=tags.get(c.name, ()))
+                for c in new.columns
+            ),
+        )
     return sorted([*by_key.values(), *kept], key=lambda tb: tb.parts)
 
 
@@ -252,7 +273,8 @@ def render(tables: Sequence[ImportedTable], report: ImportReport) -> str:
             line = f"  {cname.ljust(name_w)}{col.type}"
             if col.tags:
                 line = f"  {cname.ljust(name_w)}{col.type.ljust(type_w)}tags " + ", ".join(
-                    str(tag) for tag in col.tags)
+                    str(tag) for tag in col.tags
+                )
             if col.was is not None:
                 line += f"  # was {_comment(col.was)}"
             out.append(line.rstrip())
@@ -260,8 +282,12 @@ def render(tables: Sequence[ImportedTable], report: ImportReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def import_catalog(dsn: str, schemas: Sequence[str] = (), old_text: str | None = None,
-                   old_path: str = "catalog.veil") -> tuple[str, ImportReport]:
+def import_catalog(
+    dsn: str,
+    schemas: Sequence[str] = (),
+    old_text: str | None = None,
+    old_path: str = "catalog.veil",
+) -> tuple[str, ImportReport]:
     """Read the database and render the catalog file (merged with `old_text` if given)."""
     tables, report = read_catalog(dsn, schemas)
     merged = merge(tables, report, old_text, old_path)

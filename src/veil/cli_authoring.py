@@ -23,8 +23,9 @@ def _fail(message: str) -> None:
 
 
 @click.command("init")
-@click.argument("directory", required=False, default=".",
-                type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+)
 def init_cmd(directory: Path) -> None:
     """Start a policy repository in DIRECTORY (default: here), which must be new or empty.
 
@@ -52,15 +53,26 @@ def catalog_group() -> None:
 
 
 @click.command("import")
-@click.option("--dsn", required=True,
-              help="libpq connection string or URI of the database to read (`\"\"`: the "
-                   "PG* environment variables).")
-@click.option("--schema", "schemas", multiple=True, metavar="SCHEMA",
-              help="A schema to import; repeat for several. Default: every schema but the "
-                   "system ones and `veil`.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here (atomically), keeping the tags of an existing file; default: "
-                   "standard output.")
+@click.option(
+    "--dsn",
+    required=True,
+    help='libpq connection string or URI of the database to read (`""`: the '
+    "PG* environment variables).",
+)
+@click.option(
+    "--schema",
+    "schemas",
+    multiple=True,
+    metavar="SCHEMA",
+    help="A schema to import; repeat for several. Default: every schema but the "
+    "system ones and `veil`.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically), keeping the tags of an existing file; default: standard output.",
+)
 def catalog_import_cmd(dsn: str, schemas: tuple[str, ...], output: Path | None) -> None:
     """Write `table` blocks for the tables of a live PostgreSQL database.
 
@@ -78,8 +90,7 @@ def catalog_import_cmd(dsn: str, schemas: tuple[str, ...], output: Path | None) 
         except (OSError, UnicodeDecodeError) as e:
             _fail(f"cannot read `{output}`: {e}")
     try:
-        text, report = import_catalog(dsn, schemas, old_text,
-                                      str(output) if output else "<stdout>")
+        text, report = import_catalog(dsn, schemas, old_text, str(output) if output else "<stdout>")
     except CatalogImportError as e:
         _fail(str(e))
     if output is None:
@@ -87,13 +98,17 @@ def catalog_import_cmd(dsn: str, schemas: tuple[str, ...], output: Path | None) 
     else:
         write_atomic(output, text)
     say = click.echo
-    say(f"imported {report.tables} table{'s' * (report.tables != 1)} ({report.columns} "
+    say(
+        f"imported {report.tables} table{'s' * (report.tables != 1)} ({report.columns} "
         f"columns) from database `{report.database}`, schemas: "
         f"{', '.join(report.schemas) or '(none)'}" + (f" -> {output}" if output else ""),
-        err=True)
+        err=True,
+    )
     if report.kept_tags:
-        say(f"kept {report.kept_tags} tag{'s' * (report.kept_tags != 1)} of the existing file",
-            err=True)
+        say(
+            f"kept {report.kept_tags} tag{'s' * (report.kept_tags != 1)} of the existing file",
+            err=True,
+        )
     for name in report.removed:
         say(f"removed table `{name}` (no longer in the database)", err=True)
     for name in report.fallbacks:
@@ -111,13 +126,22 @@ catalog_group.add_command(catalog_import_cmd)
 
 @click.command("sandbox")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--rows", type=click.IntRange(0, 100_000), default=20, show_default=True,
-              help="Sample rows per table.")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Load DATA/<schema>.<table>.csv (with a header line) instead of sample "
-                   "rows, where present.")
-@click.option("--keep", is_flag=True,
-              help="Leave the server running and print how to connect to it.")
+@click.option(
+    "--rows",
+    type=click.IntRange(0, 100_000),
+    default=20,
+    show_default=True,
+    help="Sample rows per table.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load DATA/<schema>.<table>.csv (with a header line) instead of sample "
+    "rows, where present.",
+)
+@click.option(
+    "--keep", is_flag=True, help="Leave the server running and print how to connect to it."
+)
 def sandbox_cmd(paths: tuple[str, ...], rows: int, data: Path | None, keep: bool) -> None:
     """Try the policies on a throwaway PostgreSQL and show what every user sees.
 
@@ -138,8 +162,7 @@ def sandbox_cmd(paths: tuple[str, ...], rows: int, data: Path | None, keep: bool
     if script is None:
         raise SystemExit(EXIT_POLICY)
     try:
-        run_sandbox(checked.program, script, rows=rows, data=data, keep=keep,
-                    echo=click.echo)
+        run_sandbox(checked.program, script, rows=rows, data=data, keep=keep, echo=click.echo)
     except SandboxError as e:
         _fail(str(e))
 

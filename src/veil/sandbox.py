@@ -70,15 +70,25 @@ def database_name(program: model.Program) -> str:
     """The sandbox database: the `db` of three-part table names, else veil_sandbox."""
     dbs = sorted({tb.key[-3] for tb in program.tables if len(tb.key) >= 3})
     if len(dbs) > 1:
-        raise SandboxError(f"tables name several databases ({', '.join(dbs)}); the sandbox "
-                           "runs one")
+        raise SandboxError(
+            f"tables name several databases ({', '.join(dbs)}); the sandbox runs one"
+        )
     return dbs[0] if dbs else DEFAULT_DATABASE
 
 
 _PG_TYPES = {
-    "boolean": "boolean", "smallint": "smallint", "integer": "integer", "bigint": "bigint",
-    "real": "real", "double": "double precision", "text": "text", "date": "date",
-    "timestamp": "timestamp", "timestamptz": "timestamptz", "binary": "bytea", "json": "json",
+    "boolean": "boolean",
+    "smallint": "smallint",
+    "integer": "integer",
+    "bigint": "bigint",
+    "real": "real",
+    "double": "double precision",
+    "text": "text",
+    "date": "date",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamptz",
+    "binary": "bytea",
+    "json": "json",
 }
 
 
@@ -116,7 +126,8 @@ def value_hints(program: model.Program, key: model.TableKey) -> dict[str, list[o
     def add(ref: object, values: Sequence[object]) -> None:
         if isinstance(ref, ir.ColumnRef):
             hints.setdefault(ref.name.parts[-1], set()).update(
-                v for v in values if v is not None and not isinstance(v, bool))
+                v for v in values if v is not None and not isinstance(v, bool)
+            )
 
     for expr in exprs:
         for node in _walk(expr):
@@ -139,10 +150,19 @@ def value_hints(program: model.Program, key: model.TableKey) -> dict[str, list[o
     return {col: sorted(vs, key=repr) for col, vs in sorted(hints.items())}
 
 
-_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia",
-          "Tim"]
-_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-         "Perlman", "Berners-Lee"]
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
+_LAST = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+]
 _WORDS = {
     "country": ["DE", "FR", "US", "GB", "BR", "JP", "IN", "ES"],
     "region": ["EMEA", "AMER", "APAC", "LATAM"],
@@ -182,8 +202,14 @@ def _string(col: model.CatalogColumn, i: int, rng: random.Random) -> str:
     return f"{col.name} {i + 1}"
 
 
-def sample_value(col: model.CatalogColumn, i: int, n: int, rng: random.Random,
-                 today: dt.date, hints: Sequence[object] = ()) -> object:
+def sample_value(
+    col: model.CatalogColumn,
+    i: int,
+    n: int,
+    rng: random.Random,
+    today: dt.date,
+    hints: Sequence[object] = (),
+) -> object:
     """The value of `col` in sample row `i` (0-based) of `n`: fits the type, deterministic."""
     st, fam = col.type, col.type.family
     if hints and i % (len(hints) + 1) < len(hints):  # mostly the values filters look for
@@ -234,13 +260,19 @@ def _convert(value: object, st: SqlType) -> object:
     return None
 
 
-def sample_rows(program: model.Program, table: model.CatalogTable, n: int,
-                today: dt.date) -> list[Row]:
+def sample_rows(
+    program: model.Program, table: model.CatalogTable, n: int, today: dt.date
+) -> list[Row]:
     """`n` deterministic rows for `table` (the same for the same catalog, rules and day)."""
     hints = value_hints(program, table.key)
     rngs = [random.Random(f"{table.name}.{c.name}") for c in table.columns]
-    return [tuple(sample_value(c, i, n, rng, today, hints.get(c.name, ()))
-                  for c, rng in zip(table.columns, rngs, strict=True)) for i in range(n)]
+    return [
+        tuple(
+            sample_value(c, i, n, rng, today, hints.get(c.name, ()))
+            for c, rng in zip(table.columns, rngs, strict=True)
+        )
+        for i in range(n)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,8 +285,14 @@ def _qualified(schema: str, table: str) -> t.Any:
     return sql.SQL(".").join([sql.Identifier(schema), sql.Identifier(table)])
 
 
-def create_tables(conn: psycopg.Connection[t.Any], program: model.Program, rows: int,
-                  data: Path | None, today: dt.date, echo: Echo) -> None:
+def create_tables(
+    conn: psycopg.Connection[t.Any],
+    program: model.Program,
+    rows: int,
+    data: Path | None,
+    today: dt.date,
+    echo: Echo,
+) -> None:
     """The catalog's tables with sample rows, or the rows of `data/<table>.csv`."""
     from psycopg import sql
 
@@ -265,7 +303,8 @@ def create_tables(conn: psycopg.Connection[t.Any], program: model.Program, rows:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         columns = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(pg_type(c.type)))
-            for c in tb.columns)
+            for c in tb.columns
+        )
         conn.execute(sql.SQL("CREATE TABLE {} ({})").format(_qualified(schema, name), columns))
         csv_path = csv_files.get(f"{tb.name}.csv")
         if csv_path is not None:
@@ -281,8 +320,9 @@ def create_tables(conn: psycopg.Connection[t.Any], program: model.Program, rows:
         echo(f"warning: {data}/{unused} names no catalog table (expected <schema>.<table>.csv)")
 
 
-def _load_csv(conn: psycopg.Connection[t.Any], tb: model.CatalogTable, schema: str, name: str,
-              path: Path) -> None:
+def _load_csv(
+    conn: psycopg.Connection[t.Any], tb: model.CatalogTable, schema: str, name: str, path: Path
+) -> None:
     from psycopg import sql
 
     with path.open(newline="", encoding="utf-8") as f:
@@ -291,11 +331,13 @@ def _load_csv(conn: psycopg.Connection[t.Any], tb: model.CatalogTable, schema: s
         raise SandboxError(f"{path}: empty file; the first line names the columns")
     unknown = [h for h in header if tb.column(h) is None]
     if unknown:
-        raise SandboxError(f"{path}: no column {', '.join(f'`{u}`' for u in unknown)} in "
-                           f"table `{tb.name}`")
+        raise SandboxError(
+            f"{path}: no column {', '.join(f'`{u}`' for u in unknown)} in table `{tb.name}`"
+        )
     names = sql.SQL(", ").join(sql.Identifier(h) for h in header)
     copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-        _qualified(schema, name), names)
+        _qualified(schema, name), names
+    )
     import psycopg as pg
 
     try:
@@ -324,11 +366,13 @@ def create_roles(conn: psycopg.Connection[t.Any], program: model.Program) -> Non
         for group in user.groups:
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
         for schema in schemas:
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                sql.Identifier(schema), ident))
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), ident)
+            )
         for tb in program.tables:
-            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
-                _qualified(*pg_name(tb.key)), ident))
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(_qualified(*pg_name(tb.key)), ident)
+            )
 
 
 def find_psql() -> Path | None:
@@ -358,13 +402,29 @@ def apply_script(dsn: str, script: str, psql: Path | None) -> None:
         path = Path(tmp) / "veil.sql"
         path.write_text(script, encoding="utf-8")
         done = subprocess.run(
-            [str(psql), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(path),
-             "-d", dsn],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PSQL_TIMEOUT_S,
-            check=False)
+            [
+                str(psql),
+                "-X",
+                "-q",
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-1",
+                "-f",
+                str(path),
+                "-d",
+                dsn,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PSQL_TIMEOUT_S,
+            check=False,
+        )
     if done.returncode != 0:
-        raise SandboxError("the compiled script failed:\n"
-                           + (done.stderr.strip() or done.stdout.strip()))
+        raise SandboxError(
+            "the compiled script failed:\n" + (done.stderr.strip() or done.stdout.strip())
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,15 +444,17 @@ class TableView:
     error: str | None = None
 
 
-def _match(base: Sequence[Row], seen: Sequence[Row], keys: Sequence[int]) -> tuple[
-        list[Row | None], list[Row]]:
+def _match(
+    base: Sequence[Row], seen: Sequence[Row], keys: Sequence[int]
+) -> tuple[list[Row | None], list[Row]]:
     """Line view rows up with base rows on the columns no mask touches, in scan order."""
     shown: list[Row | None] = [None] * len(base)
     extra: list[Row] = []
     last = -1
     for row in seen:
-        candidates = [i for i, b in enumerate(base)
-                      if shown[i] is None and all(b[k] == row[k] for k in keys)]
+        candidates = [
+            i for i, b in enumerate(base) if shown[i] is None and all(b[k] == row[k] for k in keys)
+        ]
         if not candidates:
             extra.append(row)
             continue
@@ -402,8 +464,9 @@ def _match(base: Sequence[Row], seen: Sequence[Row], keys: Sequence[int]) -> tup
     return shown, extra
 
 
-def observe(admin_dsn: str, program: model.Program, user: str,
-            project: str | None) -> tuple[str | None, list[TableView]]:
+def observe(
+    admin_dsn: str, program: model.Program, user: str, project: str | None
+) -> tuple[str | None, list[TableView]]:
     """Log in as `user` (SET SESSION AUTHORIZATION, so no password is needed), select
     `project`, acknowledge its purposes' texts (as `veil explain` assumes), and read every
     protected view. Returns use_project's error, if any."""
@@ -411,31 +474,55 @@ def observe(admin_dsn: str, program: model.Program, user: str,
     from psycopg import sql
 
     views: list[TableView] = []
-    with pg.connect(admin_dsn, autocommit=True) as admin, \
-            pg.connect(admin_dsn, autocommit=True) as conn:
+    with (
+        pg.connect(admin_dsn, autocommit=True) as admin,
+        pg.connect(admin_dsn, autocommit=True) as conn,
+    ):
         conn.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(user)))
         problem: str | None = None
         if project is not None:
             try:
-                conn.execute(sql.SQL("SELECT {}.use_project(%s)").format(
-                    sql.Identifier(GOVERNANCE_SCHEMA)), [project])
-                conn.execute(sql.SQL("SELECT {}.acknowledge(%s)").format(
-                    sql.Identifier(GOVERNANCE_SCHEMA)), [project])
+                conn.execute(
+                    sql.SQL("SELECT {}.use_project(%s)").format(sql.Identifier(GOVERNANCE_SCHEMA)),
+                    [project],
+                )
+                conn.execute(
+                    sql.SQL("SELECT {}.acknowledge(%s)").format(sql.Identifier(GOVERNANCE_SCHEMA)),
+                    [project],
+                )
             except pg.Error as e:
                 problem = str(e).strip()
         for tb in program.protected_tables:
             schema, name = pg_name(tb.key)
             names = sql.SQL(", ").join(sql.Identifier(c.name) for c in tb.columns)
-            base = [tuple(r) for r in admin.execute(sql.SQL("SELECT {} FROM {} ORDER BY ctid")
-                                                     .format(names, _qualified(schema, name)))]
+            base = [
+                tuple(r)
+                for r in admin.execute(
+                    sql.SQL("SELECT {} FROM {} ORDER BY ctid").format(
+                        names, _qualified(schema, name)
+                    )
+                )
+            ]
             view = (schema + VIEW_SUFFIX, name)
             label = ".".join(view)
             try:
-                seen = [tuple(r) for r in conn.execute(
-                    sql.SQL("SELECT {} FROM {}").format(names, _qualified(*view)))]
+                seen = [
+                    tuple(r)
+                    for r in conn.execute(
+                        sql.SQL("SELECT {} FROM {}").format(names, _qualified(*view))
+                    )
+                ]
             except pg.Error as e:
-                views.append(TableView(table=tb, view=label, base=base, shown=[None] * len(base),
-                                       extra=[], error=str(e).strip().splitlines()[0]))
+                views.append(
+                    TableView(
+                        table=tb,
+                        view=label,
+                        base=base,
+                        shown=[None] * len(base),
+                        extra=[],
+                        error=str(e).strip().splitlines()[0],
+                    )
+                )
                 continue
             masked = {m.column for m in program.masks_of(tb.key)}
             keys = [i for i, c in enumerate(tb.columns) if c.name not in masked]
@@ -464,8 +551,13 @@ def render_view(tv: TableView) -> list[str]:
     if tv.error is not None:
         return [f"  {tv.view}: {tv.error}"]
     visible = sum(1 for r in tv.shown if r is not None)
-    masked = sum(1 for b, r in zip(tv.base, tv.shown, strict=True) if r is not None
-                 for x, y in zip(b, r, strict=True) if x != y)
+    masked = sum(
+        1
+        for b, r in zip(tv.base, tv.shown, strict=True)
+        if r is not None
+        for x, y in zip(b, r, strict=True)
+        if x != y
+    )
     lines = [f"  {tv.view}   rows visible: {visible}/{total}   masked cells: {masked}"]
     header = ["row", *(c.name for c in tv.table.columns)]
     body: list[list[str]] = []
@@ -475,23 +567,31 @@ def render_view(tv: TableView) -> list[str]:
         if r is None:
             body.append([f"{i + 1} hidden", *(_cell(x) for x in b)])
         else:
-            body.append([f"{i + 1}", *(_cell(y) + ("*" if x != y else "")
-                                       for x, y in zip(b, r, strict=True))])
+            body.append(
+                [
+                    f"{i + 1}",
+                    *(_cell(y) + ("*" if x != y else "") for x, y in zip(b, r, strict=True)),
+                ]
+            )
     widths = [max([len(header[k])] + [len(row[k]) for row in body]) for k in range(len(header))]
-    lines += ["    " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in [header, *body]]
+    lines += [
+        "    " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *body]
+    ]
     if total > SHOW_ROWS:
         lines.append(f"    … {total - SHOW_ROWS} more rows")
     for row in tv.extra:
-        lines.append("    (a row that matches no stored row) "
-                     + "  ".join(_cell(v) for v in row))
+        lines.append("    (a row that matches no stored row) " + "  ".join(_cell(v) for v in row))
     return lines
 
 
 def _project_label(program: model.Program, name: str) -> str:
     project = program.project(name)
-    states = ", ".join(f"{p.purpose}: {p.state.value}" for p in project.purposes) if project \
+    states = (
+        ", ".join(f"{p.purpose}: {p.state.value}" for p in project.purposes)
+        if project
         else "unknown project"
+    )
     return f"project {name} ({states})"
 
 
@@ -514,18 +614,28 @@ def report(admin_dsn: str, program: model.Program, echo: Echo) -> None:
                 for line in render_view(tv):
                     echo(line)
             echo("")
-    echo("`*` marks a masked cell: the user sees that value instead of the stored one. A hidden "
-         "row shows the stored values, which the user does not see. In a project, the user has "
-         "acknowledged its purposes' texts.")
+    echo(
+        "`*` marks a masked cell: the user sees that value instead of the stored one. A hidden "
+        "row shows the stored values, which the user does not see. In a project, the user has "
+        "acknowledged its purposes' texts."
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The whole run
 
 
-def prepare(admin_dsn: str, program: model.Program, script: str, *, rows: int = DEFAULT_ROWS,
-            data: Path | None = None, today: dt.date | None = None, psql: Path | None = None,
-            echo: Echo = print) -> None:
+def prepare(
+    admin_dsn: str,
+    program: model.Program,
+    script: str,
+    *,
+    rows: int = DEFAULT_ROWS,
+    data: Path | None = None,
+    today: dt.date | None = None,
+    psql: Path | None = None,
+    echo: Echo = print,
+) -> None:
     """Tables, rows, roles and grants in the (empty) database of `admin_dsn`, then the script."""
     import psycopg as pg
 
@@ -551,8 +661,13 @@ class EmbeddedServer:
     def dsn(self, dbname: str) -> str:
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=self.socket_dir, port=self.port, user="postgres",
-                             dbname=dbname, options="-c TimeZone=UTC")
+        return make_conninfo(
+            host=self.socket_dir,
+            port=self.port,
+            user="postgres",
+            dbname=dbname,
+            options="-c TimeZone=UTC",
+        )
 
     def stop(self) -> None:
         try:
@@ -574,12 +689,20 @@ def start_server(keep: bool) -> EmbeddedServer:
             shutil.rmtree(tempdir, ignore_errors=True)
             raise SandboxError(f"could not start the embedded PostgreSQL: {e}") from None
     info = server.get_postmaster_info()
-    return EmbeddedServer(server=server, tempdir=tempdir, socket_dir=str(info.socket_dir),
-                          port=int(info.port))
+    return EmbeddedServer(
+        server=server, tempdir=tempdir, socket_dir=str(info.socket_dir), port=int(info.port)
+    )
 
 
-def run_sandbox(program: model.Program, script: str, *, rows: int = DEFAULT_ROWS,
-                data: Path | None = None, keep: bool = False, echo: Echo = print) -> None:
+def run_sandbox(
+    program: model.Program,
+    script: str,
+    *,
+    rows: int = DEFAULT_ROWS,
+    data: Path | None = None,
+    keep: bool = False,
+    echo: Echo = print,
+) -> None:
     """Start an embedded PostgreSQL, prepare it, show what every user sees, stop it (unless
     `keep`: then print how to connect and how to stop it)."""
     _require("psycopg", "'psycopg[binary]'")
@@ -592,8 +715,11 @@ def run_sandbox(program: model.Program, script: str, *, rows: int = DEFAULT_ROWS
     stop = not keep
     try:
         with pg.connect(server.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
-                         .format(sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                    sql.Identifier(dbname)
+                )
+            )
         dsn = server.dsn(dbname)
         prepare(dsn, program, script, rows=rows, data=data, psql=find_psql(), echo=echo)
         echo("")
@@ -603,12 +729,17 @@ def run_sandbox(program: model.Program, script: str, *, rows: int = DEFAULT_ROWS
             server.stop()
         else:
             psql = find_psql()
-            uri = (f"postgresql://postgres@/{urllib.parse.quote(dbname)}"
-                   f"?host={urllib.parse.quote(server.socket_dir)}&port={server.port}")
+            uri = (
+                f"postgresql://postgres@/{urllib.parse.quote(dbname)}"
+                f"?host={urllib.parse.quote(server.socket_dir)}&port={server.port}"
+            )
             echo(f"the sandbox keeps running: {psql or 'psql'} '{uri}'")
-            echo(f"log in as a user with: SET SESSION AUTHORIZATION <user>; data in "
-                 f"{server.tempdir}")
-            code = (f"import pgserver, shutil; pgserver.get_server("
-                    f"{str(server.tempdir / 'pgdata')!r}, cleanup_mode='delete').cleanup(); "
-                    f"shutil.rmtree({str(server.tempdir)!r}, ignore_errors=True)")
+            echo(
+                f"log in as a user with: SET SESSION AUTHORIZATION <user>; data in {server.tempdir}"
+            )
+            code = (
+                f"import pgserver, shutil; pgserver.get_server("
+                f"{str(server.tempdir / 'pgdata')!r}, cleanup_mode='delete').cleanup(); "
+                f"shutil.rmtree({str(server.tempdir)!r}, ignore_errors=True)"
+            )
             echo(f"stop and delete it with: python -W ignore -c {shlex.quote(code)}")

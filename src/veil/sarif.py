@@ -50,14 +50,13 @@ def _region(span: Span) -> dict[str, int] | None:
     if span.end_line > span.line:
         end_line, end_col = span.end_line, max(1, span.end_col)
     else:  # one line (or a malformed end): never end before the start
-        end_line, end_col = span.line, max(col, span.end_col if span.end_line == span.line
-                                           else col)
-    return {"startLine": span.line, "startColumn": col, "endLine": end_line,
-            "endColumn": end_col}
+        end_line, end_col = span.line, max(col, span.end_col if span.end_line == span.line else col)
+    return {"startLine": span.line, "startColumn": col, "endLine": end_line, "endColumn": end_col}
 
 
-def _location(span: Span, message: str | None = None,
-              ident: int | None = None) -> dict[str, object] | None:
+def _location(
+    span: Span, message: str | None = None, ident: int | None = None
+) -> dict[str, object] | None:
     artifact = _artifact(span.file)
     if artifact is None:
         return None
@@ -86,12 +85,14 @@ def sarif_log(diags: Sequence[Diagnostic]) -> dict[str, object]:
     for code in codes:
         severities = {d.severity for d in ordered if d.code == code}
         level = "error" if Severity.ERROR in severities else "warning"
-        rules.append({
-            "id": code,
-            "name": code,
-            "shortDescription": {"text": f"veil diagnostic {code}"},
-            "defaultConfiguration": {"level": level},
-        })
+        rules.append(
+            {
+                "id": code,
+                "name": code,
+                "shortDescription": {"text": f"veil diagnostic {code}"},
+                "defaultConfiguration": {"level": level},
+            }
+        )
     results: list[dict[str, object]] = []
     for d in ordered:
         result: dict[str, object] = {
@@ -102,24 +103,31 @@ def sarif_log(diags: Sequence[Diagnostic]) -> dict[str, object]:
         }
         primary = _location(d.span)
         result["locations"] = [primary] if primary is not None else []
-        related = [loc for i, r in enumerate(d.related, start=1)
-                   if (loc := _location(r, "see also", i)) is not None]
+        related = [
+            loc
+            for i, r in enumerate(d.related, start=1)
+            if (loc := _location(r, "see also", i)) is not None
+        ]
         if related:
             result["relatedLocations"] = related
         results.append(result)
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {"driver": {
-                "name": "veil",
-                "version": __version__,
-                "semanticVersion": __version__,
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "veil",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": rules,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
     }
 
 

@@ -44,7 +44,8 @@ def check_target(directory: Path) -> None:
             shown = ", ".join(f"`{e}`" for e in entries[:5]) + (", …" if len(entries) > 5 else "")
             raise ScaffoldError(
                 f"`{directory}` is not empty ({shown}); `veil init` only writes into a new or "
-                "empty directory")
+                "empty directory"
+            )
 
 
 def init(directory: Path) -> list[Path]:
