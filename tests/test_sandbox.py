@@ -22,6 +22,7 @@ from veil import ir, model
 from veil.approvals import approval_record, approve_line, project_digest
 from veil.cli import main
 from veil.model import SqlType
+from veil.sample_data import sample_rows, value_hints
 from veil.sandbox import (
     SandboxError,
     TableView,
@@ -32,8 +33,6 @@ from veil.sandbox import (
     prepare,
     render_view,
     report,
-    sample_rows,
-    value_hints,
 )
 from veil.scaffold import init
 
