@@ -5,6 +5,13 @@ user, an undeclared one, with no project, each project of the program and an unk
 sample rows for every protected table. `expected` gives the reference evaluator's answer for a
 context: per row, whether it is visible and the value shown in each masked column. The targets'
 SQL, run offline, must give the same answer for every cell and row.
+
+Every context says what its user acknowledged (`Context.acknowledged`), and the targets' tests put
+exactly those rows in the acknowledgement table (`acknowledgement_rows`). Members acknowledged the
+current text of every purpose of their projects, except where `LAPSES` says otherwise: a member who
+never acknowledged (`never`), who acknowledged only an earlier text (`old`), or who acknowledged
+the current text in another project (`elsewhere`) acts under no purpose there; one who
+acknowledged only one of the project's purposes (`partial`) acts under that one only.
 """
 
 from __future__ import annotations
@@ -51,11 +58,13 @@ table shop.orders {
   order       integer
 }
 
-purpose "Fraud Detection"
+purpose "Fraud Detection" { acknowledgement "I will look at card data only to chase fraud." }
 purpose "Fraud Detection.Chargebacks"
-purpose "O'Brien\"; DROP TABLE x; -- \\ $$ é漢😀"
-purpose Marketing
-purpose Audit
+purpose "O'Brien\"; DROP TABLE x; -- \\ $$ é漢😀" {
+  acknowledgement "O'Brien\"; DROP TABLE x; -- \\ ${spark.app.name} $$ é漢😀\nsecond line"
+}
+purpose Marketing { acknowledgement "Aggregates only." }
+purpose Audit { acknowledgement "Audit only." }
 
 group analysts
 group "Data-Eng"
@@ -115,6 +124,19 @@ filter shop.orders where not (region in user.region) or flag unless group analys
 #: Projects of EDGE_VEIL whose purposes stay pending (they must grant nothing).
 PENDING_PROJECTS = frozenset({"pending"})
 
+#: An earlier acknowledgement text (a member who acknowledged only this has to acknowledge again).
+OLD_TEXT = "I will use the data with care."
+
+#: Per scenario, members whose acknowledgements are not all current: user -> project -> `never`
+#: (nothing acknowledged there), `old` (OLD_TEXT instead of each current text), `elsewhere` (the
+#: current texts, acknowledged in another project that has the same purpose) or `partial` (only
+#: the first purpose of the project that has a text).
+LAPSES: dict[str, dict[str, dict[str, str]]] = {
+    "payments": {"chris": {"fraud_q4": "never"}, "bob": {"fraud_q4": "old"}},
+    "edge": {"bob": {"p1": "old"}, "carol": {"p3": "elsewhere"},
+             "x'y\\z": {"p'2 ${spark.app.name}": "partial"}},
+}
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -149,10 +171,54 @@ def approve_all(program: model.Program, keep_pending: frozenset[str] = frozenset
     return dataclasses.replace(program, projects=projects)
 
 
-def contexts(program: model.Program, now: dt.datetime) -> tuple[Context, ...]:
+def acknowledged(program: model.Program, user: str,
+                 lapses: Mapping[str, str] | None = None) -> frozenset[tuple[str, str, str]]:
+    """(project, purpose, text) that `user` acknowledged: the current text of every purpose of
+    their projects that has one, except the projects in `lapses` (see LAPSES)."""
+    out = set()
+    for project in program.projects:
+        if user not in project.members:
+            continue
+        lapse = (lapses or {}).get(project.name)
+        for pp in project.purposes:
+            info = program.purpose(pp.purpose)
+            text = info.acknowledgement if info else None
+            if text is None or lapse == "never":
+                continue
+            if lapse == "partial":
+                out.add((project.name, pp.purpose, text))
+                break
+            if lapse == "old":
+                out.add((project.name, pp.purpose, OLD_TEXT))
+            elif lapse == "elsewhere":
+                other = next(q.name for q in program.projects if q.name != project.name
+                             and any(x.purpose == pp.purpose for x in q.purposes))
+                out.add((other, pp.purpose, text))
+            else:
+                assert lapse is None, lapse
+                out.add((project.name, pp.purpose, text))
+    return frozenset(out)
+
+
+def contexts(program: model.Program, now: dt.datetime,
+             lapses: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Context, ...]:
     users = [u.name for u in program.users] + [UNDECLARED_USER]
     projects: list[str | None] = [None, *(p.name for p in program.projects), UNKNOWN_PROJECT]
-    return tuple(Context(user=u, project=p, now=now) for u in users for p in projects)
+    done = {u: acknowledged(program, u, (lapses or {}).get(u)) for u in users}
+    return tuple(Context(user=u, project=p, now=now, acknowledged=done[u])
+                 for u in users for p in projects)
+
+
+def acknowledgement_rows(scenario: Scenario) -> list[tuple[str, str, str, str]]:
+    """(principal, project, purpose, text): what the users of the scenario's contexts
+    acknowledged, as the acknowledgement table holds it."""
+    return sorted({(c.user, *done) for c in scenario.contexts for done in c.acknowledged or ()})
+
+
+def lapsed(scenario: Scenario) -> list[Context]:
+    """The contexts of a member in a project of LAPSES (no purpose for want of acknowledgement)."""
+    lapses = LAPSES.get(scenario.name, {})
+    return [c for c in scenario.contexts if c.project in lapses.get(c.user, {})]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -239,13 +305,13 @@ def payments(now: dt.datetime) -> Scenario:
     assert checked.program is not None
     program = checked.program
     rows = {tb.key: sample_rows(program, tb, now) for tb in program.protected_tables}
-    return Scenario("payments", program, contexts(program, now), rows)
+    return Scenario("payments", program, contexts(program, now, LAPSES["payments"]), rows)
 
 
 def edge(now: dt.datetime) -> Scenario:
     program = approve_all(check_text(EDGE_VEIL), PENDING_PROJECTS)
     rows = {tb.key: sample_rows(program, tb, now) for tb in program.protected_tables}
-    return Scenario("edge", program, contexts(program, now), rows)
+    return Scenario("edge", program, contexts(program, now, LAPSES["edge"]), rows)
 
 
 CASES = ROOT / "tests" / "cases"

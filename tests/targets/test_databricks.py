@@ -1,6 +1,7 @@
 """The Databricks target: grammar (sqlfluff), semantics (the generated mask and row-filter
-functions run in a local Spark and compared with the reference evaluator), re-apply safety,
-determinism, hostile strings and the target's own diagnostics.
+functions run in a local Spark and compared with the reference evaluator), acknowledgements (the
+body of veil.acknowledge run in Spark) and the audit log, re-apply safety, determinism, hostile
+strings and the target's own diagnostics.
 
 Spark tests share one session (tests/verify/spark_local.py) and run one query per (user, project):
 every function of every table over every sample row. Without pyspark they skip, except when
@@ -10,6 +11,7 @@ CI=true, where they fail.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -25,14 +27,14 @@ import pytest
 
 from tests.targets import scenarios
 from tests.targets.scenarios import Scenario
-from tests.verify.spark_local import LocalSpark, require_spark, sql_literal
+from tests.verify.spark_local import LocalSpark, SparkSQLError, require_spark, sql_literal
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
-from veil.evaluator import Context
+from veil.evaluator import Context, mask_value
 from veil.targets import get_target
-from veil.targets.lookup import LOOKUP_TABLES
 from veil.targets.databricks import DatabricksTarget
+from veil.targets.lookup import LOOKUP_TABLES, RUNTIME_TABLES
 
 #: sqlfluff gaps a generated Databricks script may need (docs/targets/databricks.md lists them).
 DOCUMENTED_GAPS = {"dbx_using_columns_many"}
@@ -135,13 +137,26 @@ def set_view(spark: LocalSpark, target: DatabricksTarget, name: str,
     spark.sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
 
 
-def install(spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str) -> None:
-    spark.reset()
-    rows = target.governance_rows(scenario.program)
+def set_governance(spark: LocalSpark, target: DatabricksTarget, program: model.Program) -> None:
+    rows = target.governance_rows(program)
     for name, (columns, _) in LOOKUP_TABLES.items():
         typed = [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in columns]
         set_view(spark, target, target.gov(name), typed, rows[name])
+
+
+def runtime_columns(name: str) -> list[tuple[str, str]]:
+    return [(c, "TIMESTAMP" if ty == "timestamptz" else "STRING")
+            for c, ty, _ in RUNTIME_TABLES[name]]
+
+
+def install(spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str,
+            now: dt.datetime) -> None:
+    spark.reset()
+    set_governance(spark, target, scenario.program)
     set_active(spark, target, [])
+    set_view(spark, target, target.gov("member_acknowledgement"),
+             runtime_columns("member_acknowledgement"),
+             [(*r, now) for r in scenarios.acknowledgement_rows(scenario)])
     spark.set_groups(account=[(u.name, g) for u in scenario.program.users for g in u.groups])
     spark.create_functions(script)
 
@@ -191,7 +206,7 @@ def test_functions_agree_with_the_evaluator(spark: LocalSpark, target: Databrick
                                             scenario: Scenario, script: str,
                                             now: dt.datetime) -> None:
     program = scenario.program
-    install(spark, target, scenario, script)
+    install(spark, target, scenario, script, now)
     keys = list(scenario.rows)
     query = " UNION ALL ".join(table_query(target, program, k, scenario.rows[k], i)
                                for i, k in enumerate(keys))
@@ -219,6 +234,190 @@ def test_functions_agree_with_the_evaluator(spark: LocalSpark, target: Databrick
                            else [True] * len(got))
                 problems += scenarios.mismatches(scenario, key, ctx, visible, cells)
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
+
+
+# -------------------------------------------------------------------------------------------------
+# Acknowledgements and the audit log
+
+
+ACK_VEIL = """
+table t.x { id bigint; secret varchar(20) }
+purpose P { acknowledgement "v1: I will be careful." }
+user ann
+user bob
+project p { purposes P; members ann; sources t.x }
+mask t.x.secret unless purpose P
+"""
+
+
+def procedure_body(script: str, name: str, argument: str) -> str:
+    """The body of a generated procedure as a compound statement that local Spark runs: its
+    parameter declared with `argument`, and SIGNAL (not in OSS Spark) as raise_error."""
+    statement = next(s for s in split_statements(script)
+                     if s.startswith(f"CREATE OR REPLACE PROCEDURE {name}("))
+    param = re.search(r"\((\w+) STRING\)", statement)
+    assert param is not None
+    body = statement.split("\nAS BEGIN\n", 1)[1]
+    body = re.sub(r"SIGNAL SQLSTATE '\d+' SET MESSAGE_TEXT = ('[^']*');",
+                  r"SELECT raise_error(\1);", body)
+    return f"BEGIN\n  DECLARE {param.group(1)} STRING DEFAULT {argument};\n{body}"
+
+
+@pytest.mark.spark
+def test_acknowledge_procedure_runs_in_spark(spark: LocalSpark, target: DatabricksTarget,
+                                             now: dt.datetime) -> None:
+    """veil.acknowledge, run as a member and as a non-member, then again after the text changed;
+    after each step the mask and veil.acknowledgement_texts agree with the evaluator given what
+    the table records, and the audit log holds every call."""
+    program = scenarios.approve_all(scenarios.check_text(ACK_VEIL))
+    v2 = "v2: I will be careful, and say so."
+    changed = dataclasses.replace(program, purposes=tuple(
+        dataclasses.replace(p, acknowledgement=v2) for p in program.purposes))
+    script = target.render(program)
+    spark.reset()
+    set_governance(spark, target, program)
+    set_active(spark, target, [("ann", "p", now), ("bob", "p", now)])
+    for name in RUNTIME_TABLES:  # real tables, as the script creates them
+        spark.sql(next(s for s in split_statements(script)
+                       if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov(name)} (")))
+    spark.create_functions(script)
+    acknowledge = procedure_body(script, target.gov("acknowledge"), target.literal("p"))
+    mask = program.masks[0]
+    function = target.gov(target.object_name("mask", *mask.table, mask.column))
+
+    def check(prog: model.Program, user: str, texts: list[tuple[object, ...]]) -> None:
+        """One query: the mask, the texts function and the recorded acknowledgements."""
+        texts_function = target.gov("acknowledgement_texts")
+        with spark.as_user(user):
+            [(shown, listed, recorded)] = spark.sql(
+                f"SELECT {function}('s3cret'), "
+                f"(SELECT collect_list(struct(*)) FROM {texts_function}('p')), "
+                "(SELECT collect_list(struct(principal, project_name, purpose_name, "
+                f"acknowledgement)) FROM {target.gov('member_acknowledgement')})")
+        done = frozenset((p, pu, t) for u, p, pu, t in recorded if u == user)
+        ctx = Context(user=user, project="p", now=now, acknowledged=done)
+        assert shown == mask_value(prog, mask, "s3cret", {"secret": "s3cret"}, ctx).value
+        assert [tuple(r) for r in listed] == texts
+
+    with fast(spark):
+        check(program, "ann", [("P", "v1: I will be careful.", False)])
+        with spark.as_user("ann"):
+            spark.sql(acknowledge)
+            spark.sql(acknowledge)  # again: audited again, recorded once
+        check(program, "ann", [("P", "v1: I will be careful.", True)])
+        with spark.as_user("bob"), pytest.raises(SparkSQLError, match="not a member"):
+            spark.sql(acknowledge)
+        check(program, "bob", [])
+        purposes = LOOKUP_TABLES["project_purpose"][0]  # a newer script changed the text
+        set_view(spark, target, target.gov("project_purpose"),
+                 [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in purposes],
+                 target.governance_rows(changed)["project_purpose"])
+        check(changed, "ann", [("P", v2, False)])
+        with spark.as_user("ann"):
+            spark.sql(acknowledge)
+        check(changed, "ann", [("P", v2, True)])
+        audit = spark.sql(f"SELECT * FROM {target.gov('audit_log')} ORDER BY event_at")
+    assert [r[1:] for r in audit] == [
+        ("ann", "acknowledge", "p", "P", "v1: I will be careful.", "acknowledged"),
+        ("ann", "acknowledge", "p", "P", "v1: I will be careful.", "acknowledged"),
+        ("bob", "acknowledge", "p", None, None, "refused: not a member"),
+        ("ann", "acknowledge", "p", "P", v2, "acknowledged"),
+    ]
+
+
+#: What the first Databricks script of veil (before acknowledgements) created for these two.
+FIRST_SCRIPT_TABLES = (
+    "CREATE TABLE veil.project_purpose (project_name STRING NOT NULL, purpose_name STRING NOT NULL,"
+    " approved BOOLEAN, state STRING, approved_by STRING, approved_at STRING)",
+    "CREATE TABLE veil.project_switch (switched_at TIMESTAMP NOT NULL, principal STRING NOT NULL, "
+    "project_name STRING, outcome STRING NOT NULL)",
+)
+
+
+@pytest.mark.spark
+def test_upgrade_from_the_first_script_in_spark(spark: LocalSpark, target: DatabricksTarget,
+                                                 now: dt.datetime) -> None:
+    """The upgrade block of section 1, run in Spark over the tables of the first script (with
+    views standing in for Unity Catalog's information_schema): the new column is added, the
+    switch log moves to the audit log and is dropped; run again, it changes nothing."""
+    script = target.render(scenarios.payments(now).program)
+    block = next(s for s in split_statements(script) if "table_name = 'project_switch'" in s)
+    spark.reset()
+    spark.ensure_schema("veil")
+    for statement in FIRST_SCRIPT_TABLES:
+        spark.sql(statement)
+    spark.sql("INSERT INTO veil.project_switch VALUES "
+              "(TIMESTAMP'2026-01-01 10:00:00', 'ann', 'p', 'switched'), "
+              "(TIMESTAMP'2026-01-02 10:00:00', 'bob', NULL, 'cleared')")
+    spark.sql(next(s for s in split_statements(script)
+                   if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov('audit_log')} (")))
+
+    def information_schema() -> None:
+        tables = [r[1] for r in spark.sql("SHOW TABLES IN veil")]
+        columns = [("project_purpose", r[0]) for r in spark.sql("DESCRIBE veil.project_purpose")]
+        set_view(spark, target, "information_schema.tables",
+                 [("table_schema", "STRING"), ("table_name", "STRING")],
+                 [("veil", t) for t in tables])
+        set_view(spark, target, "information_schema.columns",
+                 [("table_schema", "STRING"), ("table_name", "STRING"), ("column_name", "STRING")],
+                 [("veil", t, c) for t, c in columns])
+
+    with fast(spark):
+        for _ in range(2):  # the second time, nothing is left to upgrade
+            information_schema()
+            spark.sql(block)
+            assert [r[0] for r in spark.sql("DESCRIBE veil.project_purpose")][-1] == (
+                "acknowledgement")
+            assert [r[1] for r in spark.sql("SHOW TABLES IN veil")] == ["audit_log",
+                                                                         "project_purpose"]
+            assert spark.sql("SELECT * FROM veil.audit_log ORDER BY event_at") == [
+                (dt.datetime(2026, 1, 1, 10), "ann", "switch", "p", None, None, "switched"),
+                (dt.datetime(2026, 1, 2, 10), "bob", "switch", None, None, None, "cleared")]
+    spark.reset()
+
+
+def test_runtime_tables_are_written_only_by_the_procedures(target: DatabricksTarget,
+                                                           script: str) -> None:
+    """The script creates them and never writes them (but for moving the old switch log into the
+    audit log); it grants nothing on them but SELECT on the audit log to the auditors' group,
+    as its last statement."""
+    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
+    writes = re.compile(rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE TABLE|"
+                        rf"DROP TABLE)\s+({names})\b")
+    statements = split_statements(script)
+    for statement in statements:
+        if statement.startswith("CREATE OR REPLACE PROCEDURE veil."):
+            continue
+        found = [m.group(0) for m in writes.finditer(statement)]
+        if "table_name = 'project_switch'" in statement:  # the upgrade block
+            assert found == [f"INSERT INTO {target.gov('audit_log')}"]
+            continue
+        assert found == [], (found, statement[:100])
+    grants = [s for s in statements if s.startswith(("GRANT", "REVOKE"))]
+    assert grants == [
+        "GRANT USE SCHEMA ON SCHEMA veil TO `account users`",
+        "GRANT EXECUTE ON PROCEDURE veil.use_project TO `account users`",
+        "GRANT EXECUTE ON PROCEDURE veil.acknowledge TO `account users`",
+        "GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`",
+        "GRANT SELECT ON TABLE veil.audit_log TO `veil_auditors`",
+    ]
+    assert statements[-1] == grants[-1]
+
+
+def test_procedures_audit_every_call(script: str) -> None:
+    """Each path of use_project and acknowledge writes the audit log before what it records
+    (Delta has no transaction across statements) and before it raises."""
+    for name, events in (("use_project", ("'cleared'", "'refused: not a member'", "'switched'")),
+                         ("acknowledge", ("'refused: not a member'", "'acknowledged'"))):
+        body = next(s for s in split_statements(script)
+                    if s.startswith(f"CREATE OR REPLACE PROCEDURE veil.{name}("))
+        for event in events:
+            at = body.index(event)
+            start = body.rfind("INSERT INTO veil.audit_log", 0, at)
+            assert start > 0 and ";" not in body[start:at]
+            nxt = body.find(";", at)
+            assert not re.search(r"MERGE INTO|DELETE FROM|SIGNAL|INSERT INTO veil.member",
+                                 body[start:nxt])
 
 
 @pytest.mark.spark
@@ -253,7 +452,7 @@ def test_governance_rows_round_trip(spark: LocalSpark, target: DatabricksTarget,
 @pytest.mark.spark
 def test_cleanup_selects_only_what_the_script_no_longer_attaches(
         spark: LocalSpark, target: DatabricksTarget, script: str) -> None:
-    block = next(s for s in split_statements(script) if s.startswith("BEGIN"))
+    block = next(s for s in split_statements(script) if "FOR stale AS" in s)
     select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", block, re.S)
     assert select is not None
     current = merge_source(spark, script, target.gov("applied_object"))

@@ -1,6 +1,6 @@
 """The Snowflake target: grammar (sqlfluff), semantics (policy bodies run in DuckDB through sqlglot
-and compared with the reference evaluator), re-apply safety, determinism, hostile strings and the
-target's own diagnostics."""
+and compared with the reference evaluator), acknowledgements and the audit log, re-apply safety,
+determinism, hostile strings and the target's own diagnostics."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ import sys
 
 import pytest
 import sqlglot
+from sqlglot import exp
 
 from tests.targets import scenarios
 from tests.targets.scenarios import Scenario
-from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, parse_policy_ddl
+from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, TableSpec, parse_policy_ddl
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
+from veil.evaluator import Context, mask_value
 from veil.targets import get_target
-from veil.targets.lookup import LOOKUP_TABLES
+from veil.targets.lookup import LOOKUP_TABLES, RUNTIME_TABLES
 from veil.targets.snowflake import SnowflakeTarget
 
 #: sqlfluff gaps a generated Snowflake script may need (docs/targets/snowflake.md lists them).
@@ -68,7 +70,15 @@ def test_every_statement_parses_with_sqlfluff(script: str) -> None:
     reports = parse_script(script, "snowflake")
     used = {gap for r in reports for gap in r.gaps}
     assert used <= DOCUMENTED_GAPS, f"undocumented sqlfluff gaps: {used - DOCUMENTED_GAPS}"
-    assert sum(r.bodies_checked for r in reports) >= 2  # the procedure and the blocks
+    # the $$ bodies of the procedures, the function and the blocks were parsed on their own
+    with_body = [r for r in reports
+                 if r.statement.startswith(("CREATE OR REPLACE", "EXECUTE IMMEDIATE"))]
+    assert all(r.bodies_checked == 1 for r in with_body)
+    routines = [r.statement.split("(", 1)[0] for r in with_body
+                if r.statement.startswith("CREATE")]
+    assert routines == ["CREATE OR REPLACE PROCEDURE VEIL.USE_PROJECT",
+                        "CREATE OR REPLACE SECURE FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS",
+                        "CREATE OR REPLACE PROCEDURE VEIL.ACKNOWLEDGE"]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -93,13 +103,29 @@ def active_project(target: SnowflakeTarget, rows: list[tuple[object, ...]]
     return {target.gov("active_project"): (cols, rows)}
 
 
+def runtime(target: SnowflakeTarget, name: str, rows: list[tuple[object, ...]]
+            ) -> dict[str, TableSpec]:
+    """A runtime table (RUNTIME_TABLES) holding `rows`."""
+    cols = [f"{target.ident(c)} {'TIMESTAMP_LTZ' if ty == 'timestamptz' else 'VARCHAR'}"
+            for c, ty, _ in RUNTIME_TABLES[name]]
+    return {target.gov(name): (cols, rows)}
+
+
+def acknowledgements(target: SnowflakeTarget, rows: list[tuple[str, str, str, str]],
+                     at: dt.datetime) -> dict[str, TableSpec]:
+    """The acknowledgement table holding (principal, project, purpose, text) rows."""
+    return runtime(target, "member_acknowledgement", [(*r, at) for r in rows])
+
+
 def test_policies_agree_with_the_evaluator(target: SnowflakeTarget, scenario: Scenario,
                                            script: str, now: dt.datetime) -> None:
     program = scenario.program
     ddl = policies(script)
     exempt = target.exempt_columns(program)
     problems: list[str] = []
-    with SnowflakeDuck(governance(target, program)) as duck:
+    tables = {**governance(target, program),
+              **acknowledgements(target, scenarios.acknowledgement_rows(scenario), now)}
+    with SnowflakeDuck(tables) as duck:
         duck.query("SET TimeZone = 'UTC'")
         for ctx in scenario.contexts:
             active = [(ctx.user, ctx.project, now)] if ctx.project else []
@@ -131,10 +157,163 @@ def test_user_names_match_case_insensitively(target: SnowflakeTarget, now: dt.da
     program = scenario.program
     mask = next(m for m in program.masks if m.column == "credit_card")
     body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
-    with SnowflakeDuck(governance(target, program)) as duck:
+    text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
+    acked = [("alice", "fraud_q4", "Fraud Detection", text)]
+    with SnowflakeDuck({**governance(target, program), **acknowledgements(target, acked, now)}
+                       ) as duck:
         duck.set_tables(active_project(target, [("Alice", "fraud_q4", now)]))
         shown = duck.evaluate_policy(body, [("4111111111111111",)], user="ALICE")
     assert shown == ["4111111111111111"]
+
+
+# -------------------------------------------------------------------------------------------------
+# Acknowledgements
+
+
+def test_scenarios_exercise_missing_acknowledgements(scenario: Scenario) -> None:
+    """Each member of LAPSES sees something masked that a member who acknowledged sees clear:
+    the agreement above then covers unacknowledged, old and misplaced acknowledgements."""
+    for ctx in scenarios.lapsed(scenario):
+        done = scenarios.acknowledged(scenario.program, ctx.user)  # everything current
+        assert any(
+            scenarios.expected(scenario.program, key, rows, ctx)
+            != scenarios.expected(scenario.program, key, rows,
+                                  dataclasses.replace(ctx, acknowledged=done))
+            for key, rows in scenario.rows.items()), (ctx.user, ctx.project)
+
+
+def credit_card(target: SnowflakeTarget, program: model.Program, acked: list[tuple[str, ...]],
+                user: str, now: dt.datetime) -> object:
+    """What `user`, in fraud_q4, sees of a card number (DuckDB), given acknowledgement rows."""
+    mask = next(m for m in program.masks if m.column == "credit_card")
+    body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
+    tables = {**governance(target, program),
+              **runtime(target, "member_acknowledgement", [(*r, now) for r in acked]),
+              **active_project(target, [(user, "fraud_q4", now)])}
+    with SnowflakeDuck(tables) as duck:
+        shown = duck.evaluate_policy(body, [("4111111111111111",)], user=user)[0]
+    ctx = Context(user=user, project="fraud_q4", now=now,
+                  acknowledged=frozenset((p, pu, t) for u, p, pu, t in acked if u == user))
+    row = {"credit_card": "4111111111111111"}
+    assert shown == mask_value(program, mask, row["credit_card"], row, ctx).value
+    return shown
+
+
+def test_a_member_who_did_not_acknowledge_sees_masked_values(target: SnowflakeTarget,
+                                                             now: dt.datetime) -> None:
+    program = scenarios.payments(now).program
+    text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
+    assert text is not None
+    assert credit_card(target, program, [], "chris", now) is None
+    # acknowledged by someone else, or in another project, or another purpose's text: no
+    others = [("alice", "fraud_q4", "Fraud Detection", text),
+              ("chris", "chargebacks", "Fraud Detection", text),
+              ("chris", "fraud_q4", "Fraud Detection.Chargebacks", text)]
+    assert credit_card(target, program, others, "chris", now) is None
+    mine = [("chris", "fraud_q4", "Fraud Detection", text)]
+    assert credit_card(target, program, mine, "chris", now) == "4111111111111111"
+
+
+def test_a_changed_text_must_be_acknowledged_again(target: SnowflakeTarget,
+                                                   now: dt.datetime) -> None:
+    program = scenarios.payments(now).program
+    old = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
+    new = "I will use card data only to investigate fraud, and delete my extracts weekly."
+    changed = dataclasses.replace(program, purposes=tuple(
+        dataclasses.replace(p, acknowledgement=new) if p.name.startswith("Fraud Detection") else p
+        for p in program.purposes))
+    acked = [("alice", "fraud_q4", "Fraud Detection", old)]
+    assert credit_card(target, program, acked, "alice", now) == "4111111111111111"
+    assert credit_card(target, changed, acked, "alice", now) is None
+    again = [*acked, ("alice", "fraud_q4", "Fraud Detection", new)]
+    assert credit_card(target, changed, again, "alice", now) == "4111111111111111"
+
+
+def duck_statement(sql: str, user: str) -> str:
+    """A Snowflake statement as DuckDB SQL, CURRENT_USER() bound to `user`."""
+    tree = sqlglot.parse_one(sql, read="snowflake")
+    tree = tree.transform(
+        lambda n: exp.Literal.string(user) if isinstance(n, exp.CurrentUser) else n)
+    return tree.sql(dialect="duckdb")
+
+
+def test_acknowledge_records_exactly_what_it_audits(target: SnowflakeTarget,
+                                                    now: dt.datetime) -> None:
+    """The two statements of VEIL.ACKNOWLEDGE and the query of VEIL.ACKNOWLEDGEMENT_TEXTS (from
+    the same generator, with literals where the procedure binds `:P_PROJECT` and `:ack_at`), run
+    in DuckDB: a changed text is audited and recorded again, repeating an acknowledgement audits
+    it again but records it once, the texts show what the caller acknowledged, and only to
+    members."""
+    program = scenarios.payments(now).program
+    old = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
+    tables = {**governance(target, program), **runtime(target, "member_acknowledgement", []),
+              **runtime(target, "audit_log", [])}
+    project = target.literal("fraud_q4")
+    texts = target.acknowledgement_texts_sql(project)
+    with SnowflakeDuck(tables) as duck:
+        def acknowledge(user: str, at: dt.datetime) -> None:
+            stamp = f"CAST({target.literal(at.isoformat())} AS TIMESTAMP_LTZ)"
+            for statement in target.acknowledge_sql(project, stamp):
+                duck.query(duck_statement(statement, user))
+
+        assert duck.query(duck_statement(texts, "alice")) == [("Fraud Detection", old, False)]
+        first = now - dt.timedelta(days=2)
+        acknowledge("alice", first)
+        acknowledge("alice", now - dt.timedelta(days=1))  # again: audited, recorded once
+        assert duck.query(duck_statement(texts, "alice")) == [("Fraud Detection", old, True)]
+        assert duck.query(duck_statement(texts, "mallory")) == []  # not a member
+        duck.query(f"UPDATE {target.gov('project_purpose')} SET ACKNOWLEDGEMENT = 'v2' "
+                   "WHERE PROJECT_NAME = 'fraud_q4'")
+        assert duck.query(duck_statement(texts, "alice")) == [("Fraud Detection", "v2", False)]
+        acknowledge("alice", now)
+        audit = duck.query(f"SELECT * FROM {target.gov('audit_log')} ORDER BY 1")
+        recorded = duck.query(f"SELECT * FROM {target.gov('member_acknowledgement')} ORDER BY 5")
+    assert [row[1:] for row in audit] == [
+        ("alice", "acknowledge", "fraud_q4", "Fraud Detection", text, "acknowledged")
+        for text in (old, old, "v2")]
+    assert [row[:4] for row in recorded] == [("alice", "fraud_q4", "Fraud Detection", old),
+                                              ("alice", "fraud_q4", "Fraud Detection", "v2")]
+    assert recorded[0][4] == audit[0][0] == first
+
+
+def test_runtime_tables_are_written_only_by_the_procedures(target: SnowflakeTarget,
+                                                           script: str) -> None:
+    """The script creates them and never writes them (but for moving the rows of the old switch
+    log into the audit log); it grants nothing on them but SELECT on the audit log to the
+    auditors' role."""
+    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
+    writes = re.compile(rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE( TABLE)?|"
+                        rf"DROP TABLE)\s+({names})\b")
+    for statement in split_statements(script):
+        if statement.startswith("CREATE OR REPLACE PROCEDURE VEIL."):
+            continue
+        found = [m.group(0) for m in writes.finditer(statement)]
+        if "IF (old_log > 0) THEN" in statement:  # the migration block, when the old log exists
+            assert found == [f"INSERT INTO {target.gov('audit_log')}"]
+            assert f"FROM {target.gov('project_switch')}" in statement
+            continue
+        assert found == [], (found, statement[:100])
+    grants = [s for s in split_statements(script) if s.startswith(("GRANT", "REVOKE"))]
+    assert grants == [
+        "GRANT USAGE ON SCHEMA VEIL TO ROLE PUBLIC",
+        "GRANT USAGE ON PROCEDURE VEIL.USE_PROJECT(VARCHAR) TO ROLE PUBLIC",
+        "GRANT USAGE ON PROCEDURE VEIL.ACKNOWLEDGE(VARCHAR) TO ROLE PUBLIC",
+        "GRANT USAGE ON FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS(VARCHAR) TO ROLE PUBLIC",
+        "GRANT SELECT ON TABLE VEIL.AUDIT_LOG TO ROLE VEIL_AUDITORS",
+    ]
+
+
+def test_procedures_audit_every_call(script: str) -> None:
+    """Each path of USE_PROJECT and ACKNOWLEDGE writes the audit log before it returns or
+    raises, and both writes of a successful call are one transaction."""
+    for name, events in (("USE_PROJECT", ("'cleared'", "'refused: not a member'", "'switched'")),
+                         ("ACKNOWLEDGE", ("'refused: not a member'", "'acknowledged'"))):
+        body = next(s for s in split_statements(script)
+                    if s.startswith(f"CREATE OR REPLACE PROCEDURE VEIL.{name}("))
+        for event in events:
+            at = body.index(event)
+            assert body.rfind("INSERT INTO VEIL.AUDIT_LOG", 0, at) > body.rfind(";", 0, at) - 400
+        assert body.count("BEGIN TRANSACTION;") == body.count("COMMIT;") >= 1
 
 
 def merge_source(script: str, table: str) -> list[tuple[object, ...]]:
@@ -193,6 +372,8 @@ def test_every_statement_can_run_again(script: str) -> None:
     allowed = (
         r"CREATE SCHEMA IF NOT EXISTS ", r"CREATE TABLE IF NOT EXISTS ", r"MERGE INTO ",
         r"DELETE FROM ", r"CREATE OR REPLACE PROCEDURE ", r"GRANT USAGE ON ",
+        r"ALTER TABLE \S+ ADD COLUMN IF NOT EXISTS ", r"CREATE OR REPLACE SECURE FUNCTION ",
+        r"CREATE ROLE IF NOT EXISTS ", r"GRANT SELECT ON TABLE ",
         r"CREATE (MASKING|ROW ACCESS) POLICY IF NOT EXISTS ",
         r"ALTER (MASKING|ROW ACCESS) POLICY \S+ SET BODY ->",
         r"ALTER TABLE .* SET MASKING POLICY .* FORCE$", r"EXECUTE IMMEDIATE \$\$",

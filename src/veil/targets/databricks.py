@@ -2,11 +2,13 @@
 
 The script (templates/databricks/script.sql.j2) creates the governance schema and its Delta tables,
 synchronises their rows with the repository (`MERGE … WHEN NOT MATCHED BY SOURCE THEN DELETE`),
-defines `veil.purpose_active(purpose, source)` and the definer-rights procedure
-`CALL veil.use_project('…')`, then one mask function per masked column (`SET MASK … USING
-COLUMNS`) and one row-filter function per table with row rules (`SET ROW FILTER … ON`), and finally
-removes the masks and filters that the repository no longer produces.
-`docs/targets/databricks.md` explains it to DBAs.
+defines `veil.purpose_active(purpose, source)`, the definer-rights procedures
+`CALL veil.use_project('…')` and `CALL veil.acknowledge('…')` (both audited in `veil.audit_log`)
+and the table function `veil.acknowledgement_texts('…')`, then one mask function per masked column
+(`SET MASK … USING COLUMNS`) and one row-filter function per table with row rules (`SET ROW FILTER
+… ON`), removes the masks and filters that the repository no longer produces, and lets the
+account group `veil_auditors` read the audit log. `docs/targets/databricks.md` explains it to
+DBAs.
 
 What differs from the other targets:
 
@@ -78,6 +80,10 @@ class DatabricksTarget(LookupTarget):
             f"LEFT({name}, char_length({purpose}) + 1) = {purpose} || '.')"
         )
         return self.purpose_exists_sql("purpose_active.source", match)
+
+    def principal_sql(self, name: str) -> str:
+        """Principals are always backquoted (`account users`)."""
+        return "`" + name.replace("`", "``") + "`"
 
     def group_sql(self, group: str) -> str:
         return f"{self.group_function}({self.literal(group)})"
@@ -167,7 +173,11 @@ class DatabricksTarget(LookupTarget):
             filters.append({**fn, "table": self.table_sql(key), "target": self.rows_target(key)})
         masks.sort(key=lambda m: str(m["name"]))
         return self.render_script(
-            program, masks, filters, purpose_body=self.purpose_function_body()
+            program,
+            masks,
+            filters,
+            purpose_body=self.purpose_function_body(),
+            schema_stored=self.options.governance_schema.lower(),
         )
 
     # ------------------------------------------------------------------ checks

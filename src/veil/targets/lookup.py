@@ -1,6 +1,8 @@
 """The lowering shared by targets whose policy bodies read the governance tables themselves
 (Snowflake, Databricks): backslash-escaped string literals, matching the querying user, the
-purpose, attribute and group lookups, the columns a policy reads, and checks both platforms need.
+purpose (with its acknowledgement), attribute and group lookups, the statements that record an
+acknowledgement and show the texts to acknowledge, the columns a policy reads, and checks both
+platforms need.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ LOOKUP_TABLES: dict[str, tuple[tuple[tuple[str, str], ...], int]] = {
             ("state", "text"),
             ("approved_by", "text"),
             ("approved_at", "text"),
+            # the effective text (own or inherited) a member must have acknowledged, or NULL
+            ("acknowledgement", "text"),
         ),
         2,
     ),
@@ -42,6 +46,34 @@ LOOKUP_TABLES: dict[str, tuple[tuple[tuple[str, str], ...], int]] = {
     "user_group": ((("principal", "text"), ("group_name", "text")), 2),
 }
 
+
+#: Columns added to LOOKUP_TABLES after the first scripts: (table, column), added by an upgrade
+#: step when a newer script is applied over an older one.
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("project_purpose", "acknowledgement"),)
+
+#: Runtime tables, written only by veil's procedures: never synchronised with the repository and
+#: never emptied by a script. The acknowledgements that the purpose lookup reads (one row per
+#: member, project purpose and text, kept when the text changes), and the audit log of project
+#: switches and acknowledgements (`event` 'switch' or 'acknowledge'; `outcome` says whether it was
+#: refused). Columns as (name, veil type, nullable); the target maps `timestamptz`.
+RUNTIME_TABLES: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "member_acknowledgement": (
+        ("principal", "text", False),
+        ("project_name", "text", False),
+        ("purpose_name", "text", False),
+        ("acknowledgement", "text", False),
+        ("acknowledged_at", "timestamptz", False),
+    ),
+    "audit_log": (
+        ("event_at", "timestamptz", False),
+        ("principal", "text", False),
+        ("event", "text", False),
+        ("project_name", "text", True),
+        ("purpose_name", "text", True),
+        ("acknowledgement", "text", True),
+        ("outcome", "text", False),
+    ),
+}
 
 #: What a script attached (one row per policy or function), so that a newer script can detach
 #: and drop what it no longer produces: the statements are written by the script that created it.
@@ -65,6 +97,15 @@ class LookupTable:
     columns: tuple[tuple[str, str], ...]  # (identifier, SQL type)
     key: tuple[str, ...]  # identifiers of the key columns
     rows: tuple[tuple[str, ...], ...]  # literals
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeTable:
+    """One runtime table (RUNTIME_TABLES), rendered for a template."""
+
+    name: str  # qualified
+    ddl: str  # the column definitions of CREATE TABLE
+    columns: str  # the column identifiers, comma-separated (for INSERT)
 
 
 _N = t.TypeVar("_N")
@@ -144,6 +185,8 @@ class LookupTarget(Target):
     #: A name the platform reads unquoted (unless it is a keyword), and the quote character.
     plain_name: t.ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
     quote_char: t.ClassVar[str] = '"'
+    #: The type of an instant (RUNTIME_TABLES' `timestamptz`).
+    instant_type: t.ClassVar[str] = "TIMESTAMP"
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
@@ -221,7 +264,10 @@ class LookupTarget(Target):
 
     def purpose_exists_sql(self, source: str, purpose_match: str | None) -> str:
         """EXISTS: the user's selected project has the user as a member, is a source project of
-        `source` (SQL) and has an approved purpose matching `purpose_match` (any when None)."""
+        `source` (SQL) and has an approved purpose matching `purpose_match` (any when None)
+        whose acknowledgement text is NULL or one the user acknowledged, exactly, in that
+        project (a LEFT JOIN rather than a correlated EXISTS under OR, which Snowflake may
+        refuse)."""
         c = self.gov_col
         joins = " ".join(
             f"JOIN {self.gov(tbl)} {alias} ON {c(alias, 'project_name')} = "
@@ -232,10 +278,12 @@ class LookupTarget(Target):
                 ("project_source", "ps"),
             )
         )
+        joins += " " + self.acknowledged_join_sql()
         where = [
             self.principal_is_me(c("ap", "principal")),
             self.principal_is_me(c("pm", "principal")),
             c("pp", "approved"),
+            f"({c('pp', 'acknowledgement')} IS NULL OR {c('ma', 'principal')} IS NOT NULL)",
             f"{c('ps', 'source_table')} = {source}",
         ]
         if purpose_match is not None:
@@ -339,6 +387,33 @@ class LookupTarget(Target):
             names += [(g.group.value, g.group.span) for g in atoms]
         return names
 
+    def governance_rows(self, program: model.Program) -> dict[str, list[tuple[SqlValue, ...]]]:
+        """The base rows, with each project purpose's effective acknowledgement text."""
+        rows = super().governance_rows(program)
+        rows["project_purpose"] = [
+            (*r, info.acknowledgement if (info := program.purpose(str(r[1]))) else None)
+            for r in rows["project_purpose"]
+        ]
+        return rows
+
+    def runtime_tables(self) -> dict[str, RuntimeTable]:
+        """RUNTIME_TABLES with this platform's names and types."""
+        out = {}
+        for name, columns in RUNTIME_TABLES.items():
+            types = {
+                c: self.instant_type if ty == "timestamptz" else self.sql_type(SqlType(name=ty))
+                for c, ty, _ in columns
+            }
+            out[name] = RuntimeTable(
+                name=self.gov(name),
+                ddl=", ".join(
+                    f"{self.ident(c)} {types[c]}{'' if null else ' NOT NULL'}"
+                    for c, _, null in columns
+                ),
+                columns=", ".join(self.ident(c) for c, _, _ in columns),
+            )
+        return out
+
     def lookup_tables(self, program: model.Program) -> list[LookupTable]:
         rows = self.governance_rows(program)
         out = []
@@ -396,6 +471,92 @@ class LookupTarget(Target):
             rows=tuple(tuple(self.literal(v) for v in o) for o in sorted(objects)),
         )
 
+    # ------------------------------------------------------------------ acknowledgements
+    def acknowledged_join_sql(self) -> str:
+        """LEFT JOIN of the current user's acknowledgement of exactly `pp`'s text in its
+        project (`ma` is NULL when there is none)."""
+        c = self.gov_col
+        same = " AND ".join(
+            f"{c('ma', col)} = {c('pp', col)}"
+            for col in ("project_name", "purpose_name", "acknowledgement")
+        )
+        return (
+            f"LEFT JOIN {self.gov('member_acknowledgement')} ma ON {same} "
+            f"AND {self.principal_is_me(c('ma', 'principal'))}"
+        )
+
+    def acknowledgement_texts_sql(self, project: str) -> str:
+        """The texts of the purposes of `project` (SQL) that have one, and whether the current
+        user acknowledged each; no rows unless the user is a member."""
+        c = self.gov_col
+        return (
+            f"SELECT {c('pp', 'purpose_name')}, {c('pp', 'acknowledgement')}, "
+            f"COUNT({c('ma', 'principal')}) > 0 AS {self.ident('acknowledged')}\n"
+            f"    FROM {self.gov('project_purpose')} pp\n"
+            f"    JOIN {self.gov('project_member')} pm ON {c('pm', 'project_name')} = "
+            f"{c('pp', 'project_name')} AND {self.principal_is_me(c('pm', 'principal'))}\n"
+            f"    {self.acknowledged_join_sql()}\n"
+            f"    WHERE {c('pp', 'project_name')} = {project} "
+            f"AND {c('pp', 'acknowledgement')} IS NOT NULL\n"
+            f"    GROUP BY {c('pp', 'purpose_name')}, {c('pp', 'acknowledgement')}"
+        )
+
+    def acknowledge_sql(self, project: str, at: str) -> tuple[str, str]:
+        """The two statements that acknowledge for the current user, at instant `at` (SQL),
+        the current text of every purpose of `project` (SQL) that has one: one audit row per
+        purpose, then the texts not recorded yet for the user, copied from exactly those audit
+        rows (so that what counts is what was audited, even if a script changed a text in
+        between)."""
+        c = self.gov_col
+        runtime = self.runtime_tables()
+        audit, acks = runtime["audit_log"], runtime["member_acknowledgement"]
+        me = self.current_user
+        log = (
+            f"INSERT INTO {audit.name} ({audit.columns})\n"
+            f"    SELECT {at}, {me}, 'acknowledge', {c('pp', 'project_name')}, "
+            f"{c('pp', 'purpose_name')}, {c('pp', 'acknowledgement')}, 'acknowledged'\n"
+            f"      FROM {self.gov('project_purpose')} pp\n"
+            f"      WHERE {c('pp', 'project_name')} = {project} "
+            f"AND {c('pp', 'acknowledgement')} IS NOT NULL"
+        )
+        same = " AND ".join(
+            f"{c('ma', col)} = {c('a', col)}"
+            for col in ("project_name", "purpose_name", "acknowledgement")
+        )
+        record = (
+            f"INSERT INTO {acks.name} ({acks.columns})\n"
+            f"    SELECT {c('a', 'principal')}, {c('a', 'project_name')}, "
+            f"{c('a', 'purpose_name')}, {c('a', 'acknowledgement')}, {c('a', 'event_at')}\n"
+            f"      FROM {audit.name} a\n"
+            f"      WHERE {c('a', 'event_at')} = {at} AND {c('a', 'principal')} = {me} "
+            f"AND {c('a', 'event')} = 'acknowledge'\n"
+            f"        AND {c('a', 'outcome')} = 'acknowledged' "
+            f"AND {c('a', 'project_name')} = {project}\n"
+            f"        AND NOT EXISTS (SELECT 1 FROM {acks.name} ma WHERE "
+            f"UPPER({c('ma', 'principal')}) = UPPER({c('a', 'principal')}) AND {same})"
+        )
+        return log, record
+
+    def old_log_copy_sql(self) -> str:
+        """Copies the switch log of the scripts before acknowledgements (`project_switch`) into
+        the audit log."""
+        i = self.ident
+        audit = self.runtime_tables()["audit_log"]
+        return (
+            f"INSERT INTO {audit.name} ({audit.columns}) SELECT {i('switched_at')}, "
+            f"{i('principal')}, 'switch', {i('project_name')}, NULL, NULL, {i('outcome')} "
+            f"FROM {self.gov('project_switch')}"
+        )
+
+    @property
+    def auditor_name(self) -> str:
+        """The role or group that may read the audit log (`veil_auditors`)."""
+        return f"{self.options.governance_schema}_auditors"
+
+    def principal_sql(self, name: str) -> str:
+        """A role or group as a GRANT names it."""
+        return self.ident(name)
+
     def mask_target(self, mask: model.ColumnMask) -> str:
         return f"column {model.table_str(mask.table)}.{mask.column}"
 
@@ -413,6 +574,21 @@ class LookupTarget(Target):
         return self.template("script.sql.j2").render(
             schema=self.ident(self.options.governance_schema),
             tables=self.lookup_tables(program),
+            added_columns=[
+                {
+                    "table": self.gov(tbl),
+                    "column": self.ident(col),
+                    "type": self.sql_type(SqlType(name=dict(LOOKUP_TABLES[tbl][0])[col])),
+                    "names": (tbl, col),
+                }
+                for tbl, col in ADDED_COLUMNS
+            ],
+            runtime=self.runtime_tables(),
+            old_log_copy=self.old_log_copy_sql(),
+            acknowledge_sql=self.acknowledge_sql,
+            acknowledgement_texts_sql=self.acknowledgement_texts_sql,
+            acknowledged_join=self.acknowledged_join_sql(),
+            auditors=self.principal_sql(self.auditor_name),
             applied=self.applied_table(masks, rows),
             gov=self.gov,
             comment=self.comment,

@@ -1,10 +1,12 @@
 """Snowflake: masking policies, row access policies and an owner's-rights project switch.
 
 The script (templates/snowflake/script.sql.j2) creates the governance schema and its tables,
-synchronises their rows with the repository, defines `CALL veil.use_project('…')`, then one masking
-policy per masked column and one row access policy per table with row rules, and finally removes
-the veil policies that the repository no longer produces. `docs/targets/snowflake.md` explains it
-to DBAs.
+synchronises their rows with the repository, defines the owner's-rights procedures
+`CALL veil.use_project('…')` and `CALL veil.acknowledge('…')` (both audited in `veil.audit_log`,
+which the role `VEIL_AUDITORS` may read) and the table function `veil.acknowledgement_texts('…')`,
+then one masking policy per masked column and one row access policy per table with row rules, and
+finally removes the veil policies that the repository no longer produces.
+`docs/targets/snowflake.md` explains it to DBAs.
 
 What differs from the other targets:
 
@@ -47,6 +49,7 @@ class SnowflakeTarget(LookupTarget):
         "json": "VARIANT",
     }
     current_user = "CURRENT_USER()"
+    instant_type = "TIMESTAMP_LTZ"
     decimal_work_type = "NUMBER(38, 10)"
     plain_name = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
     mask_kind = "masking policy"
@@ -237,8 +240,9 @@ class SnowflakeTarget(LookupTarget):
                             f"`{col.name}` is read both by the mask of `{mask.column}` and by the "
                             f"row rules of `{model.table_str(key)}`",
                             mask.policies[0] if mask.policies else rule.span,
-                            help="snowflake documents that a column cannot be in a masking policy "
-                            "signature and a row access policy signature at once; applying may fail",
+                            help="snowflake documents that a column cannot be in a masking "
+                            "policy signature and a row access policy signature at once; applying "
+                            "may fail",
                             related=(rule.span,),
                         )
                     )

@@ -9,14 +9,30 @@
 -- 1. Governance schema and tables ----------------------------------------------------------------
 CREATE SCHEMA IF NOT EXISTS veil COMMENT 'veil: governance tables, generated; do not edit';
 CREATE TABLE IF NOT EXISTS veil.project (project_name STRING NOT NULL, documentation STRING);
-CREATE TABLE IF NOT EXISTS veil.project_purpose (project_name STRING NOT NULL, purpose_name STRING NOT NULL, approved BOOLEAN, state STRING, approved_by STRING, approved_at STRING);
+CREATE TABLE IF NOT EXISTS veil.project_purpose (project_name STRING NOT NULL, purpose_name STRING NOT NULL, approved BOOLEAN, state STRING, approved_by STRING, approved_at STRING, acknowledgement STRING);
 CREATE TABLE IF NOT EXISTS veil.project_member (project_name STRING NOT NULL, principal STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.project_source (project_name STRING NOT NULL, source_table STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.user_attribute (principal STRING NOT NULL, attribute_name STRING NOT NULL, attribute_value STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.user_group (principal STRING NOT NULL, group_name STRING NOT NULL);
+-- Runtime data, written only by the procedures of section 4 and never rewritten by a script: the
+-- project each user selected, the texts each member acknowledged, and the audit log.
 CREATE TABLE IF NOT EXISTS veil.active_project (principal STRING NOT NULL, project_name STRING NOT NULL, set_at TIMESTAMP NOT NULL);
-CREATE TABLE IF NOT EXISTS veil.project_switch (switched_at TIMESTAMP NOT NULL, principal STRING NOT NULL, project_name STRING, outcome STRING NOT NULL);
+CREATE TABLE IF NOT EXISTS veil.member_acknowledgement (principal STRING NOT NULL, project_name STRING NOT NULL, purpose_name STRING NOT NULL, acknowledgement STRING NOT NULL, acknowledged_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS veil.audit_log (event_at TIMESTAMP NOT NULL, principal STRING NOT NULL, event STRING NOT NULL, project_name STRING, purpose_name STRING, acknowledgement STRING, outcome STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.applied_object (object_name STRING NOT NULL, object_kind STRING NOT NULL, target STRING NOT NULL, detach_sql STRING NOT NULL, drop_sql STRING NOT NULL);
+-- Upgrade from the scripts before acknowledgements: the new columns, and the rows of their switch
+-- log veil.project_switch moved to veil.audit_log (then it is dropped).
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                 WHERE table_schema = 'veil' AND table_name = 'project_purpose' AND column_name = 'acknowledgement') THEN
+    ALTER TABLE veil.project_purpose ADD COLUMN acknowledgement STRING;
+  END IF;
+  IF EXISTS (SELECT 1 FROM information_schema.tables
+             WHERE table_schema = 'veil' AND table_name = 'project_switch') THEN
+    INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome) SELECT switched_at, principal, 'switch', project_name, NULL, NULL, outcome FROM veil.project_switch;
+    DROP TABLE veil.project_switch;
+  END IF;
+END;
 
 -- 2. Governance rows: exactly those of the repository --------------------------------------------
 MERGE INTO veil.project AS t
@@ -29,11 +45,11 @@ WHEN NOT MATCHED THEN INSERT (project_name, documentation) VALUES (s.project_nam
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_purpose AS t
 USING (VALUES
-  ('p\'; --', 'O\'Brien"; DROP TABLE x; --', FALSE, 'pending', NULL, NULL)
-) AS s(project_name, purpose_name, approved, state, approved_by, approved_at)
+  ('p\'; --', 'O\'Brien"; DROP TABLE x; --', FALSE, 'pending', NULL, NULL, NULL)
+) AS s(project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement)
 ON t.project_name = s.project_name AND t.purpose_name = s.purpose_name
-WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at
-WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at)
+WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at OR t.acknowledgement IS DISTINCT FROM s.acknowledgement) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at, t.acknowledgement = s.acknowledgement
+WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at, s.acknowledgement)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_member AS t
 USING (VALUES
@@ -56,35 +72,82 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.purpose_active(purpose STRING, source STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: does the current user act under an approved purpose (NULL: any) for this source table?'
-RETURN EXISTS (SELECT 1 FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND ps.source_table = purpose_active.source AND (purpose_active.purpose IS NULL OR pp.purpose_name = purpose_active.purpose OR LEFT(pp.purpose_name, char_length(purpose_active.purpose) + 1) = purpose_active.purpose || '.'));
+RETURN EXISTS (SELECT 1 FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = purpose_active.source AND (purpose_active.purpose IS NULL OR pp.purpose_name = purpose_active.purpose OR LEFT(pp.purpose_name, char_length(purpose_active.purpose) + 1) = purpose_active.purpose || '.'));
 
--- 4. Switching project: CALL veil.use_project('<project>'), or (NULL) to clear ---------------
+-- 4. Users' procedures ----------------------------------------------------------------------------
+-- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
+-- members only. Every call is audited in veil.audit_log, refusals included (an audit row
+-- is written before what it records: Delta has no transaction across statements).
+--
+-- Switching project: CALL veil.use_project('<project>'), or (NULL) to clear.
 CREATE OR REPLACE PROCEDURE veil.use_project(requested_project STRING)
 LANGUAGE SQL
 SQL SECURITY DEFINER
 COMMENT 'veil: selects the active project of the calling user (members only)'
 AS BEGIN
   IF requested_project IS NULL THEN
+    INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome)
+      VALUES (current_timestamp(), current_user(), 'switch', NULL, NULL, NULL, 'cleared');
     DELETE FROM veil.active_project WHERE UPPER(principal) = UPPER(current_user());
-    INSERT INTO veil.project_switch (switched_at, principal, project_name, outcome)
-      VALUES (current_timestamp(), current_user(), NULL, 'cleared');
   ELSEIF NOT EXISTS (SELECT 1 FROM veil.project_member m
                      WHERE m.project_name = requested_project AND UPPER(m.principal) = UPPER(current_user())) THEN
-    INSERT INTO veil.project_switch (switched_at, principal, project_name, outcome)
-      VALUES (current_timestamp(), current_user(), requested_project, 'refused: not a member');
+    INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome)
+      VALUES (current_timestamp(), current_user(), 'switch', requested_project, NULL, NULL, 'refused: not a member');
     SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: you are not a member of this project';
   ELSE
+    INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome)
+      VALUES (current_timestamp(), current_user(), 'switch', requested_project, NULL, NULL, 'switched');
     MERGE INTO veil.active_project AS t
       USING (SELECT current_user() AS principal, requested_project AS project_name) AS s
       ON UPPER(t.principal) = UPPER(s.principal)
       WHEN MATCHED THEN UPDATE SET t.principal = s.principal, t.project_name = s.project_name, t.set_at = current_timestamp()
       WHEN NOT MATCHED THEN INSERT (principal, project_name, set_at) VALUES (s.principal, s.project_name, current_timestamp());
-    INSERT INTO veil.project_switch (switched_at, principal, project_name, outcome)
-      VALUES (current_timestamp(), current_user(), requested_project, 'switched');
   END IF;
+END;
+
+-- The texts a member must acknowledge in a project, and whether they have:
+-- SELECT * FROM veil.acknowledgement_texts('<project>'). Members only: others get no rows.
+CREATE OR REPLACE FUNCTION veil.acknowledgement_texts(requested_project STRING)
+RETURNS TABLE (purpose_name STRING, acknowledgement STRING, acknowledged BOOLEAN)
+COMMENT 'veil: the acknowledgement texts of a project of the calling user, and whether they acknowledged each'
+RETURN SELECT pp.purpose_name, pp.acknowledgement, COUNT(ma.principal) > 0 AS acknowledged
+    FROM veil.project_purpose pp
+    JOIN veil.project_member pm ON pm.project_name = pp.project_name AND UPPER(pm.principal) = UPPER(current_user())
+    LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user())
+    WHERE pp.project_name = acknowledgement_texts.requested_project AND pp.acknowledgement IS NOT NULL
+    GROUP BY pp.purpose_name, pp.acknowledgement;
+
+-- Acknowledging: CALL veil.acknowledge('<project>') acknowledges, for the caller, the current
+-- text of every purpose of the project that has one (pending ones included): one audit row per
+-- purpose with the exact text, then what the caller had not acknowledged yet is copied from those
+-- audit rows, so that what counts is exactly what was audited. Acknowledging again is audited again.
+CREATE OR REPLACE PROCEDURE veil.acknowledge(requested_project STRING)
+LANGUAGE SQL
+SQL SECURITY DEFINER
+COMMENT 'veil: the calling user acknowledges the current acknowledgement texts of a project (members only)'
+AS BEGIN
+  DECLARE ack_at TIMESTAMP DEFAULT current_timestamp();
+  IF NOT EXISTS (SELECT 1 FROM veil.project_member m
+                 WHERE m.project_name = requested_project AND UPPER(m.principal) = UPPER(current_user())) THEN
+    INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome)
+      VALUES (ack_at, current_user(), 'acknowledge', requested_project, NULL, NULL, 'refused: not a member');
+    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: you are not a member of this project';
+  END IF;
+  INSERT INTO veil.audit_log (event_at, principal, event, project_name, purpose_name, acknowledgement, outcome)
+    SELECT ack_at, current_user(), 'acknowledge', pp.project_name, pp.purpose_name, pp.acknowledgement, 'acknowledged'
+      FROM veil.project_purpose pp
+      WHERE pp.project_name = requested_project AND pp.acknowledgement IS NOT NULL;
+  INSERT INTO veil.member_acknowledgement (principal, project_name, purpose_name, acknowledgement, acknowledged_at)
+    SELECT a.principal, a.project_name, a.purpose_name, a.acknowledgement, a.event_at
+      FROM veil.audit_log a
+      WHERE a.event_at = ack_at AND a.principal = current_user() AND a.event = 'acknowledge'
+        AND a.outcome = 'acknowledged' AND a.project_name = requested_project
+        AND NOT EXISTS (SELECT 1 FROM veil.member_acknowledgement ma WHERE UPPER(ma.principal) = UPPER(a.principal) AND ma.project_name = a.project_name AND ma.purpose_name = a.purpose_name AND ma.acknowledgement = a.acknowledgement);
 END;
 GRANT USE SCHEMA ON SCHEMA veil TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.use_project TO `account users`;
+GRANT EXECUTE ON PROCEDURE veil.acknowledge TO `account users`;
+GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
@@ -150,3 +213,8 @@ BEGIN
     DELETE FROM veil.applied_object WHERE object_name = stale.name;
   END FOR;
 END;
+
+-- 9. Auditors: members of the account group `veil_auditors` read the audit log. Nobody else holds a
+-- privilege on veil's tables: only their owner (the procedures) writes them. Last, because it
+-- fails until an account admin has created the group.
+GRANT SELECT ON TABLE veil.audit_log TO `veil_auditors`;
