@@ -330,8 +330,9 @@ def lookup_steps(target: str, old: model.Program, new: model.Program) -> list[st
     lines.append("     New (on a column or table OLD protected, they replace OLD's policy):")
     lines += [f"       + {o.name} ({o.target})" for o in created] or ["       none"]
     lines += [
-        "  3. the clean-up at the end: each policy OLD attached and NEW does not, one after the",
-        "     other, is detached (only from what NEW no longer protects), then dropped:",
+        "  3. the clean-up near the end (only grants follow it): each policy OLD attached and",
+        "     NEW does not, one after the other, is detached (only from what NEW no longer",
+        "     protects), then dropped:",
     ]
     for o in gone:
         if o.target in protected:
