@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -63,8 +64,8 @@ class ParenNewlines:
             yield tok
 
 
-@functools.cache
-def _lark() -> Lark:
+def _build(**options: t.Any) -> Lark:
+    """The one grammar, as an LALR parser with the contextual lexer, in strict mode."""
     return Lark.open_from_package(
         "veil",
         "veil.lark",
@@ -75,7 +76,13 @@ def _lark() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         postlex=ParenNewlines(),
+        **options,
     )
+
+
+@functools.cache
+def _lark() -> Lark:
+    return _build()
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -265,18 +272,7 @@ def _on_line_cont(tok: Token) -> Token:
 
 @functools.cache
 def _lark_with_comments() -> Lark:
-    return Lark.open_from_package(
-        "veil",
-        "veil.lark",
-        ("grammar",),
-        parser="lalr",
-        lexer="contextual",
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=True,
-        postlex=ParenNewlines(),
-        lexer_callbacks={"COMMENT": _on_comment, "LINE_CONT": _on_line_cont},
-    )
+    return _build(lexer_callbacks={"COMMENT": _on_comment, "LINE_CONT": _on_line_cont})
 
 
 def parse_file_with_comments(
