@@ -71,14 +71,10 @@ def listing(items: Iterable[str], limit: int = 4) -> str:
 
 
 def literal_text(v: ir.LiteralValue) -> str:
-    """A literal in source form."""
-    if isinstance(v, str):
-        return ir.string_source(v)
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
+    """A literal in source form (the printer's, so messages quote values as `veil fmt` does)."""
+    from veil.printer import literal_to_source
+
+    return literal_to_source(v)
 
 
 def method_text(m: ir.Method) -> str:

@@ -18,10 +18,11 @@ from decimal import Decimal
 
 from veil import ir, model
 from veil.checker import codes
-from veil.checker.common import did_you_mean, dotted, listing, literal_text
+from veil.checker.common import did_you_mean, dotted, listing
 from veil.checker.facts import Facts
 from veil.checker.names import Names
 from veil.diagnostics import Diagnostic, Span, error, warning
+from veil.printer import expr_to_source
 
 
 class Cls(enum.Enum):
@@ -71,27 +72,21 @@ def is_iso_datetime(text: str) -> bool:
     return True
 
 
+_CONDITIONS = (
+    ir.Compare,
+    ir.InList,
+    ir.InUser,
+    ir.Between,
+    ir.IsNull,
+    ir.BoolAnd,
+    ir.BoolOr,
+    ir.BoolNot,
+)
+
+
 def expr_text(e: ir.Expr) -> str:
-    """Short source form of an operand, for messages."""
-    match e:
-        case ir.ColumnRef(name=name):
-            return str(name)
-        case ir.Literal(value=v):
-            return literal_text(v)
-        case ir.UserRef(attr=attr):
-            return f"user.{attr}"
-        case ir.Now():
-            return "now()"
-        case ir.Today():
-            return "today()"
-        case ir.Interval(amount=a, unit=u):
-            return f"{a} {u}"
-        case ir.Arith(op=op, left=left, right=right):
-            return f"{expr_text(left)} {op} {expr_text(right)}"
-        case ir.Neg(item=item):
-            return f"-{expr_text(item)}"
-        case _:
-            return "the condition"
+    """Short source form of an operand, for messages (a whole condition is `the condition`)."""
+    return "the condition" if isinstance(e, _CONDITIONS) else expr_to_source(e)
 
 
 @dataclass(slots=True)
