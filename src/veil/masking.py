@@ -48,6 +48,7 @@ __all__ = [
     "expand_replacement",
     "hash_text",
     "regex_replace",
+    "replacement_parts",
     "round_to_step",
     "show",
     "truncate",
@@ -66,25 +67,36 @@ def show(value: str, side: t.Literal["first", "last"], count: int) -> str:
     return value[:count] + hidden if side == "first" else hidden + value[len(value) - count :]
 
 
-def expand_replacement(replacement: str, match: re.Match[str]) -> str:
-    """`\\1`…`\\9` -> the group (or ""), `\\\\` -> `\\`; everything else literally."""
-    out: list[str] = []
+def replacement_parts(replacement: str) -> list[int | str]:
+    """A regex replacement read as group numbers and literal text.
+
+    `\\1`…`\\9` is a group, `\\\\` one backslash, any other character (a lone backslash
+    included) stands for itself. Every target renders these parts in its own syntax.
+    """
+    parts: list[int | str] = []
     i = 0
     while i < len(replacement):
-        c = replacement[i]
-        nxt = replacement[i + 1] if i + 1 < len(replacement) else ""
+        c, nxt = replacement[i], replacement[i + 1 : i + 2]
         if c == "\\" and nxt and nxt in "123456789":
-            index = int(nxt)
-            group = match.group(index) if index <= (match.re.groups or 0) else None
-            out.append(group or "")
+            parts.append(int(nxt))
             i += 2
-        elif c == "\\" and nxt == "\\":
-            out.append("\\")
-            i += 2
+            continue
+        text = "\\" if c == "\\" and nxt == "\\" else c
+        i += 2 if c == "\\" and nxt == "\\" else 1
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += text
         else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+            parts.append(text)
+    return parts
+
+
+def expand_replacement(replacement: str, match: re.Match[str]) -> str:
+    """`\\1`…`\\9` -> the group (or ""), `\\\\` -> `\\`; everything else literally."""
+    groups = match.re.groups or 0
+    return "".join(
+        part if isinstance(part, str) else (match.group(part) if part <= groups else None) or ""
+        for part in replacement_parts(replacement)
+    )
 
 
 def regex_replace(value: str, pattern: str, replacement: str, length: int | None = None) -> str:

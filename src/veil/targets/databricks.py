@@ -29,8 +29,9 @@ import typing as t
 
 from veil import model
 from veil.diagnostics import Diagnostic, error
+from veil.masking import replacement_parts
 from veil.model import Family, SqlType, TableKey
-from veil.targets.lookup import LookupTarget, replacement_parts
+from veil.targets.lookup import LookupTarget
 
 
 class DatabricksTarget(LookupTarget):

@@ -132,29 +132,6 @@ def columns_read(node: object) -> set[str]:
     return {ref.name.parts[-1] for ref in find_nodes(node, ir.ColumnRef)}
 
 
-def replacement_parts(replacement: str) -> list[int | str]:
-    """A regex replacement as the evaluator reads it: group numbers and literal text.
-
-    `\\1`…`\\9` is a group, `\\\\` one backslash, any other character (a lone backslash
-    included) stands for itself (`masking.expand_replacement`).
-    """
-    parts: list[int | str] = []
-    i = 0
-    while i < len(replacement):
-        c, nxt = replacement[i], replacement[i + 1 : i + 2]
-        if c == "\\" and nxt and nxt in "123456789":
-            parts.append(int(nxt))
-            i += 2
-            continue
-        text = "\\" if c == "\\" and nxt == "\\" else c
-        i += 2 if c == "\\" and nxt == "\\" else 1
-        if parts and isinstance(parts[-1], str):
-            parts[-1] += text
-        else:
-            parts.append(text)
-    return parts
-
-
 def _longest(action: model.MaskAction | None) -> int | None:
     """The longest string a method can produce, when it can be longer than its input
     (None: never longer, or not a string method)."""

@@ -31,6 +31,7 @@ from decimal import Decimal
 
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
+from veil.masking import replacement_parts
 from veil.model import SqlType, TableKey
 from veil.targets.base import Options, SqlValue, Target
 
@@ -95,24 +96,13 @@ def source_key(key: TableKey) -> str:
 
 
 def pg_replacement(replacement: str) -> str:
-    """A regex replacement in veil's rules (`\\1`-`\\9` groups, `\\\\` one backslash, any
-    other backslash literal) written for PostgreSQL's regexp_replace, where `\\&` would be the
-    whole match: every backslash that is not a group reference or `\\\\` is doubled."""
-    out: list[str] = []
-    i = 0
-    while i < len(replacement):
-        c = replacement[i]
-        nxt = replacement[i + 1] if i + 1 < len(replacement) else ""
-        if c == "\\" and nxt and (nxt in "123456789" or nxt == "\\"):
-            out.append(c + nxt)
-            i += 2
-        elif c == "\\":
-            out.append("\\\\")
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    """A regex replacement in veil's rules written for PostgreSQL's regexp_replace: groups as
+    `\\N`, and every literal backslash doubled (PostgreSQL would read `\\&` as the whole
+    match)."""
+    return "".join(
+        f"\\{part}" if isinstance(part, int) else part.replace("\\", "\\\\")
+        for part in replacement_parts(replacement)
+    )
 
 
 def dollar_quote(body: str) -> str:

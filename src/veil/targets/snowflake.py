@@ -28,8 +28,9 @@ import typing as t
 
 from veil import model
 from veil.diagnostics import Diagnostic, error, warning
+from veil.masking import replacement_parts
 from veil.model import Family, SqlType, TableKey
-from veil.targets.lookup import LookupTarget, columns_read, replacement_parts
+from veil.targets.lookup import LookupTarget, columns_read
 
 
 class SnowflakeTarget(LookupTarget):
