@@ -4,6 +4,9 @@ review the diff like code before committing it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,8 +40,9 @@ def test_diagnostics(case: Path, update_goldens: bool, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
-def test_script(case: Path, target: str, update_goldens: bool,
-                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_script(
+    case: Path, target: str, update_goldens: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(ROOT)
     checked = check([case.relative_to(ROOT)])
     golden = case / f"expected.{target}.sql"
@@ -53,3 +57,27 @@ def test_script(case: Path, target: str, update_goldens: bool,
     _compare(golden, sql, update_goldens)
     again, _ = compile_program(checked.program, target)
     assert again == sql, "output is not deterministic"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_output_does_not_depend_on_hash_seeds(target: str) -> None:
+    """Byte-identical output whatever PYTHONHASHSEED is: nothing comes from set/dict order."""
+    example = ROOT / "examples" / "payments"
+    code = (
+        "import sys; from veil.api import check, compile_program; "
+        "sql, _ = compile_program(check([sys.argv[1]]).program, sys.argv[2]); "
+        "sys.stdout.write(sql)"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(example), target],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    program = check([example]).program
+    assert program is not None
+    assert outputs == {compile_program(program, target)[0]}
