@@ -183,6 +183,35 @@ def test_lifecycle_pending_approved_stale_reapproved_revoked(repo: Path) -> None
     assert r.returncode == 1  # nothing left to revoke
 
 
+def test_approve_and_revoke_write_what_fmt_would(tmp_path: Path) -> None:
+    """The issue's reproduction: an approval right after a project block used to make
+    `fmt --check` fail in CI. Approve, revoke and approve again; fmt agrees after each."""
+    f = tmp_path / "p.veil"
+    f.write_text(
+        "purpose Support\nuser alice\napprovers carol\n"
+        "project crm {\n  purposes Support\n  members  alice\n}\n"
+    )
+    assert veil("fmt", str(tmp_path)).returncode == 0
+    for i, verb in enumerate(["approve", "revoke", "approve"]):
+        at = f"2026-01-0{i + 1}T00:00:00Z"
+        r = veil(verb, "crm", "--by", "carol", "--path", str(tmp_path), "--at", at)
+        assert r.returncode == 0, r.stderr
+        r = veil("fmt", "--check", str(tmp_path))
+        assert r.returncode == 0, (verb, f.read_text())
+    text = f.read_text()
+    assert "}\n\napprove crm" in text  # the blank line fmt wants between kinds
+    assert "}\nrevoke crm" in text and "Z\napprove crm" in text  # approvals stay together
+
+
+def test_approve_leaves_an_unformatted_file_otherwise_alone(tmp_path: Path) -> None:
+    f = tmp_path / "p.veil"
+    head = "purpose Support\nuser alice\napprovers carol\nproject crm { purposes Support }\n\n\n"
+    f.write_text(head)
+    r = veil("approve", "crm", "--by", "carol", "--path", str(tmp_path), "--at", "2026-01-01")
+    assert r.returncode == 0, r.stderr
+    assert f.read_text().startswith(head.rstrip("\n") + "\n\napprove crm purpose Support")
+
+
 def test_approve_unknown_project_suggests(repo: Path) -> None:
     r = veil("approve", "fraud_q5", "--by", "carol", "--path", str(repo))
     assert r.returncode == 1

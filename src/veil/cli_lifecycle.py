@@ -71,11 +71,30 @@ def _parse_at(at: str | None) -> dt.datetime:
 
 
 def _append(path: Path, text: str) -> None:
+    """Append `approve`/`revoke` lines so that the file stays as `veil fmt` wants it: a blank
+    line before them unless the file already ends in an approval, and a file that was
+    formatted comes out formatted (approve, revoke and fmt agree byte for byte)."""
     from veil.cli import write_atomic
+    from veil.formatter import FormatError, format_source
 
     old = path.read_text(encoding="utf-8")
-    sep = "" if not old or old.endswith("\n") else "\n"
-    write_atomic(path, old + sep + text)
+    body = old.rstrip("\n")
+    statements = [] if not body else list(_statements_of(body, str(path)))
+    after_approval = bool(statements) and isinstance(statements[-1], ir.Approve | ir.Revoke)
+    new = body + ("\n" if after_approval else "\n\n") + text if body else text
+    try:
+        if format_source(old, str(path)) == old:
+            new = format_source(new, str(path))
+    except FormatError:  # the repository was checked, so this cannot happen; append as is
+        pass
+    write_atomic(path, new)
+
+
+def _statements_of(text: str, path: str) -> t.Sequence[ir.Statement]:
+    from veil.parser import parse_file
+
+    source_file, _ = parse_file(text, path)
+    return () if source_file is None else source_file.statements
 
 
 def _selected_purposes(project: ir.Project, purpose: str | None) -> list[str]:
