@@ -124,7 +124,7 @@ def test_example_repository_is_fully_approved() -> None:
 
 
 def test_approve_refuses_non_approvers_and_members(repo: Path) -> None:
-    r = veil("approve", "fraud_q4", "--by", "mallory", "--path", str(repo))
+    r = veil("approve", "fraud_q4", str(repo), "--by", "mallory")
     assert r.returncode == 1
     assert "`mallory` is not a declared approver" in r.stderr
     # grace may approve Employee Retention only
@@ -179,7 +179,7 @@ def test_lifecycle_pending_approved_stale_reapproved_revoked(repo: Path) -> None
     )
     assert r.returncode == 0, r.stderr
     assert states(repo)[key] == "revoked"
-    r = veil("revoke", "fraud_q4", "--by", "carol", "--path", str(repo))
+    r = veil("revoke", "fraud_q4", str(repo), "--by", "carol")
     assert r.returncode == 1  # nothing left to revoke
 
 
@@ -194,7 +194,7 @@ def test_approve_and_revoke_write_what_fmt_would(tmp_path: Path) -> None:
     assert veil("fmt", str(tmp_path)).returncode == 0
     for i, verb in enumerate(["approve", "revoke", "approve"]):
         at = f"2026-01-0{i + 1}T00:00:00Z"
-        r = veil(verb, "crm", "--by", "carol", "--path", str(tmp_path), "--at", at)
+        r = veil(verb, "crm", str(tmp_path), "--by", "carol", "--at", at)
         assert r.returncode == 0, r.stderr
         r = veil("fmt", "--check", str(tmp_path))
         assert r.returncode == 0, (verb, f.read_text())
@@ -210,6 +210,18 @@ def test_approve_leaves_an_unformatted_file_otherwise_alone(tmp_path: Path) -> N
     r = veil("approve", "crm", "--by", "carol", "--path", str(tmp_path), "--at", "2026-01-01")
     assert r.returncode == 0, r.stderr
     assert f.read_text().startswith(head.rstrip("\n") + "\n\napprove crm purpose Support")
+
+
+def test_path_is_positional_and_path_option_an_alias(repo: Path) -> None:
+    r = veil("approve", "fraud_q4", str(repo), "--by", "dan", "--path", str(repo.parent))
+    assert r.returncode == 2 and "disagree" in r.stderr
+    r = veil("approve", "fraud_q4", "--by", "dan", "--path", str(repo), "--at", "2026-12-01")
+    assert r.returncode == 0, r.stderr  # the older spelling
+    r = veil("revoke", "fraud_q4", str(repo), "--path", str(repo), "--by", "carol")
+    assert r.returncode == 0, r.stderr  # both, agreeing
+    r = veil("approve", "fraud_q4", "--by", "dan", "--at", "2026-12-03", cwd=repo)
+    assert r.returncode == 0, r.stderr  # PATH defaults to the working directory
+    assert states(repo)[("fraud_q4", "Fraud Detection")] == "approved"
 
 
 def test_approve_unknown_project_suggests(repo: Path) -> None:

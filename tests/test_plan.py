@@ -394,6 +394,10 @@ def test_revisions_and_paths_give_the_same_plan(repo: Path) -> None:
     )
     assert code == 0, err
     assert by_colon == by_rev
+    code, by_positional, err = plan_cli(
+        "payments", "--repo", str(repo), "--from", "HEAD~1", "--to", "HEAD"
+    )
+    assert (code, by_positional) == (0, by_rev), err  # PATH, of which `--path` is an alias
     # a working tree (a path) against a revision
     code, mixed, err = plan_cli(
         "--repo", str(repo), "--from", "HEAD:payments", "--to", str(repo / "payments")

@@ -93,6 +93,21 @@ def _checked_or_exit(paths: t.Sequence[str], strict: bool, fmt: str = "text") ->
 
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path())
+
+
+def path_alias(help_: str = "Same as PATH (the older spelling).") -> t.Callable[[t.Any], t.Any]:
+    """`--path DIR`, kept working for the commands that took the repository that way before
+    every command took it as a positional PATH."""
+    return click.option("--path", "path_option", metavar="DIR", help=help_)
+
+
+def one_path(positional: str | None, option: str | None, default: str = ".") -> str:
+    """PATH, or its `--path` alias; both at once must agree."""
+    if positional is not None and option is not None and positional != option:
+        raise click.UsageError(f"PATH `{positional}` and `--path {option}` disagree; give one")
+    return positional or option or default
+
+
 STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 
 

@@ -25,6 +25,7 @@ from veil.approvals import (
     project_digest,
     revoke_line,
 )
+from veil.cli import one_path, path_alias
 from veil.loader import load
 
 EXIT_POLICY = 1
@@ -114,31 +115,33 @@ def _selected_purposes(project: ir.Project, purpose: str | None) -> list[str]:
     return [purpose]
 
 
-PATH_OPTION = click.option(
-    "--path",
-    "path",
-    default=".",
-    show_default=True,
-    type=click.Path(exists=True),
-    help="The policy repository (a directory or a file).",
-)
+PATH_ARGUMENT = click.argument("path", required=False, type=click.Path())
 AT_OPTION = click.option("--at", "at", help="The time to record (ISO-8601; default: now, UTC).")
 
 
 @click.command("approve")
 @click.argument("project")
+@PATH_ARGUMENT
 @click.option("--by", "by", required=True, help="Who approves (a declared approver).")
 @click.option("--purpose", help="Approve only this purpose (default: all of the project's).")
-@PATH_OPTION
+@path_alias()
 @AT_OPTION
-def approve_cmd(project: str, by: str, purpose: str | None, path: str, at: str | None) -> None:
-    """Approve PROJECT's purposes: append `approve` lines to the file that declares it.
+def approve_cmd(
+    project: str,
+    path: str | None,
+    by: str,
+    purpose: str | None,
+    path_option: str | None,
+    at: str | None,
+) -> None:
+    """Approve PROJECT's purposes in the repository at PATH (default: here): append `approve`
+    lines to the file that declares the project.
 
     The line records a digest of the project's purposes, members, sources and acknowledgement
     texts, and what they were; any later change makes the approval stale. Refuses (exit 1)
     anyone who is not an approver, and an approver who is a member of the project.
     """
-    checked, policies = _checked_repository(path)
+    checked, policies = _checked_repository(one_path(path, path_option))
     assert checked.program is not None
     proj = _find_project(policies, project)
     approvers = policies.of_type(ir.Approvers)
@@ -168,16 +171,25 @@ def approve_cmd(project: str, by: str, purpose: str | None, path: str, at: str |
 
 @click.command("revoke")
 @click.argument("project")
+@PATH_ARGUMENT
 @click.option("--by", "by", required=True, help="Who revokes (a declared approver).")
 @click.option("--purpose", help="Revoke only this purpose (default: all approved ones).")
-@PATH_OPTION
+@path_alias()
 @AT_OPTION
-def revoke_cmd(project: str, by: str, purpose: str | None, path: str, at: str | None) -> None:
-    """Revoke approvals of PROJECT's purposes: append `revoke` lines.
+def revoke_cmd(
+    project: str,
+    path: str | None,
+    by: str,
+    purpose: str | None,
+    path_option: str | None,
+    at: str | None,
+) -> None:
+    """Revoke approvals of PROJECT's purposes in the repository at PATH (default: here):
+    append `revoke` lines.
 
     A revoked purpose grants nothing until it is approved again.
     """
-    checked, policies = _checked_repository(path)
+    checked, policies = _checked_repository(one_path(path, path_option))
     assert checked.program is not None
     proj = _find_project(policies, project)
     info = checked.program.project(project)

@@ -23,7 +23,15 @@ from pathlib import Path
 import click
 
 from veil.api import Checked, check
-from veil.cli import EXIT_POLICY, STRICT, Suggesting, emit_diagnostics, write_atomic
+from veil.cli import (
+    EXIT_POLICY,
+    STRICT,
+    Suggesting,
+    emit_diagnostics,
+    one_path,
+    path_alias,
+    write_atomic,
+)
 from veil.targets import TARGETS
 
 GIT_TIMEOUT_S = 120
@@ -175,13 +183,8 @@ def _checked(source: Source, role: str, strict: bool) -> Checked:
     required=True,
     help="The platform of the database.",
 )
-@click.option(
-    "--path",
-    "subpath",
-    default=".",
-    show_default=True,
-    help="The policy directory inside a revision given as REV.",
-)
+@click.argument("path", required=False)
+@path_alias("Same as PATH (the older spelling).")
 @click.option(
     "--repo",
     default=".",
@@ -200,18 +203,22 @@ def plan_cmd(
     old_spec: str,
     new_spec: str,
     target: str,
-    subpath: str,
+    path: str | None,
+    path_option: str | None,
     repo: str,
     output: str | None,
     strict: bool,
 ) -> None:
     """Write the script that takes a database where OLD was applied to the state of NEW.
 
+    PATH (default: `.`) is the policy directory inside a revision given as REV.
+
     Its header lists every change (+ added, - removed, ~ changed) and what will be dropped.
     Both OLD and NEW must check without errors. Nothing is written when there is any error.
     """
     from veil.plan import PlanUnsupported, plan_script
 
+    subpath = one_path(path, path_option)
     try:
         with contextlib.ExitStack() as stack:
             old = stack.enter_context(open_source(old_spec, repo=repo, path=subpath))
