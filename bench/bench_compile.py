@@ -1,82 +1,136 @@
-"""How long parsing, checking and compiling take as a repository grows. Prints figures; asserts
-nothing (tests assert behaviour, never wall-clock time).
+"""How long checking and compiling take as a repository grows. Prints figures; asserts nothing
+(tests assert the behaviour that decides performance, never wall-clock time).
 
-    python bench/bench_compile.py [--tables 10 100 500]
+    python bench/bench_compile.py [--tables 1000 2000] [--repeat 1] [--keep DIR]
+
+For each size it writes the synthetic repository of bench/synthetic.py (10 columns per table,
+tag and column masks, a filter per table, restrictions, five projects) and runs, each in a fresh
+interpreter so that peak memory is that command's own:
+
+* `veil check` cold (the check cache emptied first) and warm after one catalog file of 100
+  tables changed: wall time of the whole process, interpreter start-up included;
+* for each target, load + check + compile: CPU and wall seconds of the compile alone
+  (`compile_program`), peak RSS of the process, and the script's size.
+
+With `--repeat N` every figure is the median of N runs. The cache lives in the repository's
+`.veil-cache/` folder (see docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from veil.api import check, compile_program
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import synthetic  # noqa: E402
+
+TARGETS = ("postgres", "snowflake", "databricks")
 
 
-def repository(tables: int) -> str:
-    """A synthetic repository: `tables` tables of 8 columns, tags, masks, rules and projects."""
-    out = ["purpose Fraud", "purpose Audit", "group analysts, auditors"]
-    out += [f'user u{i} {{ groups analysts; region "EU", "US" }}' for i in range(20)]
-    for t in range(tables):
-        out.append(
-            f"table s{t % 10}.t{t} {{\n  id bigint\n  card varchar(19) tags pii.card\n"
-            "  email varchar(254) tags pii.email\n  amount decimal(12,2)\n  region varchar(8)\n"
-            "  note text tags pii\n  placed_at timestamp\n  ok boolean\n}"
-        )
-        out.append(f"filter s{t % 10}.t{t} where region in user.region unless purpose Fraud")
-        if t % 3 == 0:
-            out.append(f"restrict s{t % 10}.t{t} to purpose Audit, purpose Fraud")
-    out += [
-        "mask tagged pii with null",
-        "mask tagged pii.card with show_last(4) unless purpose Fraud",
-        "mask email with hash unless purpose Fraud or group auditors",
-        "mask amount with round(100) for group analysts",
-    ]
-    for p in range(5):
-        sources = ", ".join(f"s{t % 10}.t{t}" for t in range(p, tables, 5))
-        out.append(
-            f"project p{p} {{\n  purposes Fraud\n  members u{p}, u{p + 5}\n  sources {sources}\n}}"
-        )
-    return "\n".join(out) + "\n"
+def child(target: str, repo: str) -> None:
+    """One measured run in this process; prints one JSON object."""
+    import resource
+
+    from veil.api import check, compile_program
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    checked = check([repo])
+    wall1, cpu1 = time.perf_counter(), time.process_time()
+    if checked.program is None:
+        raise SystemExit(f"the synthetic repository does not check: {checked.diagnostics[:3]}")
+    out: dict[str, float] = {"check_wall": wall1 - wall0, "check_cpu": cpu1 - cpu0}
+    if target != "check":
+        sql, diags = compile_program(checked.program, target)
+        if sql is None:
+            raise SystemExit(f"{target} does not compile: {diags[:3]}")
+        out["wall"] = time.perf_counter() - wall1
+        out["cpu"] = time.process_time() - cpu1
+        out["bytes"] = len(sql.encode())
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
 
 
-def timed(fn: object, repeat: int) -> float:
-    samples = []
+def run_child(target: str, repo: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", target, str(repo)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VEIL_NO_CACHE": "1"},
+    )
+    result: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def veil_check(repo: Path) -> float:
+    """Wall seconds of `veil check REPO` as a user runs it (interpreter start-up included)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", "from veil.cli import run; run()", "check", str(repo)],
+        check=True,
+        capture_output=True,
+        cwd=repo,
+    )
+    return time.perf_counter() - start
+
+
+def median(samples: list[dict[str, float]], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def measure(tables: int, root: Path, repeat: int) -> None:
+    repo = synthetic.write(tables, root / f"r{tables}")
+    cold, warm = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        shutil.rmtree(repo / ".veil-cache", ignore_errors=True)
+        cold.append(veil_check(repo))
+        changed = repo / "catalog" / "s000.veil"
+        changed.write_text(changed.read_text() + "\n# touched\n")
+        warm.append(veil_check(repo))
+    checks = [run_child("check", repo) for _ in range(repeat)]
+    print(
+        f"{tables:>6} tables  check: cold {statistics.median(cold):6.2f} s wall, "
+        f"in-process {median(checks, 'check_wall'):6.2f} s wall "
+        f"{median(checks, 'check_cpu'):6.2f} s CPU, {median(checks, 'rss_mb'):5.0f} MB peak; "
+        f"warm after one file changed {statistics.median(warm):5.2f} s wall"
+    )
+    for target in TARGETS:
+        runs = [run_child(target, repo) for _ in range(repeat)]
+        print(
+            f"{'':>14}{target:<11} compile {median(runs, 'cpu'):6.2f} s CPU "
+            f"{median(runs, 'wall'):6.2f} s wall, {median(runs, 'rss_mb'):5.0f} MB peak, "
+            f"script {median(runs, 'bytes') / 2**20:7.2f} MiB"
+        )
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+        return
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tables", type=int, nargs="+", default=[10, 100, 500])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tables", type=int, nargs="+", default=[1000, 2000])
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--keep", type=Path, help="write the repositories here and keep them")
     args = ap.parse_args()
-    print(
-        f"{'tables':>7} {'check s':>9} {'postgres s':>11} {'snowflake s':>12} "
-        f"{'databricks s':>13} {'pg script KiB':>14}"
-    )
-    for n in args.tables:
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "repo.veil"
-            path.write_text(repository(n), encoding="utf-8")
-            checked = check([path])
-            assert checked.program is not None, checked.diagnostics[:3]
-            program = checked.program
-            t_check = timed(lambda p=path: check([p]), args.repeat)
-            row = [t_check]
-            size = 0
-            for target in ("postgres", "snowflake", "databricks"):
-                row.append(timed(lambda t=target, p=program: compile_program(p, t), args.repeat))
-                if target == "postgres":
-                    size = len((compile_program(program, target)[0] or "").encode()) // 1024
-            print(
-                f"{n:>7} {row[0]:>9.3f} {row[1]:>11.3f} {row[2]:>12.3f} {row[3]:>13.3f} {size:>14}"
-            )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        for n in args.tables:
+            measure(n, args.keep, args.repeat)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        for n in args.tables:
+            measure(n, Path(d), args.repeat)
 
 
 if __name__ == "__main__":
