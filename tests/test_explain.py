@@ -164,11 +164,17 @@ def test_row_rules() -> None:
         ("restrict", "none", "no rows")
     ]
     assert survey.rows == "no rows"
-    assert [(r.outcome, r.predicate) for r in tx.rules] == [
-        ("where", "region in user.region"),
+    # bob has no `region`: `region in user.region` is FALSE for every row
+    assert [(r.outcome, r.predicate) for r in tx.rules] == [("none", None), ("where", "id >= 10")]
+    assert tx.rows == "no rows"
+
+    # predicates show the user's actual values
+    alice_tx = explain(P, "alice", None, None).tables[1]
+    assert [(r.outcome, r.predicate) for r in alice_tx.rules] == [
+        ("where", 'region in ("EMEA", "APAC")'),
         ("where", "id >= 10"),
     ]
-    assert tx.rows == "rows where region in user.region and id >= 10"
+    assert alice_tx.rows == 'rows where region in ("EMEA", "APAC") and id >= 10'
 
     alice = explain(P, "alice", "fraud_q4", None)
     survey, tx = alice.tables
@@ -220,6 +226,25 @@ sales.transactions
   filter    all rows             policies.veil:12
   filter    rows where id >= 10  policies.veil:13
   => rows where id >= 10
+
+access matrix: `bob` under no project and under each project (rows: all / hidden / filtered; \
+columns: clear or the masking method)
+                      bob           bob (fraud_q4)  bob (stale_p)
+  hr.survey
+    rows              hidden        hidden          hidden
+    id                clear         clear           clear
+    answer            clear         clear           clear
+  sales.transactions
+    rows              hidden        filtered [1]    hidden
+    id                clear         clear           clear
+    credit_card       show_last(4)  clear           show_last(4)
+    email             hash          hash            hash
+    amount            clear         clear           clear
+    region            clear         clear           clear
+    created_at        clear         clear           clear
+    notes             constant [2]  clear           constant [2]
+  [1] rows where id >= 10
+  [2] constant("REDACTED") when region = "EU"
 """
     )
 
@@ -263,11 +288,12 @@ def test_json_is_stable_and_serialisable() -> None:
     }
     assert table["row_rules"][0] == {
         "kind": "filter",
-        "outcome": "where",
-        "predicate": "region in user.region",
+        "outcome": "none",  # bob has no `region`
+        "predicate": None,
+        "where": "region in user.region",
         "allow": "purpose Fraud Detection",
         "policy": {"file": "policies.veil", "line": 12, "column": 1},
-        "summary": "rows where region in user.region",
+        "summary": "no rows",
     }
     stale = explanation_to_json(explain(P, "bob", "stale_p", None))["project"]
     assert stale == {

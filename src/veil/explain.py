@@ -14,14 +14,23 @@ import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from veil import ir, model
+from veil import model
+from veil.access import (
+    Access,
+    RowAccess,
+    access_of,
+    column_access,
+    projects_of,
+    render_matrix_text,
+    row_access,
+    rule_predicate,
+)
 from veil.diagnostics import Span
 from veil.evaluator import (
     Context,
     NoPurpose,
     check_purposes,
     decide_arm,
-    eval_condition,
     mask_of,
     policy_span,
 )
@@ -48,9 +57,13 @@ class ColumnDecision:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleDecision:
+    """`predicate`: what the rows are filtered by, with the user's values (`region in
+    ("AMER")`); `where`: the rule's predicate as written (`region in user.region`)."""
+
     kind: t.Literal["filter", "restrict"]
     outcome: RuleOutcome
     predicate: str | None
+    where: str | None
     allow: str
     span: Span
     summary: str
@@ -81,6 +94,9 @@ class Explanation:
     project_purposes: tuple[model.ProjectPurpose, ...]
     context: tuple[str, ...]
     tables: tuple[TableExplanation, ...]
+    #: the same tables seen by the user under no project, under each of their projects, and
+    #: under the project asked for (`veil explain --format text` prints it as a matrix)
+    matrix: tuple[Access, ...] = ()
 
 
 def _q(name: str) -> str:
@@ -140,15 +156,19 @@ def _user_line(user: str, info: model.UserInfo | None) -> str:
     return f"{_q(user)}: groups {groups}" + (f"; attributes {attrs}" if attrs else "")
 
 
-def _column(program: model.Program, mask: model.ColumnMask, ctx: Context) -> ColumnDecision:
+def _column(
+    program: model.Program, table: model.CatalogTable, mask: model.ColumnMask, ctx: Context
+) -> ColumnDecision:
     arm = decide_arm(program, mask, ctx)
     source = action_to_source(arm.action)
-    when = expr_to_source(mask.when) if mask.when is not None else None
-    if arm.action is None:
+    col = table.column(mask.column)
+    assert col is not None  # the checker resolved every mask to a catalog column
+    seen = column_access(program, table, col, ctx)  # `when` with the user's values
+    when = seen.when
+    if seen.state == "clear":
         outcome: ColumnOutcome = "clear"
         summary = "clear"
-        when = None
-    elif when is None:
+    elif seen.state == "masked":
         outcome, summary = "masked", f"masked with {source}"
     else:
         outcome = "depends"
@@ -157,8 +177,8 @@ def _column(program: model.Program, mask: model.ColumnMask, ctx: Context) -> Col
         column=mask.column,
         type=str(mask.type),
         outcome=outcome,
-        method=model.action_name(arm.action),
-        method_source=source,
+        method=model.action_name(arm.action) if seen.state != "clear" else "reveal",
+        method_source=source if seen.state != "clear" else "reveal",
         when=when,
         decided_by=policy_span(mask, arm),
         policies=mask.policies,
@@ -168,36 +188,32 @@ def _column(program: model.Program, mask: model.ColumnMask, ctx: Context) -> Col
 
 def _rule(program: model.Program, rule: model.RowRule, ctx: Context) -> RuleDecision:
     allow = cond_to_source(rule.allow)
-    if eval_condition(program, rule.allow, ctx, rule.table):
+    got = rule_predicate(program, rule, ctx)  # `where` with the user's values
+    if got is True:
         outcome: RuleOutcome = "all"
         predicate, summary = None, "all rows"
-    elif rule.where is None:
+    elif got is False:
         outcome, predicate, summary = "none", None, "no rows"
     else:
-        outcome, predicate = "where", expr_to_source(rule.where)
+        outcome, predicate = "where", expr_to_source(got)
         summary = f"rows where {predicate}"
     return RuleDecision(
         kind=rule.kind,
         outcome=outcome,
         predicate=predicate,
+        where=expr_to_source(rule.where) if rule.where is not None else None,
         allow=allow,
         span=rule.span,
         summary=summary,
     )
 
 
-def _rows_summary(rules: tuple[model.RowRule, ...], decisions: tuple[RuleDecision, ...]) -> str:
-    if any(d.outcome == "none" for d in decisions):
+def _rows_summary(rows: RowAccess) -> str:
+    if rows.state == "hidden":
         return "no rows"
-    wheres = [
-        r.where
-        for r, d in zip(rules, decisions, strict=True)
-        if d.outcome == "where" and r.where is not None
-    ]
-    if not wheres:
+    if rows.state == "all":
         return "all rows"
-    combined = wheres[0] if len(wheres) == 1 else ir.BoolAnd(items=tuple(wheres))
-    return f"rows where {expr_to_source(combined)}"
+    return f"rows where {rows.predicate}"
 
 
 def _table(program: model.Program, table: model.CatalogTable, ctx: Context) -> TableExplanation:
@@ -206,7 +222,7 @@ def _table(program: model.Program, table: model.CatalogTable, ctx: Context) -> T
     if check.reason is NoPurpose.NOT_SOURCE and ctx.project is not None:
         note = f"{_q(table.name)} is not a source of {_q(ctx.project)}: no purpose applies to it"
     columns = tuple(
-        _column(program, mask, ctx)
+        _column(program, table, mask, ctx)
         for col in table.columns
         if (mask := mask_of(program, table.key, col.name)) is not None
     )
@@ -221,7 +237,7 @@ def _table(program: model.Program, table: model.CatalogTable, ctx: Context) -> T
         note=note,
         columns=columns,
         rules=decisions,
-        rows=_rows_summary(rules, decisions),
+        rows=_rows_summary(row_access(program, table.key, ctx)),
     )
 
 
@@ -241,6 +257,10 @@ def explain(
         tables = program.protected_tables
     ctx = Context(user=user, project=project)
     check = check_purposes(program, user, project, None)
+    projects = projects_of(program, user)
+    if project is not None and project not in projects:
+        projects = (*projects, project)
+    matrix = tuple(access_of(program, user, p, tables) for p in (None, *projects))
     user_info = program.user(user)
     context = (
         _user_line(user, user_info),
@@ -258,6 +278,7 @@ def explain(
         project_purposes=check.project.purposes if check.project else (),
         context=context,
         tables=tuple(_table(program, tb, ctx) for tb in tables),
+        matrix=matrix,
     )
 
 
@@ -299,6 +320,13 @@ def render_explanation_text(expl: Explanation) -> str:
             grid += [(r.kind, r.summary, _where(r.span)) for r in tb.rules]
             lines += _grid(grid)
             lines.append(f"  => {tb.rows}")
+    if expl.tables and expl.matrix:
+        lines += [
+            "",
+            f"access matrix: {_q(expl.user)} under no project and under each project "
+            "(rows: all / hidden / filtered; columns: clear or the masking method)",
+            *(f"  {x}".rstrip() for x in render_matrix_text(expl.matrix)),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -351,6 +379,7 @@ def explanation_to_json(expl: Explanation) -> dict[str, object]:
                         "kind": r.kind,
                         "outcome": r.outcome,
                         "predicate": r.predicate,
+                        "where": r.where,
                         "allow": r.allow,
                         "policy": _span_json(r.span),
                         "summary": r.summary,
