@@ -91,8 +91,8 @@ def test_tag_on_reaches_tag_masks() -> None:
 
 def test_w0101_tag_that_no_column_carries() -> None:
     r = run("mask tagged pi with null\nmask tagged pii.card.number with null")
-    assert codes(r) == ["W0101", "W0101"]
-    pi, deep = r.diagnostics
+    assert codes(r) == ["W0103"] * 4 + ["W0101", "W0101"]  # W0103: the catalog's, see below
+    pi, deep = r.diagnostics[4:]
     assert pi.severity is Severity.WARNING
     assert pi.message == "no column is tagged `pi`, so this mask matches nothing"
     assert where(pi) == "policy.veil:1:13"
@@ -158,3 +158,28 @@ def test_w0102_attribute_that_no_user_has() -> None:
     assert where(d) == "policy.veil:1:29"
     assert d.help == "did you mean `region`?"
     assert r.program is not None
+
+
+def test_w0103_column_tag_that_no_policy_names() -> None:
+    """A tag that looks meant for a tag mask (close to one, or of its family) but that no mask
+    covers leaves its column clear: warned once per tag, with the likely spelling."""
+    r = run(
+        "tag pii.emial on sales.transactions.notes\n"
+        "tag pii.emial on hr.survey.team\n"
+        "mask tagged pii.email with null\nmask tagged pii.card with null"
+    )
+    assert codes(r) == ["W0103", "W0103"]
+    family, typo = r.diagnostics
+    assert family.message == "no policy names the tag `pii`, so it protects nothing"
+    assert where(family) == "0base.veil:14:27"  # hr.survey.notes: of the `pii` family
+    assert family.help == "mask it with `mask tagged …`, or rename it if it is only a label"
+    assert where(typo) == "policy.veil:1:5"  # once, where first written
+    assert typo.message == "no policy names the tag `pii.emial`, so it protects nothing"
+    assert typo.help == "did you mean `pii.email`?"
+    assert typo.severity is Severity.WARNING
+    # `contact`, `event_time` and `piix` are neither close to a masked tag nor of its family:
+    # labels, left alone
+
+
+def test_w0103_not_in_a_repository_without_tag_masks() -> None:
+    assert "W0103" not in codes(run("mask sales.transactions.email with null"))

@@ -20,6 +20,7 @@ MISSING_PARENT_PURPOSE = "E0109"
 
 UNUSED_TAG = "W0101"
 UNKNOWN_ATTRIBUTE = "W0102"
+TAG_NAMED_BY_NO_POLICY = "W0103"
 
 # ---------------------------------------------------------------------------- types and masks
 UNKNOWN_TYPE = "E0201"

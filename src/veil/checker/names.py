@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from veil import ir
 from veil.checker import codes
 from veil.checker.columns import all_tags, resolve_columns, resolve_table, tagged
-from veil.checker.common import ColumnKey, did_you_mean
+from veil.checker.common import ColumnKey, close_matches, did_you_mean
 from veil.checker.facts import Facts
 from veil.diagnostics import Diagnostic, Span, error, warning
 
@@ -58,7 +58,39 @@ def resolve_names(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Dia
                 pass  # declarations (checked already); approvals and tests have their own passes
             case _:
                 t.assert_never(stmt)
+    diags.extend(_tags_no_policy_names(policies, facts))
     return replace(facts, reach=tuple(reach)), diags
+
+
+def _tags_no_policy_names(policies: ir.PolicySet, facts: Facts) -> Iterator[Diagnostic]:
+    """A column tag that no `mask tagged` covers, when it looks meant for one: close to a tag a
+    policy names (`phi.contcat` for `phi.contact`), or in the family of one (`phi.x` when
+    `phi.contact` is masked). Then the column it was meant to protect is clear. Other tags
+    (`event_time`) are labels and are left alone. Warned once per tag, where first written."""
+    named = [s.target.tag for s in policies.of_type(ir.Mask) if isinstance(s.target, ir.TagTarget)]
+    spelled = sorted({str(n) for n in named})
+    roots = {n.parts[0] for n in named}
+    first: dict[tuple[str, ...], ir.TagPath] = {}
+    for tb in facts.tables.values():
+        for c in tb.columns:
+            for tg in c.tags:
+                if any(n.covers(tg) for n in named):
+                    continue
+                if tg.parts[0] in roots or close_matches(str(tg), spelled):
+                    was = first.get(tg.parts)
+                    if was is None or tg.span < was.span:
+                        first[tg.parts] = tg
+    for tg in sorted(first.values(), key=lambda x: x.span):
+        yield warning(
+            codes.TAG_NAMED_BY_NO_POLICY,
+            f"no policy names the tag `{tg}`, so it protects nothing",
+            tg.span,
+            help=did_you_mean(
+                str(tg),
+                spelled,
+                otherwise="mask it with `mask tagged …`, or rename it if it is only a label",
+            ),
+        )
 
 
 def _mask_target(
