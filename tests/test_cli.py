@@ -251,3 +251,18 @@ def test_explain_text_and_json() -> None:
     r = veil("explain", str(EXAMPLE), "--user", "alice", "--table", "sales.transaction")
     assert r.returncode == 2
     assert "did you mean `sales.transactions`?" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "typo", "meant"),
+    [("--user", "alcie", "alice"), ("--project", "fraud_q5", "fraud_q4")],
+)
+def test_explain_unknown_user_or_project_is_a_usage_error(
+    option: str, typo: str, meant: str
+) -> None:
+    args = {"--user": "alice", "--project": "fraud_q4", option: typo}
+    r = veil("explain", str(EXAMPLE), *(x for kv in args.items() for x in kv))
+    assert r.returncode == 2, r.stderr
+    kind = option.removeprefix("--")
+    assert f"unknown {kind} `{typo}`; did you mean `{meant}`?" in r.stderr
+    assert r.stdout == ""

@@ -84,6 +84,18 @@ def emit_diagnostics(diags: t.Sequence[Diagnostic], sources: SourceMap, fmt: str
         )
 
 
+def known_name(kind: str, value: str, names: t.Sequence[str]) -> None:
+    """A `--user`, `--project` or `--table` must name a declared one: a typo is a usage error
+    (exit 2) with "did you mean", never a silent answer about nobody."""
+    if value in names:
+        return
+    close = difflib.get_close_matches(value, sorted(names), n=1)
+    raise click.UsageError(
+        f"unknown {kind} `{value}`; "
+        + (f"did you mean `{close[0]}`?" if close else f"{len(names)} {kind}s are declared")
+    )
+
+
 def _checked_or_exit(paths: t.Sequence[str], strict: bool, fmt: str = "text") -> Checked:
     checked = check(paths, strict=strict)
     if not checked.ok:
@@ -201,20 +213,13 @@ def explain_cmd(
     checked = _checked_or_exit(paths, strict=False)
     program = checked.program
     assert program is not None
+    known_name("user", user, [u.name for u in program.users])
+    if project is not None:
+        known_name("project", project, [p.name for p in program.projects])
     key: tuple[str, ...] | None = None
     if table is not None:
-        names = [tb.name for tb in program.tables]
-        if table not in names:
-            close = difflib.get_close_matches(table, names, n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
-            raise click.UsageError(f"unknown table `{table}`{hint}")
+        known_name("table", table, [tb.name for tb in program.tables])
         key = next(tb.key for tb in program.tables if tb.name == table)
-    if program.user(user) is None:
-        click.echo(
-            f"warning: `{user}` is not a declared user; they have no groups, "
-            "attributes or projects",
-            err=True,
-        )
     expl = explain(program, user, project, key)
     if fmt == "json":
         click.echo(json.dumps(explanation_to_json(expl), indent=2, sort_keys=True))
