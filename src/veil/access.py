@@ -353,6 +353,14 @@ def _states(
     return out
 
 
+def access_lines(changes: t.Sequence[AccessChange]) -> list[str]:
+    """The plan's `Access` section: one line per change, or one line saying there is none."""
+    title = "Access (who gains or loses which cells and rows; from the reference evaluator):"
+    if not changes:
+        return [title, "  no user gains or loses any cell or row"]
+    return [title, *(f"  {c}" for c in changes)]
+
+
 def diff_access(old: model.Program, new: model.Program) -> tuple[AccessChange, ...]:
     """Per user (declared in OLD or NEW) and per project they belong to in either, every
     column and row set of a table protected in OLD or NEW whose access differs. A user or

@@ -198,6 +198,14 @@ def _checked(source: Source, role: str, strict: bool) -> Checked:
     type=click.Path(dir_okay=False, writable=True),
     help="Write the plan here (atomically) instead of standard output.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=Suggesting(["sql", "markdown"]),
+    default="sql",
+    show_default=True,
+    help="sql: the script with the plan in its header; markdown: a pull-request comment.",
+)
 @STRICT
 def plan_cmd(
     old_spec: str,
@@ -207,13 +215,16 @@ def plan_cmd(
     path_option: str | None,
     repo: str,
     output: str | None,
+    fmt: str,
     strict: bool,
 ) -> None:
     """Write the script that takes a database where OLD was applied to the state of NEW.
 
     PATH (default: `.`) is the policy directory inside a revision given as REV.
 
-    Its header lists every change (+ added, - removed, ~ changed) and what will be dropped.
+    Its header lists every change (+ added, - removed, ~ changed), who gains or loses which
+    cells and rows, and what will be dropped. `--format markdown` writes the same as a
+    pull-request comment, with the script folded at the end.
     Both OLD and NEW must check without errors. Nothing is written when there is any error.
     """
     from veil.plan import PlanUnsupported, plan_script
@@ -249,10 +260,15 @@ def plan_cmd(
         emit_diagnostics([*new_checked.diagnostics, *diags], new_checked.sources, "text")
     if plan.sql is None or any(d.is_error for d in diags):
         raise SystemExit(EXIT_POLICY)
+    text = plan.sql
+    if fmt == "markdown":
+        from veil.plan_markdown import render_markdown
+
+        text = render_markdown(plan, target=target, old_label=old.label, new_label=new.label)
     if output:
-        write_atomic(Path(output), plan.sql)
+        write_atomic(Path(output), text)
     else:
-        click.echo(plan.sql, nl=False)
+        click.echo(text, nl=False)
 
 
 def register(main: click.Group) -> None:

@@ -22,6 +22,7 @@ import typing as t
 from dataclasses import dataclass
 
 from veil import ir, model
+from veil.access import AccessChange, access_lines, diff_access
 from veil.diagnostics import Diagnostic, sort_diagnostics
 from veil.model import TableKey
 from veil.printer import action_to_source, cond_to_source, expr_to_source, name_to_source
@@ -392,8 +393,16 @@ def comment(text: str) -> str:
     return clean.replace("${", "$ {")
 
 
-def render_header(diff: PlanDiff, *, target: str, old_label: str, new_label: str) -> list[str]:
-    """The plan as lines of text (without `-- `): sources, every change, and the totals."""
+def render_header(
+    diff: PlanDiff,
+    *,
+    target: str,
+    old_label: str,
+    new_label: str,
+    access: t.Sequence[str] = (),
+) -> list[str]:
+    """The plan as lines of text (without `-- `): sources, every change, who gains or loses
+    what (`access`, from `veil.access.access_lines`), and the totals."""
     lines = [
         f"veil plan for {target}",
         f"  from (OLD): {old_label}",
@@ -414,6 +423,8 @@ def render_header(diff: PlanDiff, *, target: str, old_label: str, new_label: str
                 lines.append(f"      was: {c.old}")
             if c.new is not None:
                 lines.append(f"      now: {c.new}")
+    if access:
+        lines += ["", *access]
     lines += [
         "",
         f"Plan: {diff.count('+')} to add, {diff.count('~')} to change, "
@@ -443,6 +454,7 @@ class Plan:
 
     sql: str | None
     diff: PlanDiff
+    access: tuple[AccessChange, ...]
     old_diagnostics: tuple[Diagnostic, ...]
     new_diagnostics: tuple[Diagnostic, ...]
 
@@ -468,13 +480,22 @@ def plan_script(
     old_diags = tuple(sort_diagnostics([d for d in tgt.check(old) if d.is_error]))
     new_diags = tuple(sort_diagnostics(tgt.check(new)))
     diff = diff_programs(old, new)
+    access = diff_access(old, new)
     sql = None
     if not any(d.is_error for d in (*old_diags, *new_diags)):
-        header = render_header(diff, target=target, old_label=old_label, new_label=new_label)
+        header = render_header(
+            diff,
+            target=target,
+            old_label=old_label,
+            new_label=new_label,
+            access=access_lines(access),
+        )
         from veil.plan_targets import lookup_plan, postgres_plan
 
         if target == "postgres":
             sql = postgres_plan(old, new, diff, header, old_label=old_label)
         else:
             sql = lookup_plan(target, old, new, header)
-    return Plan(sql=sql, diff=diff, old_diagnostics=old_diags, new_diagnostics=new_diags)
+    return Plan(
+        sql=sql, diff=diff, access=access, old_diagnostics=old_diags, new_diagnostics=new_diags
+    )
