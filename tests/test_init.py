@@ -120,6 +120,7 @@ def test_docs_workflow_is_the_scaffold_workflow() -> None:
 
 def test_workflow_steps() -> None:
     import yaml
+
     workflow = yaml.safe_load(template("veil.yml"))
     job = workflow["jobs"]["policies"]
     assert job["permissions"]["security-events"] == "write"
@@ -150,6 +151,7 @@ def test_workflow_steps() -> None:
 
 def test_pre_commit_hooks() -> None:
     import yaml
+
     hooks = {
         h["id"]: h
         for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""The grammar and the transformer: every form of the brief parses into the expected IR."""
+"""The grammar and the transformer: every form of the language parses into the expected IR."""
 
 from __future__ import annotations
 

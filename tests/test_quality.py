@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
-@pytest.mark.parametrize("args", [("check", "src", "tests", "bench"),
-                                  ("format", "--check", "src")])
+@pytest.mark.parametrize("args", [("check", "src", "tests", "bench"), ("format", "--check", "src")])
 def test_ruff(args: tuple[str, ...]) -> None:
     if shutil.which("ruff") is None and run("ruff", "--version").returncode != 0:
         pytest.fail("ruff is not installed: pip install -e '.[test]'")

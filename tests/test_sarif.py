@@ -42,8 +42,10 @@ _LOCATION = {
                 "artifactLocation": {
                     "type": "object",
                     "required": ["uri"],
-                    "properties": {"uri": {"type": "string", "format": "uri-reference"},
-                                   "uriBaseId": {"type": "string"}},
+                    "properties": {
+                        "uri": {"type": "string", "format": "uri-reference"},
+                        "uriBaseId": {"type": "string"},
+                    },
                 },
                 "region": _REGION,
             },
@@ -66,42 +68,59 @@ SARIF_SUBSET: dict[str, t.Any] = {
                     "tool": {
                         "type": "object",
                         "required": ["driver"],
-                        "properties": {"driver": {
-                            "type": "object",
-                            "required": ["name"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "version": {"type": "string"},
-                                "semanticVersion": {"type": "string"},
-                                "rules": {"type": "array", "uniqueItems": True, "items": {
-                                    "type": "object",
-                                    "required": ["id"],
-                                    "properties": {
-                                        "id": {"type": "string"},
-                                        "name": {"type": "string"},
-                                        "shortDescription": _MESSAGE,
-                                        "defaultConfiguration": {
+                        "properties": {
+                            "driver": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "version": {"type": "string"},
+                                    "semanticVersion": {"type": "string"},
+                                    "rules": {
+                                        "type": "array",
+                                        "uniqueItems": True,
+                                        "items": {
                                             "type": "object",
-                                            "properties": {"level": {
-                                                "enum": ["none", "note", "warning", "error"]}},
+                                            "required": ["id"],
+                                            "properties": {
+                                                "id": {"type": "string"},
+                                                "name": {"type": "string"},
+                                                "shortDescription": _MESSAGE,
+                                                "defaultConfiguration": {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "level": {
+                                                            "enum": [
+                                                                "none",
+                                                                "note",
+                                                                "warning",
+                                                                "error",
+                                                            ]
+                                                        }
+                                                    },
+                                                },
+                                            },
                                         },
                                     },
-                                }},
-                            },
-                        }},
-                    },
-                    "results": {"type": "array", "items": {
-                        "type": "object",
-                        "required": ["message"],
-                        "properties": {
-                            "ruleId": {"type": "string"},
-                            "ruleIndex": {"type": "integer", "minimum": -1},
-                            "level": {"enum": ["none", "note", "warning", "error"]},
-                            "message": _MESSAGE,
-                            "locations": {"type": "array", "items": _LOCATION},
-                            "relatedLocations": {"type": "array", "items": _LOCATION},
+                                },
+                            }
                         },
-                    }},
+                    },
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["message"],
+                            "properties": {
+                                "ruleId": {"type": "string"},
+                                "ruleIndex": {"type": "integer", "minimum": -1},
+                                "level": {"enum": ["none", "note", "warning", "error"]},
+                                "message": _MESSAGE,
+                                "locations": {"type": "array", "items": _LOCATION},
+                                "relatedLocations": {"type": "array", "items": _LOCATION},
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -139,20 +158,32 @@ def validate(log: object) -> None:
     jsonschema.validate(log, SARIF_SUBSET)
 
 
-def span(file: str, line: int, col: int, end_line: int | None = None,
-         end_col: int | None = None) -> Span:
-    return Span(file=file, line=line, col=col, end_line=end_line or line,
-                end_col=end_col or col + 1)
+def span(
+    file: str, line: int, col: int, end_line: int | None = None, end_col: int | None = None
+) -> Span:
+    return Span(
+        file=file, line=line, col=col, end_line=end_line or line, end_col=end_col or col + 1
+    )
 
 
 DIAGS = [
-    warning("W0301", "approvers are not declared; any approver is accepted",
-            span("projects.veil", 3, 1, 3, 9)),
-    error("E0101", "unknown table `sales.transaction`", span("policies/sales.veil", 4, 8, 4, 25),
-          help="did you mean `sales.transactions`?"),
-    error("E0201", "conflicting masks on `sales.transactions.email`",
-          span("policies/sales.veil", 9, 1, 10, 5),
-          related=(span("policies/other.veil", 2, 1),)),
+    warning(
+        "W0301",
+        "approvers are not declared; any approver is accepted",
+        span("projects.veil", 3, 1, 3, 9),
+    ),
+    error(
+        "E0101",
+        "unknown table `sales.transaction`",
+        span("policies/sales.veil", 4, 8, 4, 25),
+        help="did you mean `sales.transactions`?",
+    ),
+    error(
+        "E0201",
+        "conflicting masks on `sales.transactions.email`",
+        span("policies/sales.veil", 9, 1, 10, 5),
+        related=(span("policies/other.veil", 2, 1),),
+    ),
     error("E0101", "unknown column `emial`", span("policies/sales.veil", 12, 6, 12, 11)),
 ]
 
@@ -177,12 +208,17 @@ def test_results_in_position_order_with_rule_indexes_and_regions() -> None:
     rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
     results = run["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [
-        ("E0101", "error"), ("E0201", "error"), ("E0101", "error"), ("W0301", "warning")]
+        ("E0101", "error"),
+        ("E0201", "error"),
+        ("E0101", "error"),
+        ("W0301", "warning"),
+    ]
     for r in results:
         assert rules[r["ruleIndex"]] == r["ruleId"]
     first = results[0]
-    assert first["message"]["text"] == ("unknown table `sales.transaction`\n"
-                                        "help: did you mean `sales.transactions`?")
+    assert first["message"]["text"] == (
+        "unknown table `sales.transaction`\nhelp: did you mean `sales.transactions`?"
+    )
     (loc,) = first["locations"]
     assert loc["physicalLocation"] == {
         "artifactLocation": {"uri": "policies/sales.veil", "uriBaseId": "%SRCROOT%"},
@@ -190,7 +226,11 @@ def test_results_in_position_order_with_rule_indexes_and_regions() -> None:
     }
     multi = results[1]
     assert multi["locations"][0]["physicalLocation"]["region"] == {
-        "startLine": 9, "startColumn": 1, "endLine": 10, "endColumn": 5}
+        "startLine": 9,
+        "startColumn": 1,
+        "endLine": 10,
+        "endColumn": 5,
+    }
     (rel,) = multi["relatedLocations"]
     assert rel["id"] == 1 and rel["message"] == {"text": "see also"}
     assert rel["physicalLocation"]["artifactLocation"]["uri"] == "policies/other.veil"
@@ -217,14 +257,19 @@ def test_uris_are_relative_and_escaped(tmp_path: Path, monkeypatch: pytest.Monke
         error("E2", "relative with a space", span("my policies/x y.veil", 1, 1)),
         error("E3", "outside", span(str(outside), 1, 1)),
         error("E4", "above", span("../up.veil", 1, 1)),
-        Diagnostic(code="E5", message="no place", span=Span(file="<veil>", line=0, col=0,
-                                                             end_line=0, end_col=0)),
+        Diagnostic(
+            code="E5",
+            message="no place",
+            span=Span(file="<veil>", line=0, col=0, end_line=0, end_col=0),
+        ),
         error("E6", "a file without a position", span("x.veil", 0, 0, 0, 0)),
     ]
     results = t.cast(list[dict[str, t.Any]], sarif_log(diags)["runs"])[0]["results"]
     validate(sarif_log(diags))
-    artifacts = {r["ruleId"]: [loc["physicalLocation"]["artifactLocation"]
-                               for loc in r["locations"]] for r in results}
+    artifacts = {
+        r["ruleId"]: [loc["physicalLocation"]["artifactLocation"] for loc in r["locations"]]
+        for r in results
+    }
     assert artifacts["E1"] == [{"uri": "my%20policies/a%23b.veil", "uriBaseId": "%SRCROOT%"}]
     assert artifacts["E2"] == [{"uri": "my%20policies/x%20y.veil", "uriBaseId": "%SRCROOT%"}]
     assert artifacts["E3"] == [{"uri": outside.as_uri()}]
@@ -235,8 +280,10 @@ def test_uris_are_relative_and_escaped(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_malformed_spans_never_end_before_they_start() -> None:
-    diags = [error("E1", "backwards", Span(file="a.veil", line=5, col=9, end_line=4, end_col=2)),
-             error("E2", "empty", Span(file="a.veil", line=5, col=9, end_line=5, end_col=9))]
+    diags = [
+        error("E1", "backwards", Span(file="a.veil", line=5, col=9, end_line=4, end_col=2)),
+        error("E2", "empty", Span(file="a.veil", line=5, col=9, end_line=5, end_col=9)),
+    ]
     results = t.cast(list[dict[str, t.Any]], sarif_log(diags)["runs"])[0]["results"]
     regions = [r["locations"][0]["physicalLocation"]["region"] for r in results]
     assert regions == [
@@ -254,11 +301,13 @@ def test_strict_warning_codes_report_the_most_severe_default_level() -> None:
     assert Severity.ERROR.value == "error"
 
 
-def test_check_format_sarif_on_a_broken_file(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_format_sarif_on_a_broken_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "bad.veil").write_text("table sales.t {\n  id bigint\n}\nmask sales.t.id with\n",
-                                       encoding="utf-8")
+    (tmp_path / "bad.veil").write_text(
+        "table sales.t {\n  id bigint\n}\nmask sales.t.id with\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(main, ["check", "--format", "sarif", "."])
     assert result.exit_code == 1, result.output
     log = json.loads(result.stdout)
@@ -271,15 +320,24 @@ def test_check_format_sarif_on_a_broken_file(tmp_path: Path,
 
 
 def test_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
-    (tmp_path / "bad.veil").write_text("mask a.b.c with hash\nmask x.y unless group g\n",
-                                       encoding="utf-8")
+    (tmp_path / "bad.veil").write_text(
+        "mask a.b.c with hash\nmask x.y unless group g\n", encoding="utf-8"
+    )
     outputs = set()
     for seed in ("0", "1", "12345"):
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from veil.cli import run; sys.argv = "
-             "['veil', 'check', '--format', 'sarif', '.']; run()"],
-            cwd=tmp_path, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True,
-            text=True, check=False)
+            [
+                sys.executable,
+                "-c",
+                "import sys; from veil.cli import run; sys.argv = "
+                "['veil', 'check', '--format', 'sarif', '.']; run()",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode in (0, 1), done.stderr
         outputs.add(done.stdout)
     assert len(outputs) == 1

@@ -20,17 +20,13 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from veil import ir, model
 
 ProjectLike = ir.Project | model.ProjectInfo
 """A project as written (`ir.Project`) or as checked (`model.ProjectInfo`): same digest."""
-
-
-def _dotted(parts: Iterable[str]) -> str:
-    return ".".join(ir.quote_part(p) for p in parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +45,7 @@ class ProjectContent:
                 "project": self.project,
                 "purposes": list(self.purposes),
                 "members": list(self.members),
-                "sources": [_dotted(k) for k in self.sources],
+                "sources": [ir.dotted(k) for k in self.sources],
                 "acknowledgements": dict(self.acknowledgements),
             },
             sort_keys=True,
@@ -78,7 +74,7 @@ def project_content(
         project=name,
         purposes=tuple(sorted(names)),
         members=tuple(sorted(members)),
-        sources=tuple(sorted(sources, key=_dotted)),
+        sources=tuple(sorted(sources, key=ir.dotted)),
         acknowledgements=tuple(sorted(acks.items())),
     )
 
@@ -122,7 +118,11 @@ def approval_changes(
     for kind, was, cur in (
         ("purpose", was_purposes, set(now.purposes)),
         ("member", {m.value for m in record.members}, set(now.members)),
-        ("source", {_dotted(s.parts) for s in record.sources}, {_dotted(k) for k in now.sources}),
+        (
+            "source",
+            {ir.dotted(s.parts) for s in record.sources},
+            {ir.dotted(k) for k in now.sources},
+        ),
     ):
         out.extend(f"{kind} `{x}` added" for x in sorted(cur - was))
         out.extend(f"{kind} `{x}` removed" for x in sorted(was - cur))

@@ -264,7 +264,7 @@ def render(tables: Sequence[ImportedTable], report: ImportReport) -> str:
     ]
     for tb in tables:
         out.append("")
-        name = ".".join(quote_part(p) for p in tb.parts)
+        name = ir.dotted(tb.parts)
         out.append(f"table {name} {{")
         names = [quote_part(c.name) for c in tb.columns]
         name_w = max((len(n) for n in names), default=0) + 2

@@ -81,7 +81,7 @@ def catalog_import_cmd(dsn: str, schemas: tuple[str, ...], output: Path | None) 
     imported this time; dropped tables and columns disappear.
     """
     from veil.catalog_import import CatalogImportError, import_catalog
-    from veil.cli import write_atomic
+    from veil.cli_common import write_atomic
 
     old_text: str | None = None
     if output is not None and output.exists():
@@ -151,10 +151,10 @@ def sandbox_cmd(paths: tuple[str, ...], rows: int, data: Path | None, keep: bool
     cells and hidden rows marked.
     """
     from veil.api import compile_program
-    from veil.cli import _checked_or_exit, emit_diagnostics
+    from veil.cli_common import checked_or_exit, emit_diagnostics
     from veil.sandbox import SandboxError, run_sandbox
 
-    checked = _checked_or_exit(paths, strict=False)
+    checked = checked_or_exit(paths, strict=False)
     assert checked.program is not None
     script, diags = compile_program(checked.program, "postgres")
     if diags:

@@ -25,7 +25,7 @@ from veil.approvals import (
     project_digest,
     revoke_line,
 )
-from veil.cli import one_path, path_alias
+from veil.cli_common import one_path, path_alias
 from veil.loader import load
 
 EXIT_POLICY = 1
@@ -39,7 +39,7 @@ def _fail(message: str, help_: str | None = None) -> t.NoReturn:
 
 
 def _checked_repository(path: str) -> tuple[Checked, ir.PolicySet]:
-    from veil.cli import emit_diagnostics
+    from veil.cli_common import emit_diagnostics
 
     checked = check([path])
     loaded = load([path])
@@ -75,7 +75,7 @@ def _append(path: Path, text: str) -> None:
     """Append `approve`/`revoke` lines so that the file stays as `veil fmt` wants it: a blank
     line before them unless the file already ends in an approval, and a file that was
     formatted comes out formatted (approve, revoke and fmt agree byte for byte)."""
-    from veil.cli import write_atomic
+    from veil.cli_common import write_atomic
     from veil.formatter import FormatError, format_source
 
     old = path.read_text(encoding="utf-8")
@@ -247,7 +247,7 @@ def project_rows(program: model.Program) -> list[dict[str, object]]:
 def projects_cmd(path: str, fmt: str) -> None:
     """List every project purpose with its state (approved, pending, stale, revoked), who
     approved it and when, the members and the sources."""
-    from veil.cli import emit_diagnostics
+    from veil.cli_common import emit_diagnostics
 
     checked = check([path])
     if checked.program is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from veil.api import Checked, check
-from veil.cli import (
+from veil.cli_common import (
     EXIT_POLICY,
     STRICT,
     Suggesting,

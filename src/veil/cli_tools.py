@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from veil.cli import EXIT_POLICY, PATHS, Suggesting, emit_diagnostics, write_atomic
+from veil.cli_common import EXIT_POLICY, PATHS, Suggesting, emit_diagnostics, write_atomic
 from veil.diagnostics import SourceMap, Span, error
 
 

@@ -31,7 +31,7 @@ class ObjectName:
     span: Span = _span()
 
     def __str__(self) -> str:
-        return ".".join(quote_part(p) for p in self.parts)
+        return dotted(self.parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +45,7 @@ class TagPath:
         return other.parts[: len(self.parts)] == self.parts
 
     def __str__(self) -> str:
-        return ".".join(quote_part(p) for p in self.parts)
+        return dotted(self.parts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -545,7 +545,7 @@ class Restrict:
 
 
 # --------------------------------------------------------------------------------------------
-# Tests (brief §6)
+# Tests
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -706,6 +706,12 @@ def is_plain_ident(s: str) -> bool:
 def quote_part(s: str) -> str:
     """One part of a dotted name, backquoted when it is not a plain identifier."""
     return s if is_plain_ident(s) else "`" + s.replace("`", "``") + "`"
+
+
+def dotted(parts: t.Iterable[str]) -> str:
+    """A dotted name in source form: `a.b`, a part that is not a plain identifier backquoted (so
+    `a.b`.`c` and `a`.`b.c` differ)."""
+    return ".".join(quote_part(p) for p in parts)
 
 
 def name_source(value: str) -> str:

@@ -41,6 +41,7 @@ import typing as t
 from decimal import ROUND_HALF_UP, Decimal
 
 from veil import model
+from veil.methods import replacement_parts
 from veil.rowexpr import EXACT, UTC, EvaluationError, coerce_value
 
 __all__ = [
@@ -65,29 +66,6 @@ def show(value: str, side: t.Literal["first", "last"], count: int) -> str:
         return "*" * len(value)
     hidden = "*" * (len(value) - count)
     return value[:count] + hidden if side == "first" else hidden + value[len(value) - count :]
-
-
-def replacement_parts(replacement: str) -> list[int | str]:
-    """A regex replacement read as group numbers and literal text.
-
-    `\\1`…`\\9` is a group, `\\\\` one backslash, any other character (a lone backslash
-    included) stands for itself. Every target renders these parts in its own syntax.
-    """
-    parts: list[int | str] = []
-    i = 0
-    while i < len(replacement):
-        c, nxt = replacement[i], replacement[i + 1 : i + 2]
-        if c == "\\" and nxt and nxt in "123456789":
-            parts.append(int(nxt))
-            i += 2
-            continue
-        text = "\\" if c == "\\" and nxt == "\\" else c
-        i += 2 if c == "\\" and nxt == "\\" else 1
-        if parts and isinstance(parts[-1], str):
-            parts[-1] += text
-        else:
-            parts.append(text)
-    return parts
 
 
 def expand_replacement(replacement: str, match: re.Match[str]) -> str:

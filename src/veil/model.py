@@ -306,6 +306,17 @@ class ProjectInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectTarget:
+    """What one `expect` line of a test names, resolved by the checker so that `veil test`
+    resolves nothing itself: the table; for a column expectation the column, and for
+    `masked with M(args)` the method as lowered for that column (None when it does not fit)."""
+
+    table: TableKey
+    column: str | None = None
+    method: MaskAction | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Program:
     """A checked repository. All tuples are sorted, so output never depends on file order."""
 
@@ -318,6 +329,14 @@ class Program:
     row_rules: tuple[RowRule, ...]
     tests: tuple[ir.TestCase, ...] = ()
     approvers: tuple[ir.Approvers, ...] = ()
+    #: The span of each `expect` line of `tests` -> what it names.
+    expect_targets: tuple[tuple[Span, ExpectTarget], ...] = ()
+
+    def expect_target(self, expectation: ir.Expectation) -> ExpectTarget:
+        for span, target in self.expect_targets:
+            if span == expectation.span:
+                return target
+        raise KeyError(f"`{expectation}` was not resolved by the checker")
 
     def table(self, key: TableKey) -> CatalogTable | None:
         for tb in self.tables:

@@ -14,7 +14,6 @@ from lark.exceptions import (
     UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
-    VisitError,
 )
 
 from veil import ir
@@ -203,6 +202,16 @@ def parse_tree(text: str, path: str, parser: Lark | None = None) -> Tree[Token]:
     return tree
 
 
+def _build_ir(tree: Tree[Token], builder: t.Any) -> t.Any:
+    """Bottom-up: the builder's method named after each rule gets the rule's position and its
+    built children (tokens as they are, `None` for an absent optional part)."""
+    children = [_build_ir(c, builder) if isinstance(c, Tree) else c for c in tree.children]
+    build = getattr(builder, str(tree.data), None)
+    if build is None:  # pragma: no cover - every rule of the grammar has a method
+        raise AssertionError(f"no transformer rule for {tree.data}")
+    return build(tree.meta, *children)
+
+
 class ParseFailure(Exception):
     def __init__(self, diagnostic: Diagnostic) -> None:
         super().__init__(diagnostic.message)
@@ -225,11 +234,9 @@ def _parse_file(
         return None, [f.diagnostic]
     transformer = ToIR(path)
     try:
-        statements = transformer.transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, TransformError):
-            return None, [e.orig_exc.diagnostic]
-        raise
+        statements = _build_ir(tree, transformer)
+    except TransformError as e:
+        return None, [e.diagnostic]
     if transformer.diagnostics:
         return None, list(transformer.diagnostics)
     return ir.SourceFile(path=path, statements=tuple(statements)), []

@@ -87,14 +87,10 @@ class PlanDiff:
 # ============================================================================ veil syntax
 
 
-def table_source(key: TableKey) -> str:
-    return ".".join(ir.quote_part(p) for p in key)
-
-
 def mask_source(mask: model.ColumnMask) -> str:
     """The whole decision of a column as one veil statement: the one-line form when the arms
     are one of its shorthands, else the block form on one line (`{ …; … }`)."""
-    target = table_source((*mask.table, mask.column))
+    target = ir.dotted((*mask.table, mask.column))
     when = f" when {expr_to_source(mask.when)}" if mask.when is not None else ""
     arms = mask.arms
 
@@ -120,7 +116,7 @@ def mask_source(mask: model.ColumnMask) -> str:
 def rule_source(rule: model.RowRule) -> str:
     """A row rule as the `filter` or `restrict` statement it came from (or one that means the
     same: a purpose written after `unless` may come back in the `to` list)."""
-    table = table_source(rule.table)
+    table = ir.dotted(rule.table)
     if rule.kind == "filter" and rule.where is not None:
         text = f"filter {table} where {expr_to_source(rule.where)}"
         if isinstance(rule.allow, ir.CondConst) and not rule.allow.value:
@@ -151,7 +147,7 @@ def project_source(p: model.ProjectInfo) -> str:
     parts = [
         f"purposes {_names(pp.purpose for pp in p.purposes)}",
         f"members {_names(p.members) or '{}'}",
-        f"sources {', '.join(table_source(s) for s in p.sources) or '{}'}",
+        f"sources {', '.join(ir.dotted(s) for s in p.sources) or '{}'}",
     ]
     return f"project {name_to_source(p.name)} {{ {'; '.join(parts)} }}"
 
@@ -219,8 +215,8 @@ def _sorted(changes: t.Iterable[Change]) -> tuple[Change, ...]:
 def _mask_changes(old: model.Program, new: model.Program) -> list[Change]:
     """Per column: the whole decision before and after. A change that the veil text does not
     show (the column's type) is said in a trailing comment."""
-    olds = {table_source((*m.table, m.column)): m for m in old.masks}
-    news = {table_source((*m.table, m.column)): m for m in new.masks}
+    olds = {ir.dotted((*m.table, m.column)): m for m in old.masks}
+    news = {ir.dotted((*m.table, m.column)): m for m in new.masks}
     out = [
         Change(op="-", kind="mask", subject=k, old=mask_source(m))
         for k, m in olds.items()
@@ -247,7 +243,7 @@ def _rule_changes(old: model.Program, new: model.Program) -> list[Change]:
     rules; what is left over is added or removed."""
     out: list[Change] = []
     for key in sorted({r.table for r in (*old.row_rules, *new.row_rules)}):
-        subject = table_source(key)
+        subject = ir.dotted(key)
         before, after = list(old.rules_of(key)), list(new.rules_of(key))
         for rule in list(before):
             if rule in after:
@@ -280,22 +276,22 @@ def _rule_changes(old: model.Program, new: model.Program) -> list[Change]:
 def _catalog_changes(old: model.Program, new: model.Program) -> list[Change]:
     olds = {tb.key: tb for tb in old.tables}
     news = {tb.key: tb for tb in new.tables}
-    out = [Change(op="-", kind="table", subject=table_source(k)) for k in olds if k not in news]
-    out += [Change(op="+", kind="table", subject=table_source(k)) for k in news if k not in olds]
+    out = [Change(op="-", kind="table", subject=ir.dotted(k)) for k in olds if k not in news]
+    out += [Change(op="+", kind="table", subject=ir.dotted(k)) for k in news if k not in olds]
     for key in olds.keys() & news.keys():
         a = {c.name: str(c.type) for c in olds[key].columns}
         b = {c.name: str(c.type) for c in news[key].columns}
         out += _keyed(
             "column",
-            {table_source((*key, n)): v for n, v in a.items()},
-            {table_source((*key, n)): v for n, v in b.items()},
+            {ir.dotted((*key, n)): v for n, v in a.items()},
+            {ir.dotted((*key, n)): v for n, v in b.items()},
         )
         if [n for n in a if n in b] != [n for n in b if n in a]:
             out.append(
                 Change(
                     op="~",
                     kind="column order",
-                    subject=table_source(key),
+                    subject=ir.dotted(key),
                     old=", ".join(a),
                     new=", ".join(b),
                 )
@@ -331,7 +327,7 @@ def _project_changes(old: model.Program, new: model.Program) -> list[Change]:
             )
         out += _members("project member", subject, a.members, b.members)
         out += _members(
-            "project source", subject, map(table_source, a.sources), map(table_source, b.sources)
+            "project source", subject, map(ir.dotted, a.sources), map(ir.dotted, b.sources)
         )
         states = {f"{subject}: {name_to_source(pp.purpose)}": state_source(pp) for pp in a.purposes}
         new_states = {
@@ -356,8 +352,8 @@ def diff_programs(old: model.Program, new: model.Program) -> PlanDiff:
     new_protected = {tb.key for tb in new.protected_tables}
     gained = tuple(sorted(new_protected - old_protected))
     lost = tuple(sorted(old_protected - new_protected))
-    protection = [Change(op="+", kind="protected table", subject=table_source(k)) for k in gained]
-    protection += [Change(op="-", kind="protected table", subject=table_source(k)) for k in lost]
+    protection = [Change(op="+", kind="protected table", subject=ir.dotted(k)) for k in gained]
+    protection += [Change(op="-", kind="protected table", subject=ir.dotted(k)) for k in lost]
 
     def users(p: model.Program) -> dict[str, str]:
         return {name_to_source(u.name): user_source(u) for u in p.users}

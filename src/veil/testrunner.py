@@ -25,9 +25,6 @@ import typing as t
 from dataclasses import dataclass, replace
 
 from veil import ir, model
-from veil.checker.columns import resolve_columns, resolve_table
-from veil.checker.common import dotted
-from veil.checker.methods import check_method, fit_method
 from veil.diagnostics import Span
 from veil.evaluator import (
     Context,
@@ -133,10 +130,6 @@ def _run(program: model.Program, tc: ir.TestCase, now: dt.datetime) -> TestResul
     )
 
 
-def _tables(program: model.Program) -> dict[model.TableKey, model.CatalogTable]:
-    return {tb.key: tb for tb in program.tables}
-
-
 def _expected(e: ir.Expectation, full: model.TableKey | None = None) -> str:
     """The expectation as written, without `expect`, naming the column or table in full."""
     if full is not None:
@@ -156,10 +149,10 @@ def _expect(program: model.Program, e: ir.Expectation, ctx: Context) -> Expectat
 
 
 def _expect_column(program: model.Program, e: ir.ExpectColumn, ctx: Context) -> ExpectationResult:
-    keys, _ = resolve_columns(_tables(program), e.column, every=False)
-    if len(keys) != 1:  # the checker rejects this; never happens on a checked program
+    target = program.expect_target(e)
+    table, column = target.table, target.column
+    if column is None:  # the checker resolves a column expectation to a column
         raise EvaluationError(f"`{e.column}` does not name one column")
-    table, column = keys[0]
     cell = evaluate_cell(program, table, column, {}, ctx)
     mask = mask_of(program, table, column)
     action = decide_arm(program, mask, ctx).action if mask is not None and cell.masked else None
@@ -169,9 +162,7 @@ def _expect_column(program: model.Program, e: ir.ExpectColumn, ctx: Context) -> 
     else:
         passed = cell.masked
         if passed and e.method is not None:
-            info = program.table(table)
-            col = info.column(column) if info is not None else None
-            passed = col is not None and _same_method(e.method, action, table, col)
+            passed = _same_method(e.method, action, target.method)
     note = None
     if mask is not None and mask.when is not None:
         note = (
@@ -192,28 +183,21 @@ def _expect_column(program: model.Program, e: ir.ExpectColumn, ctx: Context) -> 
 
 
 def _same_method(
-    expected: ir.Method,
-    action: model.MaskAction | None,
-    table: model.TableKey,
-    column: model.CatalogColumn,
+    expected: ir.Method, action: model.MaskAction | None, lowered: model.MaskAction | None
 ) -> bool:
-    """Same method name; and, when the test wrote arguments, the same lowered method."""
+    """Same method name; and, when the test wrote arguments, the same lowered method
+    (`lowered`: the checker's lowering of the expected method for the column)."""
     if action is None or expected.name != model.action_name(action):
         return False
     if not expected.args:
         return True
-    if any(d.is_error for d in check_method(expected)):
-        return False
-    fit = fit_method(expected, table, column)
     if isinstance(action, model.MaskHash):  # the salt and cut length are compiler choices
-        return isinstance(fit.action, model.MaskHash)
-    return fit.action == action
+        return isinstance(lowered, model.MaskHash)
+    return lowered == action
 
 
 def _expect_row(program: model.Program, e: ir.ExpectRow, ctx: Context) -> ExpectationResult:
-    table, _ = resolve_table(_tables(program), e.table)
-    if table is None:  # the checker rejects this; never happens on a checked program
-        raise EvaluationError(f"unknown table `{e.table}`")
+    table = program.expect_target(e).table
     row = {f.column: f.value for f in e.row}
     result = visible_row(program, table, row, ctx)
     actual = "visible" if result.visible else "hidden"
@@ -221,7 +205,7 @@ def _expect_row(program: model.Program, e: ir.ExpectRow, ctx: Context) -> Expect
         decided = tuple(rule.span for rule, _ in result.rules)
     else:
         decided = tuple(rule.span for rule, ok in result.rules if not ok)
-    note = None if result.rules else f"no row rule on `{dotted(table)}`"
+    note = None if result.rules else f"no row rule on `{ir.dotted(table)}`"
     return ExpectationResult(
         span=e.span,
         source=expectation_source(e),

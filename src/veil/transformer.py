@@ -1,4 +1,9 @@
-"""Lark tree -> IR. Shape only: no name is resolved here (that is the checker's job)."""
+"""Parse tree -> IR. Shape only: no name is resolved here (that is the checker's job).
+
+`ToIR` has one method per grammar rule, called bottom-up by `parser.py` (the only module that
+imports Lark) with the rule's position and its already-built children. Tokens and positions
+are described here by what they offer, so this module never imports the parser library.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,33 @@ import datetime as dt
 import typing as t
 from decimal import Decimal
 
-from lark import Token, Transformer, v_args
-from lark.tree import Meta
-
 from veil import ir
 from veil.diagnostics import Diagnostic, Span, error
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+
+
+class Token(t.Protocol):
+    """A token of the parse tree: a `str` with its terminal type and position."""
+
+    type: str
+    value: t.Any
+    line: int | None
+    column: int | None
+    end_line: int | None
+    end_column: int | None
+
+    def __str__(self) -> str: ...
+
+
+class Meta(t.Protocol):
+    """The position of a rule: empty for a rule that matched nothing."""
+
+    empty: bool
+    line: int
+    column: int
+    end_line: int
+    end_column: int
 
 
 class TransformError(Exception):
@@ -72,12 +97,10 @@ def _tok_span(path: str, tok: Token) -> Span:
 _T = t.TypeVar("_T")
 
 
-@v_args(meta=True, inline=True)
-class ToIR(Transformer[Token, list[ir.Statement]]):
+class ToIR:
     """Builds IR nodes; collects reserved-word misuse as diagnostics."""
 
     def __init__(self, path: str) -> None:
-        super().__init__()
         self.path = path
         self.diagnostics: list[Diagnostic] = []
 
@@ -146,7 +169,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
     def type_spec(self, meta: Meta, name: Token, *params: Token | None) -> ir.ColumnType:
         return ir.ColumnType(
             name=str(name).lower(),
-            params=tuple(int(p) for p in params if p is not None),
+            params=tuple(int(str(p)) for p in params if p is not None),
             span=self._span(meta),
         )
 
@@ -370,7 +393,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return str(tok)
 
     def negative_arg(self, meta: Meta, _minus: Token, tok: Token) -> ir.Literal:
-        value = -int(tok) if tok.type == "INT" else -Decimal(str(tok))
+        value = -int(str(tok)) if tok.type == "INT" else -Decimal(str(tok))
         return ir.Literal(value=value, span=self._span(meta))
 
     def unless_cond(self, meta: Meta, cond: ir.Condition) -> tuple[str, ir.Condition]:
@@ -524,13 +547,13 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return ir.Today(span=self._span(meta))
 
     def interval(self, meta: Meta, amount: Token, unit: Token) -> ir.Expr:
-        return ir.Interval(amount=int(amount), unit=str(unit), span=self._span(meta))
+        return ir.Interval(amount=int(str(amount)), unit=str(unit), span=self._span(meta))
 
     def string(self, meta: Meta, tok: Token) -> ir.Literal:
         return ir.Literal(value=self._string(tok), span=self._span(meta))
 
     def integer(self, meta: Meta, tok: Token) -> ir.Literal:
-        return ir.Literal(value=int(tok), span=self._span(meta))
+        return ir.Literal(value=int(str(tok)), span=self._span(meta))
 
     def decimal(self, meta: Meta, tok: Token) -> ir.Literal:
         return ir.Literal(value=Decimal(str(tok)), span=self._span(meta))
@@ -564,7 +587,7 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
         return ir.RowField(column=column, value=value.value, span=self._span(meta))
 
     def negative_row_field(self, meta: Meta, column: str, _minus: Token, tok: Token) -> ir.RowField:
-        value = -int(tok) if tok.type == "INT" else -Decimal(str(tok))
+        value = -int(str(tok)) if tok.type == "INT" else -Decimal(str(tok))
         return ir.RowField(column=column, value=value, span=self._span(meta))
 
     def visible(self, meta: Meta) -> str:
@@ -595,9 +618,6 @@ class ToIR(Transformer[Token, list[ir.Statement]]):
             expectations=tuple(expectations),
             span=self._span(meta),
         )
-
-    def __default__(self, data: str, children: list[t.Any], meta: Meta) -> t.Any:
-        raise AssertionError(f"no transformer rule for {data}")  # pragma: no cover
 
 
 def flatten(stmts: list[t.Any]) -> list[ir.Statement]:

@@ -37,7 +37,7 @@ UNKNOWN_PROJECT = "no_such_project"
 
 #: A program that reaches every atom, method and identifier rule the targets render, with hostile
 #: strings in names, values and attributes. Its purposes are approved by `approve_all`.
-EDGE_VEIL = r'''
+EDGE_VEIL = r"""
 table shop.orders {
   id          bigint
   customer    varchar(80)
@@ -119,7 +119,7 @@ filter shop.orders where principal not in user.groups or owner = user.name \
   unless purpose "Fraud Detection"
 filter shop.orders where placed_at between now() - 400 days and now() or qty is null
 filter shop.orders where not (region in user.region) or flag unless group analysts
-'''
+"""
 
 #: Projects of EDGE_VEIL whose purposes stay pending (they must grant nothing).
 PENDING_PROJECTS = frozenset({"pending"})
@@ -133,8 +133,11 @@ OLD_TEXT = "I will use the data with care."
 #: the first purpose of the project that has a text).
 LAPSES: dict[str, dict[str, dict[str, str]]] = {
     "payments": {"chris": {"fraud_q4": "never"}, "bob": {"fraud_q4": "old"}},
-    "edge": {"bob": {"p1": "old"}, "carol": {"p3": "elsewhere"},
-             "x'y\\z": {"p'2 ${spark.app.name}": "partial"}},
+    "edge": {
+        "bob": {"p1": "old"},
+        "carol": {"p3": "elsewhere"},
+        "x'y\\z": {"p'2 ${spark.app.name}": "partial"},
+    },
 }
 
 
@@ -160,19 +163,33 @@ def check_text(text: str, name: str = "edge.veil") -> model.Program:
     return checked.program
 
 
-def approve_all(program: model.Program, keep_pending: frozenset[str] = frozenset()
-                ) -> model.Program:
+def approve_all(
+    program: model.Program, keep_pending: frozenset[str] = frozenset()
+) -> model.Program:
     """Every project purpose approved (as if `veil approve` had run), except `keep_pending`."""
     projects = tuple(
-        p if p.name in keep_pending else dataclasses.replace(p, purposes=tuple(
-            dataclasses.replace(pp, state=model.PurposeState.APPROVED, approved_by="dan",
-                                approved_at="2026-11-20T10:00:00Z") for pp in p.purposes))
-        for p in program.projects)
+        p
+        if p.name in keep_pending
+        else dataclasses.replace(
+            p,
+            purposes=tuple(
+                dataclasses.replace(
+                    pp,
+                    state=model.PurposeState.APPROVED,
+                    approved_by="dan",
+                    approved_at="2026-11-20T10:00:00Z",
+                )
+                for pp in p.purposes
+            ),
+        )
+        for p in program.projects
+    )
     return dataclasses.replace(program, projects=projects)
 
 
-def acknowledged(program: model.Program, user: str,
-                 lapses: Mapping[str, str] | None = None) -> frozenset[tuple[str, str, str]]:
+def acknowledged(
+    program: model.Program, user: str, lapses: Mapping[str, str] | None = None
+) -> frozenset[tuple[str, str, str]]:
     """(project, purpose, text) that `user` acknowledged: the current text of every purpose of
     their projects that has one, except the projects in `lapses` (see LAPSES)."""
     out = set()
@@ -191,8 +208,11 @@ def acknowledged(program: model.Program, user: str,
             if lapse == "old":
                 out.add((project.name, pp.purpose, OLD_TEXT))
             elif lapse == "elsewhere":
-                other = next(q.name for q in program.projects if q.name != project.name
-                             and any(x.purpose == pp.purpose for x in q.purposes))
+                other = next(
+                    q.name
+                    for q in program.projects
+                    if q.name != project.name and any(x.purpose == pp.purpose for x in q.purposes)
+                )
                 out.add((other, pp.purpose, text))
             else:
                 assert lapse is None, lapse
@@ -200,13 +220,15 @@ def acknowledged(program: model.Program, user: str,
     return frozenset(out)
 
 
-def contexts(program: model.Program, now: dt.datetime,
-             lapses: Mapping[str, Mapping[str, str]] | None = None) -> tuple[Context, ...]:
+def contexts(
+    program: model.Program, now: dt.datetime, lapses: Mapping[str, Mapping[str, str]] | None = None
+) -> tuple[Context, ...]:
     users = [u.name for u in program.users] + [UNDECLARED_USER]
     projects: list[str | None] = [None, *(p.name for p in program.projects), UNKNOWN_PROJECT]
     done = {u: acknowledged(program, u, (lapses or {}).get(u)) for u in users}
-    return tuple(Context(user=u, project=p, now=now, acknowledged=done[u])
-                 for u in users for p in projects)
+    return tuple(
+        Context(user=u, project=p, now=now, acknowledged=done[u]) for u in users for p in projects
+    )
 
 
 def acknowledgement_rows(scenario: Scenario) -> list[tuple[str, str, str, str]]:
@@ -230,8 +252,22 @@ def _strings(program: model.Program) -> list[str]:
     people = [u.name for u in program.users] + [UNDECLARED_USER]
     values = [v for u in program.users for _, vs in u.attributes for v in vs]
     groups = [g for u in program.users for g in u.groups]
-    fixed = [None, "", "EMEA", "x.y@Example.com", "@", "a@b@c", "no-at", "+4930123456",
-             "4111111111111111", "abc-123 and xyz-9", "é漢😀", "ab", "O'Brien\"; --", "a\\b"]
+    fixed = [
+        None,
+        "",
+        "EMEA",
+        "x.y@Example.com",
+        "@",
+        "a@b@c",
+        "no-at",
+        "+4930123456",
+        "4111111111111111",
+        "abc-123 and xyz-9",
+        "é漢😀",
+        "ab",
+        "O'Brien\"; --",
+        "a\\b",
+    ]
     out: list[str] = []
     for s in [*fixed, *literals, *people, *values, *groups]:
         if s not in out:
@@ -265,34 +301,52 @@ def _samples(program: model.Program, col: model.CatalogColumn, now: dt.datetime)
         case model.Family.BOOLEAN:
             return [None, True, False]
         case model.Family.DATE:
-            return [None, dt.date(2024, 2, 29), dt.date(2023, 12, 31), dt.date(2024, 5, 17),
-                    dt.date(2024, 1, 1)]
+            return [
+                None,
+                dt.date(2024, 2, 29),
+                dt.date(2023, 12, 31),
+                dt.date(2024, 5, 17),
+                dt.date(2024, 1, 1),
+            ]
         case model.Family.TIMESTAMP if ty.name == "timestamptz":
-            return [None, dt.datetime(2024, 5, 17, 3, 4, 5, tzinfo=utc),
-                    dt.datetime(2024, 1, 1, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-                    (now - dt.timedelta(days=10)).replace(microsecond=0)]
+            return [
+                None,
+                dt.datetime(2024, 5, 17, 3, 4, 5, tzinfo=utc),
+                dt.datetime(2024, 1, 1, 1, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+                (now - dt.timedelta(days=10)).replace(microsecond=0),
+            ]
         case model.Family.TIMESTAMP:
             naive = now.astimezone(utc).replace(tzinfo=None, microsecond=0)
-            return [None, naive - dt.timedelta(days=10), naive - dt.timedelta(days=800),
-                    dt.datetime(2024, 5, 17, 3, 4, 5), naive - dt.timedelta(days=200, hours=5)]
+            return [
+                None,
+                naive - dt.timedelta(days=10),
+                naive - dt.timedelta(days=800),
+                dt.datetime(2024, 5, 17, 3, 4, 5),
+                naive - dt.timedelta(days=200, hours=5),
+            ]
         case _:
             return [None]
 
 
-def sample_rows(program: model.Program, table: model.CatalogTable, now: dt.datetime
-                ) -> tuple[dict[str, object], ...]:
+def sample_rows(
+    program: model.Program, table: model.CatalogTable, now: dt.datetime
+) -> tuple[dict[str, object], ...]:
     """Rows that mix every column's sample values (each column cycles at its own pace)."""
     samples = {c.name: _samples(program, c, now) for c in table.columns}
     count = max(len(v) for v in samples.values()) * 2
     primes = (1, 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
     paces = {}
     for j, c in enumerate(table.columns):  # a pace coprime with the column's sample count
-        n = len(samples[c.name])          # visits every sample of the column
+        n = len(samples[c.name])  # visits every sample of the column
         paces[c.name] = [p for p in primes if math.gcd(p, n) == 1][j % 4]
     rows = []
     for i in range(count):
-        rows.append({c.name: samples[c.name][(i * paces[c.name] + j) % len(samples[c.name])]
-                     for j, c in enumerate(table.columns)})
+        rows.append(
+            {
+                c.name: samples[c.name][(i * paces[c.name] + j) % len(samples[c.name])]
+                for j, c in enumerate(table.columns)
+            }
+        )
     return tuple(rows)
 
 
@@ -336,19 +390,25 @@ def build(name: str, now: dt.datetime) -> Scenario:
 
 def golden_cases() -> list[str]:
     """The golden cases that compile (a case with errors has no script)."""
-    return [f"case:{p.name}" for p in sorted(CASES.iterdir())
-            if p.is_dir() and check([p]).program is not None]
+    return [
+        f"case:{p.name}"
+        for p in sorted(CASES.iterdir())
+        if p.is_dir() and check([p]).program is not None
+    ]
 
 
-def expected(program: model.Program, key: model.TableKey, rows: tuple[dict[str, object], ...],
-             ctx: Context) -> list[Expected]:
+def expected(
+    program: model.Program, key: model.TableKey, rows: tuple[dict[str, object], ...], ctx: Context
+) -> list[Expected]:
     table = program.table(key)
     assert table is not None
     out = []
     for row in rows:
         values = coerce_row(table, row)
-        cells = {m.column: mask_value(program, m, row.get(m.column), values, ctx).value
-                 for m in program.masks_of(key)}
+        cells = {
+            m.column: mask_value(program, m, row.get(m.column), values, ctx).value
+            for m in program.masks_of(key)
+        }
         out.append(Expected(visible_row(program, key, row, ctx).visible, cells))
     return out
 
@@ -380,8 +440,13 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def mismatches(scenario: Scenario, key: model.TableKey, ctx: Context, visible: list[object],
-               cells: Mapping[str, list[object]]) -> Iterator[str]:
+def mismatches(
+    scenario: Scenario,
+    key: model.TableKey,
+    ctx: Context,
+    visible: list[object],
+    cells: Mapping[str, list[object]],
+) -> Iterator[str]:
     """Every cell and row where the engine (`visible`, `cells`) and the evaluator disagree."""
     rows = scenario.rows[key]
     for i, exp in enumerate(expected(scenario.program, key, rows, ctx)):

@@ -38,8 +38,10 @@ DOCUMENTED_GAPS = {"dbx_using_columns_many"}
 #: Contexts queried at once (each thread simulates its own user; planning dominates, and it runs
 #: in parallel even on `local[1]`).
 THREADS = 4
-JSON_OPTIONS = ("map('timestampFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSSXXX', "
-                "'timestampNTZFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSS')")
+JSON_OPTIONS = (
+    "map('timestampFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSSXXX', "
+    "'timestampNTZFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSS')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,18 +121,27 @@ def literal(target: DatabricksTarget, value: object) -> str:
     return target.literal(value) if isinstance(value, str) else sql_literal(value)
 
 
-def set_view(spark: LocalSpark, target: DatabricksTarget, name: str,
-             columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]]) -> None:
+def set_view(
+    spark: LocalSpark,
+    target: DatabricksTarget,
+    name: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[object]],
+) -> None:
     spark.ensure_schema(name.rsplit(".", 1)[0])
-    select = ", ".join(f"CAST(c{i} AS {ty}) AS {target.ident(c)}"
-                       for i, (c, ty) in enumerate(columns))
+    select = ", ".join(
+        f"CAST(c{i} AS {ty}) AS {target.ident(c)}" for i, (c, ty) in enumerate(columns)
+    )
     if rows:
         values = ", ".join("(" + ", ".join(literal(target, v) for v in r) + ")" for r in rows)
         aliases = ", ".join(f"c{i}" for i in range(len(columns)))
         body = f"SELECT {select} FROM VALUES {values} AS t({aliases})"
     else:
-        body = "SELECT " + ", ".join(f"CAST(NULL AS {ty}) AS {target.ident(c)}"
-                                     for c, ty in columns) + " WHERE FALSE"
+        body = (
+            "SELECT "
+            + ", ".join(f"CAST(NULL AS {ty}) AS {target.ident(c)}" for c, ty in columns)
+            + " WHERE FALSE"
+        )
     spark.sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
 
 
@@ -142,30 +153,47 @@ def set_governance(spark: LocalSpark, target: DatabricksTarget, program: model.P
 
 
 def runtime_columns(name: str) -> list[tuple[str, str]]:
-    return [(c, "TIMESTAMP" if ty == "timestamptz" else "STRING")
-            for c, ty, _ in RUNTIME_TABLES[name]]
+    return [
+        (c, "TIMESTAMP" if ty == "timestamptz" else "STRING") for c, ty, _ in RUNTIME_TABLES[name]
+    ]
 
 
-def install(spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str,
-            now: dt.datetime) -> None:
+def install(
+    spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str, now: dt.datetime
+) -> None:
     spark.reset()
     set_governance(spark, target, scenario.program)
     set_active(spark, target, [])
-    set_view(spark, target, target.gov("member_acknowledgement"),
-             runtime_columns("member_acknowledgement"),
-             [(*r, now) for r in scenarios.acknowledgement_rows(scenario)])
+    set_view(
+        spark,
+        target,
+        target.gov("member_acknowledgement"),
+        runtime_columns("member_acknowledgement"),
+        [(*r, now) for r in scenarios.acknowledgement_rows(scenario)],
+    )
     spark.set_groups(account=[(u.name, g) for u in scenario.program.users for g in u.groups])
     spark.create_functions(script)
 
 
-def set_active(spark: LocalSpark, target: DatabricksTarget,
-               rows: Sequence[tuple[str, str, dt.datetime]]) -> None:
-    set_view(spark, target, target.gov("active_project"),
-             [("principal", "STRING"), ("project_name", "STRING"), ("set_at", "TIMESTAMP")], rows)
+def set_active(
+    spark: LocalSpark, target: DatabricksTarget, rows: Sequence[tuple[str, str, dt.datetime]]
+) -> None:
+    set_view(
+        spark,
+        target,
+        target.gov("active_project"),
+        [("principal", "STRING"), ("project_name", "STRING"), ("set_at", "TIMESTAMP")],
+        rows,
+    )
 
 
-def table_query(target: DatabricksTarget, program: model.Program, key: model.TableKey,
-                rows: Sequence[dict[str, object]], tag: int) -> str:
+def table_query(
+    target: DatabricksTarget,
+    program: model.Program,
+    key: model.TableKey,
+    rows: Sequence[dict[str, object]],
+    tag: int,
+) -> str:
     """One SELECT: every row of a table -> JSON of each mask function's value and the filter's."""
     table = program.table(key)
     assert table is not None
@@ -178,14 +206,19 @@ def table_query(target: DatabricksTarget, program: model.Program, key: model.Tab
     if program.rules_of(key):
         args = ", ".join(cols[c.name] for c in target.row_args(program, key))
         fields.append(f"'visible', {target.gov(target.object_name('rows', *key))}({args})")
-    values = ", ".join("(" + ", ".join([str(n), *(literal(target, r[c.name])
-                                                    for c in table.columns)]) + ")"
-                       for n, r in enumerate(rows))
-    casts = ", ".join(f"CAST({cols[c.name]} AS {target.sql_type(c.type)}) AS {cols[c.name]}"
-                      for c in table.columns)
+    values = ", ".join(
+        "(" + ", ".join([str(n), *(literal(target, r[c.name]) for c in table.columns)]) + ")"
+        for n, r in enumerate(rows)
+    )
+    casts = ", ".join(
+        f"CAST({cols[c.name]} AS {target.sql_type(c.type)}) AS {cols[c.name]}"
+        for c in table.columns
+    )
     raw = ", ".join(cols[c.name] for c in table.columns)
-    return (f"SELECT {tag} AS t, idx, to_json(named_struct({', '.join(fields)}), {JSON_OPTIONS}) "
-            f"FROM (SELECT idx, {casts} FROM VALUES {values} AS v(idx, {raw}))")
+    return (
+        f"SELECT {tag} AS t, idx, to_json(named_struct({', '.join(fields)}), {JSON_OPTIONS}) "
+        f"FROM (SELECT idx, {casts} FROM VALUES {values} AS v(idx, {raw}))"
+    )
 
 
 def from_json(value: Any, ty: model.SqlType) -> object:
@@ -199,14 +232,15 @@ def from_json(value: Any, ty: model.SqlType) -> object:
 
 
 @pytest.mark.spark
-def test_functions_agree_with_the_evaluator(spark: LocalSpark, target: DatabricksTarget,
-                                            scenario: Scenario, script: str,
-                                            now: dt.datetime) -> None:
+def test_functions_agree_with_the_evaluator(
+    spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str, now: dt.datetime
+) -> None:
     program = scenario.program
     install(spark, target, scenario, script, now)
     keys = list(scenario.rows)
-    query = " UNION ALL ".join(table_query(target, program, k, scenario.rows[k], i)
-                               for i, k in enumerate(keys))
+    query = " UNION ALL ".join(
+        table_query(target, program, k, scenario.rows[k], i) for i, k in enumerate(keys)
+    )
     users = sorted({c.user for c in scenario.contexts})
     projects = list(dict.fromkeys(c.project for c in scenario.contexts))
     problems: list[str] = []
@@ -222,13 +256,19 @@ def test_functions_agree_with_the_evaluator(spark: LocalSpark, target: Databrick
             results = list(pool.map(run, round_contexts))
         for ctx, result in zip(round_contexts, results, strict=True):
             for i, key in enumerate(keys):
-                got = sorted((r[1], json.loads(r[2], parse_float=Decimal))
-                             for r in result if r[0] == i)
+                got = sorted(
+                    (r[1], json.loads(r[2], parse_float=Decimal)) for r in result if r[0] == i
+                )
                 masks = program.masks_of(key)
-                cells = {m.column: [from_json(j.get(f"m{n}"), m.type) for _, j in got]
-                         for n, m in enumerate(masks)}
-                visible = ([j.get("visible") for _, j in got] if program.rules_of(key)
-                           else [True] * len(got))
+                cells = {
+                    m.column: [from_json(j.get(f"m{n}"), m.type) for _, j in got]
+                    for n, m in enumerate(masks)
+                }
+                visible = (
+                    [j.get("visible") for _, j in got]
+                    if program.rules_of(key)
+                    else [True] * len(got)
+                )
                 problems += scenarios.mismatches(scenario, key, ctx, visible, cells)
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
 
@@ -250,33 +290,43 @@ mask t.x.secret unless purpose P
 def procedure_body(script: str, name: str, argument: str) -> str:
     """The body of a generated procedure as a compound statement that local Spark runs: its
     parameter declared with `argument`, and SIGNAL (not in OSS Spark) as raise_error."""
-    statement = next(s for s in split_statements(script)
-                     if s.startswith(f"CREATE OR REPLACE PROCEDURE {name}("))
+    statement = next(
+        s for s in split_statements(script) if s.startswith(f"CREATE OR REPLACE PROCEDURE {name}(")
+    )
     param = re.search(r"\((\w+) STRING\)", statement)
     assert param is not None
     body = statement.split("\nAS BEGIN\n", 1)[1]
-    body = re.sub(r"SIGNAL SQLSTATE '\d+' SET MESSAGE_TEXT = ('[^']*');",
-                  r"SELECT raise_error(\1);", body)
+    body = re.sub(
+        r"SIGNAL SQLSTATE '\d+' SET MESSAGE_TEXT = ('[^']*');", r"SELECT raise_error(\1);", body
+    )
     return f"BEGIN\n  DECLARE {param.group(1)} STRING DEFAULT {argument};\n{body}"
 
 
 @pytest.mark.spark
-def test_acknowledge_procedure_runs_in_spark(spark: LocalSpark, target: DatabricksTarget,
-                                             now: dt.datetime) -> None:
+def test_acknowledge_procedure_runs_in_spark(
+    spark: LocalSpark, target: DatabricksTarget, now: dt.datetime
+) -> None:
     """veil.acknowledge, run as a member and as a non-member, then again after the text changed;
     after each step the mask and veil.acknowledgement_texts agree with the evaluator given what
     the table records, and the audit log holds every call."""
     program = scenarios.approve_all(scenarios.check_text(ACK_VEIL))
     v2 = "v2: I will be careful, and say so."
-    changed = dataclasses.replace(program, purposes=tuple(
-        dataclasses.replace(p, acknowledgement=v2) for p in program.purposes))
+    changed = dataclasses.replace(
+        program,
+        purposes=tuple(dataclasses.replace(p, acknowledgement=v2) for p in program.purposes),
+    )
     script = target.render(program)
     spark.reset()
     set_governance(spark, target, program)
     set_active(spark, target, [("ann", "p", now), ("bob", "p", now)])
     for name in RUNTIME_TABLES:  # real tables, as the script creates them
-        spark.sql(next(s for s in split_statements(script)
-                       if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov(name)} (")))
+        spark.sql(
+            next(
+                s
+                for s in split_statements(script)
+                if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov(name)} (")
+            )
+        )
     spark.create_functions(script)
     acknowledge = procedure_body(script, target.gov("acknowledge"), target.literal("p"))
     mask = program.masks[0]
@@ -290,7 +340,8 @@ def test_acknowledge_procedure_runs_in_spark(spark: LocalSpark, target: Databric
                 f"SELECT {function}('s3cret'), "
                 f"(SELECT collect_list(struct(*)) FROM {texts_function}('p')), "
                 "(SELECT collect_list(struct(principal, project_name, purpose_name, "
-                f"acknowledgement)) FROM {target.gov('member_acknowledgement')})")
+                f"acknowledgement)) FROM {target.gov('member_acknowledgement')})"
+            )
         done = frozenset((p, pu, t) for u, p, pu, t in recorded if u == user)
         ctx = Context(user=user, project="p", now=now, acknowledged=done)
         assert shown == mask_value(prog, mask, "s3cret", {"secret": "s3cret"}, ctx).value
@@ -306,9 +357,13 @@ def test_acknowledge_procedure_runs_in_spark(spark: LocalSpark, target: Databric
             spark.sql(acknowledge)
         check(program, "bob", [])
         purposes = LOOKUP_TABLES["project_purpose"][0]  # a newer script changed the text
-        set_view(spark, target, target.gov("project_purpose"),
-                 [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in purposes],
-                 target.governance_rows(changed)["project_purpose"])
+        set_view(
+            spark,
+            target,
+            target.gov("project_purpose"),
+            [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in purposes],
+            target.governance_rows(changed)["project_purpose"],
+        )
         check(changed, "ann", [("P", v2, False)])
         with spark.as_user("ann"):
             spark.sql(acknowledge)
@@ -332,8 +387,9 @@ FIRST_SCRIPT_TABLES = (
 
 
 @pytest.mark.spark
-def test_upgrade_from_the_first_script_in_spark(spark: LocalSpark, target: DatabricksTarget,
-                                                 now: dt.datetime) -> None:
+def test_upgrade_from_the_first_script_in_spark(
+    spark: LocalSpark, target: DatabricksTarget, now: dt.datetime
+) -> None:
     """The upgrade block of section 1, run in Spark over the tables of the first script (with
     views standing in for Unity Catalog's information_schema): the new column is added, the
     switch log moves to the audit log and is dropped; run again, it changes nothing."""
@@ -343,44 +399,66 @@ def test_upgrade_from_the_first_script_in_spark(spark: LocalSpark, target: Datab
     spark.ensure_schema("veil")
     for statement in FIRST_SCRIPT_TABLES:
         spark.sql(statement)
-    spark.sql("INSERT INTO veil.project_switch VALUES "
-              "(TIMESTAMP'2026-01-01 10:00:00', 'ann', 'p', 'switched'), "
-              "(TIMESTAMP'2026-01-02 10:00:00', 'bob', NULL, 'cleared')")
-    spark.sql(next(s for s in split_statements(script)
-                   if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov('audit_log')} (")))
+    spark.sql(
+        "INSERT INTO veil.project_switch VALUES "
+        "(TIMESTAMP'2026-01-01 10:00:00', 'ann', 'p', 'switched'), "
+        "(TIMESTAMP'2026-01-02 10:00:00', 'bob', NULL, 'cleared')"
+    )
+    spark.sql(
+        next(
+            s
+            for s in split_statements(script)
+            if s.startswith(f"CREATE TABLE IF NOT EXISTS {target.gov('audit_log')} (")
+        )
+    )
 
     def information_schema() -> None:
         tables = [r[1] for r in spark.sql("SHOW TABLES IN veil")]
         columns = [("project_purpose", r[0]) for r in spark.sql("DESCRIBE veil.project_purpose")]
-        set_view(spark, target, "information_schema.tables",
-                 [("table_schema", "STRING"), ("table_name", "STRING")],
-                 [("veil", t) for t in tables])
-        set_view(spark, target, "information_schema.columns",
-                 [("table_schema", "STRING"), ("table_name", "STRING"), ("column_name", "STRING")],
-                 [("veil", t, c) for t, c in columns])
+        set_view(
+            spark,
+            target,
+            "information_schema.tables",
+            [("table_schema", "STRING"), ("table_name", "STRING")],
+            [("veil", t) for t in tables],
+        )
+        set_view(
+            spark,
+            target,
+            "information_schema.columns",
+            [("table_schema", "STRING"), ("table_name", "STRING"), ("column_name", "STRING")],
+            [("veil", t, c) for t, c in columns],
+        )
 
     with fast(spark):
         for _ in range(2):  # the second time, nothing is left to upgrade
             information_schema()
             spark.sql(block)
             assert [r[0] for r in spark.sql("DESCRIBE veil.project_purpose")][-1] == (
-                "acknowledgement")
-            assert [r[1] for r in spark.sql("SHOW TABLES IN veil")] == ["audit_log",
-                                                                         "project_purpose"]
+                "acknowledgement"
+            )
+            assert [r[1] for r in spark.sql("SHOW TABLES IN veil")] == [
+                "audit_log",
+                "project_purpose",
+            ]
             assert spark.sql("SELECT * FROM veil.audit_log ORDER BY event_at") == [
                 (dt.datetime(2026, 1, 1, 10), "ann", "switch", "p", None, None, "switched"),
-                (dt.datetime(2026, 1, 2, 10), "bob", "switch", None, None, None, "cleared")]
+                (dt.datetime(2026, 1, 2, 10), "bob", "switch", None, None, None, "cleared"),
+            ]
     spark.reset()
 
 
-def test_runtime_tables_are_written_only_by_the_procedures(target: DatabricksTarget,
-                                                           script: str) -> None:
+def test_runtime_tables_are_written_only_by_the_procedures(
+    target: DatabricksTarget, script: str
+) -> None:
     """The script creates them and never writes them (but for moving the old switch log into the
     audit log); it grants nothing on them but SELECT on the audit log to the auditors' group,
     as its last statement."""
     names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
-    writes = re.compile(rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE TABLE|"
-                        rf"DROP TABLE)\s+({names})\b")
+    writes = re.compile(
+        rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE TABLE|"
+        rf"DROP TABLE)\s+({names})\b"
+    )
     statements = split_statements(script)
     for statement in statements:
         if statement.startswith("CREATE OR REPLACE PROCEDURE veil."):
@@ -404,23 +482,41 @@ def test_runtime_tables_are_written_only_by_the_procedures(target: DatabricksTar
 def test_procedures_audit_every_call(script: str) -> None:
     """Each path of use_project and acknowledge writes the audit log before what it records
     (Delta has no transaction across statements) and before it raises."""
-    for name, events in (("use_project", ("'cleared'", "'refused: not a member'", "'switched'")),
-                         ("acknowledge", ("'refused: not a member'", "'acknowledged'"))):
-        body = next(s for s in split_statements(script)
-                    if s.startswith(f"CREATE OR REPLACE PROCEDURE veil.{name}("))
+    for name, events in (
+        ("use_project", ("'cleared'", "'refused: not a member'", "'switched'")),
+        ("acknowledge", ("'refused: not a member'", "'acknowledged'")),
+    ):
+        body = next(
+            s
+            for s in split_statements(script)
+            if s.startswith(f"CREATE OR REPLACE PROCEDURE veil.{name}(")
+        )
         for event in events:
             at = body.index(event)
             start = body.rfind("INSERT INTO veil.audit_log", 0, at)
             assert start > 0 and ";" not in body[start:at]
             nxt = body.find(";", at)
-            assert not re.search(r"MERGE INTO|DELETE FROM|SIGNAL|INSERT INTO veil.member",
-                                 body[start:nxt])
+            assert not re.search(
+                r"MERGE INTO|DELETE FROM|SIGNAL|INSERT INTO veil.member", body[start:nxt]
+            )
 
 
 @pytest.mark.spark
 def test_string_literals_round_trip(spark: LocalSpark, target: DatabricksTarget) -> None:
-    values = [scenarios.HOSTILE, "'", "\\", "\\'", "''", "\n\t\r", "${spark.app.name}",
-              "$${x}", "$\\{", "\u2028é漢😀", "a\\'; DROP TABLE t; --", "%_\\%\\_"]
+    values = [
+        scenarios.HOSTILE,
+        "'",
+        "\\",
+        "\\'",
+        "''",
+        "\n\t\r",
+        "${spark.app.name}",
+        "$${x}",
+        "$\\{",
+        "\u2028é漢😀",
+        "a\\'; DROP TABLE t; --",
+        "%_\\%\\_",
+    ]
     query = "SELECT " + ", ".join(f"{target.literal(v)} AS v{i}" for i, v in enumerate(values))
     assert list(spark.sql(query)[0]) == values
     parse_script(query + ";", "databricks")
@@ -428,8 +524,9 @@ def test_string_literals_round_trip(spark: LocalSpark, target: DatabricksTarget)
 
 def merge_source(spark: LocalSpark, script: str, table: str) -> list[tuple[object, ...]]:
     """The rows the `MERGE INTO <table>` of a script writes, read back through Spark."""
-    merge = next((s for s in split_statements(script) if s.startswith(f"MERGE INTO {table} ")),
-                 None)
+    merge = next(
+        (s for s in split_statements(script) if s.startswith(f"MERGE INTO {table} ")), None
+    )
     if merge is None:
         return []
     source = re.search(r"USING (\(VALUES\n.*?\n\) AS s\(.*?\))\n", merge, re.S)
@@ -438,8 +535,9 @@ def merge_source(spark: LocalSpark, script: str, table: str) -> list[tuple[objec
 
 
 @pytest.mark.spark
-def test_governance_rows_round_trip(spark: LocalSpark, target: DatabricksTarget,
-                                    scenario: Scenario, script: str) -> None:
+def test_governance_rows_round_trip(
+    spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str
+) -> None:
     rows = target.governance_rows(scenario.program)
     for name in LOOKUP_TABLES:
         got = merge_source(spark, script, target.gov(name))
@@ -448,21 +546,30 @@ def test_governance_rows_round_trip(spark: LocalSpark, target: DatabricksTarget,
 
 @pytest.mark.spark
 def test_cleanup_selects_only_what_the_script_no_longer_attaches(
-        spark: LocalSpark, target: DatabricksTarget, script: str) -> None:
+    spark: LocalSpark, target: DatabricksTarget, script: str
+) -> None:
     block = next(s for s in split_statements(script) if "FOR stale AS" in s)
     select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", block, re.S)
     assert select is not None
     current = merge_source(spark, script, target.gov("applied_object"))
     assert current
-    rows = [*current,
-            ("veil.mask__old", "column mask", current[0][2], "DETACH A", "DROP A"),
-            ("veil.rows__gone", "row filter", "table gone.t", "DETACH B", "DROP B")]
+    rows = [
+        *current,
+        ("veil.mask__old", "column mask", current[0][2], "DETACH A", "DROP A"),
+        ("veil.rows__gone", "row filter", "table gone.t", "DETACH B", "DROP B"),
+    ]
     spark.reset()
-    set_view(spark, target, target.gov("applied_object"),
-             [(c, "STRING") for c in
-              ("object_name", "object_kind", "target", "detach_sql", "drop_sql")], rows)
-    assert spark.sql(select.group(1)) == [("veil.mask__old", None, "DROP A"),
-                                          ("veil.rows__gone", "DETACH B", "DROP B")]
+    set_view(
+        spark,
+        target,
+        target.gov("applied_object"),
+        [(c, "STRING") for c in ("object_name", "object_kind", "target", "detach_sql", "drop_sql")],
+        rows,
+    )
+    assert spark.sql(select.group(1)) == [
+        ("veil.mask__old", None, "DROP A"),
+        ("veil.rows__gone", "DETACH B", "DROP B"),
+    ]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -471,9 +578,14 @@ def test_cleanup_selects_only_what_the_script_no_longer_attaches(
 
 def test_every_statement_can_run_again(script: str) -> None:
     allowed = (
-        r"CREATE SCHEMA IF NOT EXISTS ", r"CREATE TABLE IF NOT EXISTS ", r"MERGE INTO ",
-        r"DELETE FROM ", r"CREATE OR REPLACE (FUNCTION|PROCEDURE) ", r"GRANT ",
-        r"ALTER TABLE .+? ALTER COLUMN .+? SET MASK ", r"ALTER TABLE .+? SET ROW FILTER ",
+        r"CREATE SCHEMA IF NOT EXISTS ",
+        r"CREATE TABLE IF NOT EXISTS ",
+        r"MERGE INTO ",
+        r"DELETE FROM ",
+        r"CREATE OR REPLACE (FUNCTION|PROCEDURE) ",
+        r"GRANT ",
+        r"ALTER TABLE .+? ALTER COLUMN .+? SET MASK ",
+        r"ALTER TABLE .+? SET ROW FILTER ",
         r"BEGIN\n",
     )
     for statement in split_statements(script):
@@ -482,7 +594,6 @@ def test_every_statement_can_run_again(script: str) -> None:
 
 def test_output_is_deterministic(target: DatabricksTarget, scenario: Scenario, script: str) -> None:
     assert target.render(scenario.program) == script
-
 
 
 def test_using_columns_follow_the_rules(target: DatabricksTarget, script: str) -> None:
@@ -498,10 +609,18 @@ def test_using_columns_follow_the_rules(target: DatabricksTarget, script: str) -
 # (d) names
 
 
-@pytest.mark.parametrize("name, sql", [
-    ("credit_card", "credit_card"), ("Order Note", "`Order Note`"), ("a`b", "`a``b`"),
-    ("order", "`order`"), ("x$1", "`x$1`"), ("CamelCase", "CamelCase"), ("1x", "`1x`"),
-])
+@pytest.mark.parametrize(
+    "name, sql",
+    [
+        ("credit_card", "credit_card"),
+        ("Order Note", "`Order Note`"),
+        ("a`b", "`a``b`"),
+        ("order", "`order`"),
+        ("x$1", "`x$1`"),
+        ("CamelCase", "CamelCase"),
+        ("1x", "`1x`"),
+    ],
+)
 def test_identifiers(target: DatabricksTarget, name: str, sql: str) -> None:
     assert target.ident(name) == sql
 
@@ -516,7 +635,8 @@ def test_payments_compiles_cleanly(target: DatabricksTarget, now: dt.datetime) -
 
 def test_decimal_without_precision_is_an_error(target: DatabricksTarget) -> None:
     program = scenarios.check_text(
-        "table t.x { id bigint; amount decimal }\nmask t.x.amount with round(10)\n")
+        "table t.x { id bigint; amount decimal }\nmask t.x.amount with round(10)\n"
+    )
     diags = target.check(program)
     assert [d.code for d in diags] == ["T0201"]
     assert "`DECIMAL(10, 0)` on databricks" in diags[0].message
@@ -524,14 +644,24 @@ def test_decimal_without_precision_is_an_error(target: DatabricksTarget) -> None
 
 def test_value_longer_than_column_is_a_warning(target: DatabricksTarget) -> None:
     program = scenarios.check_text(
-        'table t.x { id bigint; code varchar(8) }\nmask t.x.code with constant("abc")\n')
+        'table t.x { id bigint; code varchar(8) }\nmask t.x.code with constant("abc")\n'
+    )
     mask = program.masks[0]
     arm = mask.arms[0]
     longer = model.MaskConstant(value="longer than eight")
-    program = program.__class__(**{**{f: getattr(program, f) for f in program.__dataclass_fields__},
-                                   "masks": (mask.__class__(**{
-                                       **{f: getattr(mask, f) for f in mask.__dataclass_fields__},
-                                       "arms": (arm.__class__(action=longer, cond=None),)}),)})
+    program = program.__class__(
+        **{
+            **{f: getattr(program, f) for f in program.__dataclass_fields__},
+            "masks": (
+                mask.__class__(
+                    **{
+                        **{f: getattr(mask, f) for f in mask.__dataclass_fields__},
+                        "arms": (arm.__class__(action=longer, cond=None),),
+                    }
+                ),
+            ),
+        }
+    )
     diags = target.check(program)
     assert [d.code for d in diags] == ["T0202"]
     assert diags[0].severity is Severity.WARNING
@@ -540,5 +670,6 @@ def test_value_longer_than_column_is_a_warning(target: DatabricksTarget) -> None
 def test_names_with_variable_substitution_and_case_collisions(target: DatabricksTarget) -> None:
     program = scenarios.check_text(
         "table t.x { id bigint; `a${b}` varchar; Region varchar; region varchar }\n"
-        "user ann\nuser Ann\nmask t.x.`a${b}`\nmask t.x.region\n")
+        "user ann\nuser Ann\nmask t.x.`a${b}`\nmask t.x.region\n"
+    )
     assert sorted(d.code for d in target.check(program)) == ["T0203", "T0203", "T0204"]

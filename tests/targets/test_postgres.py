@@ -713,7 +713,6 @@ def test_project_purposes_carry_their_effective_acknowledgement_text() -> None:
     assert 'GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";' in script
 
 
-
 def test_hostile_text_is_quoted_and_never_inside_a_dollar_quoted_body() -> None:
     script = pg().render(hostile_program())
     assert pg().literal(HOSTILE) in script

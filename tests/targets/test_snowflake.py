@@ -68,60 +68,78 @@ def test_every_statement_parses_with_sqlfluff(script: str) -> None:
     used = {gap for r in reports for gap in r.gaps}
     assert used <= DOCUMENTED_GAPS, f"undocumented sqlfluff gaps: {used - DOCUMENTED_GAPS}"
     # the $$ bodies of the procedures, the function and the blocks were parsed on their own
-    with_body = [r for r in reports
-                 if r.statement.startswith(("CREATE OR REPLACE", "EXECUTE IMMEDIATE"))]
+    with_body = [
+        r for r in reports if r.statement.startswith(("CREATE OR REPLACE", "EXECUTE IMMEDIATE"))
+    ]
     assert all(r.bodies_checked == 1 for r in with_body)
-    routines = [r.statement.split("(", 1)[0] for r in with_body
-                if r.statement.startswith("CREATE")]
-    assert routines == ["CREATE OR REPLACE PROCEDURE VEIL.USE_PROJECT",
-                        "CREATE OR REPLACE SECURE FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS",
-                        "CREATE OR REPLACE PROCEDURE VEIL.ACKNOWLEDGE"]
+    routines = [r.statement.split("(", 1)[0] for r in with_body if r.statement.startswith("CREATE")]
+    assert routines == [
+        "CREATE OR REPLACE PROCEDURE VEIL.USE_PROJECT",
+        "CREATE OR REPLACE SECURE FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS",
+        "CREATE OR REPLACE PROCEDURE VEIL.ACKNOWLEDGE",
+    ]
 
 
 # -------------------------------------------------------------------------------------------------
 # (b) semantics: every policy body, every (user, project), every sample row
 
 
-def governance(target: SnowflakeTarget, program: model.Program
-               ) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
+def governance(
+    target: SnowflakeTarget, program: model.Program
+) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
     rows = target.governance_rows(program)
     tables = {}
     for name, (columns, _) in LOOKUP_TABLES.items():
-        specs = [f"{target.ident(c)} {'BOOLEAN' if ty == 'boolean' else 'VARCHAR'}"
-                 for c, ty in columns]
+        specs = [
+            f"{target.ident(c)} {'BOOLEAN' if ty == 'boolean' else 'VARCHAR'}" for c, ty in columns
+        ]
         tables[target.gov(name)] = (specs, rows[name])
     return tables
 
 
-def active_project(target: SnowflakeTarget, rows: list[tuple[object, ...]]
-                   ) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
-    cols = [f"{target.ident(c)} {ty}" for c, ty in
-            (("principal", "VARCHAR"), ("project_name", "VARCHAR"), ("set_at", "TIMESTAMP_LTZ"))]
+def active_project(
+    target: SnowflakeTarget, rows: list[tuple[object, ...]]
+) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
+    cols = [
+        f"{target.ident(c)} {ty}"
+        for c, ty in (
+            ("principal", "VARCHAR"),
+            ("project_name", "VARCHAR"),
+            ("set_at", "TIMESTAMP_LTZ"),
+        )
+    ]
     return {target.gov("active_project"): (cols, rows)}
 
 
-def runtime(target: SnowflakeTarget, name: str, rows: list[tuple[object, ...]]
-            ) -> dict[str, TableSpec]:
+def runtime(
+    target: SnowflakeTarget, name: str, rows: list[tuple[object, ...]]
+) -> dict[str, TableSpec]:
     """A runtime table (RUNTIME_TABLES) holding `rows`."""
-    cols = [f"{target.ident(c)} {'TIMESTAMP_LTZ' if ty == 'timestamptz' else 'VARCHAR'}"
-            for c, ty, _ in RUNTIME_TABLES[name]]
+    cols = [
+        f"{target.ident(c)} {'TIMESTAMP_LTZ' if ty == 'timestamptz' else 'VARCHAR'}"
+        for c, ty, _ in RUNTIME_TABLES[name]
+    ]
     return {target.gov(name): (cols, rows)}
 
 
-def acknowledgements(target: SnowflakeTarget, rows: list[tuple[str, str, str, str]],
-                     at: dt.datetime) -> dict[str, TableSpec]:
+def acknowledgements(
+    target: SnowflakeTarget, rows: list[tuple[str, str, str, str]], at: dt.datetime
+) -> dict[str, TableSpec]:
     """The acknowledgement table holding (principal, project, purpose, text) rows."""
     return runtime(target, "member_acknowledgement", [(*r, at) for r in rows])
 
 
-def test_policies_agree_with_the_evaluator(target: SnowflakeTarget, scenario: Scenario,
-                                           script: str, now: dt.datetime) -> None:
+def test_policies_agree_with_the_evaluator(
+    target: SnowflakeTarget, scenario: Scenario, script: str, now: dt.datetime
+) -> None:
     program = scenario.program
     ddl = policies(script)
     exempt = target.exempt_columns(program)
     problems: list[str] = []
-    tables = {**governance(target, program),
-              **acknowledgements(target, scenarios.acknowledgement_rows(scenario), now)}
+    tables = {
+        **governance(target, program),
+        **acknowledgements(target, scenarios.acknowledgement_rows(scenario), now),
+    }
     with SnowflakeDuck(tables) as duck:
         duck.query("SET TimeZone = 'UTC'")
         for ctx in scenario.contexts:
@@ -135,15 +153,21 @@ def test_policies_agree_with_the_evaluator(target: SnowflakeTarget, scenario: Sc
                     ctx_mask = target.mask_context(program, mask, (key, mask.column) in exempt)
                     args = target.mask_args(program, mask)
                     cells[mask.column] = duck.evaluate_policy(
-                        ddl[ctx_mask["name"]], [tuple(r[c.name] for c in args) for r in rows],
-                        user=ctx.user, roles=roles)
+                        ddl[ctx_mask["name"]],
+                        [tuple(r[c.name] for c in args) for r in rows],
+                        user=ctx.user,
+                        roles=roles,
+                    )
                 visible: list[object] = [True] * len(rows)
                 if program.rules_of(key):
                     rap = target.rap_context(program, key)
                     args = target.row_args(program, key)
                     visible = duck.evaluate_policy(
-                        ddl[rap["name"]], [tuple(r[c.name] for c in args) for r in rows],
-                        user=ctx.user, roles=roles)
+                        ddl[rap["name"]],
+                        [tuple(r[c.name] for c in args) for r in rows],
+                        user=ctx.user,
+                        roles=roles,
+                    )
                 problems += scenarios.mismatches(scenario, key, ctx, visible, cells)
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
 
@@ -156,8 +180,9 @@ def test_user_names_match_case_insensitively(target: SnowflakeTarget, now: dt.da
     body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
     text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
     acked = [("alice", "fraud_q4", "Fraud Detection", text)]
-    with SnowflakeDuck({**governance(target, program), **acknowledgements(target, acked, now)}
-                       ) as duck:
+    with SnowflakeDuck(
+        {**governance(target, program), **acknowledgements(target, acked, now)}
+    ) as duck:
         duck.set_tables(active_project(target, [("Alice", "fraud_q4", now)]))
         shown = duck.evaluate_policy(body, [("4111111111111111",)], user="ALICE")
     assert shown == ["4111111111111111"]
@@ -174,51 +199,74 @@ def test_scenarios_exercise_missing_acknowledgements(scenario: Scenario) -> None
         done = scenarios.acknowledged(scenario.program, ctx.user)  # everything current
         assert any(
             scenarios.expected(scenario.program, key, rows, ctx)
-            != scenarios.expected(scenario.program, key, rows,
-                                  dataclasses.replace(ctx, acknowledged=done))
-            for key, rows in scenario.rows.items()), (ctx.user, ctx.project)
+            != scenarios.expected(
+                scenario.program, key, rows, dataclasses.replace(ctx, acknowledged=done)
+            )
+            for key, rows in scenario.rows.items()
+        ), (ctx.user, ctx.project)
 
 
-def credit_card(target: SnowflakeTarget, program: model.Program, acked: list[tuple[str, ...]],
-                user: str, now: dt.datetime) -> object:
+def credit_card(
+    target: SnowflakeTarget,
+    program: model.Program,
+    acked: list[tuple[str, ...]],
+    user: str,
+    now: dt.datetime,
+) -> object:
     """What `user`, in fraud_q4, sees of a card number (DuckDB), given acknowledgement rows."""
     mask = next(m for m in program.masks if m.column == "credit_card")
     body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
-    tables = {**governance(target, program),
-              **runtime(target, "member_acknowledgement", [(*r, now) for r in acked]),
-              **active_project(target, [(user, "fraud_q4", now)])}
+    tables = {
+        **governance(target, program),
+        **runtime(target, "member_acknowledgement", [(*r, now) for r in acked]),
+        **active_project(target, [(user, "fraud_q4", now)]),
+    }
     with SnowflakeDuck(tables) as duck:
         shown = duck.evaluate_policy(body, [("4111111111111111",)], user=user)[0]
-    ctx = Context(user=user, project="fraud_q4", now=now,
-                  acknowledged=frozenset((p, pu, t) for u, p, pu, t in acked if u == user))
+    ctx = Context(
+        user=user,
+        project="fraud_q4",
+        now=now,
+        acknowledged=frozenset((p, pu, t) for u, p, pu, t in acked if u == user),
+    )
     row = {"credit_card": "4111111111111111"}
     assert shown == mask_value(program, mask, row["credit_card"], row, ctx).value
     return shown
 
 
-def test_a_member_who_did_not_acknowledge_sees_masked_values(target: SnowflakeTarget,
-                                                             now: dt.datetime) -> None:
+def test_a_member_who_did_not_acknowledge_sees_masked_values(
+    target: SnowflakeTarget, now: dt.datetime
+) -> None:
     program = scenarios.payments(now).program
     text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
     assert text is not None
     assert credit_card(target, program, [], "chris", now) is None
     # acknowledged by someone else, or in another project, or another purpose's text: no
-    others = [("alice", "fraud_q4", "Fraud Detection", text),
-              ("chris", "chargebacks", "Fraud Detection", text),
-              ("chris", "fraud_q4", "Fraud Detection.Chargebacks", text)]
+    others = [
+        ("alice", "fraud_q4", "Fraud Detection", text),
+        ("chris", "chargebacks", "Fraud Detection", text),
+        ("chris", "fraud_q4", "Fraud Detection.Chargebacks", text),
+    ]
     assert credit_card(target, program, others, "chris", now) is None
     mine = [("chris", "fraud_q4", "Fraud Detection", text)]
     assert credit_card(target, program, mine, "chris", now) == "4111111111111111"
 
 
-def test_a_changed_text_must_be_acknowledged_again(target: SnowflakeTarget,
-                                                   now: dt.datetime) -> None:
+def test_a_changed_text_must_be_acknowledged_again(
+    target: SnowflakeTarget, now: dt.datetime
+) -> None:
     program = scenarios.payments(now).program
     old = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
     new = "I will use card data only to investigate fraud, and delete my extracts weekly."
-    changed = dataclasses.replace(program, purposes=tuple(
-        dataclasses.replace(p, acknowledgement=new) if p.name.startswith("Fraud Detection") else p
-        for p in program.purposes))
+    changed = dataclasses.replace(
+        program,
+        purposes=tuple(
+            dataclasses.replace(p, acknowledgement=new)
+            if p.name.startswith("Fraud Detection")
+            else p
+            for p in program.purposes
+        ),
+    )
     acked = [("alice", "fraud_q4", "Fraud Detection", old)]
     assert credit_card(target, program, acked, "alice", now) == "4111111111111111"
     assert credit_card(target, changed, acked, "alice", now) is None
@@ -230,12 +278,14 @@ def duck_statement(sql: str, user: str) -> str:
     """A Snowflake statement as DuckDB SQL, CURRENT_USER() bound to `user`."""
     tree = sqlglot.parse_one(sql, read="snowflake")
     tree = tree.transform(
-        lambda n: exp.Literal.string(user) if isinstance(n, exp.CurrentUser) else n)
+        lambda n: exp.Literal.string(user) if isinstance(n, exp.CurrentUser) else n
+    )
     return tree.sql(dialect="duckdb")
 
 
-def test_acknowledge_records_exactly_what_it_audits(target: SnowflakeTarget,
-                                                    now: dt.datetime) -> None:
+def test_acknowledge_records_exactly_what_it_audits(
+    target: SnowflakeTarget, now: dt.datetime
+) -> None:
     """The two statements of VEIL.ACKNOWLEDGE and the query of VEIL.ACKNOWLEDGEMENT_TEXTS (from
     the same generator, with literals where the procedure binds `:P_PROJECT` and `:ack_at`), run
     in DuckDB: a changed text is audited and recorded again, repeating an acknowledgement audits
@@ -243,11 +293,15 @@ def test_acknowledge_records_exactly_what_it_audits(target: SnowflakeTarget,
     members."""
     program = scenarios.payments(now).program
     old = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
-    tables = {**governance(target, program), **runtime(target, "member_acknowledgement", []),
-              **runtime(target, "audit_log", [])}
+    tables = {
+        **governance(target, program),
+        **runtime(target, "member_acknowledgement", []),
+        **runtime(target, "audit_log", []),
+    }
     project = target.literal("fraud_q4")
     texts = target.acknowledgement_texts_sql(project)
     with SnowflakeDuck(tables) as duck:
+
         def acknowledge(user: str, at: dt.datetime) -> None:
             stamp = f"CAST({target.literal(at.isoformat())} AS TIMESTAMP_LTZ)"
             for statement in target.acknowledge_sql(project, stamp):
@@ -259,28 +313,36 @@ def test_acknowledge_records_exactly_what_it_audits(target: SnowflakeTarget,
         acknowledge("alice", now - dt.timedelta(days=1))  # again: audited, recorded once
         assert duck.query(duck_statement(texts, "alice")) == [("Fraud Detection", old, True)]
         assert duck.query(duck_statement(texts, "mallory")) == []  # not a member
-        duck.query(f"UPDATE {target.gov('project_purpose')} SET ACKNOWLEDGEMENT = 'v2' "
-                   "WHERE PROJECT_NAME = 'fraud_q4'")
+        duck.query(
+            f"UPDATE {target.gov('project_purpose')} SET ACKNOWLEDGEMENT = 'v2' "
+            "WHERE PROJECT_NAME = 'fraud_q4'"
+        )
         assert duck.query(duck_statement(texts, "alice")) == [("Fraud Detection", "v2", False)]
         acknowledge("alice", now)
         audit = duck.query(f"SELECT * FROM {target.gov('audit_log')} ORDER BY 1")
         recorded = duck.query(f"SELECT * FROM {target.gov('member_acknowledgement')} ORDER BY 5")
     assert [row[1:] for row in audit] == [
         ("alice", "acknowledge", "fraud_q4", "Fraud Detection", text, "acknowledged")
-        for text in (old, old, "v2")]
-    assert [row[:4] for row in recorded] == [("alice", "fraud_q4", "Fraud Detection", old),
-                                              ("alice", "fraud_q4", "Fraud Detection", "v2")]
+        for text in (old, old, "v2")
+    ]
+    assert [row[:4] for row in recorded] == [
+        ("alice", "fraud_q4", "Fraud Detection", old),
+        ("alice", "fraud_q4", "Fraud Detection", "v2"),
+    ]
     assert recorded[0][4] == audit[0][0] == first
 
 
-def test_runtime_tables_are_written_only_by_the_procedures(target: SnowflakeTarget,
-                                                           script: str) -> None:
+def test_runtime_tables_are_written_only_by_the_procedures(
+    target: SnowflakeTarget, script: str
+) -> None:
     """The script creates them and never writes them (but for moving the rows of the old switch
     log into the audit log); it grants nothing on them but SELECT on the audit log to the
     auditors' role."""
     names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
-    writes = re.compile(rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE( TABLE)?|"
-                        rf"DROP TABLE)\s+({names})\b")
+    writes = re.compile(
+        rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE( TABLE)?|"
+        rf"DROP TABLE)\s+({names})\b"
+    )
     for statement in split_statements(script):
         if statement.startswith("CREATE OR REPLACE PROCEDURE VEIL."):
             continue
@@ -303,10 +365,15 @@ def test_runtime_tables_are_written_only_by_the_procedures(target: SnowflakeTarg
 def test_procedures_audit_every_call(script: str) -> None:
     """Each path of USE_PROJECT and ACKNOWLEDGE writes the audit log before it returns or
     raises, and both writes of a successful call are one transaction."""
-    for name, events in (("USE_PROJECT", ("'cleared'", "'refused: not a member'", "'switched'")),
-                         ("ACKNOWLEDGE", ("'refused: not a member'", "'acknowledged'"))):
-        body = next(s for s in split_statements(script)
-                    if s.startswith(f"CREATE OR REPLACE PROCEDURE VEIL.{name}("))
+    for name, events in (
+        ("USE_PROJECT", ("'cleared'", "'refused: not a member'", "'switched'")),
+        ("ACKNOWLEDGE", ("'refused: not a member'", "'acknowledged'")),
+    ):
+        body = next(
+            s
+            for s in split_statements(script)
+            if s.startswith(f"CREATE OR REPLACE PROCEDURE VEIL.{name}(")
+        )
         for event in events:
             at = body.index(event)
             assert body.rfind("INSERT INTO VEIL.AUDIT_LOG", 0, at) > body.rfind(";", 0, at) - 400
@@ -315,29 +382,37 @@ def test_procedures_audit_every_call(script: str) -> None:
 
 def merge_source(script: str, table: str) -> list[tuple[object, ...]]:
     """The rows the `MERGE INTO <table>` of a script writes, read back through DuckDB."""
-    merge = next((s for s in split_statements(script) if s.startswith(f"MERGE INTO {table} ")),
-                 None)
+    merge = next(
+        (s for s in split_statements(script) if s.startswith(f"MERGE INTO {table} ")), None
+    )
     if merge is None:
         return []
     source = re.search(r"USING \(SELECT .*? FROM (VALUES\n.*?)\n\) s\n", merge, re.S)
     assert source is not None
     with SnowflakeDuck() as duck:
-        return duck.query(sqlglot.transpile(f"SELECT * FROM {source.group(1)}",
-                                            read="snowflake", write="duckdb")[0])
+        return duck.query(
+            sqlglot.transpile(f"SELECT * FROM {source.group(1)}", read="snowflake", write="duckdb")[
+                0
+            ]
+        )
 
 
-def test_cleanup_selects_only_what_the_script_no_longer_attaches(target: SnowflakeTarget,
-                                                                 script: str) -> None:
+def test_cleanup_selects_only_what_the_script_no_longer_attaches(
+    target: SnowflakeTarget, script: str
+) -> None:
     block = next(s for s in split_statements(script) if "stale CURSOR FOR" in s)
     select = re.search(r"CURSOR FOR\s+(SELECT .*?ORDER BY 1)", block, re.S)
     assert select is not None
     current = merge_source(script, target.gov("applied_object"))
     assert current
-    rows = [*current,
-            ("VEIL.MASK__OLD", "masking policy", current[0][2], "DETACH A", "DROP A"),
-            ("VEIL.ROWS__GONE", "row access policy", "table gone.t", "DETACH B", "DROP B")]
-    cols = [f"{c} VARCHAR" for c in
-            ("OBJECT_NAME", "OBJECT_KIND", "TARGET", "DETACH_SQL", "DROP_SQL")]
+    rows = [
+        *current,
+        ("VEIL.MASK__OLD", "masking policy", current[0][2], "DETACH A", "DROP A"),
+        ("VEIL.ROWS__GONE", "row access policy", "table gone.t", "DETACH B", "DROP B"),
+    ]
+    cols = [
+        f"{c} VARCHAR" for c in ("OBJECT_NAME", "OBJECT_KIND", "TARGET", "DETACH_SQL", "DROP_SQL")
+    ]
     with SnowflakeDuck({target.gov("applied_object"): (cols, rows)}) as duck:
         got = duck.query(sqlglot.transpile(select.group(1), read="snowflake", write="duckdb")[0])
     assert got == [("VEIL.MASK__OLD", None, "DROP A"), ("VEIL.ROWS__GONE", "DETACH B", "DROP B")]
@@ -367,13 +442,20 @@ def test_every_policy_body_is_also_set_on_existing_policies(script: str) -> None
 def test_every_statement_can_run_again(script: str) -> None:
     """Each top-level statement is one that succeeds and changes nothing when repeated."""
     allowed = (
-        r"CREATE SCHEMA IF NOT EXISTS ", r"CREATE TABLE IF NOT EXISTS ", r"MERGE INTO ",
-        r"DELETE FROM ", r"CREATE OR REPLACE PROCEDURE ", r"GRANT USAGE ON ",
-        r"ALTER TABLE \S+ ADD COLUMN IF NOT EXISTS ", r"CREATE OR REPLACE SECURE FUNCTION ",
-        r"CREATE ROLE IF NOT EXISTS ", r"GRANT SELECT ON TABLE ",
+        r"CREATE SCHEMA IF NOT EXISTS ",
+        r"CREATE TABLE IF NOT EXISTS ",
+        r"MERGE INTO ",
+        r"DELETE FROM ",
+        r"CREATE OR REPLACE PROCEDURE ",
+        r"GRANT USAGE ON ",
+        r"ALTER TABLE \S+ ADD COLUMN IF NOT EXISTS ",
+        r"CREATE OR REPLACE SECURE FUNCTION ",
+        r"CREATE ROLE IF NOT EXISTS ",
+        r"GRANT SELECT ON TABLE ",
         r"CREATE (MASKING|ROW ACCESS) POLICY IF NOT EXISTS ",
         r"ALTER (MASKING|ROW ACCESS) POLICY \S+ SET BODY ->",
-        r"ALTER TABLE .* SET MASKING POLICY .* FORCE$", r"EXECUTE IMMEDIATE \$\$",
+        r"ALTER TABLE .* SET MASKING POLICY .* FORCE$",
+        r"EXECUTE IMMEDIATE \$\$",
     )
     for statement in split_statements(script):
         assert any(re.match(p, statement, re.S) for p in allowed), statement[:200]
@@ -385,17 +467,24 @@ def test_output_is_deterministic(target: SnowflakeTarget, scenario: Scenario, sc
     assert target.render(scenario.program) == script
 
 
-
 def test_signature_change_makes_a_new_policy_and_keeps_the_old_name_for_cleanup(
-        target: SnowflakeTarget, now: dt.datetime) -> None:
+    target: SnowflakeTarget, now: dt.datetime
+) -> None:
     program = scenarios.payments(now).program
     mask = next(m for m in program.masks if m.column == "credit_card")
     wide = model.SqlType(name="varchar", length=32)
     tables = tuple(
-        dataclasses.replace(tb, columns=tuple(
-            dataclasses.replace(c, type=wide) if c.name == "credit_card" else c
-            for c in tb.columns)) if tb.key == mask.table else tb
-        for tb in program.tables)
+        dataclasses.replace(
+            tb,
+            columns=tuple(
+                dataclasses.replace(c, type=wide) if c.name == "credit_card" else c
+                for c in tb.columns
+            ),
+        )
+        if tb.key == mask.table
+        else tb
+        for tb in program.tables
+    )
     wider = dataclasses.replace(program, tables=tables)
     old = target.mask_context(program, mask, False)
     new = target.mask_context(wider, dataclasses.replace(mask, type=wide), False)
@@ -407,20 +496,35 @@ def test_signature_change_makes_a_new_policy_and_keeps_the_old_name_for_cleanup(
 # (d) hostile strings
 
 
-@pytest.mark.parametrize("value", [
-    scenarios.HOSTILE, "'", "\\", "\\'", "''", "\n\t\r", "${x}", "$$", "\u2028é漢😀",
-    "a\\'; DROP TABLE t; --",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        scenarios.HOSTILE,
+        "'",
+        "\\",
+        "\\'",
+        "''",
+        "\n\t\r",
+        "${x}",
+        "$$",
+        "\u2028é漢😀",
+        "a\\'; DROP TABLE t; --",
+    ],
+)
 def test_string_literals_round_trip(target: SnowflakeTarget, value: str) -> None:
     with SnowflakeDuck() as duck:
-        got = duck.query(sqlglot.transpile(f"SELECT {target.literal(value)}", read="snowflake",
-                                           write="duckdb")[0])
+        got = duck.query(
+            sqlglot.transpile(f"SELECT {target.literal(value)}", read="snowflake", write="duckdb")[
+                0
+            ]
+        )
     assert got == [(value,)]
     parse_script(f"SELECT {target.literal(value)} AS x;", "snowflake")
 
 
-def test_governance_rows_round_trip(target: SnowflakeTarget, scenario: Scenario,
-                                    script: str) -> None:
+def test_governance_rows_round_trip(
+    target: SnowflakeTarget, scenario: Scenario, script: str
+) -> None:
     """The VALUES of every MERGE read back exactly as the repository's rows (edge: hostile)."""
     rows = target.governance_rows(scenario.program)
     for name in LOOKUP_TABLES:
@@ -428,11 +532,19 @@ def test_governance_rows_round_trip(target: SnowflakeTarget, scenario: Scenario,
         assert sorted(got, key=repr) == sorted(rows[name], key=repr)
 
 
-@pytest.mark.parametrize("name, sql", [
-    ("credit_card", "CREDIT_CARD"), ("Order Note", '"Order Note"'), ('a"b', '"a""b"'),
-    ("order", '"ORDER"'), ("x$1", "X$1"), ("_x", "_X"), ("1x", '"1x"'),
-    ("lower case", '"lower case"'),
-])
+@pytest.mark.parametrize(
+    "name, sql",
+    [
+        ("credit_card", "CREDIT_CARD"),
+        ("Order Note", '"Order Note"'),
+        ('a"b', '"a""b"'),
+        ("order", '"ORDER"'),
+        ("x$1", "X$1"),
+        ("_x", "_X"),
+        ("1x", '"1x"'),
+        ("lower case", '"lower case"'),
+    ],
+)
 def test_identifiers(target: SnowflakeTarget, name: str, sql: str) -> None:
     assert target.ident(name) == sql
 
@@ -453,11 +565,13 @@ def test_payments_compiles(target: SnowflakeTarget, now: dt.datetime) -> None:
 
 def test_decimal_without_precision_is_an_error(target: SnowflakeTarget) -> None:
     program = scenarios.check_text(
-        "table t.x { id bigint; amount decimal }\nmask t.x.amount with round(10)\n")
+        "table t.x { id bigint; amount decimal }\nmask t.x.amount with round(10)\n"
+    )
     diags = target.check(program)
     assert codes(diags) == ["T0101"]
-    assert diags[0].message == ("`t.x.amount` is `decimal` without precision, which is "
-                                "`NUMBER(38, 0)` on snowflake")
+    assert diags[0].message == (
+        "`t.x.amount` is `decimal` without precision, which is `NUMBER(38, 0)` on snowflake"
+    )
     assert diags[0].span.line == 1
 
 
@@ -465,12 +579,23 @@ def test_value_longer_than_column(target: SnowflakeTarget) -> None:
     """The checker cuts hashes and regex results to the column; a program that does not (built
     by hand here) is refused, since Snowflake fails a query whose mask overflows the column."""
     program = scenarios.check_text(
-        'table t.x { id bigint; code varchar(8) }\nmask t.x.code with regex("a", "bbb")\n')
-    program = dataclasses.replace(program, masks=tuple(
-        dataclasses.replace(m, arms=tuple(
-            dataclasses.replace(a, action=dataclasses.replace(a.action, length=None))
-            if isinstance(a.action, model.MaskRegex) else a for a in m.arms))
-        for m in program.masks))
+        'table t.x { id bigint; code varchar(8) }\nmask t.x.code with regex("a", "bbb")\n'
+    )
+    program = dataclasses.replace(
+        program,
+        masks=tuple(
+            dataclasses.replace(
+                m,
+                arms=tuple(
+                    dataclasses.replace(a, action=dataclasses.replace(a.action, length=None))
+                    if isinstance(a.action, model.MaskRegex)
+                    else a
+                    for a in m.arms
+                ),
+            )
+            for m in program.masks
+        ),
+    )
     diags = target.check(program)
     assert codes(diags) == ["T0102"]
     assert diags[0].is_error and "unbounded" in diags[0].message and diags[0].span.line == 2
@@ -479,24 +604,28 @@ def test_value_longer_than_column(target: SnowflakeTarget) -> None:
 def test_mixed_case_and_dollar_names(target: SnowflakeTarget) -> None:
     program = scenarios.check_text(
         "table t.x { id bigint; CreditCard varchar; `a$$b` varchar }\n"
-        "group Analysts\nmask t.x.CreditCard unless group Analysts\nmask t.x.`a$$b`\n")
+        "group Analysts\nmask t.x.CreditCard unless group Analysts\nmask t.x.`a$$b`\n"
+    )
     diags = target.check(program)
     assert sorted(codes(diags)) == ["T0103", "T0103", "T0104"]
     folded = [d for d in diags if d.code == "T0103"]
     assert {d.message for d in folded} == {
         "`CreditCard` is folded to `CREDITCARD` on snowflake",
-        "`Analysts` is folded to `ANALYSTS` on snowflake"}
+        "`Analysts` is folded to `ANALYSTS` on snowflake",
+    }
 
 
 def test_users_and_columns_that_fold_together(target: SnowflakeTarget) -> None:
     program = scenarios.check_text(
         "table t.x { id bigint; region varchar; REGION varchar }\n"
-        "user ann\nuser ANN\nmask t.x.region\n")
+        "user ann\nuser ANN\nmask t.x.region\n"
+    )
     assert sorted(codes(target.check(program))) == ["T0106", "T0106"]
 
 
-def test_exempt_policy_when_rows_read_a_masked_column(target: SnowflakeTarget,
-                                                      now: dt.datetime) -> None:
+def test_exempt_policy_when_rows_read_a_masked_column(
+    target: SnowflakeTarget, now: dt.datetime
+) -> None:
     program = scenarios.edge(now).program
     script = target.render(program)
     exempt = [s for s in split_statements(script) if "EXEMPT_OTHER_POLICIES = TRUE" in s]
@@ -510,6 +639,7 @@ def test_exempt_policy_when_rows_read_a_masked_column(target: SnowflakeTarget,
 def test_row_access_policy_always_has_an_argument(target: SnowflakeTarget) -> None:
     program = scenarios.check_text(
         "table t.x { id bigint; secret varchar }\npurpose P\nrestrict t.x to purpose P\n"
-        "mask t.x.id\n")
+        "mask t.x.id\n"
+    )
     rap = target.rap_context(program, ("t", "x"))
     assert rap["signature"] == [("SECRET", "VARCHAR")]

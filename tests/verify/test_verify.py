@@ -1,5 +1,5 @@
 """Tests of the offline verification toolkit itself (tests/verify), on hand-written SQL shaped
-like the skeletons of research/targets.md §1.9 (Snowflake) and §2.6 (Databricks)."""
+as the platforms document them."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from veil import ir, model
 from veil.diagnostics import Span
+from veil.ir import dotted as dotted
 
 ColumnKey = tuple[model.TableKey, str]
 """One catalog column: (table key, column name)."""
@@ -48,11 +49,6 @@ def name_span(start: Span, written: str) -> Span:
         end_line=start.line,
         end_col=start.col + max(1, len(written)),
     )
-
-
-def dotted(parts: Iterable[str]) -> str:
-    """A dotted name in source form (parts that are not plain identifiers backquoted)."""
-    return ".".join(ir.quote_part(p) for p in parts)
 
 
 def column_str(key: ColumnKey) -> str:

@@ -1,4 +1,4 @@
-"""Pass `resolve_conflicts`: which mask decides each column (brief §5.2).
+"""Pass `resolve_conflicts`: which mask decides each column.
 
 The most specific target wins: a qualified column (`t.c` or longer) beats a bare column name,
 which beats any tag; a deeper tag beats a shallower one. Equally specific masks merge when all

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from veil import ir, model
 from veil.checker.common import ColumnKey
+from veil.diagnostics import Span
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +42,8 @@ class Facts:
     column_masks: tuple[model.ColumnMask, ...] = ()
     row_rules: tuple[model.RowRule, ...] = ()
     project_infos: tuple[model.ProjectInfo, ...] = ()
+    # check_tests: what each `expect` line names (by the span of the line)
+    expect_targets: tuple[tuple[Span, model.ExpectTarget], ...] = ()
 
     @property
     def groups(self) -> frozenset[str]:

@@ -3,7 +3,7 @@
 Every method's arguments are checked once per mask, whatever it masks. Then each column is
 lowered from the masks that decide it (resolve_conflicts): a method that does not fit the column
 type is an error when the column was named, and falls back to `null` with a warning when it was
-selected by tag (brief §5.1). A block without `otherwise` ends with `with null otherwise`.
+selected by tag. A block without `otherwise` ends with `with null otherwise`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The checker: an ordered table of named passes over the IR (conventions §3).
+"""The checker: an ordered table of named passes over the IR.
 
 Each pass is a pure function `(policies, facts) -> (facts, diagnostics)` that reports every
 problem it finds; the checker stops after the first pass that reported an error, so later passes
@@ -100,4 +100,5 @@ def build_program(policies: ir.PolicySet, facts: Facts) -> model.Program:
         row_rules=facts.row_rules,
         tests=policies.of_type(ir.TestCase),
         approvers=policies.of_type(ir.Approvers),
+        expect_targets=facts.expect_targets,
     )

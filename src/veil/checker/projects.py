@@ -1,4 +1,4 @@
-"""Pass `compute_approvals`: the state of each purpose of each project (brief §3).
+"""Pass `compute_approvals`: the state of each purpose of each project.
 
 For each (project, purpose) the last `approve` / `revoke` line in source order decides: none ->
 pending; revoke -> revoked; approve with the current digest -> approved; approve with another

@@ -1,4 +1,4 @@
-"""Pass `check_rows`: one `model.RowRule` per `filter` and `restrict` (brief §5.3)."""
+"""Pass `check_rows`: one `model.RowRule` per `filter` and `restrict`."""
 
 from __future__ import annotations
 

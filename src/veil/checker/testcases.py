@@ -1,24 +1,27 @@
-"""Pass `check_tests`: what a `test` block names must exist (brief §6)."""
+"""Pass `check_tests`: what a `test` block names must exist; records what each `expect` line
+names (`Facts.expect_targets`) so that `veil test` resolves nothing itself."""
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import replace
 
-from veil import ir
+from veil import ir, model
 from veil.checker import codes
 from veil.checker.columns import resolve_columns, resolve_table
 from veil.checker.common import did_you_mean, literal_text, name_span
 from veil.checker.facts import Facts
-from veil.checker.methods import ARITY
+from veil.checker.methods import ARITY, check_method, fit_method
 from veil.checker.names import Names
 from veil.checker.predicates import Typer, literal_type
-from veil.diagnostics import Diagnostic, error
+from veil.diagnostics import Diagnostic, Span, error
 
 
 def check_tests(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagnostic]]:
     """Needs the catalog, users and projects."""
     names = Names(facts)
     diags: list[Diagnostic] = []
+    targets: list[tuple[Span, model.ExpectTarget]] = []
     for tc in policies.of_type(ir.TestCase):
         if tc.user is not None:
             diags.extend(names.users([tc.user]))
@@ -36,14 +39,20 @@ def check_tests(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagn
                 )
             )
         for e in tc.expectations:
-            diags.extend(_expectation(e, facts, names))
-    return facts, diags
+            target, found = _expectation(e, facts, names)
+            diags.extend(found)
+            if target is not None:
+                targets.append((e.span, target))
+    return replace(facts, expect_targets=tuple(targets)), diags
 
 
-def _expectation(e: ir.Expectation, facts: Facts, names: Names) -> list[Diagnostic]:
+def _expectation(
+    e: ir.Expectation, facts: Facts, names: Names
+) -> tuple[model.ExpectTarget | None, list[Diagnostic]]:
     match e:
         case ir.ExpectColumn(column=column, method=method):
-            diags = resolve_columns(facts.tables, column, every=False)[1]
+            keys, diags = resolve_columns(facts.tables, column, every=False)
+            target = _column_target(keys[0], method, facts) if len(keys) == 1 else None
             if method is not None and method.name not in ARITY:
                 diags.append(
                     error(
@@ -53,16 +62,28 @@ def _expectation(e: ir.Expectation, facts: Facts, names: Names) -> list[Diagnost
                         help=did_you_mean(method.name, ARITY),
                     )
                 )
-            return diags
+            return target, diags
         case ir.ExpectRow(table=table, row=row):
             key, diags = resolve_table(facts.tables, table)
             if key is None:
-                return diags
+                return None, diags
             typer = Typer(facts.tables[key], names)
             for f in row:
                 span = name_span(f.span, ir.quote_part(f.column))
                 col = typer.column(ir.ObjectName(parts=(f.column,), span=span))
                 typer.compatible(col, literal_type(f.value, literal_text(f.value)), f.span)
-            return diags + typer.diags
+            return model.ExpectTarget(table=key), diags + typer.diags
         case _:
             t.assert_never(e)
+
+
+def _column_target(
+    key: tuple[model.TableKey, str], method: ir.Method | None, facts: Facts
+) -> model.ExpectTarget:
+    """The column, and `masked with M(args)` lowered for it as a mask would be (a method with
+    wrong arguments, or one that does not fit the column, lowers to nothing: the test fails)."""
+    table, column = key
+    action = None
+    if method is not None and method.args and not any(d.is_error for d in check_method(method)):
+        action = fit_method(method, table, facts.column(key)).action
+    return model.ExpectTarget(table=table, column=column, method=action)

@@ -36,7 +36,7 @@ class Target:
     """Base class: a target overrides the class attributes and the `*_sql` hooks it needs."""
 
     #: `--target` name, and the templates folder.
-    name: t.ClassVar[str] = "_default"
+    name: t.ClassVar[str]
     #: veil type name -> SQL type name (parameters are added by `sql_type`).
     type_names: t.ClassVar[dict[str, str]] = {}
     #: How a veil type name without an entry in `type_names` is written.
@@ -353,8 +353,8 @@ class Target:
 
     # ------------------------------------------------------------------ rendering
     def template(self, name: str) -> jinja2.Template:
-        """`<target>/name`, falling back to `_default/name` (dbt's adapter.dispatch)."""
-        return self._env.select_template([f"{self.name}/{name}", f"_default/{name}"])
+        """`templates/<target>/name`."""
+        return self._env.get_template(f"{self.name}/{name}")
 
     def render(self, program: model.Program) -> str:
         """The whole script. Subclasses build the context; templates only lay it out."""

@@ -152,7 +152,7 @@ class LookupTarget(Target):
     """A target whose masks and row filters look the user up in the governance tables.
 
     The project a user claims is only a selector: every lookup re-checks, keyed by the current
-    user, membership, approval and sources (design: runtime.md §1).
+    user, membership, approval and sources.
     """
 
     #: (precision, scale) of a `DECIMAL` written without them.

@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
-from veil.masking import replacement_parts
+from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
 from veil.targets.base import Options, SqlValue, Target
 
@@ -92,7 +92,7 @@ def veil_version() -> str:
 def source_key(key: TableKey) -> str:
     """A table as `veil.project_source` and `has_purpose` name it: dotted, each part quoted
     as in policy files when it is not a plain identifier (so `a.b`.`c` and `a`.`b.c` differ)."""
-    return ".".join(ir.quote_part(p) for p in key)
+    return ir.dotted(key)
 
 
 def pg_replacement(replacement: str) -> str:

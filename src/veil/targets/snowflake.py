@@ -28,7 +28,7 @@ import typing as t
 
 from veil import model
 from veil.diagnostics import Diagnostic, error, warning
-from veil.masking import replacement_parts
+from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets.lookup import LookupTarget, columns_read
 
