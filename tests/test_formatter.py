@@ -359,6 +359,18 @@ _expectations = st.one_of(
         st.lists(st.tuples(_parts, _values), min_size=1, max_size=3),
         st.sampled_from(["visible", "hidden"]),
     ),
+    st.builds(
+        lambda c, fs, o: ir.ExpectCell(
+            column=c, row=tuple(ir.RowField(column=x, value=v) for x, v in fs), **o
+        ),
+        _objects,
+        st.lists(st.tuples(_parts, _values), min_size=1, max_size=3),
+        st.one_of(
+            _values.map(lambda v: {"outcome": "is", "value": v}),
+            st.just({"outcome": "clear"}),
+            (st.none() | _methods).map(lambda m: {"outcome": "masked", "method": m}),
+        ),
+    ),
 )
 _statements = st.one_of(
     st.builds(

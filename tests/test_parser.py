@@ -434,6 +434,42 @@ def test_negative_numbers_in_test_rows() -> None:
     assert [f.value for f in row.row] == [-1, Decimal("-2.5")]
 
 
+def test_cell_expectations() -> None:
+    t = one(
+        'test "t" {\n'
+        ' expect a.b.c in row { x: 1, y: "ONC" } is "555"\n'
+        " expect c in row { x: -1 } is -2.5\n"
+        " expect a.b.c in row { x: null } is null\n"
+        " expect a.b.c in row { x: true } clear\n"
+        " expect a.b.c in row { x: 1 } masked with show_last(4)\n"
+        " expect a.b.c in row { x: 1 } masked\n"
+        "}"
+    )
+    assert isinstance(t, ir.TestCase)
+    row = (ir.RowField(column="x", value=1),)
+    abc = obj("a", "b", "c")
+    assert t.expectations == (
+        ir.ExpectCell(
+            column=abc,
+            row=(*row, ir.RowField(column="y", value="ONC")),
+            outcome="is",
+            value="555",
+        ),
+        ir.ExpectCell(
+            column=obj("c"),
+            row=(ir.RowField(column="x", value=-1),),
+            outcome="is",
+            value=Decimal("-2.5"),
+        ),
+        ir.ExpectCell(column=abc, row=(ir.RowField(column="x", value=None),), outcome="is"),
+        ir.ExpectCell(column=abc, row=(ir.RowField(column="x", value=True),), outcome="clear"),
+        ir.ExpectCell(
+            column=abc, row=row, outcome="masked", method=ir.Method(name="show_last", args=(4,))
+        ),
+        ir.ExpectCell(column=abc, row=row, outcome="masked"),
+    )
+
+
 def test_dotted_bare_purpose_suggests_quoting() -> None:
     d = fail("mask x unless purpose Fraud Detection.Chargebacks")
     assert d.help is not None and "must be quoted" in d.help

@@ -164,6 +164,54 @@ test "when" {
     assert out.count("expected") == 1
 
 
+def test_cell_expectations_state_the_value_in_a_row(tmp_path: Path) -> None:
+    """A `when` mask is tested cell by cell; a mismatch names the policy line that decided and
+    what the `when` was on that row."""
+    code, out = run(
+        repo(
+            tmp_path,
+            """\
+test "cells" {
+  as ana
+  expect shop.orders.note in row { region: "EMEA", note: "hi" } is null
+  expect shop.orders.note in row { region: "APAC", note: "hi" } is "hi"
+  expect shop.orders.note in row { region: "APAC", note: "hi" } clear
+  expect shop.orders.note in row { region: "EMEA", note: "hi" } masked with null
+  expect shop.orders.card in row { card: "4111111111111111" } is "************1111"
+  expect shop.orders.id in row { id: 7 } is 7.0
+}
+test "mismatches" {
+  as ana
+  expect shop.orders.note in row { region: "EMEA", note: "hi" } is "hi"
+  expect shop.orders.note in row { region: "APAC", note: "hi" } masked
+  expect shop.orders.card in row { card: "4111111111111111" } is "4111111111111111"
+  expect shop.orders.id in row { id: 7 } is 8
+}
+test "fraud" {
+  as ana in project fraud
+  expect shop.orders.card in row { card: "4111111111111111" } is "4111111111111111"
+  expect shop.orders.email in row { email: "a@b.c" } masked with hash
+}
+""",
+        ),
+        "--now",
+        "2026-01-10T00:00:00Z",
+    )
+    assert code == 1, out
+    assert "PASS cells" in out and "FAIL mismatches" in out and "PASS fraud" in out
+    failures = [x.strip().split(": ", 1)[1] for x in out.splitlines() if x.startswith("  ")]
+    assert failures == [
+        'expected shop.orders.note in row { region: "EMEA", note: "hi" } is "hi", got is null '
+        '(masked with null) (decided by repo.veil:18; `when region = "EMEA"` is true on this row)',
+        'expected shop.orders.note in row { region: "APAC", note: "hi" } masked, got clear '
+        '(decided by repo.veil:18; `when region = "EMEA"` is false on this row)',
+        'expected shop.orders.card in row { card: "4111111111111111" } is "4111111111111111", '
+        'got is "************1111" (masked with show_last(4)) (decided by repo.veil:16)',
+        "expected shop.orders.id in row { id: 7 } is 8, got is 7 (clear) "
+        "(no mask reaches this column)",
+    ]
+
+
 def test_now_fixes_the_time_of_row_filters(tmp_path: Path) -> None:
     path = repo(
         tmp_path,

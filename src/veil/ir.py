@@ -571,7 +571,19 @@ class ExpectRow:
     span: Span = _span()
 
 
-Expectation: t.TypeAlias = ExpectColumn | ExpectRow
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectCell:
+    """`expect T.C in row { … } is V` / `clear` / `masked [with M]`: one cell of one row."""
+
+    column: ObjectName
+    row: tuple[RowField, ...]
+    outcome: t.Literal["is", "clear", "masked"]
+    value: LiteralValue = None  # what the cell shows, for `is`
+    method: Method | None = None  # for `masked with M`
+    span: Span = _span()
+
+
+Expectation: t.TypeAlias = ExpectColumn | ExpectRow | ExpectCell
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -112,13 +112,23 @@ def _literal_field(f: ir.RowField) -> str:
     return f"{ir.quote_part(f.column)}: {literal_to_source(f.value)}"
 
 
+def _row(row: t.Sequence[ir.RowField]) -> str:
+    return f"{{ {', '.join(map(_literal_field, row))} }}"
+
+
 def expectation_source(e: ir.Expectation) -> str:
     match e:
         case ir.ExpectColumn(column=column, outcome=outcome, method=method):
             with_ = f" with {method_source(method)}" if method is not None else ""
             return f"expect {column} {outcome}{with_}"
         case ir.ExpectRow(table=table, row=row, outcome=outcome):
-            return f"expect {table} row {{ {', '.join(map(_literal_field, row))} }} {outcome}"
+            return f"expect {table} row {_row(row)} {outcome}"
+        case ir.ExpectCell(column=column, row=row, outcome=outcome, value=value, method=method):
+            if outcome == "is":
+                tail = f"is {literal_to_source(value)}"
+            else:
+                tail = outcome + (f" with {method_source(method)}" if method is not None else "")
+            return f"expect {column} in row {_row(row)} {tail}"
         case _:
             t.assert_never(e)
 

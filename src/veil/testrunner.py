@@ -13,6 +13,9 @@ fixed time (`now`, so that `now()` and `today()` in row rules are reproducible),
   `when region is not null`); the failure message says so.
 * `expect T row { c: v, … } visible` / `hidden`: `evaluator.visible_row` on a row with those
   values (coerced to the column types) and NULL elsewhere.
+* `expect T.C in row { c: v, … } is V` / `clear` / `masked [with M]`: the cell of C in such a
+  row (`evaluator.evaluate_cell`), so a `when` mask is testable; V is coerced to the column
+  type before comparing, and a failure says what the `when` was on that row.
 
 A test passes when every expectation holds. The repository must check without errors first:
 tests see it as it is, approvals included (a pending or stale purpose grants nothing).
@@ -23,19 +26,22 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from veil import ir, model
 from veil.diagnostics import Span
 from veil.evaluator import (
     Context,
     EvaluationError,
+    coerce_row,
     decide_arm,
     evaluate_cell,
     mask_of,
     visible_row,
 )
 from veil.layout import expectation_source
-from veil.printer import action_to_source, expr_to_source
+from veil.printer import action_to_source, expr_to_source, literal_to_source
+from veil.rowexpr import coerce_value, eval_predicate
 
 __all__ = ["ExpectationResult", "TestResult", "render_text", "results_to_json", "run_tests"]
 
@@ -134,7 +140,7 @@ def _expected(e: ir.Expectation, full: model.TableKey | None = None) -> str:
     """The expectation as written, without `expect`, naming the column or table in full."""
     if full is not None:
         name = ir.ObjectName(parts=full)
-        e = replace(e, column=name) if isinstance(e, ir.ExpectColumn) else replace(e, table=name)
+        e = replace(e, table=name) if isinstance(e, ir.ExpectRow) else replace(e, column=name)
     return expectation_source(e).removeprefix("expect ")
 
 
@@ -144,6 +150,8 @@ def _expect(program: model.Program, e: ir.Expectation, ctx: Context) -> Expectat
             return _expect_column(program, e, ctx)
         case ir.ExpectRow():
             return _expect_row(program, e, ctx)
+        case ir.ExpectCell():
+            return _expect_cell(program, e, ctx)
         case _:
             t.assert_never(e)
 
@@ -180,6 +188,61 @@ def _expect_column(program: model.Program, e: ir.ExpectColumn, ctx: Context) -> 
         decided_by=(cell.policy,) if cell.policy is not None else (),
         note=note,
     )
+
+
+def _expect_cell(program: model.Program, e: ir.ExpectCell, ctx: Context) -> ExpectationResult:
+    target = program.expect_target(e)
+    table, column = target.table, target.column
+    info = program.table(table)
+    col = info.column(column) if info is not None and column is not None else None
+    if info is None or column is None or col is None:  # the checker resolved it to a column
+        raise EvaluationError(f"`{e.column}` does not name one column")
+    row = coerce_row(info, {f.column: f.value for f in e.row})
+    cell = evaluate_cell(program, table, column, row, ctx)
+    mask = mask_of(program, table, column)
+    action = decide_arm(program, mask, ctx).action if mask is not None and cell.masked else None
+    how = f"masked with {action_to_source(action)}" if cell.masked else "clear"
+    if e.outcome == "is":
+        actual = f"is {_value_source(cell.value)} ({how})"
+        passed = _same_value(coerce_value(e.value, col.type), cell.value)
+    elif e.outcome == "clear":
+        actual, passed = how, not cell.masked
+    else:
+        actual, passed = how, cell.masked
+        if passed and e.method is not None:
+            passed = _same_method(e.method, action, target.method)
+    note = None
+    if mask is None:
+        note = "no mask reaches this column"
+    elif mask.when is not None and decide_arm(program, mask, ctx).action is not None:
+        truth = eval_predicate(program, mask.when, row, ctx)
+        shown = {True: "true", False: "false", None: "NULL"}[truth]
+        note = f"`when {expr_to_source(mask.when)}` is {shown} on this row"
+    return ExpectationResult(
+        span=e.span,
+        source=expectation_source(e),
+        expected=_expected(e, (*table, column)),
+        actual=actual,
+        passed=passed,
+        decided_by=(cell.policy,) if cell.policy is not None else (),
+        note=note,
+    )
+
+
+def _same_value(expected: object, actual: object) -> bool:
+    """Equal as SQL values: `1` is `1.0` in a decimal column, but `true` is never `1`."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    return expected == actual
+
+
+def _value_source(value: object) -> str:
+    """A shown value as a test would write it: `"555-0100"`, `12.50`, `null`."""
+    if value is None or isinstance(value, str | int | Decimal):
+        return literal_to_source(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return ir.string_source(value.isoformat())
+    return ir.string_source(str(value))
 
 
 def _same_method(

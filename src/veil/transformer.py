@@ -596,9 +596,40 @@ class ToIR:
     def hidden(self, meta: Meta) -> str:
         return "hidden"
 
-    def expect_row(self, meta: Meta, table: ir.ObjectName, *rest: t.Any) -> ir.Expectation:
-        *fields, outcome = rest
-        return ir.ExpectRow(table=table, row=tuple(fields), outcome=outcome, span=self._span(meta))
+    def row(self, meta: Meta, *fields: ir.RowField) -> tuple[ir.RowField, ...]:
+        return fields
+
+    def expect_row(
+        self, meta: Meta, table: ir.ObjectName, row: tuple[ir.RowField, ...], outcome: str
+    ) -> ir.Expectation:
+        return ir.ExpectRow(
+            table=table,
+            row=row,
+            outcome=t.cast(t.Literal["visible", "hidden"], outcome),
+            span=self._span(meta),
+        )
+
+    def cell_is(self, meta: Meta, value: ir.Literal) -> dict[str, t.Any]:
+        return {"outcome": "is", "value": value.value}
+
+    def cell_is_negative(self, meta: Meta, _minus: Token, tok: Token) -> dict[str, t.Any]:
+        value = -int(str(tok)) if tok.type == "INT" else -Decimal(str(tok))
+        return {"outcome": "is", "value": value}
+
+    def cell_clear(self, meta: Meta) -> dict[str, t.Any]:
+        return {"outcome": "clear"}
+
+    def cell_masked(self, meta: Meta, method: ir.Method | None) -> dict[str, t.Any]:
+        return {"outcome": "masked", "method": method}
+
+    def expect_cell(
+        self,
+        meta: Meta,
+        column: ir.ObjectName,
+        row: tuple[ir.RowField, ...],
+        outcome: dict[str, t.Any],
+    ) -> ir.Expectation:
+        return ir.ExpectCell(column=column, row=row, **outcome, span=self._span(meta))
 
     def test_stmt(self, meta: Meta, name: Token, *items: t.Any) -> ir.TestCase:
         user: ir.Name | None = None

@@ -73,3 +73,33 @@ def test_tests_are_checked_last() -> None:
     # a test naming an unknown user is not reported while a mask has an error
     r = run('mask emial with null\ntest "t" {\n  as nobody\n}')
     assert codes(r) == ["E0102"]
+
+
+def test_cell_expectations_are_checked_like_rows_and_columns() -> None:
+    ok = run(
+        PROJECT + 'test "t" {\n  as alice\n'
+        '  expect sales.transactions.email in row { region: "EU", id: 3 } is "x@y.z"\n'
+        "  expect transactions.amount in row { amount: -2.5 } is -2.5\n"
+        "  expect credit_card in row { id: 1 } masked with null\n"
+        "  expect credit_card in row { id: 1 } is null\n"
+        "}"
+    )
+    assert ok.program is not None and ok.diagnostics == ()
+    r = run(
+        PROJECT + 'test "t" {\n  as alice\n'
+        '  expect sales.transactions.emial in row { id: 1 } is "x"\n'
+        '  expect sales.transactions.amount in row { regoin: "EU" } is "ten"\n'
+        "  expect sales.transactions.email in row { id: 1 } masked with hsh\n"
+        "}"
+    )
+    got = [(d.code, where(d), d.message) for d in r.diagnostics]
+    assert got == [
+        ("E0102", "policy.veil:4:10", "table `sales.transactions` has no column `emial`"),
+        (
+            "E0209",
+            "policy.veil:5:3",
+            'cannot compare `amount` (decimal(12,2)) with `"ten"` (string)',
+        ),
+        ("E0102", "policy.veil:5:45", "table `sales.transactions` has no column `regoin`"),
+        ("E0203", "policy.veil:6:64", "unknown masking method `hsh`"),
+    ]

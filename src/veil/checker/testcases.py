@@ -53,28 +53,46 @@ def _expectation(
         case ir.ExpectColumn(column=column, method=method):
             keys, diags = resolve_columns(facts.tables, column, every=False)
             target = _column_target(keys[0], method, facts) if len(keys) == 1 else None
-            if method is not None and method.name not in ARITY:
-                diags.append(
-                    error(
-                        codes.UNKNOWN_METHOD,
-                        f"unknown masking method `{method.name}`",
-                        method.span,
-                        help=did_you_mean(method.name, ARITY),
-                    )
-                )
-            return target, diags
+            return target, diags + _method(method)
         case ir.ExpectRow(table=table, row=row):
             key, diags = resolve_table(facts.tables, table)
             if key is None:
                 return None, diags
-            typer = Typer(facts.tables[key], names)
-            for f in row:
-                span = name_span(f.span, ir.quote_part(f.column))
-                col = typer.column(ir.ObjectName(parts=(f.column,), span=span))
-                typer.compatible(col, literal_type(f.value, literal_text(f.value)), f.span)
-            return model.ExpectTarget(table=key), diags + typer.diags
+            return model.ExpectTarget(table=key), diags + _row(Typer(facts.tables[key], names), row)
+        case ir.ExpectCell(column=column, row=row, outcome=outcome, value=value, method=method):
+            keys, diags = resolve_columns(facts.tables, column, every=False)
+            if len(keys) != 1:
+                return None, diags
+            (key, name), typer = keys[0], Typer(facts.tables[keys[0][0]], names)
+            if outcome == "is":  # a masked cell keeps its column's type
+                cell = typer.column(ir.ObjectName(parts=(name,), span=column.span))
+                typer.compatible(cell, literal_type(value, literal_text(value)), e.span)
+            target = _column_target(keys[0], method, facts)
+            return target, diags + _method(method) + _row(typer, row)
         case _:
             t.assert_never(e)
+
+
+def _method(method: ir.Method | None) -> list[Diagnostic]:
+    if method is None or method.name in ARITY:
+        return []
+    return [
+        error(
+            codes.UNKNOWN_METHOD,
+            f"unknown masking method `{method.name}`",
+            method.span,
+            help=did_you_mean(method.name, ARITY),
+        )
+    ]
+
+
+def _row(typer: Typer, row: t.Sequence[ir.RowField]) -> list[Diagnostic]:
+    """Every field names a column of the table, with a value of its type."""
+    for f in row:
+        span = name_span(f.span, ir.quote_part(f.column))
+        col = typer.column(ir.ObjectName(parts=(f.column,), span=span))
+        typer.compatible(col, literal_type(f.value, literal_text(f.value)), f.span)
+    return typer.diags
 
 
 def _column_target(
