@@ -94,7 +94,7 @@ def measure(tables: int, root: Path, repeat: int) -> None:
     for _ in range(repeat):
         shutil.rmtree(repo / ".veil-cache", ignore_errors=True)
         cold.append(veil_check(repo))
-        changed = repo / "catalog" / "s000.veil"
+        changed = repo / "catalog" / "f000.veil"
         changed.write_text(changed.read_text() + "\n# touched\n")
         warm.append(veil_check(repo))
     checks = [run_child("check", repo) for _ in range(repeat)]

@@ -2,10 +2,11 @@
 
     python bench/synthetic.py TABLES DIR
 
-Per table: 10 columns (three of them tagged), a `filter` on the user's region, and every third
-table a `restrict` to purposes. Repository-wide: tag masks, column-name masks, a conditional
-mask, 20 users in two groups, and five projects whose sources cover every table. Tables are
-written 100 to a file (`catalog/sNNN.veil`), so "one file changed" is one file of 100 tables.
+Per table: 10 columns (three of them tagged), a mask on one of its columns by qualified name,
+a `filter` on the user's region, and every third table a `restrict` to purposes. Repository-
+wide: tag masks, column-name masks, a conditional mask, 20 users in two groups, and five
+projects whose sources cover every table. Tables are written 100 to a file
+(`catalog/fNNN.veil`), so "one file changed" is one file of 100 tables.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def table_block(t: int) -> str:
         "  score integer",
         "}",
         f"filter {name} where region in user.region unless purpose Fraud",
+        f"mask {name}.phone with show_last(2) unless purpose Fraud",
     ]
     if t % 3 == 0:
         lines.append(f"restrict {name} to purpose Audit, purpose Fraud")
@@ -80,19 +82,19 @@ def projects(tables: int) -> str:
     return "\n\n".join(out) + "\n"
 
 
-def files(tables: int) -> dict[str, str]:
+def files(tables: int, per_file: int = TABLES_PER_FILE) -> dict[str, str]:
     """Relative path -> text of every file of the repository."""
     out = {"people.veil": people(), "policies.veil": policies(), "projects.veil": projects(tables)}
-    for start in range(0, tables, TABLES_PER_FILE):
-        end = min(tables, start + TABLES_PER_FILE)
-        out[f"catalog/s{start // TABLES_PER_FILE:03d}.veil"] = "".join(
+    for start in range(0, tables, per_file):
+        end = min(tables, start + per_file)
+        out[f"catalog/f{start // per_file:03d}.veil"] = "".join(
             table_block(t) for t in range(start, end)
         )
     return out
 
 
-def write(tables: int, root: Path) -> Path:
-    for rel, text in files(tables).items():
+def write(tables: int, root: Path, per_file: int = TABLES_PER_FILE) -> Path:
+    for rel, text in files(tables, per_file).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

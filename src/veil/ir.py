@@ -8,6 +8,7 @@ can compare parsed IR with hand-built IR. Unions are closed: passes `match` on t
 from __future__ import annotations
 
 import datetime as dt
+import re
 import typing as t
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -702,17 +703,11 @@ KEYWORDS: frozenset[str] = frozenset(
     ]
 )
 
-_IDENT_START = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-_IDENT_REST = _IDENT_START | set("0123456789$")
+_PLAIN_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 def is_plain_ident(s: str) -> bool:
-    return (
-        bool(s)
-        and s[0] in _IDENT_START
-        and all(c in _IDENT_REST for c in s[1:])
-        and s not in KEYWORDS
-    )
+    return _PLAIN_IDENT.fullmatch(s) is not None and s not in KEYWORDS
 
 
 def quote_part(s: str) -> str:

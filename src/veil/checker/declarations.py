@@ -210,16 +210,13 @@ def collect_declarations(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, l
 def _table(stmt: ir.Table, diags: list[Diagnostic]) -> model.CatalogTable:
     seen = _Seen("column")
     columns: list[model.CatalogColumn] = []
+    where = f" in table `{stmt.name}`"
     for col in stmt.columns:
-        span = name_span(col.span, ir.quote_part(col.name))
+        shown = ir.quote_part(col.name)
+        span = name_span(col.span, shown)
         sql_type, found = check_type(col.type)
         diags.extend(found)
-        if (
-            seen.add(
-                col.name, ir.quote_part(col.name), span, diags, where=f" in table `{stmt.name}`"
-            )
-            and sql_type is not None
-        ):
+        if seen.add(col.name, shown, span, diags, where=where) and sql_type is not None:
             columns.append(
                 model.CatalogColumn(
                     name=col.name, type=sql_type, tags=_sorted_tags(col.tags), span=span

@@ -44,15 +44,19 @@ class Facts:
     project_infos: tuple[model.ProjectInfo, ...] = ()
     # check_tests: what each `expect` line names (by the span of the line)
     expect_targets: tuple[tuple[Span, model.ExpectTarget], ...] = ()
+    # Derived from the above once per Facts (not per name looked up, which made checking
+    # quadratic): declared groups and every group some user is in; every user attribute key.
+    groups: frozenset[str] = field(init=False, default=frozenset(), compare=False, repr=False)
+    attribute_keys: frozenset[str] = field(
+        init=False, default=frozenset(), compare=False, repr=False
+    )
 
-    @property
-    def groups(self) -> frozenset[str]:
-        """Declared groups and every group some user is in."""
-        return self.declared_groups | {g for u in self.users.values() for g in u.groups}
-
-    @property
-    def attribute_keys(self) -> frozenset[str]:
-        return frozenset(k for u in self.users.values() for k, _ in u.attributes)
+    def __post_init__(self) -> None:
+        users = self.users.values()
+        groups = self.declared_groups | {g for u in users for g in u.groups}
+        object.__setattr__(self, "groups", groups)
+        keys = frozenset(k for u in users for k, _ in u.attributes)
+        object.__setattr__(self, "attribute_keys", keys)
 
     def column(self, key: ColumnKey) -> model.CatalogColumn:
         col = self.tables[key[0]].column(key[1])
