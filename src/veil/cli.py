@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from veil import __version__, cli_authoring, cli_lifecycle, cli_plan, cli_report, cli_tools
+from veil import (
+    __version__,
+    cli_authoring,
+    cli_lifecycle,
+    cli_plan,
+    cli_report,
+    cli_tools,
+    cli_verify,
+)
 from veil.api import check, compile_program
 from veil.cli_common import (
     EXIT_INTERNAL,
@@ -155,5 +163,5 @@ def run() -> None:
     sys.exit(EXIT_OK)
 
 
-for _module in (cli_lifecycle, cli_authoring, cli_tools, cli_plan, cli_report):
+for _module in (cli_lifecycle, cli_authoring, cli_tools, cli_plan, cli_report, cli_verify):
     _module.register(main)

@@ -48,6 +48,8 @@ ACTIVE_PROJECT_SETTING = "veil.active_project"
 #: Prefix of every row policy veil creates; veil drops stale policies with this prefix.
 POLICY_PREFIX = "veil_"
 BASE_POLICY = "veil_base"
+#: The USING of the permissive base policy (the RESTRICTIVE ones do the filtering).
+BASE_USING = "TRUE"
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _SUFFIX = re.compile(r"[a-z0-9_]+\Z")
@@ -112,6 +114,17 @@ def dollar_quote(body: str) -> str:
     while (tag := f"$veil{n or ''}$") in body:
         n += 1
     return f"{tag}\n{body}{tag}"
+
+
+def digest(text: str) -> str:
+    """SHA-256 (hex) of compiled SQL: recorded by the script beside what PostgreSQL made of it,
+    compared by `veil verify` with what the repository compiles to now."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def view_body(table_sql: str, columns: t.Sequence[tuple[str, str]]) -> str:
+    """The SELECT of a masking view, from (name, sql) of each column, as its digest sees it."""
+    return "\n".join(f"{sql} AS {name}" for name, sql in columns) + f"\nFROM {table_sql} AS t"
 
 
 def comment(text: str) -> str:
@@ -368,14 +381,26 @@ class PostgresTarget(Target):
                 }
                 for c in tb.columns
             ]
+            policies = [
+                {"name": n, "using": u, "digest": digest(u)}
+                for n, u in self.policy_names(program, tb.key)
+            ]
+            body = view_body(
+                self.table_sql(tb.key), [(self.ident(c["name"]), c["sql"]) for c in view_columns]
+            )
             tables.append(
                 {
                     "name": model.table_str(tb.key),
                     "sql": self.table_sql(tb.key),
+                    "table_parts": self.schema_and_name(tb.key),
                     "view": self.qualified((vschema, vname)),
+                    "view_parts": (vschema, vname),
                     "view_schema": vschema,
-                    "policies": [
-                        {"name": n, "using": u} for n, u in self.policy_names(program, tb.key)
+                    "view_digest": digest(body),
+                    "policies": policies,
+                    "all_policies": [
+                        {"name": BASE_POLICY, "digest": digest(BASE_USING)},
+                        *policies,
                     ],
                     "columns": view_columns,
                 }
@@ -388,6 +413,7 @@ class PostgresTarget(Target):
             "view_role": self.view_role,
             "auditor_role": self.auditor_role,
             "base_policy": BASE_POLICY,
+            "base_using": BASE_USING,
             "gov_tables": gov_tables,
             "tables": tables,
             "view_schemas": sorted(view_schemas),

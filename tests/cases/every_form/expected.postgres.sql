@@ -94,6 +94,20 @@ CREATE TABLE IF NOT EXISTS "veil".member_acknowledgement (
   PRIMARY KEY (member, project, purpose, digest)
 );
 
+-- How PostgreSQL prints back each view, row policy and function veil created, recorded by this
+-- script right after creating them, with a digest of the compiled text: `veil verify` compares
+-- the digest with what the repository compiles to now and the text with the live catalog, so a
+-- view or policy replaced by hand after the apply is named. Rewritten by every apply.
+CREATE TABLE IF NOT EXISTS "veil".applied_definition (
+  kind text NOT NULL CHECK (kind IN ('view', 'policy', 'function')),
+  schema_name text NOT NULL,
+  relation_name text NOT NULL,
+  object_name text NOT NULL,
+  source_digest text,
+  definition text NOT NULL,
+  PRIMARY KEY (kind, schema_name, relation_name, object_name)
+);
+
 -- Upgrade from the first PostgreSQL script of veil (before acknowledgements): the new column,
 -- the new kind of managed role, and switch_log's rows moved into audit_log (then dropped).
 -- Applied over a current script, this changes nothing.
@@ -251,6 +265,7 @@ ALTER TABLE "veil"."user_group" OWNER TO "veil_owner";
 ALTER TABLE "veil"."protected_table" OWNER TO "veil_owner";
 ALTER TABLE "veil".audit_log OWNER TO "veil_owner";
 ALTER TABLE "veil".member_acknowledgement OWNER TO "veil_owner";
+ALTER TABLE "veil".applied_definition OWNER TO "veil_owner";
 GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
 
@@ -754,3 +769,46 @@ BEGIN
   END LOOP;
 END
 $veil$;
+
+-- =============================================================================================
+-- What this script created, as PostgreSQL prints it back (read by `veil verify`; the texts are
+-- those of the catalog, readable by anyone in pg_views, pg_policies and pg_proc anyway).
+-- =============================================================================================
+DELETE FROM "veil".applied_definition;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'view', 'shop_protected', 'orders', '',
+       '7f9cb66ae7f2b8900edb5fd754f60fe006fc1af2a70fbfa38b0c522dc15e13e1',
+       pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
+UNION ALL
+SELECT 'policy', 'shop', 'orders', p.polname,
+       s.digest, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+  FROM pg_catalog.pg_policy AS p
+  JOIN (VALUES
+    ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
+    ('veil_filter_1_2b447ce0', '2b447ce0b2f73742b4b9b799911bdeeb2ec73fb831c4f871e51fa0ea12ebbcb0'),
+    ('veil_filter_2_c808d6a7', 'c808d6a77e42d041e7f30732703633040d7812d110dd809a38a7146f2f359b4f')
+  ) AS s (name, digest) ON s.name = p.polname
+ WHERE p.polrelid = '"shop"."orders"'::pg_catalog.regclass;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'view', 'shop_protected', 'refunds', '',
+       '7ec6e96260e28e785489a1b88b59349e55987e3f9d2dcad96099c7798a5593fe',
+       pg_catalog.pg_get_viewdef('"shop_protected"."refunds"'::pg_catalog.regclass)
+UNION ALL
+SELECT 'policy', 'shop', 'refunds', p.polname,
+       s.digest, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+  FROM pg_catalog.pg_policy AS p
+  JOIN (VALUES
+    ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
+    ('veil_restrict_1_79d06319', '79d06319dcf467eb6d1ee0825c935df9461dc7f3d8872687b9b4f2cd75ccfad1')
+  ) AS s (name, digest) ON s.name = p.polname
+ WHERE p.polrelid = '"shop"."refunds"'::pg_catalog.regclass;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'function', 'veil', '',
+       p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', NULL,
+       pg_catalog.pg_get_functiondef(p.oid)
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace = 'veil'::pg_catalog.regnamespace;
+GRANT SELECT ON TABLE "veil".applied_definition TO PUBLIC;

@@ -94,6 +94,20 @@ CREATE TABLE IF NOT EXISTS "veil".member_acknowledgement (
   PRIMARY KEY (member, project, purpose, digest)
 );
 
+-- How PostgreSQL prints back each view, row policy and function veil created, recorded by this
+-- script right after creating them, with a digest of the compiled text: `veil verify` compares
+-- the digest with what the repository compiles to now and the text with the live catalog, so a
+-- view or policy replaced by hand after the apply is named. Rewritten by every apply.
+CREATE TABLE IF NOT EXISTS "veil".applied_definition (
+  kind text NOT NULL CHECK (kind IN ('view', 'policy', 'function')),
+  schema_name text NOT NULL,
+  relation_name text NOT NULL,
+  object_name text NOT NULL,
+  source_digest text,
+  definition text NOT NULL,
+  PRIMARY KEY (kind, schema_name, relation_name, object_name)
+);
+
 -- Upgrade from the first PostgreSQL script of veil (before acknowledgements): the new column,
 -- the new kind of managed role, and switch_log's rows moved into audit_log (then dropped).
 -- Applied over a current script, this changes nothing.
@@ -225,6 +239,7 @@ ALTER TABLE "veil"."user_group" OWNER TO "veil_owner";
 ALTER TABLE "veil"."protected_table" OWNER TO "veil_owner";
 ALTER TABLE "veil".audit_log OWNER TO "veil_owner";
 ALTER TABLE "veil".member_acknowledgement OWNER TO "veil_owner";
+ALTER TABLE "veil".applied_definition OWNER TO "veil_owner";
 GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
 
@@ -694,3 +709,30 @@ BEGIN
   END LOOP;
 END
 $veil$;
+
+-- =============================================================================================
+-- What this script created, as PostgreSQL prints it back (read by `veil verify`; the texts are
+-- those of the catalog, readable by anyone in pg_views, pg_policies and pg_proc anyway).
+-- =============================================================================================
+DELETE FROM "veil".applied_definition;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'view', 'sales_protected', 'transactions', '',
+       '72abe443d1a50be7d0b04552900d8b63081b94db7902facbb0c11af3afd429b4',
+       pg_catalog.pg_get_viewdef('"sales_protected"."transactions"'::pg_catalog.regclass)
+UNION ALL
+SELECT 'policy', 'sales', 'transactions', p.polname,
+       s.digest, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+  FROM pg_catalog.pg_policy AS p
+  JOIN (VALUES
+    ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081')
+  ) AS s (name, digest) ON s.name = p.polname
+ WHERE p.polrelid = '"sales"."transactions"'::pg_catalog.regclass;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'function', 'veil', '',
+       p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', NULL,
+       pg_catalog.pg_get_functiondef(p.oid)
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace = 'veil'::pg_catalog.regnamespace;
+GRANT SELECT ON TABLE "veil".applied_definition TO PUBLIC;

@@ -1,0 +1,60 @@
+"""`veil verify`: the deployed database against the repository (exit 0 same, 1 different,
+2 unreadable database)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from veil.cli_common import EXIT_POLICY, EXIT_USAGE, PATHS, STRICT, Suggesting, checked_or_exit
+
+DSN = click.option(
+    "--dsn",
+    envvar="VEIL_DSN",
+    help="libpq connection string or URI of the database (or the VEIL_DSN variable).",
+)
+
+
+@click.command("verify")
+@PATHS
+@DSN
+@click.option(
+    "--format", "fmt", type=Suggesting(["text", "json"]), default="text", show_default=True
+)
+@STRICT
+def verify_cmd(paths: tuple[str, ...], dsn: str | None, fmt: str, strict: bool) -> None:
+    """Compare the deployed PostgreSQL database with what the repository compiles to.
+
+    Reads in one read-only transaction: governance rows, roles and their members, protected
+    views and their definitions, row policies, grants, ownership. Exits 0 when identical,
+    1 with one line per difference, 2 when the database cannot be read.
+    """
+    from veil.targets.postgres import PostgresTarget
+    from veil.verify import NotApplied, VerifyError, render_json, render_text, verify_postgres
+
+    if not dsn:
+        raise click.UsageError("--dsn (or VEIL_DSN) is required")
+    checked = checked_or_exit(paths, strict=False, fmt=fmt)
+    assert checked.program is not None
+    target = PostgresTarget()
+    try:
+        report = verify_postgres(dsn, checked.program, target)
+    except VerifyError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except NotApplied as e:
+        if fmt == "json":
+            click.echo(json.dumps({"applied": False, "ok": False, "message": str(e)}, indent=2))
+        else:
+            click.echo(str(e))
+        raise SystemExit(EXIT_POLICY) from None
+    click.echo(
+        render_json(report, strict=strict) if fmt == "json" else render_text(report, strict=strict)
+    )
+    if report.differences or (strict and report.warnings):
+        raise SystemExit(EXIT_POLICY)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(verify_cmd)
