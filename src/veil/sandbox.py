@@ -116,6 +116,7 @@ def create_tables(
     data: Path | None,
     today: dt.date,
     echo: Echo,
+    now: dt.datetime | None = None,
 ) -> None:
     """The catalog's tables with sample rows, or the rows of `data/<table>.csv`."""
     from psycopg import sql
@@ -138,7 +139,7 @@ def create_tables(
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in tb.columns)
         copy = sql.SQL("COPY {} ({}) FROM STDIN").format(_qualified(schema, name), names)
         with conn.cursor() as cur, cur.copy(copy) as cp:
-            for row in sample_rows(program, tb, rows, today):
+            for row in sample_rows(program, tb, rows, today, now):
                 cp.write_row(row)
     for unused in sorted(set(csv_files) - used):
         echo(f"warning: {data}/{unused} names no catalog table (expected <schema>.<table>.csv)")
@@ -463,10 +464,13 @@ def prepare(
     """Tables, rows, roles and grants in the (empty) database of `admin_dsn`, then the script."""
     import psycopg as pg
 
-    today = today or dt.datetime.now(dt.UTC).date()
+    # Time windows (`now() - 7 days`) are measured from the real instant, so that the rows
+    # meant to fall inside a window still do when the users query them moments later.
+    now = dt.datetime.now(dt.UTC) if today is None else None
+    today = today or t.cast(dt.datetime, now).date()
     try:
         with pg.connect(admin_dsn) as conn:  # one transaction
-            create_tables(conn, program, rows, data, today, echo)
+            create_tables(conn, program, rows, data, today, echo, now=now)
             create_roles(conn, program)
     except pg.Error as e:
         raise SandboxError(f"setting up the sandbox failed: {str(e).strip()}") from None
