@@ -6,12 +6,24 @@ import datetime as dt
 import difflib
 import json
 import os
+import typing as t
 from pathlib import Path
 
 import click
 
-from veil.cli_common import EXIT_POLICY, PATHS, Suggesting, emit_diagnostics, write_atomic
+from veil.cli_common import (
+    EXIT_POLICY,
+    EXIT_USAGE,
+    PATHS,
+    Suggesting,
+    emit_diagnostics,
+    write_atomic,
+)
 from veil.diagnostics import SourceMap, Span, error
+
+if t.TYPE_CHECKING:
+    from veil import model
+    from veil.testrunner import TestResult
 
 
 def _parse_now(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.datetime | None:
@@ -118,13 +130,20 @@ def fmt_cmd(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
     metavar="TIME",
     help="The time tests run at, for now() and today() (ISO-8601; default: now, UTC).",
 )
-def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None) -> None:
-    """Run the `test` blocks against the reference evaluator.
+@click.option(
+    "--dsn",
+    help="Run the tests on this deployed PostgreSQL database instead, as each test's user "
+    "(a superuser DSN, or one holding `{user}` to log in as each user).",
+)
+def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None, dsn: str | None) -> None:
+    """Run the `test` blocks against the reference evaluator (with --dsn: a database).
 
     Prints PASS or FAIL for each test, with the file:line and the actual outcome of every
     failed expectation, then `N passed, M failed`. Exits 1 when a test fails or when the
     repository does not check.
     """
+    if dsn is not None and now is not None:
+        raise click.UsageError("--now cannot be used with --dsn: the database reads its own clock")
     from veil.api import check
     from veil.testrunner import render_text, results_to_json, run_tests
 
@@ -135,13 +154,32 @@ def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None) -> None:
     if checked.diagnostics:  # warnings
         emit_diagnostics(checked.diagnostics, checked.sources, "text")
     assert checked.program is not None
-    results = run_tests(checked.program, now=now)
+    if dsn is not None:
+        results = _live(dsn, checked.program)
+    else:
+        results = run_tests(checked.program, now=now)
     if fmt == "json":
         click.echo(json.dumps(results_to_json(results), indent=2, sort_keys=True))
     else:
         click.echo(render_text(results))
     if not all(r.passed for r in results):
         raise SystemExit(EXIT_POLICY)
+
+
+def _live(dsn: str, program: model.Program) -> list[TestResult]:
+    """The tests on the database: exit 2 when it cannot be read, 1 when veil is not there."""
+    from veil.livetest import run_live_tests
+    from veil.targets.postgres import PostgresTarget
+    from veil.verify import NotApplied, VerifyError
+
+    try:
+        return run_live_tests(dsn, program, PostgresTarget())
+    except VerifyError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    except NotApplied as e:
+        click.echo(str(e), err=True)
+        raise SystemExit(EXIT_POLICY) from None
 
 
 def register(main: click.Group) -> None:
