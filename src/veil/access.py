@@ -30,7 +30,6 @@ from veil.evaluator import (
     decide_arm,
     eval_condition,
     eval_predicate,
-    mask_of,
 )
 from veil.printer import action_to_source, expr_to_source
 from veil.rowexpr import user_set
@@ -209,9 +208,9 @@ class Access:
 
 
 def column_access(
-    program: model.Program, table: model.CatalogTable, col: model.CatalogColumn, ctx: Context
+    program: model.Program, col: model.CatalogColumn, mask: model.ColumnMask | None, ctx: Context
 ) -> ColumnAccess:
-    mask = mask_of(program, table.key, col.name)
+    """What the user sees of one column, whose mask (None: it has none) is `mask`."""
     if mask is None:
         return ColumnAccess(column=col.name, type=str(col.type), state="clear")
     arm = decide_arm(program, mask, ctx)
@@ -264,11 +263,12 @@ def row_access(program: model.Program, key: model.TableKey, ctx: Context) -> Row
 
 def table_access(program: model.Program, table: model.CatalogTable, ctx: Context) -> TableAccess:
     check = check_purposes(program, ctx.user, ctx.project, table.key, ctx.acknowledged)
+    masks = {m.column: m for m in program.masks_of(table.key)}
     return TableAccess(
         table=table.name,
         key=table.key,
         purposes=check.purposes,
-        columns=tuple(column_access(program, table, c, ctx) for c in table.columns),
+        columns=tuple(column_access(program, c, masks.get(c.name), ctx) for c in table.columns),
         rows=row_access(program, table.key, ctx),
     )
 

@@ -163,7 +163,7 @@ def _column(
     source = action_to_source(arm.action)
     col = table.column(mask.column)
     assert col is not None  # the checker resolved every mask to a catalog column
-    seen = column_access(program, table, col, ctx)  # `when` with the user's values
+    seen = column_access(program, col, mask, ctx)  # `when` with the user's values
     when = seen.when
     if seen.state == "clear":
         outcome: ColumnOutcome = "clear"
