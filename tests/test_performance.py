@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import veil
-from veil import ir
+from veil import ir, model
 from veil.loader import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,9 +61,9 @@ def lines_run(fn: Callable[[], object]) -> int:
 
 @pytest.fixture(scope="module")
 def repos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Repositories of 40, 80 and 120 tables (one, two and three catalog files)."""
+    """Repositories of 30, 60 and 90 tables (one, two and three catalog files)."""
     root = tmp_path_factory.mktemp("synthetic")
-    return [synthetic.write(n, root / f"r{n}", per_file=40) for n in (40, 80, 120)]
+    return [synthetic.write(n, root / f"r{n}", per_file=30) for n in (30, 60, 90)]
 
 
 def assert_linear(work: list[int]) -> None:
@@ -82,3 +82,15 @@ def test_checking_does_the_same_work_for_every_table(repos: list[Path]) -> None:
         assert policies is not None and run_checker(policies).program is not None
 
     assert_linear([lines_run(lambda p=policies: run(p)) for policies in loaded])
+
+
+@pytest.mark.parametrize("target", ["postgres", "snowflake", "databricks"])
+def test_compiling_does_the_same_work_for_every_table(repos: list[Path], target: str) -> None:
+    from veil.api import check, compile_program
+
+    programs = [check([repo]).program for repo in repos]
+
+    def run(program: model.Program | None) -> None:
+        assert program is not None and compile_program(program, target)[0] is not None
+
+    assert_linear([lines_run(lambda p=program: run(p)) for program in programs])

@@ -332,44 +332,90 @@ class Program:
     #: The span of each `expect` line of `tests` -> what it names.
     expect_targets: tuple[tuple[Span, ExpectTarget], ...] = ()
 
+    #: Lookups by name, built on first use (a lowering asks once per table and per mask, so a
+    #: scan per lookup made compiling quadratic). A memo: it never changes an answer, and
+    #: `dataclasses.replace` starts the copy with an empty one.
+    _index: dict[str, t.Any] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
+
+    def _by(self, what: str) -> t.Any:
+        found = self._index.get(what)
+        if found is None:
+            found = self._index[what] = self._build(what)
+        return found
+
+    def _build(self, what: str) -> t.Any:
+        if what == "expect":
+            return _first(self.expect_targets)
+        if what == "table":
+            return _first((tb.key, tb) for tb in self.tables)
+        if what == "user":
+            return _first((u.name, u) for u in self.users)
+        if what == "project":
+            return _first((p.name, p) for p in self.projects)
+        if what == "purpose":
+            return _first((p.name, p) for p in self.purposes)
+        if what == "masks":
+            return _grouped((m.table, m) for m in self.masks)
+        if what == "rules":
+            return _grouped((r.table, r) for r in self.row_rules)
+        assert what == "protected", what
+        keys = {m.table for m in self.masks} | {r.table for r in self.row_rules}
+        return tuple(tb for tb in self.tables if tb.key in keys)
+
     def expect_target(self, expectation: ir.Expectation) -> ExpectTarget:
-        for span, target in self.expect_targets:
-            if span == expectation.span:
-                return target
-        raise KeyError(f"`{expectation}` was not resolved by the checker")
+        target: ExpectTarget | None = self._by("expect").get(expectation.span)
+        if target is None:
+            raise KeyError(f"`{expectation}` was not resolved by the checker")
+        return target
 
     def table(self, key: TableKey) -> CatalogTable | None:
-        for tb in self.tables:
-            if tb.key == key:
-                return tb
-        return None
+        found: CatalogTable | None = self._by("table").get(key)
+        return found
 
     def user(self, name: str) -> UserInfo | None:
-        for u in self.users:
-            if u.name == name:
-                return u
-        return None
+        found: UserInfo | None = self._by("user").get(name)
+        return found
 
     def project(self, name: str) -> ProjectInfo | None:
-        for p in self.projects:
-            if p.name == name:
-                return p
-        return None
+        found: ProjectInfo | None = self._by("project").get(name)
+        return found
 
     def purpose(self, name: str) -> PurposeInfo | None:
-        for p in self.purposes:
-            if p.name == name:
-                return p
-        return None
+        found: PurposeInfo | None = self._by("purpose").get(name)
+        return found
 
     def masks_of(self, key: TableKey) -> tuple[ColumnMask, ...]:
-        return tuple(m for m in self.masks if m.table == key)
+        found: tuple[ColumnMask, ...] = self._by("masks").get(key, ())
+        return found
 
     def rules_of(self, key: TableKey) -> tuple[RowRule, ...]:
-        return tuple(r for r in self.row_rules if r.table == key)
+        found: tuple[RowRule, ...] = self._by("rules").get(key, ())
+        return found
 
     @property
     def protected_tables(self) -> tuple[CatalogTable, ...]:
         """Tables with at least one mask or row rule, in name order."""
-        keys = {m.table for m in self.masks} | {r.table for r in self.row_rules}
-        return tuple(tb for tb in self.tables if tb.key in keys)
+        found: tuple[CatalogTable, ...] = self._by("protected")
+        return found
+
+
+_K = t.TypeVar("_K")
+_V = t.TypeVar("_V")
+
+
+def _first(pairs: t.Iterable[tuple[_K, _V]]) -> dict[_K, _V]:
+    """Key -> the first value with that key (what a scan in order would find)."""
+    out: dict[_K, _V] = {}
+    for k, v in pairs:
+        out.setdefault(k, v)
+    return out
+
+
+def _grouped(pairs: t.Iterable[tuple[_K, _V]]) -> dict[_K, tuple[_V, ...]]:
+    """Key -> every value with that key, in order."""
+    out: dict[_K, list[_V]] = {}
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return {k: tuple(v) for k, v in out.items()}
