@@ -79,19 +79,21 @@ def _bind_any(program: model.Program, value: object, user: str) -> object:
     return value
 
 
-def _nodes(node: object) -> Iterator[object]:
+def nodes(node: object) -> Iterator[object]:
+    """Every IR node below `node`, itself first (row expressions are small trees of frozen
+    dataclasses)."""
     yield node
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         for f in dataclasses.fields(node):
             value = getattr(node, f.name)
             for item in value if isinstance(value, tuple) else (value,):
                 if dataclasses.is_dataclass(item):
-                    yield from _nodes(item)
+                    yield from nodes(item)
 
 
 def _constant(expr: ir.Expr) -> bool:
     """Whether the predicate reads neither the row nor the clock (so it can be decided now)."""
-    return not any(isinstance(n, ir.ColumnRef | ir.Now | ir.Today) for n in _nodes(expr))
+    return not any(isinstance(n, ir.ColumnRef | ir.Now | ir.Today) for n in nodes(expr))
 
 
 def decide(program: model.Program, expr: ir.Expr, user: str) -> bool | None:

@@ -23,7 +23,6 @@ Two rules on top of that, so that what the sandbox shows makes sense:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import itertools
 import random
@@ -32,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 from veil import ir, model
-from veil.access import bind_user, projects_of
+from veil.access import bind_user, nodes, projects_of
 from veil.evaluator import (
     Context,
     EvaluationError,
@@ -45,17 +44,6 @@ from veil.model import Family, SqlType
 from veil.rowexpr import as_utc, eval_predicate
 
 Row: t.TypeAlias = tuple[object, ...]
-
-
-def _walk(node: object) -> Iterator[object]:
-    """Every IR node below `node` (row expressions are small trees of frozen dataclasses)."""
-    yield node
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            for item in value if isinstance(value, tuple) else (value,):
-                if dataclasses.is_dataclass(item):
-                    yield from _walk(item)
 
 
 def value_hints(program: model.Program, key: model.TableKey) -> dict[str, list[object]]:
@@ -72,7 +60,7 @@ def value_hints(program: model.Program, key: model.TableKey) -> dict[str, list[o
             )
 
     for expr in exprs:
-        for node in _walk(expr):
+        for node in nodes(expr):
             match node:
                 case ir.Compare(left=left, right=right):
                     for a, b in ((left, right), (right, left)):
@@ -306,13 +294,13 @@ def _visible(
 
 
 def _columns_of(expr: ir.Expr) -> Iterator[str]:
-    for node in _walk(expr):
+    for node in nodes(expr):
         if isinstance(node, ir.ColumnRef):
             yield node.name.parts[-1]
 
 
 def _reads_row(expr: ir.Expr) -> bool:
-    return any(isinstance(node, ir.ColumnRef) for node in _walk(expr))
+    return any(isinstance(node, ir.ColumnRef) for node in nodes(expr))
 
 
 def _candidates(
@@ -335,7 +323,7 @@ def _candidates(
             return None
 
     for expr in exprs:
-        for node in _walk(expr):
+        for node in nodes(expr):
             match node:
                 case ir.Compare(left=left, right=right):
                     for a, b in ((left, right), (right, left)):
