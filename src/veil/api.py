@@ -8,7 +8,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from veil import model
+from veil import ir, model
+from veil.config import Config, accept, display_path
 from veil.diagnostics import Diagnostic, SourceMap, VeilError, sort_diagnostics
 from veil.loader import Loaded, load
 
@@ -21,6 +22,7 @@ class Checked:
     diagnostics: tuple[Diagnostic, ...]
     sources: SourceMap
     files: tuple[Path, ...]
+    policies: ir.PolicySet | None = None  # as parsed, for `veil.toml` acceptances
 
     @property
     def ok(self) -> bool:
@@ -46,13 +48,16 @@ def acyclic_work() -> Iterator[None]:
             gc.enable()
 
 
-def check(paths: Sequence[str | Path], *, strict: bool = False) -> Checked:
-    """Load and check; with `strict`, warnings count as errors."""
+def check(
+    paths: Sequence[str | Path], *, strict: bool = False, config: Config | None = None
+) -> Checked:
+    """Load and check; with `strict`, warnings count as errors. `config` (a `veil.toml`) marks
+    the warnings it accepts, which then count as neither."""
     with acyclic_work():
-        return _check(paths, strict=strict)
+        return _check(paths, strict=strict, config=config)
 
 
-def _check(paths: Sequence[str | Path], *, strict: bool) -> Checked:
+def _check(paths: Sequence[str | Path], *, strict: bool, config: Config | None) -> Checked:
     from veil.checker import check as run_checker
 
     loaded: Loaded = load(paths)
@@ -62,13 +67,21 @@ def _check(paths: Sequence[str | Path], *, strict: bool) -> Checked:
         result = run_checker(loaded.policies)
         diags.extend(result.diagnostics)
         program = result.program
+    if config is not None and config.accepts:
+        diags = accept(config, diags, loaded.policies, loaded.sources.line)
+        if config.path is not None:
+            loaded.sources.add(display_path(config.path), config.path.read_text(encoding="utf-8"))
     if strict:
         diags = [d.as_error() for d in diags]
     diags = sort_diagnostics(diags)
     if any(d.is_error for d in diags):
         program = None
     return Checked(
-        program=program, diagnostics=tuple(diags), sources=loaded.sources, files=loaded.files
+        program=program,
+        diagnostics=tuple(diags),
+        sources=loaded.sources,
+        files=loaded.files,
+        policies=loaded.policies,
     )
 
 

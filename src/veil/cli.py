@@ -29,13 +29,17 @@ from veil.cli_common import (
     EXIT_USAGE,
     PATHS,
     STRICT,
+    TARGET,
     Suggesting,
     checked_or_exit,
+    effective_strict,
+    effective_target,
     emit_diagnostics,
     known_name,
+    repository_config,
     write_atomic,
 )
-from veil.targets import TARGETS
+from veil.config import accept
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,12 +62,14 @@ def main() -> None:
     show_default=True,
     help="How to print diagnostics.",
 )
-def check_cmd(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
+def check_cmd(paths: tuple[str, ...], strict: bool | None, fmt: str) -> None:
     """Check policy files: names, types, conflicts and approvals.
 
-    Prints every diagnostic with file:line:col; exits 1 when there is an error.
+    Prints every diagnostic with file:line:col; exits 1 when there is an error. Warnings that
+    veil.toml accepts are printed as accepted, with their reason, and count as neither.
     """
-    checked = check(paths, strict=strict)
+    conf = repository_config(paths, fmt)
+    checked = check(paths, strict=effective_strict(strict, conf), config=conf)
     emit_diagnostics(checked.diagnostics, checked.sources, fmt)
     if not checked.ok:
         raise SystemExit(EXIT_POLICY)
@@ -74,13 +80,7 @@ def check_cmd(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
 
 @main.command("compile")
 @PATHS
-@click.option(
-    "--target",
-    "-t",
-    type=Suggesting(sorted(TARGETS)),
-    required=True,
-    help="The platform to compile for.",
-)
+@TARGET
 @click.option(
     "-o",
     "--output",
@@ -88,14 +88,20 @@ def check_cmd(paths: tuple[str, ...], strict: bool, fmt: str) -> None:
     help="Write the script here (atomically) instead of standard output.",
 )
 @STRICT
-def compile_cmd(paths: tuple[str, ...], target: str, output: str | None, strict: bool) -> None:
+def compile_cmd(
+    paths: tuple[str, ...], target: str | None, output: str | None, strict: bool | None
+) -> None:
     """Compile policies into the DDL script of a target.
 
     Nothing is written when there is any error.
     """
-    checked = checked_or_exit(paths, strict)
+    conf = repository_config(paths)
+    strict = effective_strict(strict, conf)
+    target = effective_target(target, conf)
+    checked = checked_or_exit(paths, strict, conf=conf)
     assert checked.program is not None
     sql, diags = compile_program(checked.program, target)
+    diags = accept(conf, diags, checked.policies, checked.sources.line, report_unused=False)
     if strict:
         diags = [d.as_error() for d in diags]
     if diags:

@@ -16,7 +16,9 @@ from pathlib import Path
 import click
 
 from veil.api import Checked, check
+from veil.config import Config
 from veil.diagnostics import Diagnostic, SourceMap, render_github, render_json, render_text
+from veil.targets import TARGETS
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -73,16 +75,46 @@ def emit_diagnostics(diags: t.Sequence[Diagnostic], sources: SourceMap, fmt: str
         click.echo(render_text(d, sources), err=True)
         click.echo("", err=True)
     errors = sum(1 for d in diags if d.is_error)
-    warnings = len(diags) - errors
+    accepted = sum(1 for d in diags if d.accepted is not None)
+    warnings = len(diags) - errors - accepted
     if diags:
         click.echo(
-            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}",
+            f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+            + (f", {accepted} accepted" if accepted else ""),
             err=True,
         )
 
 
-def checked_or_exit(paths: t.Sequence[str], strict: bool, fmt: str = "text") -> Checked:
-    checked = check(paths, strict=strict)
+def repository_config(paths: t.Sequence[str], fmt: str = "text") -> Config:
+    """The repository's `veil.toml` (an empty config without one); a bad one is reported
+    (file:line:col) and exits 1 before anything else runs."""
+    from veil import config
+
+    conf, diags, texts = config.load(paths)
+    if diags:
+        emit_diagnostics(diags, SourceMap(texts), fmt)
+        raise SystemExit(EXIT_POLICY)
+    return conf
+
+
+def effective_strict(option: bool | None, conf: Config) -> bool:
+    """`--strict` / `--no-strict` when given, else `strict` of veil.toml, else off."""
+    return option if option is not None else bool(conf.strict)
+
+
+def effective_target(option: str | None, conf: Config) -> str:
+    """`--target` when given, else `target` of veil.toml."""
+    if option is not None:
+        return option
+    if conf.target is not None:
+        return conf.target
+    raise click.UsageError('missing `--target` (or `target = "…"` in veil.toml)')
+
+
+def checked_or_exit(
+    paths: t.Sequence[str], strict: bool, fmt: str = "text", conf: Config | None = None
+) -> Checked:
+    checked = check(paths, strict=strict, config=conf)
     if not checked.ok:
         emit_diagnostics(checked.diagnostics, checked.sources, fmt)
         raise SystemExit(EXIT_POLICY)
@@ -117,4 +149,14 @@ def one_path(positional: str | None, option: str | None, default: str = ".") -> 
     return positional or option or default
 
 
-STRICT = click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+STRICT = click.option(
+    "--strict/--no-strict",
+    default=None,
+    help="Treat warnings as errors (default: `strict` of veil.toml, else no).",
+)
+TARGET = click.option(
+    "--target",
+    "-t",
+    type=Suggesting(sorted(TARGETS)),
+    help="The platform (default: `target` of veil.toml).",
+)

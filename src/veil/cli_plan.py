@@ -26,13 +26,16 @@ from veil.api import Checked, check
 from veil.cli_common import (
     EXIT_POLICY,
     STRICT,
+    TARGET,
     Suggesting,
+    effective_strict,
+    effective_target,
     emit_diagnostics,
     one_path,
     path_alias,
+    repository_config,
     write_atomic,
 )
-from veil.targets import TARGETS
 
 GIT_TIMEOUT_S = 120
 
@@ -176,13 +179,7 @@ def _checked(source: Source, role: str, strict: bool) -> Checked:
     metavar="NEW",
     help="What it should hold: a policy path, or a git revision (REV, REV:path).",
 )
-@click.option(
-    "--target",
-    "-t",
-    type=Suggesting(sorted(TARGETS)),
-    required=True,
-    help="The platform of the database.",
-)
+@TARGET
 @click.argument("path", required=False)
 @path_alias("Same as PATH (the older spelling).")
 @click.option(
@@ -210,13 +207,13 @@ def _checked(source: Source, role: str, strict: bool) -> Checked:
 def plan_cmd(
     old_spec: str,
     new_spec: str,
-    target: str,
+    target: str | None,
     path: str | None,
     path_option: str | None,
     repo: str,
     output: str | None,
     fmt: str,
-    strict: bool,
+    strict: bool | None,
 ) -> None:
     """Write the script that takes a database where OLD was applied to the state of NEW.
 
@@ -230,6 +227,10 @@ def plan_cmd(
     from veil.plan import PlanUnsupported, plan_script
 
     subpath = one_path(path, path_option)
+    # the working tree's veil.toml (target, strict), also when OLD and NEW are revisions
+    local = Path(repo) / subpath
+    conf = repository_config([str(local if local.exists() else Path(repo))])
+    target, strict = effective_target(target, conf), effective_strict(strict, conf)
     try:
         with contextlib.ExitStack() as stack:
             old = stack.enter_context(open_source(old_spec, repo=repo, path=subpath))

@@ -17,6 +17,7 @@ from veil.cli_common import (
     PATHS,
     Suggesting,
     emit_diagnostics,
+    repository_config,
     write_atomic,
 )
 from veil.diagnostics import SourceMap, Span, error
@@ -128,7 +129,8 @@ def fmt_cmd(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
     "--now",
     callback=_parse_now,
     metavar="TIME",
-    help="The time tests run at, for now() and today() (ISO-8601; default: now, UTC).",
+    help="The time tests run at, for now() and today() (ISO-8601; default: `now` of "
+    "veil.toml, else the current time, UTC).",
 )
 @click.option(
     "--dsn",
@@ -147,7 +149,9 @@ def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None, dsn: str
     from veil.api import check
     from veil.testrunner import render_text, results_to_json, run_tests
 
-    checked = check(paths)
+    conf = repository_config(paths, "json" if fmt == "json" else "text")
+    now = now or conf.now  # --now, else `now` of veil.toml, else the current time
+    checked = check(paths, config=conf)
     if not checked.ok:
         emit_diagnostics(checked.diagnostics, checked.sources, "json" if fmt == "json" else "text")
         raise SystemExit(EXIT_POLICY)

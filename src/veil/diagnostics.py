@@ -45,16 +45,25 @@ class Diagnostic:
     severity: Severity = Severity.ERROR
     help: str | None = None
     related: tuple[Span, ...] = field(default=())
+    #: Why the repository accepts this warning (`veil.toml`), or None.
+    accepted: str | None = None
 
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR
 
+    @property
+    def label(self) -> str:
+        """`error`, `warning`, or `accepted` (an accepted warning)."""
+        return "accepted" if self.accepted is not None else self.severity.value
+
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.span.file, self.span.line, self.span.col, self.code, self.message)
 
     def as_error(self) -> Diagnostic:
-        """The same diagnostic as an error (`--strict`)."""
+        """The same diagnostic as an error (`--strict`); an accepted one stays as it is."""
+        if self.accepted is not None:
+            return self
         return Diagnostic(
             code=self.code,
             message=self.message,
@@ -76,6 +85,7 @@ class Diagnostic:
             "end_column": self.span.end_col,
             "help": self.help,
             "related": [{"file": r.file, "line": r.line, "column": r.col} for r in self.related],
+            "accepted": self.accepted,
         }
 
 
@@ -134,7 +144,9 @@ class SourceMap:
 def render_text(diag: Diagnostic, sources: SourceMap | None = None) -> str:
     """`file:line:col: error[E0101]: message`, the source line with a caret, then `help:`."""
     s = diag.span
-    head = f"{s}: {diag.severity.value}[{diag.code}]: {diag.message}"
+    head = f"{s}: {diag.label}[{diag.code}]: {diag.message}"
+    if diag.accepted is not None:  # accepted on purpose: one line, with the reason
+        return f"{head}\n  accepted: {diag.accepted}"
     lines = [head]
     src = sources.line(s.file, s.line) if sources else None
     if src is not None:
@@ -169,6 +181,8 @@ def render_github(diags: Sequence[Diagnostic]) -> str:
     for d in diags:
         kind = "error" if d.is_error else "warning"
         msg = d.message + (f" (help: {d.help})" if d.help else "")
+        if d.accepted is not None:  # shown, but as a notice: it fails nothing
+            kind, msg = "notice", f"accepted: {d.message} (reason: {d.accepted})"
         out.append(
             f"::{kind} file={_gh_escape(d.span.file, prop=True)},line={d.span.line},"
             f"col={d.span.col},endLine={d.span.end_line},endColumn={d.span.end_col},"

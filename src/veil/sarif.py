@@ -110,6 +110,10 @@ def sarif_log(diags: Sequence[Diagnostic]) -> dict[str, object]:
         ]
         if related:
             result["relatedLocations"] = related
+        if d.accepted is not None:  # accepted in veil.toml: a suppression kept outside the source
+            result["suppressions"] = [
+                {"kind": "external", "status": "accepted", "justification": d.accepted}
+            ]
         results.append(result)
     return {
         "$schema": SARIF_SCHEMA,

@@ -18,6 +18,7 @@ FILES: dict[str, str] = {
     "projects.veil": "projects.veil",
     "policies.veil": "policies.veil",
     "tests.veil": "tests.veil",
+    "veil.toml": "veil.toml",
     ".github/workflows/veil.yml": "veil.yml",
 }
 
