@@ -282,3 +282,66 @@ def test_verify_reads_in_a_read_only_transaction(deployed: Deployed) -> None:
     finally:
         conn.rollback()
         conn.close()
+
+
+# ============================================================================= coverage
+
+
+def test_coverage_warns_about_what_the_catalog_does_not_declare(deployed: Deployed) -> None:
+    deployed.sql(
+        "CREATE TABLE sales.payouts (id integer, payee_iban text);"
+        " ALTER TABLE sales.customers ADD COLUMN mobile_phone text;"
+    )
+    try:
+        code, out = deployed.verify()
+        assert code == 0, out
+        assert out.strip().splitlines() == [
+            "warning: sales.customers.mobile_phone: not in the catalog: declare it (and its tags)",
+            "warning: sales.customers.mobile_phone: looks like phone (text) and has no mask",
+            "warning: sales.payouts: not in the catalog: nothing protects it",
+            "warning: sales.payouts.payee_iban: looks like bank account (text) and has no mask",
+            f"ok: {deployed.db.name} is what the repository declares (4 warnings)",
+        ]
+        code, out = deployed.verify("--strict")
+        assert code == 1
+        assert out.splitlines()[0].startswith("error: sales.customers.mobile_phone:")
+        assert out.strip().splitlines()[-1].startswith("4 differences")
+        data = json.loads(deployed.verify("--format", "json")[1])
+        assert data["ok"] is True and len(data["warnings"]) == 4
+        code, out = deployed.verify("--sensitive", "phone=", "--sensitive", "bank account=")
+        assert code == 0 and "looks like" not in out, out
+        code, out = deployed.verify("--sensitive", "merchant=^merchant$")
+        assert (
+            "warning: sales.transactions.merchant: looks like merchant (character varying(128))"
+            " and has no mask"
+        ) in out
+        code, out = deployed.verify("--sensitive", "bad=(")
+        assert code == 2 and "pattern `bad`" in out, out
+    finally:
+        deployed.sql(
+            "DROP TABLE sales.payouts; ALTER TABLE sales.customers DROP COLUMN mobile_phone"
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "type_name", "labels"),
+    [
+        ("customerEmail", "text", ["email"]),
+        ("e_mail", "varchar(80)", ["email"]),
+        ("credit_card", "varchar(19)", ["card"]),
+        ("card_no", "text", ["card"]),
+        ("discard_reason", "text", []),
+        ("ssn", "char(11)", ["national id"]),
+        ("date_of_birth", "date", ["birth date"]),
+        ("dob", "date", ["birth date"]),
+        ("iban", "text", ["bank account"]),
+        ("phone_number", "text", ["phone"]),
+        ("telemetry", "jsonb", []),
+        ("client_ip", "inet", ["ip address"]),
+        ("amount", "numeric(12,2)", []),
+    ],
+)
+def test_sensitive_patterns(name: str, type_name: str, labels: list[str]) -> None:
+    from veil.coverage import _sensitive, parse_patterns
+
+    assert _sensitive(name, type_name, parse_patterns([])) == labels

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import typing as t
 
 import click
 
@@ -22,24 +23,55 @@ DSN = click.option(
 @click.option(
     "--format", "fmt", type=Suggesting(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--sensitive",
+    "sensitive",
+    multiple=True,
+    metavar="LABEL=REGEX",
+    help="Add or replace a sensitive-column pattern (LABEL= drops one); see docs/cli.md.",
+)
 @STRICT
-def verify_cmd(paths: tuple[str, ...], dsn: str | None, fmt: str, strict: bool) -> None:
+def verify_cmd(
+    paths: tuple[str, ...], dsn: str | None, fmt: str, sensitive: tuple[str, ...], strict: bool
+) -> None:
     """Compare the deployed PostgreSQL database with what the repository compiles to.
 
     Reads in one read-only transaction: governance rows, roles and their members, protected
     views and their definitions, row policies, grants, ownership. Exits 0 when identical,
     1 with one line per difference, 2 when the database cannot be read.
     """
+    from veil.coverage import coverage_findings, parse_patterns
     from veil.targets.postgres import PostgresTarget
-    from veil.verify import NotApplied, VerifyError, render_json, render_text, verify_postgres
+    from veil.verify import (
+        Finding,
+        NotApplied,
+        Query,
+        Report,
+        VerifyError,
+        render_json,
+        render_text,
+        verify_postgres,
+    )
 
     if not dsn:
         raise click.UsageError("--dsn (or VEIL_DSN) is required")
-    checked = checked_or_exit(paths, strict=False, fmt=fmt)
-    assert checked.program is not None
-    target = PostgresTarget()
     try:
-        report = verify_postgres(dsn, checked.program, target)
+        patterns = parse_patterns(sensitive)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--sensitive") from None
+    checked = checked_or_exit(paths, strict=False, fmt=fmt)
+    program = checked.program
+    assert program is not None
+
+    def coverage(query: Query, report: Report) -> None:
+        for kind, obj, message in coverage_findings(program, query, patterns):
+            severity: t.Literal["error", "warning"] = "error" if strict else "warning"
+            report.findings.append(
+                Finding(kind=kind, object=obj, message=message, severity=severity)
+            )
+
+    try:
+        report = verify_postgres(dsn, program, PostgresTarget(), coverage)
     except VerifyError as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(EXIT_USAGE) from None
