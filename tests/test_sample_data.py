@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg import PgDatabase
 from veil import model, sample_data
-from veil.api import check
+from veil.api import check, compile_program
 from veil.evaluator import Context, eval_condition, visible_row
 from veil.rowexpr import as_utc
 from veil.sample_data import keep_order, sample_rows
+from veil.sandbox import observe, prepare
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "payments"
 NOW = dt.datetime(2026, 1, 15, 9, 30, tzinfo=dt.UTC)
@@ -143,3 +145,31 @@ def test_the_payments_example(tmp_path: Path) -> None:
                         user.name,
                         table.name,
                     )
+
+
+# ============================================================================ on PostgreSQL
+
+
+def test_every_user_sees_a_row_on_postgres(pg_db: PgDatabase, tmp_path: Path) -> None:
+    """The sandbox on a real server, with the real clock: the time window is measured by
+    PostgreSQL's now(), the rows were made from the instant the sandbox started."""
+    people = {name: f"sbx_hosp_{name}" for name in ("alice", "bob", "carol", "dave")}
+    text = HOSPITAL.replace("nurses", "sbx_hosp_nurses")
+    for name, role in people.items():
+        text = text.replace(f"user {name}", f"user {role}")
+    program = program_of(tmp_path, text)
+    script, diags = compile_program(program, "postgres")
+    assert script is not None, diags
+    try:
+        prepare(pg_db.dsn, program, script, rows=4, psql=pg_db.server.psql, echo=lambda _: None)
+        for name, role in people.items():
+            problem, (view,) = observe(pg_db.dsn, program, role, None)
+            assert problem is None and view.error is None, view.error
+            seen = [r for r in view.shown if r is not None]
+            if name == "dave":
+                assert seen == []  # no ward: no row can reach him
+            else:
+                assert seen, (name, view.base)
+    finally:
+        for role in [*people.values(), "sbx_hosp_nurses"]:
+            pg_db.server.drop_role(role)
