@@ -124,6 +124,14 @@ def test_the_hostile_case_is_escaped() -> None:
     assert "DROP TABLE x" in page and "O'Brien" not in page  # quotes become entities
 
 
+def test_a_repository_without_users_or_projects(tmp_path: Path) -> None:
+    (tmp_path / "p.veil").write_text("table t.x { id bigint; s text }\n", encoding="utf-8")
+    page = render_report(checked(tmp_path), title="x")
+    assert "No project is declared" in page and "No user is declared" in page
+    (tmp_path / "p.veil").write_text("table t.x { id bigint; s text }\nuser u\n", "utf-8")
+    assert "No table is protected by a veil policy" in render_report(checked(tmp_path), title="x")
+
+
 def test_the_command(tmp_path: Path) -> None:
     out = tmp_path / "access.html"
     done = CliRunner().invoke(main, ["report", str(EXAMPLE), "-o", str(out)])
