@@ -94,3 +94,52 @@ def test_compiling_does_the_same_work_for_every_table(repos: list[Path], target:
         assert program is not None and compile_program(program, target)[0] is not None
 
     assert_linear([lines_run(lambda p=program: run(p)) for program in programs])
+
+
+# --------------------------------------------------------------------------------------------
+# Lark's cache of the built parser
+
+
+def _parse_with_fresh_parser(text: str) -> ir.SourceFile | None:
+    from veil import parser
+
+    built = parser._build()
+    return parser._parse_file(text, "x.veil", built)[0]
+
+
+SAMPLE = "table s.t {\n  id bigint\n  email varchar tags pii\n}\nmask tagged pii with hash\n"
+
+
+def test_parser_cache_is_used_written_and_survives_corruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veil import parser
+
+    monkeypatch.delenv("VEIL_NO_LARK_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = parser.lark_cache_file()
+    assert isinstance(path, str) and path.startswith(str(tmp_path / "veil"))
+    assert (tmp_path / "veil").stat().st_mode & 0o777 == 0o700
+    expected = _parse_with_fresh_parser(SAMPLE)
+    assert expected is not None and Path(path).stat().st_size > 0  # written on first build
+    assert _parse_with_fresh_parser(SAMPLE) == expected  # read back
+    Path(path).write_bytes(b"garbage\n" + bytes(range(256)))
+    assert _parse_with_fresh_parser(SAMPLE) == expected  # a corrupt file is rebuilt
+
+
+def test_parser_cache_is_never_read_from_a_folder_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veil import parser
+
+    monkeypatch.delenv("VEIL_NO_LARK_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "veil").mkdir(mode=0o700)
+    (tmp_path / "veil").chmod(0o777)
+    assert parser.lark_cache_file() is False
+    (tmp_path / "veil").chmod(0o700)
+    assert isinstance(parser.lark_cache_file(), str)
+    (tmp_path / "other").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    assert parser.lark_cache_file() is False  # no cache folder: parse without a cache
+    assert _parse_with_fresh_parser(SAMPLE) is not None
