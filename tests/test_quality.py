@@ -19,7 +19,10 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("args", [("check", "src", "tests", "bench"), ("format", "--check", "src")])
+@pytest.mark.parametrize(
+    "args",
+    [("check", "src", "tests", "bench"), ("format", "--check", "src", "tests", "bench")],
+)
 def test_ruff(args: tuple[str, ...]) -> None:
     if shutil.which("ruff") is None and run("ruff", "--version").returncode != 0:
         pytest.fail("ruff is not installed: pip install -e '.[test]'")
