@@ -633,7 +633,7 @@ def test_policies_are_restrictive_per_rule_with_stable_names() -> None:
         ("restrict", "customers"),
         ("filter", "transactions"),
     ]
-    assert script.count("AS PERMISSIVE FOR SELECT TO PUBLIC\n  USING (TRUE);") == 2
+    assert script.count('AS PERMISSIVE FOR SELECT\n  TO "veil_views" USING (TRUE);') == 2
 
 
 def test_views_select_every_column_in_catalog_order() -> None:

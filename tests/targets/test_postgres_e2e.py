@@ -948,7 +948,8 @@ def test_a_newer_script_over_an_older_one_converges(pg_server: PgServer, people:
 
 
 #: The governance tables the first PostgreSQL script (before acknowledgements) created, as far as
-#: they changed since: no acknowledgement column, no `auditors` kind, a switch_log.
+#: they changed since: no acknowledgement column, no `auditors` kind, a switch_log; owned by
+#: veil_owner, as that script left them.
 FIRST_SCRIPT_SCHEMA = """
 CREATE SCHEMA veil;
 CREATE TABLE veil.managed_role (
@@ -977,6 +978,16 @@ INSERT INTO veil.project_purpose
   VALUES ('fraud_q4', 'Fraud Detection', true, 'approved', 'carol', '2026-11-20T10:00:00Z');
 INSERT INTO veil.switch_log (who, project, at) VALUES
   ('bob', 'fraud_q4', '2026-12-01T10:00:00Z'), ('alice', NULL, '2026-12-01T09:00:00Z');
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'veil_owner') THEN
+    CREATE ROLE veil_owner NOLOGIN;
+  END IF;
+END $$;
+ALTER SCHEMA veil OWNER TO veil_owner;
+ALTER TABLE veil.managed_role OWNER TO veil_owner;
+ALTER TABLE veil.project OWNER TO veil_owner;
+ALTER TABLE veil.project_purpose OWNER TO veil_owner;
+ALTER TABLE veil.switch_log OWNER TO veil_owner;
 """
 
 

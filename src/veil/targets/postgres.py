@@ -81,6 +81,28 @@ GOVERNANCE_TABLES: dict[str, tuple[tuple[str, ...], int]] = {
     ),
 }
 
+#: Governance tables of runtime data, written only by veil's functions and kept by every script.
+RUNTIME_TABLES = ("audit_log", "member_acknowledgement", "role_binding")
+#: Rewritten by every apply: how PostgreSQL prints back what the script created (`veil verify`).
+RECORD_TABLES = ("applied_definition",)
+#: Tables an older script created that this one upgrades from (upgrade.sql.j2).
+LEGACY_TABLES = ("switch_log",)
+#: Every function of the governance schema: `name(argument types)`, as the pre-flight check
+#: compares them with what exists (anything else in the schema stops the script).
+FUNCTIONS = (
+    "acknowledge(text)",
+    "acknowledgement_texts(text)",
+    "audit_log_is_append_only()",
+    "has_attribute(name, text, text)",
+    "has_purpose(name, text, text)",
+    "require_member(text)",
+    "use_project(text)",
+    "user_groups(name)",
+    "user_values(name, text)",
+)
+#: Row policies of the governance tables.
+GOVERNANCE_POLICIES = ("veil_auditors_read", "veil_granted_read", "veil_owner_all", "veil_public_read")
+
 Row: t.TypeAlias = tuple[SqlValue | tuple[str, ...], ...]
 
 
@@ -415,6 +437,12 @@ class PostgresTarget(Target):
             "base_policy": BASE_POLICY,
             "base_using": BASE_USING,
             "gov_tables": gov_tables,
+            "runtime_tables": RUNTIME_TABLES,
+            "all_gov_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES),
+            "known_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES, *LEGACY_TABLES),
+            "known_functions": FUNCTIONS,
+            "gov_policies": GOVERNANCE_POLICIES,
+            "groups": self.declared_groups(program),
             "tables": tables,
             "view_schemas": sorted(view_schemas),
         }
