@@ -444,6 +444,13 @@ class _Comparison:
         schema, table = tb["table_parts"]
         expected = {BASE_POLICY: (True, digest(BASE_USING))}
         expected |= {p["name"]: (False, p["digest"]) for p in tb["policies"]}
+        # the base policy lets rows through to the views' owner only; the restrictive ones
+        # apply to everyone
+        views = self.q(
+            "SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = %s",
+            (self.target.view_role,),
+        )
+        base_roles, base_who = [int(r[0]) for r in views], _name(self.target.view_role)
         live = {
             str(n): (bool(permissive), str(cmd), list(roles), qual, check)
             for n, permissive, cmd, roles, qual, check in self.q(
@@ -464,9 +471,10 @@ class _Comparison:
                 continue
             permissive, cmd, roles, qual, check = live[pol]
             want_permissive, want_digest = expected[pol]
-            if permissive != want_permissive or cmd != "r" or roles != [0] or check is not None:
+            want_roles, who = (base_roles, base_who) if pol == BASE_POLICY else ([0], "PUBLIC")
+            if permissive != want_permissive or cmd != "r" or roles != want_roles or check:
                 kind = "PERMISSIVE" if want_permissive else "RESTRICTIVE"
-                self.add("policy", obj, f"altered: expected {kind} FOR SELECT TO PUBLIC")
+                self.add("policy", obj, f"altered: expected {kind} FOR SELECT TO {who}")
             recorded = self.recorded.get(("policy", schema, table, pol))
             if recorded is None:
                 self.add("policy", obj, "not recorded by the applied script; apply it again")

@@ -101,7 +101,12 @@ FUNCTIONS = (
     "user_values(name, text)",
 )
 #: Row policies of the governance tables.
-GOVERNANCE_POLICIES = ("veil_auditors_read", "veil_granted_read", "veil_owner_all", "veil_public_read")
+GOVERNANCE_POLICIES = (
+    "veil_auditors_read",
+    "veil_granted_read",
+    "veil_owner_all",
+    "veil_public_read",
+)
 
 Row: t.TypeAlias = tuple[SqlValue | tuple[str, ...], ...]
 
