@@ -226,8 +226,11 @@ def test_path_is_positional_and_path_option_an_alias(repo: Path) -> None:
 
 def test_approve_unknown_project_suggests(repo: Path) -> None:
     r = veil("approve", "fraud_q5", "--by", "carol", "--path", str(repo))
-    assert r.returncode == 1
-    assert "did you mean `fraud_q4`?" in r.stderr
+    assert r.returncode == 2  # a typo on the command line is a usage error
+    assert "unknown project `fraud_q5`; did you mean `fraud_q4`?" in r.stderr
+    r = veil("revoke", "fraud_q4", str(repo), "--by", "carol", "--purpose", "Fraud Detectoin")
+    assert r.returncode == 2
+    assert "did you mean `Fraud Detection`?" in r.stderr
 
 
 def test_explain_text_and_json() -> None:

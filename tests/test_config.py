@@ -169,3 +169,15 @@ def test_the_config_is_found_upwards_but_not_past_the_repository(
     assert find([str(repo / "p.veil")]) == repo / "veil.toml"
     (sub / ".git").mkdir()
     assert find([str(sub)]) is None
+
+
+def test_plan_reads_target_strict_and_acceptances(repo: Path) -> None:
+    code, _, err = veil("plan", "--from", ".", "--to", ".")
+    assert code == 2 and "missing `--target`" in err
+    config(repo, 'target = "postgres"\nstrict = true\n')
+    code, _, err = veil("plan", "--from", ".", "--to", ".")
+    assert code == 1 and "error[W0203]" in err  # strict, from veil.toml
+    config(repo, 'target = "postgres"\nstrict = true\n' + ACCEPT)
+    code, out, err = veil("plan", "--from", ".", "--to", ".")
+    assert code == 0, err
+    assert "accepted[W0203]" in err and out.startswith("-- veil plan for postgres")

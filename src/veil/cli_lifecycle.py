@@ -25,7 +25,7 @@ from veil.approvals import (
     project_digest,
     revoke_line,
 )
-from veil.cli_common import one_path, path_alias
+from veil.cli_common import known_name, one_path, path_alias
 from veil.loader import load
 
 EXIT_POLICY = 1
@@ -54,11 +54,8 @@ def _find_project(policies: ir.PolicySet, name: str) -> ir.Project:
     for p in projects:
         if p.name.value == name:
             return p
-    close = difflib.get_close_matches(name, [p.name.value for p in projects], n=1)
-    _fail(
-        f"unknown project `{name}`",
-        f"did you mean `{close[0]}`?" if close else "`veil projects PATH` lists the projects",
-    )
+    known_name("project", name, [p.name.value for p in projects])  # a typo: exit 2
+    raise AssertionError("unreachable")
 
 
 def _parse_at(at: str | None) -> dt.datetime:
@@ -104,13 +101,15 @@ def _selected_purposes(project: ir.Project, purpose: str | None) -> list[str]:
         if not names:
             _fail(f"project `{project.name.value}` has no purposes to approve")
         return sorted(set(names))
-    if purpose not in names:
+    if purpose not in names:  # a typo on the command line: a usage error, exit 2
         close = difflib.get_close_matches(purpose, names, n=1)
-        _fail(
-            f"project `{project.name.value}` has no purpose `{purpose}`",
-            f"did you mean `{close[0]}`?"
-            if close
-            else f"its purposes: {', '.join(f'`{n}`' for n in sorted(names))}",
+        raise click.UsageError(
+            f"project `{project.name.value}` has no purpose `{purpose}`; "
+            + (
+                f"did you mean `{close[0]}`?"
+                if close
+                else f"its purposes: {', '.join(f'`{n}`' for n in sorted(names))}"
+            )
         )
     return [purpose]
 

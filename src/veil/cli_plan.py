@@ -12,6 +12,7 @@ directory. A path that exists wins over a revision of the same name.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import posixpath
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ from veil.cli_common import (
     repository_config,
     write_atomic,
 )
+from veil.config import Config, accept
 
 GIT_TIMEOUT_S = 120
 
@@ -155,8 +157,11 @@ def open_source(spec: str, *, repo: Path | str = ".", path: str = ".") -> Iterat
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _checked(source: Source, role: str, strict: bool) -> Checked:
-    checked = check([source.path], strict=strict)
+def _checked(source: Source, role: str, strict: bool, conf: Config | None = None) -> Checked:
+    if conf is not None and not Path(source.spec).exists():
+        # a revision, read into a temporary directory: `file` acceptances cannot point there
+        conf = dataclasses.replace(conf, accepts=tuple(a for a in conf.accepts if a.file is None))
+    checked = check([source.path], strict=strict, config=conf)
     if not checked.ok:
         click.echo(f"error: {role} ({source.label}) has errors:", err=True)
         emit_diagnostics(checked.diagnostics, checked.sources, "text")
@@ -236,7 +241,7 @@ def plan_cmd(
             old = stack.enter_context(open_source(old_spec, repo=repo, path=subpath))
             new = stack.enter_context(open_source(new_spec, repo=repo, path=subpath))
             old_checked = _checked(old, "OLD", strict=False)
-            new_checked = _checked(new, "NEW", strict=strict)
+            new_checked = _checked(new, "NEW", strict=strict, conf=conf)
     except SourceError as e:
         raise click.UsageError(str(e)) from None
     assert old_checked.program is not None and new_checked.program is not None
@@ -254,7 +259,13 @@ def plan_cmd(
     if plan.old_diagnostics:
         click.echo(f"error: OLD ({old.label}) breaks the rules of {target}:", err=True)
         emit_diagnostics(plan.old_diagnostics, old_checked.sources, "text")
-    diags = list(plan.new_diagnostics)
+    diags = accept(
+        conf,
+        plan.new_diagnostics,
+        new_checked.policies,
+        new_checked.sources.line,
+        report_unused=False,
+    )
     if strict:
         diags = [d.as_error() for d in diags]
     if new_checked.diagnostics or diags:
