@@ -438,6 +438,7 @@ def test_pg_write_all_data_gets_no_purpose_by_forging(w: World) -> None:
         "user_attribute",
         "user_group",
         "project_purpose",
+        "role_binding",
     ],
 )
 def test_pg_read_all_data_reads_no_governance_rows(w: World, table: str) -> None:
@@ -447,6 +448,32 @@ def test_pg_read_all_data_reads_no_governance_rows(w: World, table: str) -> None
 def test_pg_read_all_data_reads_no_base_rows(w: World) -> None:
     assert w.run(READER, f"SELECT * FROM {TX}") == []
     assert w.run(READER, "SELECT * FROM hr.survey") == []
+
+
+def test_pg_read_all_data_copies_no_base_rows(w: World) -> None:
+    with w.attempt(READER) as conn, conn.cursor() as cur, cur.copy(f"COPY {TX} TO STDOUT") as cp:
+        assert b"".join(bytes(chunk) for chunk in cp) == b""
+
+
+def test_pg_read_all_data_reads_no_statistics_of_base_tables(w: World) -> None:
+    """pg_read_all_data may read every column, but pg_stats hides tables whose row security
+    applies to the reader: no most-common values of card numbers."""
+    w.admin(f"ANALYZE {TX}")
+    assert w.run(READER, "SELECT attname FROM pg_stats WHERE tablename = 'transactions'") == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE sales_protected.transactions SET id = id",
+        "DELETE FROM sales_protected.transactions",
+        "INSERT INTO sales_protected.transactions (id) VALUES (100000)",
+    ],
+)
+def test_pg_write_all_data_cannot_write_through_the_views(w: World, statement: str) -> None:
+    """The views are auto-updatable in their plain columns; the write runs with the view owner's
+    rights on the table, and veil_views may only read it."""
+    w.denied(WRITER, statement)
 
 
 def test_the_audit_log_is_for_auditors(w: World) -> None:
@@ -519,6 +546,8 @@ def test_a_namesake_of_a_dropped_member_is_not_the_member(w: World) -> None:
         f"ALTER ROLE {TARGET.owner_role} LOGIN PASSWORD 'x'",
         "ALTER ROLE alice PASSWORD 'x'",
         "DROP ROLE alice",
+        "CREATE ROLE veil_sec_sneak LOGIN IN ROLE hr_admins",
+        f"CREATE ROLE veil_sec_sneak LOGIN IN ROLE {TARGET.view_role}",
     ],
 )
 def test_createrole_cannot_take_over_roles_veil_relies_on(w: World, statement: str) -> None:
@@ -563,3 +592,20 @@ def test_governance_tables_have_forced_row_security(w: World) -> None:
         " WHERE relnamespace = 'veil'::regnamespace AND relkind = 'r' ORDER BY 1"
     )
     assert rows and all(on and forced for _, on, forced in rows), rows
+
+
+@pytest.mark.parametrize("value", ["9223372036854775807", "1"])
+def test_pg_write_all_data_cannot_stop_or_reorder_the_audit_log(w: World, value: str) -> None:
+    """setval is not transactional: the attacker's value outlives its rolled-back session."""
+    seq = "veil.audit_log_id_seq"
+    w.run(WRITER, f"SELECT setval('{seq}', {value})")
+    try:
+        with w.db.connect_as("alice") as conn:
+            fetch_all(conn, "SELECT veil.use_project('fraud_q4')")
+        [(last_two,)] = w.admin(
+            "SELECT array_agg(who ORDER BY id) FROM"
+            " (SELECT id, who FROM veil.audit_log ORDER BY id DESC LIMIT 2) AS l"
+        )
+        assert last_two[-1] == "alice"
+    finally:
+        w.admin(f"SELECT setval('{seq}', (SELECT max(id) FROM veil.audit_log))")

@@ -15,6 +15,7 @@ from veil.diagnostics import Severity
 from veil.model import SqlType
 from veil.targets import Options, get_target
 from veil.targets.postgres import (
+    FUNCTIONS,
     PostgresTarget,
     comment,
     dollar_quote,
@@ -602,7 +603,7 @@ PUBLIC_FUNCTIONS = (
     "user_values",
     "user_groups",
 )
-INTERNAL_FUNCTIONS = ("require_member", "audit_log_is_append_only")
+INTERNAL_FUNCTIONS = ("require_member", "audit_append", "audit_log_is_append_only")
 
 
 def test_every_function_is_hardened() -> None:
@@ -610,6 +611,10 @@ def test_every_function_is_hardened() -> None:
     functions = re.findall(r"CREATE OR REPLACE FUNCTION (\S+)\(", script)
     assert sorted(functions) == sorted(
         f'"veil".{f}' for f in (*PUBLIC_FUNCTIONS, *INTERNAL_FUNCTIONS)
+    )
+    # the pre-flight check knows every one of them (anything else in the schema stops a script)
+    assert sorted(f.split("(")[0] for f in FUNCTIONS) == sorted(
+        (*PUBLIC_FUNCTIONS, *INTERNAL_FUNCTIONS)
     )
     assert script.count("LANGUAGE sql STABLE SECURITY DEFINER") == 4
     assert script.count("LANGUAGE plpgsql STABLE SECURITY DEFINER") == 2

@@ -92,6 +92,7 @@ LEGACY_TABLES = ("switch_log",)
 FUNCTIONS = (
     "acknowledge(text)",
     "acknowledgement_texts(text)",
+    "audit_append(text, text, text, text)",
     "audit_log_is_append_only()",
     "has_attribute(name, text, text)",
     "has_purpose(name, text, text)",

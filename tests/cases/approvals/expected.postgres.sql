@@ -169,7 +169,7 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -750,6 +750,30 @@ AS $veil$
      LIMIT 1), FALSE)
 $veil$;
 
+-- Appends one audit row. Members of pg_write_all_data may call setval on any sequence, the
+-- audit log's identity included: when its next value is taken or exhausted, the sequence is
+-- moved past the last row and the insert tried again, so nobody can stop audited switches or
+-- reorder the log. Called by the functions below only (no EXECUTE for PUBLIC).
+CREATE OR REPLACE FUNCTION "veil".audit_append(p_event text, p_project text, p_purpose text,
+                                                  p_acknowledgement text)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $veil$
+BEGIN
+  BEGIN
+    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
+      VALUES (p_event, p_project, p_purpose, p_acknowledgement);
+  EXCEPTION WHEN unique_violation OR sequence_generator_limit_exceeded THEN
+    PERFORM pg_catalog.setval(
+      pg_catalog.pg_get_serial_sequence('veil.audit_log', 'id'),
+      (SELECT COALESCE(pg_catalog.max(l.id), 0) + 1 FROM "veil".audit_log AS l), false);
+    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
+      VALUES (p_event, p_project, p_purpose, p_acknowledgement);
+  END;
+END
+$veil$;
+
 -- Raises unless session_user (the login role, also inside SECURITY DEFINER functions) is a
 -- member of p_project. Called by the functions below only (no EXECUTE for PUBLIC).
 CREATE OR REPLACE FUNCTION "veil".require_member(p_project text)
@@ -819,7 +843,7 @@ BEGIN
      OR (NULLIF(pg_catalog.current_setting('veil.active_project', true), '') IS NOT NULL
          AND EXISTS (SELECT 1 FROM "veil".project_member AS m
                       WHERE m.member = session_user::pg_catalog.text)) THEN
-    INSERT INTO "veil".audit_log (event, project) VALUES ('switch', p_project);
+    PERFORM "veil".audit_append('switch', p_project, NULL, NULL);
   END IF;
   PERFORM pg_catalog.set_config('veil.active_project', COALESCE(p_project, ''), false);
   IF v_missing IS NOT NULL THEN
@@ -870,8 +894,7 @@ BEGIN
   FOR r IN SELECT pp.purpose, pp.acknowledgement FROM "veil".project_purpose AS pp
             WHERE pp.project = p_project AND pp.acknowledgement IS NOT NULL
             ORDER BY pp.purpose COLLATE pg_catalog."C" LOOP
-    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
-      VALUES ('acknowledge', p_project, r.purpose, r.acknowledgement);
+    PERFORM "veil".audit_append('acknowledge', p_project, r.purpose, r.acknowledgement);
     INSERT INTO "veil".member_acknowledgement AS a
         (member, project, purpose, acknowledgement, digest)
       VALUES (session_user, p_project, r.purpose, r.acknowledgement,
@@ -969,6 +992,8 @@ ALTER FUNCTION "veil".require_member(text) OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".require_member(text) FROM PUBLIC;
 ALTER FUNCTION "veil".audit_log_is_append_only() OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".audit_log_is_append_only() FROM PUBLIC;
+ALTER FUNCTION "veil".audit_append(text, text, text, text) OWNER TO "veil_owner";
+REVOKE ALL ON FUNCTION "veil".audit_append(text, text, text, text) FROM PUBLIC;
 
 -- =============================================================================================
 -- Undo what this policy set no longer needs: tables veil stopped protecting (drop the view and
