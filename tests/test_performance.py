@@ -143,3 +143,79 @@ def test_parser_cache_is_never_read_from_a_folder_others_can_write(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
     assert parser.lark_cache_file() is False  # no cache folder: parse without a cache
     assert _parse_with_fresh_parser(SAMPLE) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# The parser builds IR while parsing; it must build exactly what the tree walk built.
+
+
+def _with_spans(value: object) -> object:
+    """`value` with every field, spans included (IR equality leaves spans out)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value).__name__,
+            tuple((f.name, _with_spans(getattr(value, f.name))) for f in dataclasses.fields(value)),
+        )
+    if isinstance(value, tuple | list):
+        return tuple(_with_spans(v) for v in value)
+    return value
+
+
+def _via_tree(text: str, path: str) -> tuple[ir.SourceFile | None, list[object]]:
+    """The former parse: a Lark tree with propagated positions, walked into IR."""
+    from veil import parser
+    from veil.transformer import ToIR, TransformError
+
+    try:
+        tree = parser.parse_tree(text, path, parser._lark_with_positions())
+    except parser.ParseFailure as f:
+        return None, [f.diagnostic]
+    builder = ToIR(path)
+    try:
+        statements = parser._build_ir(tree, builder)
+    except TransformError as e:
+        return None, [e.diagnostic]
+    if builder.diagnostics:
+        return None, list(builder.diagnostics)
+    return ir.SourceFile(path=path, statements=tuple(statements)), []
+
+
+TRICKY = [
+    "mask t.c with hash when (a = 1) and ((b in (1, 2))) unless (purpose P or (group g))\n",
+    "filter s.t where not (x between -1 and 2 + 3) and y is not null unless not (purpose P)\n",
+    "restrict s.t to purpose P, any purpose unless user bob\n",
+    'mask t.c when region = "EU" {\n  reveal for purpose P\n  with hash for group g\n'
+    "  with null otherwise\n}\n",
+    'mask t.c with regex("a\\\\qb", "x")\nmask t.d with\n',  # bad escape, then a syntax error
+    'mask t.c with constant("a\\\\qb")\n',
+    "mask table.c with hash\n",
+    'user `a``b` { groups x, y\n region "EU",\n "US" }\n',
+    "mask t.c with round(-2)\n" + "filter t where " + "(" * 300 + "a = 1" + ")" * 300 + "\n",
+    "filter t where " + "(" * 60 + "a = 1" + ")" * 60 + "\n",
+    "",
+    "\n\n;\n",
+]
+
+
+def _sources() -> list[tuple[str, str]]:
+    files = sorted((ROOT / "examples").rglob("*.veil")) + sorted((ROOT / "tests").rglob("*.veil"))
+    out = [(str(f.relative_to(ROOT)), f.read_text(encoding="utf-8")) for f in files]
+    out += [(f"tricky{i}.veil", text) for i, text in enumerate(TRICKY)]
+    out += [(f"synthetic/{k}", v) for k, v in synthetic.files(12, per_file=6).items()]
+    # every prefix of every example, cut at a line end: syntax errors at every kind of place
+    for path, text in list(out[: len(files)]):
+        lines = text.splitlines(keepends=True)
+        out += [(f"{path}:{n}", "".join(lines[:n])) for n in range(1, len(lines), 3)]
+    return out
+
+
+def test_ir_built_while_parsing_equals_the_tree_walk_spans_included() -> None:
+    from veil.parser import parse_file
+
+    for path, text in _sources():
+        fast, fast_diags = parse_file(text, path)
+        slow, slow_diags = _via_tree(text, path)
+        assert _with_spans(fast) == _with_spans(slow), path
+        assert fast_diags == slow_diags, path

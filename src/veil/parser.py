@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import stat
@@ -104,11 +105,9 @@ def _build(**options: t.Any) -> Lark:
         parser="lalr",
         lexer="contextual",
         strict=True,
-        propagate_positions=True,
         maybe_placeholders=True,
         postlex=ParenNewlines(),
-        cache=lark_cache_file(),
-        **options,
+        **{"propagate_positions": False, "cache": lark_cache_file(), **options},
     )
 
 
@@ -261,18 +260,214 @@ def _parse_file(
 ) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
     from veil.transformer import ToIR, TransformError
 
-    try:
-        tree = parse_tree(text, path, parser)
-    except ParseFailure as f:
-        return None, [f.diagnostic]
+    if not text.endswith("\n"):
+        text += "\n"
+    lark = parser or _lark()
     transformer = ToIR(path)
+    run = _Run(transformer)
     try:
-        statements = _build_ir(tree, transformer)
-    except TransformError as e:
-        return None, [e.diagnostic]
+        root = _fast_frontend(lark, run).parse(text)
+    except UnexpectedInput as e:
+        return None, [_syntax_diagnostic(path, text, e)]
+    if root.height > MAX_DEPTH + 1:  # the rare error: the tree says exactly where
+        try:
+            parse_tree(text, path, _lark_with_positions())
+        except ParseFailure as f:
+            return None, [f.diagnostic]
+        raise AssertionError("a tree too deep for one parse is deep enough for the other")
+    if isinstance(run.failure, TransformError):
+        return None, [run.failure.diagnostic]
+    if run.failure is not None:
+        raise run.failure
     if transformer.diagnostics:
         return None, list(transformer.diagnostics)
-    return ir.SourceFile(path=path, statements=tuple(statements)), []
+    return ir.SourceFile(path=path, statements=tuple(root.value)), []
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path: IR built while parsing.
+#
+# Lark's LALR parser calls one callback per reduced rule with the values of the rule's symbols.
+# Its own callbacks build a `Tree` per rule, with positions when `propagate_positions` is on,
+# and veil then walked that tree into IR: at 10,000 tables about half of checking was spent
+# building, annotating and walking trees that were thrown away. The callbacks below do what
+# Lark's tree builder does (drop anonymous tokens, splice `_rule`s, insert `None` for absent
+# `[optional]` parts, let a `?rule` with one child be that child) and compute each rule's
+# position by Lark's rule (from the first and last of all its symbols, keywords included, an
+# inlined child counting with the symbols around it), then hand the rule to `ToIR` at once.
+# The result, spans included, is exactly what the tree walk built; tests compare the two.
+
+
+class _Node:
+    """A reduced rule on the parser's stack: its value and its position (also the `meta`
+    argument of the `ToIR` methods). `c*` is the extent of the rule's container, which is
+    larger than the rule's own when a `?rule` let it stand for itself (`( cond )`); `height`
+    counts the tree levels below, for MAX_DEPTH."""
+
+    __slots__ = (
+        "ccolumn",
+        "cend_column",
+        "cend_line",
+        "cline",
+        "column",
+        "empty",
+        "end_column",
+        "end_line",
+        "height",
+        "line",
+        "value",
+    )
+
+    value: t.Any
+    empty: bool
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    cline: int
+    ccolumn: int
+    cend_line: int
+    cend_column: int
+    height: int
+
+    def __init__(self) -> None:
+        self.value = None
+        self.empty = True
+        self.height = 1
+
+
+class _Run:
+    """One file's parse: the IR builder, and the first exception a builder method raised (the
+    parse goes on without building, so a syntax error later in the file still wins, as it
+    would if the IR were built after parsing)."""
+
+    def __init__(self, builder: t.Any) -> None:
+        self.builder = builder
+        self.failure: Exception | None = None
+
+
+_Spec = tuple[str, bool, bool, "list[tuple[int, bool, int]] | None", int]
+
+
+def _spec(rule: t.Any) -> _Spec:
+    """What the tree builder would do for `rule`: (name, inline, expand single child, which
+    symbols to keep [(index, splice, Nones before)] or None for all, Nones after)."""
+    name = str(rule.alias or rule.options.template_source or rule.origin.name)
+    expansion = rule.expansion
+    empty = list(rule.options.empty_indices or [])
+    if empty:
+        ones = "".join(str(int(b)) for b in empty).split("0")
+        nones = [len(run) for run in ones]
+    else:
+        nones = [0] * (len(expansion) + 1)
+    include: list[tuple[int, bool, int]] = []
+    pending = 0
+    for i, sym in enumerate(expansion):
+        pending += nones[i]
+        if rule.options.keep_all_tokens or not (sym.is_term and sym.filter_out):
+            include.append((i, not sym.is_term and sym.name.startswith("_"), pending))
+            pending = 0
+    after = pending + nones[len(expansion)]
+    needed = bool(empty) or len(include) < len(expansion) or any(x for _, x, _ in include)
+    inline = str(rule.origin.name).startswith("_")
+    expand1 = bool(rule.options.expand1) and not rule.alias
+    return (name, inline, expand1, include if needed else None, after if needed else 0)
+
+
+def _reduce(spec: _Spec, run: _Run, children: list[t.Any]) -> t.Any:
+    name, inline, expand1, include, after = spec
+    first = last = None
+    for c in children:
+        if c.__class__ is not _Node or not c.empty:
+            first = c
+            break
+    if first is not None:
+        for c in reversed(children):
+            if c.__class__ is not _Node or not c.empty:
+                last = c
+                break
+    if include is None:
+        kept = children
+    else:
+        kept = []
+        for i, splice, nones in include:
+            if nones:
+                kept += [None] * nones
+            if splice:
+                kept += children[i].value
+            else:
+                kept.append(children[i])
+        if after:
+            kept += [None] * after
+    if expand1 and len(kept) == 1:
+        only = kept[0]
+        if only.__class__ is _Node and first is not None:
+            _set_container(only, first, last)
+            if only.empty:
+                only.line, only.column = only.cline, only.ccolumn
+                only.end_line, only.end_column = only.cend_line, only.cend_column
+                only.empty = False
+        return only
+    node = _Node()
+    if first is not None:
+        _set_container(node, first, last)
+        node.line, node.column = node.cline, node.ccolumn
+        node.end_line, node.end_column = node.cend_line, node.cend_column
+        node.empty = False
+    if inline:
+        node.value = kept
+        return node
+    args = []
+    height = 0
+    for c in kept:
+        if c.__class__ is _Node:
+            if c.height > height:
+                height = c.height
+            args.append(c.value)
+        else:
+            args.append(c)
+    node.height = height + 1
+    if run.failure is None:
+        try:
+            node.value = getattr(run.builder, name)(node, *args)
+        except Exception as e:  # reported after the parse, unless a syntax error comes first
+            run.failure = e
+    return node
+
+
+def _set_container(node: _Node, first: t.Any, last: t.Any) -> None:
+    if first.__class__ is _Node:
+        node.cline, node.ccolumn = first.cline, first.ccolumn
+    else:
+        node.cline, node.ccolumn = first.line, first.column
+    if last.__class__ is _Node:
+        node.cend_line, node.cend_column = last.cend_line, last.cend_column
+    else:
+        node.cend_line, node.cend_column = last.end_line, last.end_column
+
+
+@functools.cache
+def _specs(lark: Lark) -> dict[t.Any, _Spec]:
+    callbacks = lark.parser.parser.parser.callbacks
+    return {rule: _spec(rule) for rule in callbacks}
+
+
+def _fast_frontend(lark: Lark, run: _Run) -> t.Any:
+    """Lark's parser and lexer for `lark`, with callbacks that build IR for `run`."""
+    from lark.parsers.lalr_parser import _Parser
+
+    frontend = copy.copy(lark.parser)
+    lalr = copy.copy(frontend.parser)
+    callbacks = {rule: functools.partial(_reduce, spec, run) for rule, spec in _specs(lark).items()}
+    lalr.parser = _Parser(lalr.parser.parse_table, t.cast(t.Any, callbacks))
+    frontend.parser = lalr
+    return frontend
+
+
+@functools.cache
+def _lark_with_positions() -> Lark:
+    """A tree-building parser, for the exact position of a MAX_DEPTH error."""
+    return _build(propagate_positions=True, cache=False)
 
 
 # --------------------------------------------------------------------------------------------
