@@ -181,3 +181,18 @@ def test_plan_reads_target_strict_and_acceptances(repo: Path) -> None:
     code, out, err = veil("plan", "--from", ".", "--to", ".")
     assert code == 0, err
     assert "accepted[W0203]" in err and out.startswith("-- veil plan for postgres")
+
+
+@pytest.mark.parametrize("code", ["L0101", "L0102", "W0501"])
+def test_the_example_in_the_docs_triggers_the_code(repo: Path, code: str) -> None:
+    """docs/errors.md shows each `veil.toml` code with an example file that reports it."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text("utf-8")
+    section = re.search(rf"^## {code}: .*?(?=^## )", doc, re.MULTILINE | re.DOTALL)
+    assert section is not None, f"docs/errors.md has no section for {code}"
+    example = re.search(r"```toml\n(.*?)```", section.group(0), re.DOTALL)
+    assert example is not None, f"the section of {code} has no ```toml example"
+    config(repo, example.group(1))
+    _, _, err = veil("check", ".")
+    assert f"[{code}]" in err, err
