@@ -196,3 +196,10 @@ def test_the_example_in_the_docs_triggers_the_code(repo: Path, code: str) -> Non
     config(repo, example.group(1))
     _, _, err = veil("check", ".")
     assert f"[{code}]" in err, err
+
+
+def test_the_targets_are_the_compilers() -> None:
+    from veil import config as config_module
+    from veil.targets import TARGETS
+
+    assert tuple(sorted(TARGETS)) == config_module.TARGETS

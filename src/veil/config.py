@@ -27,6 +27,7 @@ A bad file is a diagnostic with file:line:col (L0101 syntax, L0102 a setting), n
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 import tomllib
 import typing as t
@@ -41,7 +42,7 @@ FILE_NAME = "veil.toml"
 BAD_CONFIG_SYNTAX = "L0101"
 BAD_SETTING = "L0102"
 UNUSED_ACCEPT = "W0501"
-TARGETS = ("databricks", "postgres", "snowflake")
+TARGETS = ("databricks", "postgres", "snowflake")  # veil.targets.TARGETS (a test keeps them equal)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,17 +98,13 @@ class _Positions:
     def _span(self, line: int, col: int, width: int) -> Span:
         return Span(file=self.file, line=line, col=col, end_line=line, end_col=col + max(width, 1))
 
-    def key(self, key: str, occurrence: int = 0, after: int = 0) -> Span:
-        """The `occurrence`-th `key = …` line at or after line `after` (0-based)."""
+    def key(self, key: str, after: int = 0) -> Span:
+        """The first `key = …` line at or after line `after` (0-based)."""
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-        seen = 0
         for i, line in enumerate(self.lines[after:], start=after):
-            m = pattern.match(line)
-            if m:
-                if seen == occurrence:
-                    col = len(line) - len(line.lstrip()) + 1
-                    return self._span(i + 1, col, len(key))
-                seen += 1
+            if pattern.match(line):
+                col = len(line) - len(line.lstrip()) + 1
+                return self._span(i + 1, col, len(key))
         return self._span(1, 1, 1)
 
     def tables(self, name: str) -> list[int]:
@@ -204,8 +201,6 @@ def _settings(
 
 
 def _close(a: str, b: str) -> bool:
-    import difflib
-
     return bool(difflib.get_close_matches(a, [b], n=1))
 
 
