@@ -173,6 +173,7 @@ def test_a_member_of_the_view_owner(sq: PgDatabase, pg_server: PgServer) -> None
         ("CREATE FUNCTION veilsq.extra() RETURNS int LANGUAGE sql AS 'SELECT 1'", "extra"),
         (f"ALTER SCHEMA sales_sq OWNER TO {SQUATTER}", "sales_sq"),
         (f"ALTER TABLE veilsq.project OWNER TO {SQUATTER}", "veilsq.project"),
+        ("CREATE FUNCTION sales_sq.f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "sales_sq.f()"),
         (
             "CREATE VIEW sales_sq.loot AS SELECT 1 AS x\n"
             f"ALTER VIEW sales_sq.loot OWNER TO {SQUATTER}",
@@ -218,6 +219,17 @@ def undo(db: PgDatabase, pg_server: PgServer) -> None:
                 "SELECT polname FROM pg_policy WHERE polrelid = %s::regclass", (table,)
             ).fetchall():
                 conn.execute(f'DROP POLICY "{name}" ON {table}')
+
+
+def test_create_on_a_view_schema_is_revoked(sq: PgDatabase, pg_server: PgServer) -> None:
+    sq.apply_script(SCRIPT)
+    try:
+        admin(sq, f"GRANT CREATE ON SCHEMA sales_sq TO {SQUATTER}")
+        sq.apply_script(SCRIPT)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            as_role(sq, SQUATTER, "CREATE TABLE sales_sq.loot (x int)")
+    finally:
+        undo(sq, pg_server)
 
 
 def test_a_clean_database_applies(sq: PgDatabase, pg_server: PgServer) -> None:

@@ -204,6 +204,16 @@ BEGIN
       'relation %s (owner %I) in a schema of veil''s views was not created by veil; move or '
       'drop it', r.rel, pg_catalog.pg_get_userbyid(r.relowner));
   END LOOP;
+  FOR r IN SELECT p.oid::pg_catalog.regprocedure AS fn, p.proowner
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+             JOIN pg_catalog.pg_proc AS p ON p.pronamespace = n.oid
+            WHERE e.kind = 'view_schema'
+            ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'function %s (owner %I) in a schema of veil''s views was not created by veil; DROP '
+      'FUNCTION %s', r.fn, pg_catalog.pg_get_userbyid(r.proowner), r.fn);
+  END LOOP;
   FOR r IN SELECT tg.tgname AS name, c.oid::pg_catalog.regclass AS rel, 'trigger' AS what
              FROM pg_temp.veil_expected AS e
              JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
@@ -1160,6 +1170,18 @@ BEGIN
     IF NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class AS c WHERE c.oid = v_table) THEN
       RAISE EXCEPTION 'row level security is not enabled on %', v_table;
     END IF;
+  END LOOP;
+
+  -- Nobody but veil_views creates objects in the schemas of the views.
+  FOR r IN SELECT DISTINCT n.nspname, a.grantee
+             FROM "veil".protected_table AS t
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = t.view_schema
+             CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
+            WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+            ORDER BY 1, 2 LOOP
+    EXECUTE pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM %s CASCADE', r.nspname,
+      CASE WHEN r.grantee = 0 THEN 'PUBLIC'
+           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
   END LOOP;
 
   -- Roles that PostgreSQL lets past parts of what veil enforces (docs/security.md says what
