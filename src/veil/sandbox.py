@@ -29,6 +29,7 @@ from pathlib import Path
 from veil import model
 from veil.model import SqlType
 from veil.sample_data import sample_rows
+from veil.targets.postgres import PostgresTarget
 
 if t.TYPE_CHECKING:
     import psycopg
@@ -36,8 +37,9 @@ if t.TYPE_CHECKING:
 DEFAULT_ROWS = 20
 SHOW_ROWS = 20  # rows printed per table and context
 CELL_WIDTH = 22  # longer cells are cut with …
-GOVERNANCE_SCHEMA = "veil"
-VIEW_SUFFIX = "_protected"
+_TARGET = PostgresTarget()
+GOVERNANCE_SCHEMA = _TARGET.options.governance_schema
+VIEW_SUFFIX = _TARGET.options.view_schema_suffix
 DEFAULT_DATABASE = "veil_sandbox"
 PSQL_TIMEOUT_S = 300
 
@@ -74,29 +76,9 @@ def database_name(program: model.Program) -> str:
     return dbs[0] if dbs else DEFAULT_DATABASE
 
 
-_PG_TYPES = {
-    "boolean": "boolean",
-    "smallint": "smallint",
-    "integer": "integer",
-    "bigint": "bigint",
-    "real": "real",
-    "double": "double precision",
-    "text": "text",
-    "date": "date",
-    "timestamp": "timestamp",
-    "timestamptz": "timestamptz",
-    "binary": "bytea",
-    "json": "json",
-}
-
-
 def pg_type(st: SqlType) -> str:
-    if st.name == "decimal":
-        return "numeric" if st.precision is None else f"numeric({st.precision},{st.scale or 0})"
-    if st.name in ("varchar", "char"):
-        base = "varchar" if st.name == "varchar" else "char"
-        return base if st.length is None else f"{base}({st.length})"
-    return _PG_TYPES[st.name]
+    """The column type, as the PostgreSQL target writes it in the views it casts to."""
+    return _TARGET.sql_type(st)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,9 +29,8 @@ from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
 from veil.evaluator import Context, mask_value
-from veil.targets import get_target
+from veil.targets import get_target, governance
 from veil.targets.databricks import DatabricksTarget
-from veil.targets.lookup import LOOKUP_TABLES, RUNTIME_TABLES
 
 #: sqlfluff gaps a generated Databricks script may need (docs/targets/databricks.md lists them).
 DOCUMENTED_GAPS = {"dbx_using_columns_many"}
@@ -42,6 +41,13 @@ JSON_OPTIONS = (
     "map('timestampFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSSXXX', "
     "'timestampNTZFormat', 'yyyy-MM-dd\\'T\\'HH:mm:ss.SSSSSS')"
 )
+
+#: The governance tables the script synchronises, and the runtime tables the procedures write
+#: (the active project is set directly by the tests).
+SYNCED = governance.tables("lookup", "repository")
+RUNTIME = {
+    tb.name: tb for tb in governance.tables("lookup", "runtime") if tb.name != "active_project"
+}
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +153,15 @@ def set_view(
 
 def set_governance(spark: LocalSpark, target: DatabricksTarget, program: model.Program) -> None:
     rows = target.governance_rows(program)
-    for name, (columns, _) in LOOKUP_TABLES.items():
-        typed = [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in columns]
-        set_view(spark, target, target.gov(name), typed, rows[name])
+    for tb in SYNCED:
+        typed = [(c.name, "BOOLEAN" if c.type == "boolean" else "STRING") for c in tb.columns]
+        set_view(spark, target, target.gov(tb.name), typed, rows[tb.name])
 
 
 def runtime_columns(name: str) -> list[tuple[str, str]]:
     return [
-        (c, "TIMESTAMP" if ty == "timestamptz" else "STRING") for c, ty, _ in RUNTIME_TABLES[name]
+        (c.name, "TIMESTAMP" if c.type == "timestamptz" else "STRING")
+        for c in RUNTIME[name].columns
     ]
 
 
@@ -319,7 +326,7 @@ def test_acknowledge_procedure_runs_in_spark(
     spark.reset()
     set_governance(spark, target, program)
     set_active(spark, target, [("ann", "p", now), ("bob", "p", now)])
-    for name in RUNTIME_TABLES:  # real tables, as the script creates them
+    for name in RUNTIME:  # real tables, as the script creates them
         spark.sql(
             next(
                 s
@@ -356,12 +363,12 @@ def test_acknowledge_procedure_runs_in_spark(
         with spark.as_user("bob"), pytest.raises(SparkSQLError, match="not a member"):
             spark.sql(acknowledge)
         check(program, "bob", [])
-        purposes = LOOKUP_TABLES["project_purpose"][0]  # a newer script changed the text
+        purposes = governance.table("lookup", "project_purpose").columns  # a newer text
         set_view(
             spark,
             target,
             target.gov("project_purpose"),
-            [(c, "BOOLEAN" if ty == "boolean" else "STRING") for c, ty in purposes],
+            [(c.name, "BOOLEAN" if c.type == "boolean" else "STRING") for c in purposes],
             target.governance_rows(changed)["project_purpose"],
         )
         check(changed, "ann", [("P", v2, False)])
@@ -454,7 +461,7 @@ def test_runtime_tables_are_written_only_by_the_procedures(
     """The script creates them and never writes them (but for moving the old switch log into the
     audit log); it grants nothing on them but SELECT on the audit log to the auditors' group,
     as its last statement."""
-    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
+    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME))
     writes = re.compile(
         rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE TABLE|"
         rf"DROP TABLE)\s+({names})\b"
@@ -539,7 +546,7 @@ def test_governance_rows_round_trip(
     spark: LocalSpark, target: DatabricksTarget, scenario: Scenario, script: str
 ) -> None:
     rows = target.governance_rows(scenario.program)
-    for name in LOOKUP_TABLES:
+    for name in (tb.name for tb in SYNCED):
         got = merge_source(spark, script, target.gov(name))
         assert sorted(got, key=repr) == sorted(rows[name], key=repr)
 

@@ -19,12 +19,18 @@ from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
 from veil.evaluator import Context, mask_value
-from veil.targets import get_target
-from veil.targets.lookup import LOOKUP_TABLES, RUNTIME_TABLES
+from veil.targets import get_target, governance
 from veil.targets.snowflake import SnowflakeTarget
 
 #: sqlfluff gaps a generated Snowflake script may need (docs/targets/snowflake.md lists them).
 DOCUMENTED_GAPS = {"sf_exempt_other_policies"}
+
+#: The governance tables the script synchronises, and the runtime tables the procedures write
+#: (the active project is set directly by the tests).
+SYNCED = governance.tables("lookup", "repository")
+RUNTIME = {
+    tb.name: tb for tb in governance.tables("lookup", "runtime") if tb.name != "active_project"
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +95,12 @@ def governance(
 ) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
     rows = target.governance_rows(program)
     tables = {}
-    for name, (columns, _) in LOOKUP_TABLES.items():
+    for tb in SYNCED:
         specs = [
-            f"{target.ident(c)} {'BOOLEAN' if ty == 'boolean' else 'VARCHAR'}" for c, ty in columns
+            f"{target.ident(c.name)} {'BOOLEAN' if c.type == 'boolean' else 'VARCHAR'}"
+            for c in tb.columns
         ]
-        tables[target.gov(name)] = (specs, rows[name])
+        tables[target.gov(tb.name)] = (specs, rows[tb.name])
     return tables
 
 
@@ -114,10 +121,10 @@ def active_project(
 def runtime(
     target: SnowflakeTarget, name: str, rows: list[tuple[object, ...]]
 ) -> dict[str, TableSpec]:
-    """A runtime table (RUNTIME_TABLES) holding `rows`."""
+    """A runtime table (RUNTIME) holding `rows`."""
     cols = [
-        f"{target.ident(c)} {'TIMESTAMP_LTZ' if ty == 'timestamptz' else 'VARCHAR'}"
-        for c, ty, _ in RUNTIME_TABLES[name]
+        f"{target.ident(c.name)} {'TIMESTAMP_LTZ' if c.type == 'timestamptz' else 'VARCHAR'}"
+        for c in RUNTIME[name].columns
     ]
     return {target.gov(name): (cols, rows)}
 
@@ -338,7 +345,7 @@ def test_runtime_tables_are_written_only_by_the_procedures(
     """The script creates them and never writes them (but for moving the rows of the old switch
     log into the audit log); it grants nothing on them but SELECT on the audit log to the
     auditors' role."""
-    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME_TABLES))
+    names = "|".join(re.escape(target.gov(t)) for t in ("active_project", *RUNTIME))
     writes = re.compile(
         rf"\b(INSERT INTO|MERGE INTO|DELETE FROM|UPDATE|TRUNCATE( TABLE)?|"
         rf"DROP TABLE)\s+({names})\b"
@@ -527,7 +534,7 @@ def test_governance_rows_round_trip(
 ) -> None:
     """The VALUES of every MERGE read back exactly as the repository's rows (edge: hostile)."""
     rows = target.governance_rows(scenario.program)
-    for name in LOOKUP_TABLES:
+    for name in (tb.name for tb in SYNCED):
         got = merge_source(script, target.gov(name))
         assert sorted(got, key=repr) == sorted(rows[name], key=repr)
 

@@ -54,6 +54,8 @@ class DatabricksTarget(LookupTarget):
         "timestamptz": "TIMESTAMP",
         "json": "STRING",
     }
+    #: Delta tables keep no key constraints veil could rely on: MERGE states the key.
+    declares_keys = False
     #: Account groups (`is_member` would read workspace-local groups).
     group_function: t.ClassVar[str] = "is_account_group_member"
 

@@ -18,75 +18,8 @@ from decimal import Decimal
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.model import SqlType, TableKey
+from veil.targets import governance
 from veil.targets.base import SqlValue, Target
-
-#: Governance tables synchronised from the repository (rows: `Target.governance_rows`): columns
-#: as (name, veil type) in order, and how many leading columns form the key.
-LOOKUP_TABLES: dict[str, tuple[tuple[tuple[str, str], ...], int]] = {
-    "project": ((("project_name", "text"), ("documentation", "text")), 1),
-    "project_purpose": (
-        (
-            ("project_name", "text"),
-            ("purpose_name", "text"),
-            ("approved", "boolean"),
-            ("state", "text"),
-            ("approved_by", "text"),
-            ("approved_at", "text"),
-            # the effective text (own or inherited) a member must have acknowledged, or NULL
-            ("acknowledgement", "text"),
-        ),
-        2,
-    ),
-    "project_member": ((("project_name", "text"), ("principal", "text")), 2),
-    "project_source": ((("project_name", "text"), ("source_table", "text")), 2),
-    "user_attribute": (
-        (("principal", "text"), ("attribute_name", "text"), ("attribute_value", "text")),
-        3,
-    ),
-    "user_group": ((("principal", "text"), ("group_name", "text")), 2),
-}
-
-
-#: Columns added to LOOKUP_TABLES after the first scripts: (table, column), added by an upgrade
-#: step when a newer script is applied over an older one.
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("project_purpose", "acknowledgement"),)
-
-#: Runtime tables, written only by veil's procedures: never synchronised with the repository and
-#: never emptied by a script. The acknowledgements that the purpose lookup reads (one row per
-#: member, project purpose and text, kept when the text changes), and the audit log of project
-#: switches and acknowledgements (`event` 'switch' or 'acknowledge'; `outcome` says whether it was
-#: refused). Columns as (name, veil type, nullable); the target maps `timestamptz`.
-RUNTIME_TABLES: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    "member_acknowledgement": (
-        ("principal", "text", False),
-        ("project_name", "text", False),
-        ("purpose_name", "text", False),
-        ("acknowledgement", "text", False),
-        ("acknowledged_at", "timestamptz", False),
-    ),
-    "audit_log": (
-        ("event_at", "timestamptz", False),
-        ("principal", "text", False),
-        ("event", "text", False),
-        ("project_name", "text", True),
-        ("purpose_name", "text", True),
-        ("acknowledgement", "text", True),
-        ("outcome", "text", False),
-    ),
-}
-
-#: What a script attached (one row per policy or function), so that a newer script can detach
-#: and drop what it no longer produces: the statements are written by the script that created it.
-APPLIED_TABLE: tuple[str, tuple[tuple[str, str], ...]] = (
-    "applied_object",
-    (
-        ("object_name", "text"),
-        ("object_kind", "text"),
-        ("target", "text"),
-        ("detach_sql", "text"),
-        ("drop_sql", "text"),
-    ),
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,10 +34,9 @@ class LookupTable:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuntimeTable:
-    """One runtime table (RUNTIME_TABLES), rendered for a template."""
+    """One runtime table, named for a template."""
 
     name: str  # qualified
-    ddl: str  # the column definitions of CREATE TABLE
     columns: str  # the column identifiers, comma-separated (for INSERT)
 
 
@@ -162,7 +94,7 @@ class LookupTarget(Target):
     #: A name the platform reads unquoted (unless it is a keyword), and the quote character.
     plain_name: t.ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
     quote_char: t.ClassVar[str] = '"'
-    #: The type of an instant (RUNTIME_TABLES' `timestamptz`).
+    #: The type of an instant (a governance column of type `timestamptz`).
     instant_type: t.ClassVar[str] = "TIMESTAMP"
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
@@ -373,39 +305,55 @@ class LookupTarget(Target):
         ]
         return rows
 
-    def runtime_tables(self) -> dict[str, RuntimeTable]:
-        """RUNTIME_TABLES with this platform's names and types."""
-        out = {}
-        for name, columns in RUNTIME_TABLES.items():
-            types = {
-                c: self.instant_type if ty == "timestamptz" else self.sql_type(SqlType(name=ty))
-                for c, ty, _ in columns
-            }
-            out[name] = RuntimeTable(
-                name=self.gov(name),
-                ddl=", ".join(
-                    f"{self.ident(c)} {types[c]}{'' if null else ' NOT NULL'}"
-                    for c, _, null in columns
-                ),
-                columns=", ".join(self.ident(c) for c, _, _ in columns),
-            )
+    def gov_type(self, ty: str) -> str:
+        """A governance column's type (`governance.Column.type`) on this platform."""
+        return self.instant_type if ty == "timestamptz" else self.sql_type(SqlType(name=ty))
+
+    #: Whether CREATE TABLE declares the key of a governance table.
+    declares_keys: t.ClassVar[bool] = True
+
+    def create_table_sql(self, table: governance.Table) -> str:
+        """`CREATE TABLE IF NOT EXISTS` of a governance table."""
+        columns = [
+            f"{self.ident(c.name)} {self.gov_type(c.type)}{'' if c.nullable else ' NOT NULL'}"
+            for c in table.columns
+        ]
+        if table.key and self.declares_keys:
+            columns.append(f"PRIMARY KEY ({', '.join(self.ident(k) for k in table.key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.gov(table.name)} ({', '.join(columns)});"
+
+    def governance_ddl(self) -> dict[str, list[str]]:
+        """The CREATE TABLE of every governance table, by who writes it."""
+        out: dict[str, list[str]] = {"repository": [], "runtime": [], "record": []}
+        for tb in governance.tables("lookup"):
+            out[tb.writer].append(self.create_table_sql(tb))
         return out
+
+    def runtime_tables(self) -> dict[str, RuntimeTable]:
+        """The runtime tables, with this platform's names (for the statements that write them)."""
+        return {
+            tb.name: RuntimeTable(
+                name=self.gov(tb.name), columns=", ".join(self.ident(c) for c in tb.column_names)
+            )
+            for tb in governance.tables("lookup", "runtime")
+        }
 
     def lookup_tables(self, program: model.Program) -> list[LookupTable]:
         rows = self.governance_rows(program)
-        out = []
-        for name, (columns, nkey) in LOOKUP_TABLES.items():
-            out.append(
-                LookupTable(
-                    name=self.gov(name),
-                    columns=tuple(
-                        (self.ident(c), self.sql_type(SqlType(name=ty))) for c, ty in columns
-                    ),
-                    key=tuple(self.ident(c) for c, _ in columns[:nkey]),
-                    rows=tuple(tuple(self.literal(v) for v in r) for r in rows[name]),
-                )
-            )
-        return out
+        return [
+            self._lookup_table(tb, rows[tb.name])
+            for tb in governance.tables("lookup", "repository")
+        ]
+
+    def _lookup_table(
+        self, table: governance.Table, rows: t.Iterable[t.Sequence[SqlValue]]
+    ) -> LookupTable:
+        return LookupTable(
+            name=self.gov(table.name),
+            columns=tuple((self.ident(c.name), self.gov_type(c.type)) for c in table.columns),
+            key=tuple(self.ident(k) for k in table.key),
+            rows=tuple(tuple(self.literal(v) for v in r) for r in rows),
+        )
 
     # ------------------------------------------------------------------ the script
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
@@ -440,13 +388,7 @@ class LookupTarget(Target):
             )
             for r in rows
         ]
-        name, columns = APPLIED_TABLE
-        return LookupTable(
-            name=self.gov(name),
-            columns=tuple((self.ident(c), self.sql_type(SqlType(name=ty))) for c, ty in columns),
-            key=(self.ident(columns[0][0]),),
-            rows=tuple(tuple(self.literal(v) for v in o) for o in sorted(objects)),
-        )
+        return self._lookup_table(governance.table("lookup", "applied_object"), sorted(objects))
 
     # ------------------------------------------------------------------ acknowledgements
     def acknowledged_join_sql(self) -> str:
@@ -551,14 +493,17 @@ class LookupTarget(Target):
         return self.template("script.sql.j2").render(
             schema=self.ident(self.options.governance_schema),
             tables=self.lookup_tables(program),
+            ddl=self.governance_ddl(),
             added_columns=[
                 {
-                    "table": self.gov(tbl),
-                    "column": self.ident(col),
-                    "type": self.sql_type(SqlType(name=dict(LOOKUP_TABLES[tbl][0])[col])),
-                    "names": (tbl, col),
+                    "table": self.gov(tb.name),
+                    "column": self.ident(c.name),
+                    "type": self.gov_type(c.type),
+                    "names": (tb.name, c.name),
                 }
-                for tbl, col in ADDED_COLUMNS
+                for tb in governance.tables("lookup")
+                for c in tb.columns
+                if c.added_later
             ],
             runtime=self.runtime_tables(),
             old_log_copy=self.old_log_copy_sql(),
@@ -566,6 +511,9 @@ class LookupTarget(Target):
             acknowledgement_texts_sql=self.acknowledgement_texts_sql,
             acknowledged_join=self.acknowledged_join_sql(),
             auditors=self.principal_sql(self.auditor_name),
+            auditors_read=[
+                self.gov(tb.name) for tb in governance.tables("lookup") if "auditors" in tb.readers
+            ],
             applied=self.applied_table(masks, rows),
             gov=self.gov,
             comment=self.comment,

@@ -26,6 +26,7 @@ import hashlib
 import importlib.metadata
 import math
 import re
+import textwrap
 import typing as t
 from decimal import Decimal
 
@@ -33,6 +34,7 @@ from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
+from veil.targets import governance
 from veil.targets.base import Options, SqlValue, Target
 
 #: Diagnostic codes of this target (docs/errors.md).
@@ -55,36 +57,15 @@ _PLAIN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _SUFFIX = re.compile(r"[a-z0-9_]+\Z")
 _RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
 
-#: Governance tables: columns in order, and how many leading columns form the key.
+#: Governance tables synchronised from the repository: columns in order, and how many leading
+#: columns form the key (from `governance.TABLES`).
 GOVERNANCE_TABLES: dict[str, tuple[tuple[str, ...], int]] = {
-    "managed_role": (("role_name", "kind"), 1),
-    "project": (("project", "documentation"), 1),
-    "project_purpose": (
-        (
-            "project",
-            "purpose",
-            "approved",
-            "state",
-            "approved_by",
-            "approved_at",
-            "acknowledgement",
-        ),
-        2,
-    ),
-    "project_member": (("project", "member"), 2),
-    "project_source": (("project", "source"), 2),
-    "user_attribute": (("user_name", "key", "value"), 3),
-    "user_group": (("user_name", "group_name"), 2),
-    "protected_table": (
-        ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns"),
-        2,
-    ),
+    tb.name: (tb.column_names, len(tb.key)) for tb in governance.tables("postgres", "repository")
 }
-
 #: Governance tables of runtime data, written only by veil's functions and kept by every script.
-RUNTIME_TABLES = ("audit_log", "member_acknowledgement", "role_binding")
+RUNTIME_TABLES = tuple(tb.name for tb in governance.tables("postgres", "runtime"))
 #: Rewritten by every apply: how PostgreSQL prints back what the script created (`veil verify`).
-RECORD_TABLES = ("applied_definition",)
+RECORD_TABLES = tuple(tb.name for tb in governance.tables("postgres", "record"))
 #: Tables an older script created that this one upgrades from (upgrade.sql.j2).
 LEGACY_TABLES = ("switch_log",)
 #: Every function of the governance schema: `name(argument types)`, as the pre-flight check
@@ -367,6 +348,28 @@ class PostgresTarget(Target):
         rows["protected_table"] = sorted(protected, key=lambda r: (str(r[0]), str(r[1])))
         return rows
 
+    # ------------------------------------------------------------------ governance schema
+    def create_table_sql(self, table: governance.Table) -> str:
+        """`CREATE TABLE IF NOT EXISTS` of a governance table, after the comment of its `doc`."""
+        gov = self.ident(self.options.governance_schema)
+        one_key = table.key[0] if len(table.key) == 1 else None
+        lines = []
+        for c in table.columns:
+            if c.name == one_key:
+                lines.append(f"  {c.name} {c.type}{c.pg_extra} PRIMARY KEY")
+                continue
+            ref = f" REFERENCES {gov}.{c.references} ON DELETE CASCADE" if c.references else ""
+            null = "" if c.nullable else " NOT NULL"
+            lines.append(f"  {c.name} {c.type}{null}{ref}{c.pg_extra}")
+        if len(table.key) > 1:
+            lines.append(f"  PRIMARY KEY ({', '.join(table.key)})")
+        lines += [f"  CHECK ({check})" for check in table.pg_checks]
+        text = table.doc.format(auditors=self.auditor_role)
+        doc = "".join(f"-- {line}\n" for line in textwrap.wrap(text, 93))
+        return (
+            f"{doc}CREATE TABLE IF NOT EXISTS {gov}.{table.name} (\n" + ",\n".join(lines) + "\n);"
+        )
+
     # ------------------------------------------------------------------ rendering
     def render(self, program: model.Program) -> str:
         problems = [d for d in self.check(program) if d.is_error]
@@ -377,19 +380,31 @@ class PostgresTarget(Target):
     def context(self, program: model.Program) -> dict[str, t.Any]:
         gov_rows = self.governance_rows(program)
         gov_tables = []
-        for name, (columns, nkeys) in GOVERNANCE_TABLES.items():
-            rows = gov_rows[name]
+        for table in governance.tables("postgres", "repository"):
+            rows = gov_rows[table.name]
+            keys = table.key_positions
             gov_tables.append(
                 {
-                    "name": name,
-                    "qualified": self.gov(name),
-                    "columns": columns,
-                    "key_columns": columns[:nkeys],
-                    "others": columns[nkeys:],
+                    "name": table.name,
+                    "qualified": self.gov(table.name),
+                    "ddl": self.create_table_sql(table),
+                    "columns": table.column_names,
+                    "key_columns": table.key,
+                    "others": tuple(c.name for c in table.other_columns),
                     "rows": rows,
-                    "key_rows": sorted({r[:nkeys] for r in rows}, key=repr),
+                    "key_rows": sorted({tuple(r[i] for i in keys) for r in rows}, key=repr),
                 }
             )
+        kept = [
+            *governance.tables("postgres", "runtime"),
+            *governance.tables("postgres", "record"),
+        ]
+        added = [
+            {"table": tb.name, "column": c.name, "type": c.type}
+            for tb in governance.tables("postgres")
+            for c in tb.columns
+            if c.added_later
+        ]
         tables = []
         view_schemas: set[str] = set()
         for tb in program.protected_tables:
@@ -444,6 +459,10 @@ class PostgresTarget(Target):
             "base_using": BASE_USING,
             "gov_tables": gov_tables,
             "runtime_tables": RUNTIME_TABLES,
+            "kept_tables": [tb.name for tb in kept],
+            "kept_ddl": [self.create_table_sql(tb) for tb in kept],
+            "auditors_read": [tb.name for tb in kept if "auditors" in tb.readers],
+            "added_columns": added,
             "all_gov_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES),
             "known_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES, *LEGACY_TABLES),
             "known_functions": FUNCTIONS,

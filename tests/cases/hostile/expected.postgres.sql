@@ -298,7 +298,8 @@ CREATE TABLE IF NOT EXISTS "veil".protected_table (
 );
 
 -- Runtime data, written only by the functions below: never synchronised, never deleted by a
--- script (no foreign keys: the rows outlive the projects and members they name).
+-- script (no foreign keys: the rows outlive the projects and members they name); and what
+-- this script applied, rewritten by every apply.
 -- The audit log: one row per project switch (use_project) and per purpose acknowledged
 -- (acknowledge), with the exact text. Append-only: users hold no privilege on it, and a trigger
 -- refuses UPDATE, DELETE and TRUNCATE even by its owner. veil_auditors may read it.
@@ -323,11 +324,18 @@ CREATE TABLE IF NOT EXISTS "veil".member_acknowledgement (
   at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   PRIMARY KEY (member, project, purpose, digest)
 );
-
+-- Which role each repository user was when veil first saw it (its OID): a role created later
+-- under the same name is not that user.
+CREATE TABLE IF NOT EXISTS "veil".role_binding (
+  role_name text PRIMARY KEY,
+  role_oid oid NOT NULL,
+  bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
 -- How PostgreSQL prints back each view, row policy and function veil created, recorded by this
 -- script right after creating them, with a digest of the compiled text: `veil verify` compares
 -- the digest with what the repository compiles to now and the text with the live catalog, so a
--- view or policy replaced by hand after the apply is named. Rewritten by every apply.
+-- view or policy replaced by hand after the apply is named. Rewritten by every apply; readable
+-- by everyone (the same texts are in pg_views, pg_policies and pg_proc).
 CREATE TABLE IF NOT EXISTS "veil".applied_definition (
   kind text NOT NULL CHECK (kind IN ('view', 'policy', 'function')),
   schema_name text NOT NULL,
@@ -336,14 +344,6 @@ CREATE TABLE IF NOT EXISTS "veil".applied_definition (
   source_digest text,
   definition text NOT NULL,
   PRIMARY KEY (kind, schema_name, relation_name, object_name)
-);
-
--- Which role each repository user was when veil first saw it (its OID): a role created later
--- under the same name is not that user. Runtime data, kept by every script.
-CREATE TABLE IF NOT EXISTS "veil".role_binding (
-  role_name text PRIMARY KEY,
-  role_oid oid NOT NULL,
-  bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
 -- Upgrade from the first PostgreSQL script of veil (before acknowledgements): the new column,
@@ -480,7 +480,7 @@ ALTER TABLE "veil"."protected_table" OWNER TO "veil_owner";
 ALTER TABLE "veil"."audit_log" OWNER TO "veil_owner";
 ALTER TABLE "veil"."member_acknowledgement" OWNER TO "veil_owner";
 ALTER TABLE "veil"."role_binding" OWNER TO "veil_owner";
-ALTER TABLE "veil".applied_definition OWNER TO "veil_owner";
+ALTER TABLE "veil"."applied_definition" OWNER TO "veil_owner";
 GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
 
