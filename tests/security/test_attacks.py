@@ -361,6 +361,19 @@ def test_identity_sequences_have_no_public_grant(w: World) -> None:
         assert acl is None or not ("{=" in acl or ",=" in acl), (name, acl)
 
 
+def test_a_grant_on_the_identity_sequence_is_revoked_by_the_next_apply(w: World) -> None:
+    w.admin("GRANT ALL ON SEQUENCE veil.audit_log_id_seq TO PUBLIC")
+    w.admin(f"GRANT USAGE ON SEQUENCE veil.audit_log_id_seq TO {MALLORY}")
+    w.db.apply_script(w.d.script)
+    assert (
+        w.admin("SELECT relacl::text FROM pg_class WHERE oid = 'veil.audit_log_id_seq'::regclass")[
+            0
+        ][0]
+        == f"{{{TARGET.owner_role}=rwU/{TARGET.owner_role}}}"
+    )
+    w.denied(MALLORY, "SELECT nextval('veil.audit_log_id_seq')")
+
+
 def test_unknown_roles_cannot_flood_the_audit_log(w: World) -> None:
     count = "SELECT count(*) FROM veil.audit_log"
     [(before,)] = w.admin(count)
