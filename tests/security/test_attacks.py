@@ -365,12 +365,8 @@ def test_a_grant_on_the_identity_sequence_is_revoked_by_the_next_apply(w: World)
     w.admin("GRANT ALL ON SEQUENCE veil.audit_log_id_seq TO PUBLIC")
     w.admin(f"GRANT USAGE ON SEQUENCE veil.audit_log_id_seq TO {MALLORY}")
     w.db.apply_script(w.d.script)
-    assert (
-        w.admin("SELECT relacl::text FROM pg_class WHERE oid = 'veil.audit_log_id_seq'::regclass")[
-            0
-        ][0]
-        == f"{{{TARGET.owner_role}=rwU/{TARGET.owner_role}}}"
-    )
+    [(acl,)] = w.admin("SELECT relacl::text FROM pg_class WHERE relname = 'audit_log_id_seq'")
+    assert acl == f"{{{TARGET.owner_role}=rwU/{TARGET.owner_role}}}"
     w.denied(MALLORY, "SELECT nextval('veil.audit_log_id_seq')")
 
 
@@ -402,6 +398,10 @@ def test_a_non_member_cannot_acknowledge(w: World) -> None:
         "INSERT INTO veil.project_purpose (project, purpose, approved, state)"
         " VALUES ('fraud_q4', 'Marketing', true, 'approved')",
         f"INSERT INTO {TX} (id) VALUES (100000)",
+        "INSERT INTO veil.role_binding (role_name, role_oid)"
+        " SELECT 'alice', oid FROM pg_roles WHERE rolname = current_user",
+        "TRUNCATE veil.project_member",
+        "TRUNCATE veil.audit_log",
     ],
 )
 def test_pg_write_all_data_cannot_write_what_veil_governs(w: World, statement: str) -> None:
@@ -409,11 +409,29 @@ def test_pg_write_all_data_cannot_write_what_veil_governs(w: World, statement: s
 
 
 @pytest.mark.parametrize(
-    "table", ["project_member", "project_purpose", "user_attribute", "protected_table"]
+    "table",
+    [
+        "project_member",
+        "project_purpose",
+        "user_attribute",
+        "protected_table",
+        "role_binding",
+        "member_acknowledgement",
+        "applied_definition",
+    ],
 )
 def test_pg_write_all_data_cannot_change_or_delete_governance_rows(w: World, table: str) -> None:
     with w.attempt(WRITER) as conn, conn.cursor() as cur:
         cur.execute(f"DELETE FROM veil.{table}")
+        assert cur.rowcount == 0
+
+
+def test_pg_write_all_data_cannot_rebind_a_member(w: World) -> None:
+    with w.attempt(WRITER) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE veil.role_binding SET role_oid ="
+            " (SELECT oid FROM pg_roles WHERE rolname = current_user)"
+        )
         assert cur.rowcount == 0
 
 
