@@ -219,3 +219,111 @@ def test_ir_built_while_parsing_equals_the_tree_walk_spans_included() -> None:
         slow, slow_diags = _via_tree(text, path)
         assert _with_spans(fast) == _with_spans(slow), path
         assert fast_diags == slow_diags, path
+
+
+# --------------------------------------------------------------------------------------------
+# The check cache (.veil-cache/): hit on a second run, never a changed answer
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with a copy of examples/ and a private cache home of its own."""
+    import shutil
+
+    monkeypatch.delenv("VEIL_NO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    monkeypatch.chdir(work)
+    return work
+
+
+def _veil_check(*paths: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from veil.cli import main
+
+    result = CliRunner().invoke(main, ["check", *paths])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+CACHED_INPUTS = ("examples/payments", "examples/broken/syntax.veil", "examples/broken/names.veil")
+
+
+def test_the_parse_cache_is_hit_on_a_second_run(cache_home: Path) -> None:
+    from veil.cache import ParseCache
+
+    first = ParseCache.open()
+    assert first is not None
+    load(["examples/payments"], first)
+    files = len(list((cache_home / "examples" / "payments").rglob("*.veil")))
+    assert (first.hits, first.misses) == (0, files)
+    second = ParseCache.open()
+    assert second is not None
+    assert load(["examples/payments"], second).policies == load(["examples/payments"]).policies
+    assert (second.hits, second.misses) == (files, 0)
+    assert (cache_home / ".veil-cache" / ".gitignore").read_text().splitlines()[-1] == "*"
+    changed = cache_home / "examples" / "payments" / "purposes.veil"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    third = ParseCache.open()
+    assert third is not None
+    load(["examples/payments"], third)
+    assert (third.hits, third.misses) == (files - 1, 1)
+
+
+def test_a_corrupt_or_foreign_cache_never_changes_an_answer(cache_home: Path) -> None:
+    expected = [_veil_check(p) for p in CACHED_INPUTS]
+    assert [_veil_check(p) for p in CACHED_INPUTS] == expected  # from the cache
+    entries = sorted((cache_home / ".veil-cache" / "parse").iterdir())
+    assert len(entries) >= 3
+    blobs = [e.read_bytes() for e in entries]
+    damages = [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:],  # one bit of the pickle flipped
+        lambda b: bytes([b[0] ^ 1]) + b[1:],  # one bit of the signature flipped
+        lambda b: b"",
+    ]
+    for damage in damages:
+        for entry, blob in zip(entries, blobs, strict=True):
+            entry.write_bytes(damage(blob))
+        assert [_veil_check(p) for p in CACHED_INPUTS] == expected
+    for entry, blob in zip(entries, blobs[1:] + blobs[:1], strict=True):
+        entry.write_bytes(blob)  # every entry moved to another file's name
+    assert [_veil_check(p) for p in CACHED_INPUTS] == expected
+    for entry in entries:  # a stale version of veil: every entry misses, nothing changes
+        entry.write_bytes(blobs[entries.index(entry)])
+    import veil.cache
+
+    real = veil.cache._code_fingerprint
+    try:
+        veil.cache._code_fingerprint = lambda: b"another veil"  # type: ignore[assignment]
+        assert [_veil_check(p) for p in CACHED_INPUTS] == expected
+    finally:
+        veil.cache._code_fingerprint = real
+
+
+def test_an_unsigned_cache_entry_is_never_unpickled(cache_home: Path) -> None:
+    """`.veil-cache/` is in the working tree, which a pull request can write: a planted pickle
+    must not run. Without the user's key it cannot be signed, so it is never loaded."""
+    import hashlib
+    import pickle
+
+    from veil.cache import ParseCache
+
+    expected = _veil_check("examples/payments")
+    marker = cache_home / "pwned"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (marker.write_text, ("code ran",))
+
+    evil = pickle.dumps(Payload())
+    for entry in (cache_home / ".veil-cache" / "parse").iterdir():
+        entry.write_bytes(hashlib.sha256(b"a guess").digest() + evil)
+    cache = ParseCache.open()
+    assert cache is not None
+    load(["examples/payments"], cache)
+    assert cache.hits == 0
+    assert _veil_check("examples/payments") == expected
+    assert not marker.exists()

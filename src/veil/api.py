@@ -49,18 +49,26 @@ def acyclic_work() -> Iterator[None]:
 
 
 def check(
-    paths: Sequence[str | Path], *, strict: bool = False, config: Config | None = None
+    paths: Sequence[str | Path],
+    *,
+    strict: bool = False,
+    config: Config | None = None,
+    cache: bool = False,
 ) -> Checked:
     """Load and check; with `strict`, warnings count as errors. `config` (a `veil.toml`) marks
-    the warnings it accepts, which then count as neither."""
+    the warnings it accepts, which then count as neither. `cache`: read and write parsed files
+    in `.veil-cache/` of the working directory (see `veil.cache`; the CLI turns it on)."""
     with acyclic_work():
-        return _check(paths, strict=strict, config=config)
+        return _check(paths, strict=strict, config=config, cache=cache)
 
 
-def _check(paths: Sequence[str | Path], *, strict: bool, config: Config | None) -> Checked:
+def _check(
+    paths: Sequence[str | Path], *, strict: bool, config: Config | None, cache: bool
+) -> Checked:
+    from veil.cache import ParseCache
     from veil.checker import check as run_checker
 
-    loaded: Loaded = load(paths)
+    loaded: Loaded = load(paths, ParseCache.open() if cache else None)
     diags = list(loaded.diagnostics)
     program: model.Program | None = None
     if loaded.policies is not None:

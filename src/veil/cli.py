@@ -69,7 +69,7 @@ def check_cmd(paths: tuple[str, ...], strict: bool | None, fmt: str) -> None:
     veil.toml accepts are printed as accepted, with their reason, and count as neither.
     """
     conf = repository_config(paths, fmt)
-    checked = check(paths, strict=effective_strict(strict, conf), config=conf)
+    checked = check(paths, strict=effective_strict(strict, conf), config=conf, cache=True)
     emit_diagnostics(checked.diagnostics, checked.sources, fmt)
     if not checked.ok:
         raise SystemExit(EXIT_POLICY)

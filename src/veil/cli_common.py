@@ -114,7 +114,7 @@ def effective_target(option: str | None, conf: Config) -> str:
 def checked_or_exit(
     paths: t.Sequence[str], strict: bool, fmt: str = "text", conf: Config | None = None
 ) -> Checked:
-    checked = check(paths, strict=strict, config=conf)
+    checked = check(paths, strict=strict, config=conf, cache=True)
     if not checked.ok:
         emit_diagnostics(checked.diagnostics, checked.sources, fmt)
         raise SystemExit(EXIT_POLICY)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veil import ir
+from veil.cache import ParseCache
 from veil.diagnostics import Diagnostic, SourceMap, Span, error, sort_diagnostics
 from veil.parser import parse_file
 
@@ -63,8 +64,27 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Diagnostic
     return unique, diags
 
 
-def load(paths: Sequence[str | Path]) -> Loaded:
-    """Parse every file; all syntax errors of all files are reported together."""
+def _parse(
+    text: str, name: str, data: bytes, cache: ParseCache | None
+) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
+    if cache is not None:
+        hit = cache.get(name, data)
+        if (
+            isinstance(hit, tuple)
+            and len(hit) == 2
+            and (hit[0] is None or isinstance(hit[0], ir.SourceFile))
+            and isinstance(hit[1], list)
+        ):
+            return hit
+    parsed = parse_file(text, name)
+    if cache is not None:
+        cache.put(name, data, parsed)
+    return parsed
+
+
+def load(paths: Sequence[str | Path], cache: ParseCache | None = None) -> Loaded:
+    """Parse every file; all syntax errors of all files are reported together. With `cache`,
+    a file parsed before with the same name and bytes is read from it instead."""
     files, diags = find_files(paths)
     sources = SourceMap()
     parsed: list[ir.SourceFile] = []
@@ -110,7 +130,7 @@ def load(paths: Sequence[str | Path]) -> Loaded:
             )
             continue
         sources.add(name, text)
-        source_file, file_diags = parse_file(text, name)
+        source_file, file_diags = _parse(text, name, data, cache)
         diags.extend(file_diags)
         if source_file is not None:
             parsed.append(source_file)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 import os
-import stat
 import threading
 import typing as t
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from lark.exceptions import (
 )
 
 from veil import __version__, ir
+from veil.cache import private_file_ok, private_folder
 from veil.diagnostics import Diagnostic, Span, error
 
 #: Terminal names as users know them, for "expected …" messages.
@@ -79,21 +79,11 @@ def lark_cache_file() -> str | bool:
     """
     if os.environ.get("VEIL_NO_LARK_CACHE"):
         return False
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "veil")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        info = os.stat(folder)
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return False
-        path = os.path.join(folder, f"parser-{__version__}.lark-cache")
-        if os.path.lexists(path):
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-                return False
-    except (OSError, AttributeError):  # no home, read-only, or no getuid (Windows)
+    folder = private_folder()
+    if folder is None:
         return False
-    return path
+    path = folder / f"parser-{__version__}.lark-cache"
+    return str(path) if private_file_ok(path) else False
 
 
 def _build(**options: t.Any) -> Lark:
