@@ -62,10 +62,8 @@ _RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "
 GOVERNANCE_TABLES: dict[str, tuple[tuple[str, ...], int]] = {
     tb.name: (tb.column_names, len(tb.key)) for tb in governance.tables("postgres", "repository")
 }
-#: Governance tables of runtime data, written only by veil's functions and kept by every script.
-RUNTIME_TABLES = tuple(tb.name for tb in governance.tables("postgres", "runtime"))
-#: Rewritten by every apply: how PostgreSQL prints back what the script created (`veil verify`).
-RECORD_TABLES = tuple(tb.name for tb in governance.tables("postgres", "record"))
+#: Every table of the governance schema, in the order the script creates them.
+ALL_GOVERNANCE_TABLES = tuple(tb.name for tb in governance.tables("postgres"))
 #: Tables an older script created that this one upgrades from (upgrade.sql.j2).
 LEGACY_TABLES = ("switch_log",)
 #: Every function of the governance schema: `name(argument types)`, as the pre-flight check
@@ -458,13 +456,13 @@ class PostgresTarget(Target):
             "base_policy": BASE_POLICY,
             "base_using": BASE_USING,
             "gov_tables": gov_tables,
-            "runtime_tables": RUNTIME_TABLES,
             "kept_tables": [tb.name for tb in kept],
             "kept_ddl": [self.create_table_sql(tb) for tb in kept],
             "auditors_read": [tb.name for tb in kept if "auditors" in tb.readers],
             "added_columns": added,
-            "all_gov_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES),
-            "known_tables": (*GOVERNANCE_TABLES, *RUNTIME_TABLES, *RECORD_TABLES, *LEGACY_TABLES),
+            "all_gov_tables": ALL_GOVERNANCE_TABLES,
+            "known_tables": (*ALL_GOVERNANCE_TABLES, *LEGACY_TABLES),
+            "public_read": [tb.name for tb in kept if "public" in tb.readers],
             "known_functions": FUNCTIONS,
             "gov_policies": GOVERNANCE_POLICIES,
             "groups": self.declared_groups(program),

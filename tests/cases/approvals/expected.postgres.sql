@@ -508,8 +508,9 @@ GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
 
 -- Row security, forced, on every governance table: only veil's owner role (the functions) reads
--- and writes them, and veil_auditors read the audit log. Members of pg_read_all_data and
--- pg_write_all_data hold table privileges on them, but no policy lets them see or write a row.
+-- and writes them, and the readers the governance declaration names read them. Members of
+-- pg_read_all_data and pg_write_all_data hold table privileges on them, but no policy lets them
+-- see or write a row.
 ALTER TABLE "veil"."managed_role" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "veil"."managed_role" FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS veil_owner_all ON "veil"."managed_role";
@@ -573,7 +574,7 @@ CREATE POLICY veil_owner_all ON "veil"."applied_definition" AS PERMISSIVE FOR AL
 -- The synchronised tables (what the repository says) are readable by roles granted SELECT on
 -- them by name, such as the read-only role of `veil verify` (docs/ci.md), but not through
 -- pg_read_all_data or another role's grant. applied_definition holds catalog texts anyone can
--- read in pg_views, pg_policies and pg_proc: readable by everyone.
+-- read in pg_views, pg_policies and pg_proc: readable by everyone; the audit log by auditors.
 DROP POLICY IF EXISTS veil_granted_read ON "veil"."managed_role";
 CREATE POLICY veil_granted_read ON "veil"."managed_role" AS PERMISSIVE FOR SELECT TO PUBLIC
   USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
@@ -630,11 +631,11 @@ CREATE POLICY veil_granted_read ON "veil"."protected_table" AS PERMISSIVE FOR SE
                     AND a.privilege_type = 'SELECT'
                     AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
                                       WHERE r.rolname = current_user)));
-DROP POLICY IF EXISTS veil_public_read ON "veil".applied_definition;
-CREATE POLICY veil_public_read ON "veil".applied_definition AS PERMISSIVE FOR SELECT
+DROP POLICY IF EXISTS veil_public_read ON "veil"."applied_definition";
+CREATE POLICY veil_public_read ON "veil"."applied_definition" AS PERMISSIVE FOR SELECT
   TO PUBLIC USING (TRUE);
-DROP POLICY IF EXISTS veil_auditors_read ON "veil".audit_log;
-CREATE POLICY veil_auditors_read ON "veil".audit_log AS PERMISSIVE FOR SELECT
+DROP POLICY IF EXISTS veil_auditors_read ON "veil"."audit_log";
+CREATE POLICY veil_auditors_read ON "veil"."audit_log" AS PERMISSIVE FOR SELECT
   TO "veil_auditors" USING (TRUE);
 
 -- Bind every repository user (project members, users with attributes) to the role of that name
