@@ -548,6 +548,10 @@ def test_a_login_created_after_the_apply_is_not_the_member(w: World) -> None:
                 conn.rollback()
                 fetch_all(conn, f"SET veil.active_project = '{LAB}'")
             assert not leaks_a_card(fetch_all(conn, CARDS))
+        # the next apply does not bind it either, and says why
+        stderr = w.db.apply_script(w.d.script).stderr
+        assert f"user {GHOST} gets no purpose: {CREATOR} holds ADMIN OPTION" in stderr
+        w.denied(GHOST, f"SELECT veil.use_project('{LAB}')", match="is not the role")
     finally:
         w.server.drop_role(GHOST)
 
@@ -566,6 +570,8 @@ def test_a_namesake_of_a_dropped_member_is_not_the_member(w: World) -> None:
             conn.rollback()
             fetch_all(conn, f"SET veil.active_project = '{LAB}'")
         assert not leaks_a_card(fetch_all(conn, CARDS))
+    stderr = w.db.apply_script(w.d.script).stderr
+    assert f"user {TWIN} gets no purpose: role {TWIN} is not the role veil bound" in stderr
 
 
 @pytest.mark.parametrize(

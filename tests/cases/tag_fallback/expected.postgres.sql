@@ -74,8 +74,8 @@ BEGIN
             ORDER BY 1, 2 LOOP
     v_found := v_found || pg_catalog.format(
       'role %I: %I holds ADMIN OPTION on it (it created the role, or was granted it), so it can '
-      'act as a member; REVOKE ADMIN OPTION FOR %I FROM %I, or drop the role if veil and your '
-      'DBAs did not create it', r.name, r.holder, r.name, r.holder);
+      'act as a member; REVOKE %I FROM %I (REVOKE ADMIN OPTION FOR alone leaves a membership '
+      'that pg_has_role counts), or drop the role if veil and your DBAs did not create it', r.name, r.holder, r.name, r.holder);
   END LOOP;
 
   -- the governance schema: veil's owner role owns it and everything in it, and nothing else
@@ -85,7 +85,8 @@ BEGIN
                             WHERE n.oid = v_gov) <> v_owner THEN
       v_found := v_found || pg_catalog.format(
         'schema %I is owned by %I, not %I: veil did not create it (or it was changed since); '
-        'inspect it and drop it, or compile with another governance schema',
+        'inspect it and drop it, or compile with another governance schema '
+        '(veil.targets.Options)',
         'veil',
         (SELECT pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace AS n
           WHERE n.oid = v_gov), 'veil_owner');
@@ -189,7 +190,8 @@ BEGIN
             ORDER BY 1 LOOP
     v_found := v_found || pg_catalog.format(
       'schema %I is owned by %I, not %I: veil did not create it (or it was changed since); '
-      'inspect it and drop it, or compile with another view schema suffix',
+      'inspect it and drop it, or compile with another view schema suffix '
+      '(veil.targets.Options)',
       r.nspname, pg_catalog.pg_get_userbyid(r.nspowner), 'veil_views');
   END LOOP;
   FOR r IN SELECT c.oid::pg_catalog.regclass AS rel, c.relowner, c.relkind
@@ -603,7 +605,7 @@ BEGIN
         INSERT INTO "veil".role_binding (role_name, role_oid) VALUES (r.name, r.oid);
       ELSE
         RAISE WARNING 'user % gets no purpose: % holds ADMIN OPTION on role % and could act as '
-                      'it; REVOKE ADMIN OPTION FOR % FROM %, then apply again',
+                      'it; REVOKE % FROM %, then apply again',
                       pg_catalog.quote_ident(r.name), v_holders, pg_catalog.quote_ident(r.name),
                       pg_catalog.quote_ident(r.name), v_holders;
       END IF;
