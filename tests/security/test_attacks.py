@@ -584,6 +584,10 @@ def test_a_namesake_of_a_dropped_member_is_not_the_member(w: World) -> None:
         "ALTER ROLE alice PASSWORD 'x'",
         "DROP ROLE alice",
         "CREATE ROLE veil_sec_sneak LOGIN IN ROLE hr_admins",
+        "GRANT pg_read_all_data TO CURRENT_USER",
+        "GRANT pg_write_all_data TO CURRENT_USER",
+        "CREATE ROLE veil_sec_sneak LOGIN BYPASSRLS",
+        f"GRANT {TARGET.auditor_role} TO CURRENT_USER",
         f"CREATE ROLE veil_sec_sneak LOGIN IN ROLE {TARGET.view_role}",
     ],
 )
