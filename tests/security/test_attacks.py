@@ -150,9 +150,14 @@ def test_a_member_of_a_pending_or_stale_project(w: World) -> None:
         "SELECT veil.has_purpose(current_user, '', 'sales.transactions')",
         "SELECT veil.has_purpose(current_user, 'Fraud Detection', NULL)",
         "SELECT veil.has_purpose(current_user, 'Fraud Detection%', 'sales.%')",
+        "SELECT veil.has_purpose(NULL, 'Fraud Detection', 'sales.transactions')",
+        "SELECT veil.has_purpose('alice', 'Fraud Detection', 'sales.transactions')",
+        "SELECT veil.has_attribute(NULL, 'region', 'EMEA')",
+        "SELECT cardinality(veil.user_values(NULL, 'region')) > 0",
+        "SELECT cardinality(veil.user_groups(NULL)) > 0",
     ],
 )
-def test_hostile_arguments_to_has_purpose(w: World, call: str) -> None:
+def test_hostile_arguments_to_the_lookups(w: World, call: str) -> None:
     assert w.run("maya", "SET veil.active_project = 'fraud_q4'", call) == [(False,)]
 
 
