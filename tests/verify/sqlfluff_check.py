@@ -792,7 +792,11 @@ class _RawParse:
     segment_types: tuple[str, ...]
 
 
+@cache
 def _raw_parse(sql: str, dialect: str) -> _RawParse:
+    """sqlfluff's parse of one statement. Cached: every scenario's script repeats the same
+    runtime statements, and a sqlfluff parse costs 10-100 ms, so each distinct statement is
+    parsed once per test session (the result is immutable)."""
     text = sql.rstrip()
     if not text.endswith(";"):
         text += "\n;"  # on its own line: the statement may end with a -- comment
