@@ -616,7 +616,7 @@ def test_every_function_is_hardened() -> None:
     assert sorted(f.split("(")[0] for f in FUNCTIONS) == sorted(
         (*PUBLIC_FUNCTIONS, *INTERNAL_FUNCTIONS)
     )
-    assert script.count("LANGUAGE sql STABLE SECURITY DEFINER") == 4
+    assert script.count("LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER") == 4
     assert script.count("LANGUAGE plpgsql STABLE SECURITY DEFINER") == 2
     assert script.count("LANGUAGE plpgsql VOLATILE SECURITY DEFINER") == 2
     assert script.count("SET search_path = pg_catalog, pg_temp") == len(functions)

@@ -835,6 +835,31 @@ def test_the_purpose_check_runs_once_per_query(payments: Deployment) -> None:
     assert 0 < calls <= sites < len(rows)
 
 
+def test_protected_reads_keep_parallel_plans(payments: Deployment) -> None:
+    """The functions views and row policies call are PARALLEL SAFE: a PARALLEL UNSAFE one (the
+    default) makes every query that reaches it serial. The costs are zeroed so that 48 rows get
+    a parallel plan; `debug_parallel_query` then runs the whole read in a worker, which must see
+    what the leader sees (session user, active project)."""
+    count = "SELECT count(*), count(credit_card), sum(amount) FROM sales_protected.transactions"
+    every = "SELECT * FROM sales_protected.transactions ORDER BY id"
+    for user, project in (("alice", "fraud_q4"), ("alice", None), ("chris", "fraud_q4")):
+        with payments.db.connect_as(user, autocommit=False) as conn:
+            select_project(conn, payments.program, user, project)
+            for setting in ("parallel_setup_cost", "parallel_tuple_cost"):
+                conn.execute(f"SET LOCAL {setting} = 0")
+            conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
+            plan = [r[0] for r in fetch_all(conn, f"EXPLAIN (COSTS OFF) {count}")]
+            assert any("Gather" in line for line in plan), (user, project, plan)
+            conn.execute("SET LOCAL debug_parallel_query = on")
+            in_worker = fetch_all(conn, every), fetch_all(conn, count)
+            conn.execute("SET LOCAL debug_parallel_query = off")
+            conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            serial = fetch_all(conn, every), fetch_all(conn, count)
+            conn.rollback()
+        assert in_worker == serial, (user, project)
+        assert serial[0], (user, project)
+
+
 def test_script_notices_and_warnings(payments: Deployment) -> None:
     assert "ERROR" not in payments.apply_stderr
     assert "WARNING" not in payments.apply_stderr

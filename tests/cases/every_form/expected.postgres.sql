@@ -729,7 +729,10 @@ $veil$;
 -- policies, hence EXECUTE for PUBLIC. The session setting veil.active_project only selects a
 -- project: every check re-validates membership, approval and sources. They answer only for the
 -- session's own login (p_user = session_user), and only if that login is the role veil bound
--- to the name (veil.role_binding): a namesake created later gets nothing.
+-- to the name (veil.role_binding): a namesake created later gets nothing. The four lookups that
+-- views and row policies call are PARALLEL SAFE (they only read; a parallel worker has the
+-- leader's session user and settings), so protected reads keep parallel plans: one function
+-- left PARALLEL UNSAFE, the default, makes every query that reaches it serial.
 -- =============================================================================================
 
 -- Does p_user act, in the active project, under p_purpose (or a sub-purpose of it; NULL: any
@@ -738,7 +741,7 @@ $veil$;
 -- (SELECT ...): once per query.
 CREATE OR REPLACE FUNCTION "veil".has_purpose(p_user name, p_purpose text, p_table text)
   RETURNS boolean
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE((
@@ -941,7 +944,7 @@ CREATE OR REPLACE TRIGGER audit_log_is_append_only
 -- Has p_user the value p_value for attribute p_key?
 CREATE OR REPLACE FUNCTION "veil".has_attribute(p_user name, p_key text, p_value text)
   RETURNS boolean
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT EXISTS (
@@ -956,7 +959,7 @@ $veil$;
 -- The values of attribute p_key of p_user, sorted; never NULL (an empty array).
 CREATE OR REPLACE FUNCTION "veil".user_values(p_user name, p_key text)
   RETURNS text[]
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE(pg_catalog.array_agg(a.value ORDER BY a.value COLLATE pg_catalog."C"),
@@ -972,7 +975,7 @@ $veil$;
 -- The groups veil manages that p_user is a member of (role membership), sorted; never NULL.
 CREATE OR REPLACE FUNCTION "veil".user_groups(p_user name)
   RETURNS text[]
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE(pg_catalog.array_agg(g.role_name ORDER BY g.role_name COLLATE pg_catalog."C"),
