@@ -171,14 +171,15 @@ def install(
     spark.reset()
     set_governance(spark, target, scenario.program)
     set_active(spark, target, [])
+    login = target.logins(scenario.program)
     set_view(
         spark,
         target,
         target.gov("member_acknowledgement"),
         runtime_columns("member_acknowledgement"),
-        [(*r, now) for r in scenarios.acknowledgement_rows(scenario)],
+        [(login.get(r[0], r[0]), *r[1:], now) for r in scenarios.acknowledgement_rows(scenario)],
     )
-    spark.set_groups(account=[(u.name, g) for u in scenario.program.users for g in u.groups])
+    spark.set_groups(account=[(login[u.name], g) for u in scenario.program.users for g in u.groups])
     spark.create_functions(script)
 
 
@@ -252,12 +253,16 @@ def test_functions_agree_with_the_evaluator(
     projects = list(dict.fromkeys(c.project for c in scenario.contexts))
     problems: list[str] = []
 
+    login = target.logins(program)
+
     def run(ctx: Context) -> list[tuple[Any, ...]]:
-        with spark.as_user(ctx.user):  # current_user() is per JVM thread: one per Python thread
+        # current_user() is per JVM thread: one per Python thread
+        with spark.as_user(login.get(ctx.user, ctx.user)):
             return spark.sql(query)
 
     for project in projects:  # one round per project: every user has it selected
-        set_active(spark, target, [(u, project, now) for u in users] if project else [])
+        set_active(spark, target,
+                   [(login.get(u, u), project, now) for u in users] if project else [])
         round_contexts = [c for c in scenario.contexts if c.project == project]
         with fast(spark), ThreadPoolExecutor(THREADS) as pool:
             results = list(pool.map(run, round_contexts))

@@ -17,7 +17,6 @@ from tests.targets.scenarios import Scenario
 from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, TableSpec, parse_policy_ddl
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
-from veil.diagnostics import Severity
 from veil.evaluator import Context, mask_value
 from veil.targets import get_target, governance
 from veil.targets.snowflake import SnowflakeTarget
@@ -566,8 +565,7 @@ def codes(diags: list[object]) -> list[str]:
 
 def test_payments_compiles(target: SnowflakeTarget, now: dt.datetime) -> None:
     diags = target.check(scenarios.payments(now).program)
-    assert all(d.severity is Severity.WARNING for d in diags)
-    assert codes(diags) == ["T0105"]  # notes is masked when region =, rows filter on region
+    assert codes(diags) == []
 
 
 def test_decimal_without_precision_is_an_error(target: SnowflakeTarget) -> None:
@@ -614,12 +612,10 @@ def test_mixed_case_and_dollar_names(target: SnowflakeTarget) -> None:
         "group Analysts\nmask t.x.CreditCard unless group Analysts\nmask t.x.`a$$b`\n"
     )
     diags = target.check(program)
-    assert sorted(codes(diags)) == ["T0103", "T0103", "T0104"]
+    assert sorted(codes(diags)) == ["T0103", "T0104"]
     folded = [d for d in diags if d.code == "T0103"]
-    assert {d.message for d in folded} == {
-        "`CreditCard` is folded to `CREDITCARD` on snowflake",
-        "`Analysts` is folded to `ANALYSTS` on snowflake",
-    }
+    # group names are values of veil's tables, never Snowflake roles: nothing folds them
+    assert {d.message for d in folded} == {"`CreditCard` is folded to `CREDITCARD` on snowflake"}
 
 
 def test_users_and_columns_that_fold_together(target: SnowflakeTarget) -> None:

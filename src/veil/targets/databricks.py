@@ -27,16 +27,17 @@ import functools
 import re
 import typing as t
 
-from veil import model
-from veil.diagnostics import Diagnostic, error
+from veil import ir, model
+from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
-from veil.targets.lookup import LookupTarget
+from veil.targets.lookup import LookupTarget, find_nodes
 
 
 class DatabricksTarget(LookupTarget):
     """Diagnostic codes (docs/errors.md): T0201 `decimal` without precision, T0202 a masked value
-    longer than its column, T0203 names Databricks cannot tell apart, T0204 `${` in a name."""
+    longer than its column, T0203 names Databricks cannot tell apart, T0204 `${` in a name,
+    T0205 a user whose login is not an email address."""
 
     name = "databricks"
     current_user = "current_user()"
@@ -56,8 +57,13 @@ class DatabricksTarget(LookupTarget):
     }
     #: Delta tables keep no key constraints veil could rely on: MERGE states the key.
     declares_keys = False
-    #: Account groups (`is_member` would read workspace-local groups).
-    group_function: t.ClassVar[str] = "is_account_group_member"
+    #: `current_user()` is the user name a user was added with, an email address: a user whose
+    #: veil name is not one gives it as its one `email` attribute.
+    login_attribute: t.ClassVar[str | None] = "email"
+    #: A login `current_user()` can return: an email address, or a service principal's UUID.
+    login_shape: t.ClassVar[re.Pattern[str]] = re.compile(
+        r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z"
+    )
 
     def name_key(self, name: str) -> str:
         return name.lower()
@@ -87,9 +93,6 @@ class DatabricksTarget(LookupTarget):
     def principal_sql(self, name: str) -> str:
         """Principals are always backquoted (`account users`)."""
         return "`" + name.replace("`", "``") + "`"
-
-    def group_sql(self, group: str) -> str:
-        return f"{self.group_function}({self.literal(group)})"
 
     def now_sql(self) -> str:
         """UTC wall-clock time (`TIMESTAMP_NTZ`): veil reads a `timestamp` column as UTC."""
@@ -150,6 +153,7 @@ class DatabricksTarget(LookupTarget):
         return f"DROP FUNCTION IF EXISTS {name}"
 
     def render(self, program: model.Program) -> str:
+        self.use_logins(program)
         masks = []
         for mask in program.masks:
             fn = self.function_context(
@@ -188,14 +192,41 @@ class DatabricksTarget(LookupTarget):
         out = self.shared_diagnostics(
             program, decimal="T0201", too_long="T0202", fatal_too_long=False, same_name="T0203"
         )
-        return out + [
-            error(
-                "T0204",
-                f"`{name}` contains `${{`",
+        return (
+            out
+            + [
+                error(
+                    "T0204",
+                    f"`{name}` contains `${{`",
+                    span,
+                    help="spark substitutes `${…}` in SQL text, even in quoted names; "
+                    "rename the object",
+                )
+                for name, span in self.named_objects(program)
+                if "${" in name
+            ]
+            + self.login_diagnostics(program)
+        )
+
+    def login_diagnostics(self, program: model.Program) -> list[Diagnostic]:
+        """Users (declared, or named as project members or in `user` conditions) whose login
+        is not an email address: `current_user()` never returns it, so they match nobody."""
+        logins = self.logins(program)
+        spans = {u.name: u.span for u in program.users}
+        for p in program.projects:
+            for m in p.members:
+                spans.setdefault(m, p.span)
+        for atom in find_nodes((program.masks, program.row_rules), ir.IsUser):
+            spans.setdefault(atom.user.value, atom.user.span)
+        return [
+            warning(
+                "T0205",
+                f"user `{name}` is not an email address, which databricks' `current_user()` "
+                "returns",
                 span,
-                help="spark substitutes `${…}` in SQL text, even in quoted names; "
-                "rename the object",
+                help=f'give the user its databricks login: `user {name} {{ email "{name}@…" }}`'
+                " (veil writes it wherever databricks compares users)",
             )
-            for name, span in self.named_objects(program, groups=False)
-            if "${" in name
+            for name, span in sorted(spans.items())
+            if not self.login_shape.match(logins.get(name, name))
         ]

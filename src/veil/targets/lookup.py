@@ -100,6 +100,32 @@ class LookupTarget(Target):
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
 
+    #: The user attribute that holds a user's login on this platform, when the login is not
+    #: the user's name (Databricks: `email`).
+    login_attribute: t.ClassVar[str | None] = None
+
+    def __init__(self, options: t.Any = None) -> None:
+        super().__init__(options)
+        #: user name -> login, for the program being rendered (`use_logins`).
+        self._logins: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ logins
+    def logins(self, program: model.Program) -> dict[str, str]:
+        """Declared user -> the name the platform's current user function returns: the one
+        value of the user's `login_attribute`, else the user's name."""
+        out = {}
+        for u in program.users:
+            values = u.values(self.login_attribute) if self.login_attribute else ()
+            out[u.name] = values[0] if len(values) == 1 else u.name
+        return out
+
+    def login(self, name: str) -> str:
+        return self._logins.get(name, name)
+
+    def use_logins(self, program: model.Program) -> None:
+        """Lower `user X` conditions and governance rows of `program` with its logins."""
+        self._logins = self.logins(program)
+
     # ------------------------------------------------------------------ names
     @functools.cached_property
     def keywords(self) -> frozenset[str]:
@@ -228,6 +254,15 @@ class LookupTarget(Target):
             f"WHEN {item} IS NULL THEN NULL ELSE {found} END)"
         )
 
+    def group_sql(self, group: str) -> str:
+        """Membership as the repository declares it (`veil.user_group`), like the evaluator:
+        never the platform's roles or groups, which a user can switch off (Snowflake's
+        `USE SECONDARY ROLES NONE`) or hold through a role hierarchy."""
+        return (
+            f"EXISTS ({self.user_values_sql('groups')} "
+            f"AND {self.gov_col('ug', 'group_name')} = {self.literal(group)})"
+        )
+
     def attribute_sql(self, key: str, value: str) -> str:
         return (
             f"EXISTS ({self.user_values_sql(key)} "
@@ -235,7 +270,7 @@ class LookupTarget(Target):
         )
 
     def user_sql(self, user: str) -> str:
-        return f"(UPPER({self.current_user}) = UPPER({self.literal(user)}))"
+        return f"(UPPER({self.current_user}) = UPPER({self.literal(self.login(user))}))"
 
     # ------------------------------------------------------------------ what a policy reads
     def mask_args(
@@ -286,19 +321,21 @@ class LookupTarget(Target):
         ]
         return list({(k, c.name): (k, c) for k, c in used}.values())
 
-    def named_objects(self, program: model.Program, *, groups: bool) -> list[tuple[str, Span]]:
-        """The identifiers the script writes (protected tables, policy arguments) and, with
-        `groups`, the group names of conditions, with their spans."""
+    def named_objects(self, program: model.Program) -> list[tuple[str, Span]]:
+        """The identifiers the script writes (protected tables, policy arguments), with their
+        spans. Group names are values, never identifiers: groups are read from veil's tables."""
         names = [(p, tb.span) for tb in program.protected_tables for p in tb.key]
         names += [(c.name, c.span) for _, c in self.used_columns(program)]
-        if groups:
-            atoms = find_nodes((program.masks, program.row_rules), ir.InGroup)
-            names += [(g.group.value, g.group.span) for g in atoms]
         return names
 
     def governance_rows(self, program: model.Program) -> dict[str, list[tuple[SqlValue, ...]]]:
         """The base rows, with each project purpose's effective acknowledgement text."""
         rows = super().governance_rows(program)
+        logins = self.logins(program)
+        for table, at in (("project_member", 1), ("user_attribute", 0), ("user_group", 0)):
+            rows[table] = sorted(
+                {(*r[:at], logins.get(str(r[at]), r[at]), *r[at + 1 :]) for r in rows[table]}
+            )
         rows["project_purpose"] = [
             (*r, info.acknowledgement if (info := program.purpose(str(r[1]))) else None)
             for r in rows["project_purpose"]

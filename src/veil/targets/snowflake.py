@@ -12,7 +12,10 @@ What differs from the other targets:
 
 * Identifiers: unquoted names fold to upper case, quoted ones are case-sensitive. A plain name
   (`credit_card`) is written unquoted in upper case (`CREDIT_CARD`); any other name is quoted
-  exactly as written. Role names passed to `IS_ROLE_IN_SESSION` fold the same way.
+  exactly as written.
+* Groups are never Snowflake roles: `IS_ROLE_IN_SESSION` sees only the roles a session has
+  activated, so `USE SECONDARY ROLES NONE` would switch a deny rule off. Membership is read from
+  `veil.user_group`, as declared (targets/lookup.py).
 * A policy's signature (argument names and types) can never change once it is attached, and an
   attached policy cannot be replaced. So a policy's name ends with a digest of its signature:
   the body of an existing policy is updated with `ALTER … SET BODY`; a new signature is a new
@@ -36,7 +39,8 @@ from veil.targets.lookup import LookupTarget, columns_read
 class SnowflakeTarget(LookupTarget):
     """Diagnostic codes (docs/errors.md): T0101 `decimal` without precision, T0102 a masked value
     longer than its column, T0103 a mixed-case name that Snowflake folds, T0104 `$$` in a name,
-    T0105 a column in both a conditional masking policy and a row access policy, T0106 names
+    T0105 a column in both a conditional masking policy and a row access policy (an error:
+    Snowflake refuses the second attachment), T0106 names
     Snowflake cannot tell apart."""
 
     name = "snowflake"
@@ -63,9 +67,6 @@ class SnowflakeTarget(LookupTarget):
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
         match = None if purpose is None else self.purpose_match_sql(purpose)
         return self.purpose_exists_sql(self.literal(model.table_str(table)), match)
-
-    def group_sql(self, group: str) -> str:
-        return f"IS_ROLE_IN_SESSION({self.literal(self.stored_name(group))})"
 
     # ------------------------------------------------------------------ methods
     def hash_sql(self, c: str, salt: str) -> str:
@@ -181,6 +182,7 @@ class SnowflakeTarget(LookupTarget):
         return f"DROP {kind.upper()} {name}"
 
     def render(self, program: model.Program) -> str:
+        self.use_logins(program)
         exempt = self.exempt_columns(program)
         masks = [
             self.mask_context(program, m, (m.table, m.column) in exempt) for m in program.masks
@@ -205,10 +207,10 @@ class SnowflakeTarget(LookupTarget):
                 span,
                 help="veil writes names inside `$$ … $$` blocks on snowflake; rename the object",
             )
-            for name, span in self.named_objects(program, groups=False)
+            for name, span in self.named_objects(program)
             if "$$" in name
         ]
-        for name, span in self.named_objects(program, groups=True):
+        for name, span in self.named_objects(program):
             if self.plain_name.match(name) and name not in (name.lower(), name.upper()):
                 out.append(
                     warning(
@@ -236,14 +238,15 @@ class SnowflakeTarget(LookupTarget):
                         continue
                     rule = next((r for r in rules if col.name in columns_read(r)), rules[0])
                     out.append(
-                        warning(
+                        error(
                             "T0105",
                             f"`{col.name}` is read both by the mask of `{mask.column}` and by the "
                             f"row rules of `{model.table_str(key)}`",
                             mask.policies[0] if mask.policies else rule.span,
-                            help="snowflake documents that a column cannot be in a masking "
-                            "policy signature and a row access policy signature at once; applying "
-                            "may fail",
+                            help="snowflake refuses a column in a row access policy and in a "
+                            "masking policy's conditional columns at once; mask the whole column, "
+                            f"or mask `{col.name}` too (a masked column may be read by both), or "
+                            "decide the cells by a column the row rules do not read",
                             related=(rule.span,),
                         )
                     )

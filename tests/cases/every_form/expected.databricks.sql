@@ -177,15 +177,15 @@ ALTER TABLE shop.orders ALTER COLUMN card SET MASK veil.mask__shop__orders__card
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.email'
-RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN email WHEN is_account_group_member('analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2(concat('shop.orders:', email), 256) END AS STRING);
+RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2(concat('shop.orders:', email), 256) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;
 
 -- column shop.orders.note
-CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, region STRING)
+CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
-RETURN CAST(CASE WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note WHEN veil.purpose_active('Fraud', 'shop.orders') THEN note ELSE regexp_replace(note, '[0-9]', '#') END AS STRING);
-ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (region);
+RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN note WHEN veil.purpose_active('Fraud', 'shop.orders') THEN note ELSE regexp_replace(note, '[0-9]', '#') END AS STRING);
+ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (qty);
 
 -- column shop.orders.paid_at
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__paid_at(paid_at TIMESTAMP)
@@ -219,7 +219,7 @@ ALTER TABLE shop.orders ALTER COLUMN placed_on SET MASK veil.mask__shop__orders_
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__qty(qty INT)
 RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
-RETURN CAST(CASE WHEN (NOT is_account_group_member('analysts')) THEN CAST(0 AS INT) ELSE qty END AS INT);
+RETURN CAST(CASE WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT) ELSE qty END AS INT);
 ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 
 -- column shop.orders.score
@@ -233,7 +233,7 @@ ALTER TABLE shop.orders ALTER COLUMN score SET MASK veil.mask__shop__orders__sco
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__total(total DECIMAL(12, 2))
 RETURNS DECIMAL(12, 2)
 COMMENT 'veil: masks shop.orders.total'
-RETURN CAST(CASE WHEN is_account_group_member('contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2)) ELSE total END AS DECIMAL(12, 2));
+RETURN CAST(CASE WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2)) ELSE total END AS DECIMAL(12, 2));
 ALTER TABLE shop.orders ALTER COLUMN total SET MASK veil.mask__shop__orders__total;
 
 -- column shop.orders.vip
@@ -256,14 +256,14 @@ ALTER TABLE shop.refunds ALTER COLUMN reason SET MASK veil.mask__shop__refunds__
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(region STRING, placed_at TIMESTAMP_NTZ, vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
-RETURN (((veil.purpose_active('Fraud', 'shop.orders') OR is_account_group_member('auditors')) OR COALESCE((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END), FALSE)) AND (is_account_group_member('auditors') OR COALESCE(((placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day')) OR (vip IS NOT NULL)), FALSE)));
+RETURN (((veil.purpose_active('Fraud', 'shop.orders') OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')) OR COALESCE((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END), FALSE)) AND (EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors') OR COALESCE(((placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day')) OR (vip IS NOT NULL)), FALSE)));
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (region, placed_at, vip);
 
 -- table shop.refunds
 CREATE OR REPLACE FUNCTION veil.rows__shop__refunds()
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.refunds'
-RETURN (veil.purpose_active('Fraud.Chargebacks', 'shop.refunds') OR veil.purpose_active('Audit', 'shop.refunds') OR is_account_group_member('auditors'));
+RETURN (veil.purpose_active('Fraud.Chargebacks', 'shop.refunds') OR veil.purpose_active('Audit', 'shop.refunds') OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors'));
 ALTER TABLE shop.refunds SET ROW FILTER veil.rows__shop__refunds ON ();
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------

@@ -169,7 +169,7 @@ ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `col"; DELETE FROM y
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé'
-RETURN CAST(CASE WHEN is_account_group_member('g\'; DROP ROLE x; --') THEN arg1 ELSE regexp_replace(arg1, '\'', '\\\\\'') END AS STRING);
+RETURN CAST(CASE WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'g\'; DROP ROLE x; --') THEN arg1 ELSE regexp_replace(arg1, '\'', '\\\\\'') END AS STRING);
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `naïve ünïcödé` SET MASK veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------

@@ -1,0 +1,563 @@
+"""A model of the attach rules that Snowflake and Databricks document, to replay generated scripts
+without an account.
+
+`replay(script, platform)` walks the statements of a script in order, keeps the state an empty
+account would have after each one (policies or functions, what is attached to which column or
+table, the principals written into veil's governance tables), and reports every statement that a
+documented rule says the platform refuses (`Replay.violations`), plus what the documentation leaves
+open or what a table owner can undo (`Replay.open`). Every rule names the documentation page that
+states it (`RULES`).
+
+What the model does not know: privileges (the pre-flight block of each script checks them on the
+account), runtime errors of a body, and anything the documentation does not say. Where the pages
+are silent, a rule is `open` rather than a violation, and docs/targets says so too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tests.verify.sqlfluff_check import split_statements
+
+SF = "https://docs.snowflake.com/en/"
+DBX = "https://docs.databricks.com/aws/en/"
+
+
+@dataclass(frozen=True)
+class Rule:
+    platform: str  # "snowflake" or "databricks"
+    text: str  # the rule, as the page states it
+    page: str  # the documentation page
+
+
+RULES: dict[str, Rule] = {
+    # ------------------------------------------------------------------ Snowflake
+    "sf-policy-exists": Rule(
+        "snowflake",
+        "a policy must exist before it is set on a column or added to a table",
+        SF + "sql-reference/sql/alter-table-column",
+    ),
+    "sf-using-arity": Rule(
+        "snowflake",
+        "the USING list names the masked column first, then one column per further argument of "
+        "the policy signature; without USING the policy takes exactly one argument",
+        SF + "sql-reference/sql/create-masking-policy",
+    ),
+    "sf-returns-first-arg": Rule(
+        "snowflake",
+        "a masking policy returns the type of its first argument",
+        SF + "sql-reference/sql/create-masking-policy",
+    ),
+    "sf-column-type": Rule(
+        "snowflake",
+        "the policy's argument types match the types of the columns it is attached with",
+        SF + "user-guide/security-column-intro",
+    ),
+    "sf-one-mask-per-column": Rule(
+        "snowflake",
+        "a column has at most one masking policy; setting another one needs FORCE",
+        SF + "user-guide/security-column-intro",
+    ),
+    "sf-one-rap-per-table": Rule(
+        "snowflake",
+        "a table can only be protected by one row access policy at a time",
+        SF + "sql-reference/sql/alter-table",
+    ),
+    "sf-rap-args": Rule(
+        "snowflake",
+        "the ON list of ADD ROW ACCESS POLICY has one column per argument of the signature",
+        SF + "sql-reference/sql/create-row-access-policy",
+    ),
+    "sf-rap-and-mask-column": Rule(
+        "snowflake",
+        "a column cannot be in a row access policy signature and in a masking policy signature "
+        "(conditional columns included) at once, unless the masking policy that protects that "
+        "column has EXEMPT_OTHER_POLICIES = TRUE",
+        SF + "user-guide/security-column-intro",
+    ),
+    "sf-conditional-masked-column": Rule(
+        "snowflake",
+        "a conditional masking policy can read a column protected by another masking policy only "
+        "when that policy has EXEMPT_OTHER_POLICIES = TRUE",
+        SF + "sql-reference/sql/create-masking-policy",
+    ),
+    "sf-lookup-unprotected": Rule(
+        "snowflake",
+        "a policy whose body reads a table protected by a row access or masking policy cannot be "
+        "attached (and such a table cannot be protected while a policy reads it)",
+        SF + "sql-reference/sql/alter-table",
+    ),
+    "sf-drop-attached": Rule(
+        "snowflake",
+        "a policy cannot be dropped while it is attached",
+        SF + "sql-reference/sql/drop-masking-policy",
+    ),
+    "sf-tag-direct-precedence": Rule(
+        "snowflake",
+        "a masking policy set directly on a column takes precedence over a tag-based one",
+        SF + "user-guide/tag-based-masking-policies",
+    ),
+    "sf-tag-one-per-type": Rule(
+        "snowflake",
+        "a tag holds at most one masking policy per data type",
+        SF + "user-guide/tag-based-masking-policies",
+    ),
+    # ------------------------------------------------------------------ Databricks
+    "dbx-function-exists": Rule(
+        "databricks",
+        "the mask or row filter function must exist when it is set",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-column-mask",
+    ),
+    "dbx-mask-arity": Rule(
+        "databricks",
+        "a column mask function takes the masked column, then one parameter per USING COLUMNS "
+        "entry (ROW_COLUMN_ACCESS ... WRONG_NUMBER_OF_COLUMNS)",
+        DBX + "error-messages/row-column-access-error-class",
+    ),
+    "dbx-using-columns": Rule(
+        "databricks",
+        "USING COLUMNS repeats no name and does not name the masked column",
+        DBX + "error-messages/row-column-access-error-class",
+    ),
+    "dbx-filter-arity": Rule(
+        "databricks",
+        "a row filter function takes one parameter per column of ON (...)",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-row-filter",
+    ),
+    "dbx-filter-boolean": Rule(
+        "databricks",
+        "a row filter function returns BOOLEAN",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-row-filter",
+    ),
+    "dbx-mask-returns": Rule(
+        "databricks",
+        "a column mask returns a value of the masked column's type",
+        DBX + "tables/row-and-column-filters",
+    ),
+    "dbx-principal-email": Rule(
+        "databricks",
+        "current_user() returns the session user's user name, which is the email address it "
+        "was added with (a service principal's is its UUID), so any other principal matches "
+        "nobody",
+        DBX + "sql/language-manual/functions/current_user; " + DBX + "admin/users-groups/users",
+    ),
+    "dbx-owner-removable": Rule(
+        "databricks",
+        "a table owner can modify or remove the filters and masks of their table",
+        DBX + "data-governance/unity-catalog/abac/abac-vs-rls-cm",
+    ),
+    "dbx-second-set": Rule(
+        "databricks",
+        "whether SET MASK / SET ROW FILTER over an existing one replaces it is not documented",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-column-mask",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    statement: str  # the first line of the statement
+    detail: str
+
+    def __str__(self) -> str:
+        rule = RULES[self.rule]
+        return f"[{self.rule}] {self.detail}\n    {self.statement}\n    ({rule.page})"
+
+
+@dataclass
+class Policy:
+    kind: str  # "mask" or "rows"
+    args: list[tuple[str, str]]  # (name, type)
+    returns: str
+    body: str
+    exempt: bool = False
+
+
+@dataclass
+class Replay:
+    platform: str
+    violations: list[Finding] = field(default_factory=list)
+    open: list[Finding] = field(default_factory=list)
+    policies: dict[str, Policy] = field(default_factory=dict)
+    #: (table, column) -> (policy, columns passed: the masked column first)
+    masks: dict[tuple[str, str], tuple[str, list[str]]] = field(default_factory=dict)
+    #: table -> (policy, columns passed)
+    rows: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    #: tag -> {type: policy}
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    principals: set[str] = field(default_factory=set)
+
+    def refuse(self, rule: str, statement: str, detail: str) -> None:
+        self.violations.append(Finding(rule, statement.strip().splitlines()[0], detail))
+
+    def note(self, rule: str, statement: str, detail: str) -> None:
+        self.open.append(Finding(rule, statement.strip().splitlines()[0], detail))
+
+
+# -------------------------------------------------------------------------------------------------
+# names
+
+
+def _name_re(quote: str) -> str:
+    part = rf"(?:{quote}(?:[^{quote}]|{quote}{quote})*{quote}|[A-Za-z_][\w$]*)"
+    return rf"{part}(?:\s*\.\s*{part})*"
+
+
+def _norm(name: str, quote: str, fold_upper: bool) -> str:
+    """One qualified name as the platform stores it: unquoted parts folded."""
+    parts = re.findall(rf"{quote}(?:[^{quote}]|{quote}{quote})*{quote}|[^.\s]+", name)
+    out = []
+    for p in parts:
+        if p.startswith(quote):
+            out.append(p[1:-1].replace(quote * 2, quote))
+        else:
+            out.append(p.upper() if fold_upper else p.lower())
+    return ".".join(out)
+
+
+def _names(text: str, quote: str, fold_upper: bool) -> list[str]:
+    """A comma-separated list of names (literals kept as written)."""
+    items = re.findall(rf"{_name_re(quote)}|'(?:[^'\\]|\\.)*'|[^,\s]+", text)
+    return [i if i.startswith("'") else _norm(i, quote, fold_upper) for i in items]
+
+
+def _type(text: str) -> str:
+    return re.sub(r"\s+", "", text).upper()
+
+
+def _tables_read(body: str, quote: str, fold_upper: bool) -> set[str]:
+    return {
+        _norm(m, quote, fold_upper)
+        for m in re.findall(rf"\b(?:FROM|JOIN)\s+({_name_re(quote)})", body, re.IGNORECASE)
+    }
+
+
+# -------------------------------------------------------------------------------------------------
+# Snowflake
+
+_SQ = '"'
+_SF_NAME = _name_re(_SQ)
+_SF_CREATE = re.compile(
+    rf"CREATE\s+(?:OR\s+REPLACE\s+|OR\s+ALTER\s+)?(MASKING|ROW\s+ACCESS)\s+POLICY\s+"
+    rf"(?:IF\s+NOT\s+EXISTS\s+)?({_SF_NAME})\s+AS\s*\((.*?)\)\s*RETURNS\s+(.+?)\s*->(.*)",
+    re.DOTALL | re.IGNORECASE,
+)
+_SF_SET_MASK = re.compile(
+    rf"ALTER\s+TABLE\s+({_SF_NAME})\s+(?:MODIFY|ALTER)\s+COLUMN\s+({_SF_NAME})\s+SET\s+MASKING\s+"
+    rf"POLICY\s+({_SF_NAME})(?:\s+USING\s*\((.*?)\))?(\s+FORCE)?\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
+_SF_UNSET_MASK = re.compile(
+    rf"ALTER\s+TABLE\s+({_SF_NAME})\s+(?:MODIFY|ALTER)\s+COLUMN\s+({_SF_NAME})\s+UNSET\s+MASKING",
+    re.IGNORECASE,
+)
+_SF_ADD_RAP = re.compile(
+    rf"ALTER\s+TABLE\s+({_SF_NAME})\s+ADD\s+ROW\s+ACCESS\s+POLICY\s+({_SF_NAME})\s+ON\s*\((.*?)\)",
+    re.DOTALL | re.IGNORECASE,
+)
+_SF_DROP = re.compile(
+    rf"DROP\s+(MASKING|ROW\s+ACCESS)\s+POLICY\s+(?:IF\s+EXISTS\s+)?({_SF_NAME})", re.IGNORECASE
+)
+_SF_TAG_SET = re.compile(
+    rf"ALTER\s+TAG\s+({_SF_NAME})\s+SET\s+MASKING\s+POLICY\s+({_SF_NAME})(\s+FORCE)?",
+    re.IGNORECASE,
+)
+
+
+def _split_args(text: str) -> list[tuple[str, str]]:
+    """`A VARCHAR(10), B NUMBER(12, 2)` -> [(A, VARCHAR(10)), (B, NUMBER(12,2))]."""
+    out, depth, cur = [], 0, ""
+    for ch in text + ",":
+        if ch == "," and depth == 0:
+            if cur.strip():
+                name, _, ty = cur.strip().partition(" ")
+                out.append((name, _type(ty)))
+            cur = ""
+            continue
+        depth += (ch == "(") - (ch == ")")
+        cur += ch
+    return out
+
+
+def _sf_statements(script: str) -> list[str]:
+    """Top-level statements, with the attaching statements of `EXECUTE IMMEDIATE $$` blocks
+    (the first-apply branch) lifted out in order."""
+    out = []
+    for statement in split_statements(script):
+        if statement.upper().startswith("EXECUTE IMMEDIATE $$"):
+            out += [m.group(0) for m in _SF_ADD_RAP.finditer(statement)]
+            continue
+        out.append(statement)
+    return out
+
+
+def _replay_snowflake(
+    script: str, replay: Replay, catalog: Mapping[tuple[str, str], str] | None
+) -> None:
+    def norm(name: str) -> str:
+        return _norm(name, _SQ, True)
+
+    for st in _sf_statements(script):
+        if m := _SF_CREATE.match(st):
+            kind = "mask" if m.group(1).upper() == "MASKING" else "rows"
+            name = norm(m.group(2))
+            if name in replay.policies:  # IF NOT EXISTS: the first definition stays
+                continue
+            rest = m.group(5)
+            exempt = bool(re.search(r"EXEMPT_OTHER_POLICIES\s*=\s*TRUE\s*$", rest, re.IGNORECASE))
+            args = [(a.upper(), ty) for a, ty in _split_args(m.group(3))]
+            returns = _type(m.group(4))
+            replay.policies[name] = Policy(kind, args, returns, rest, exempt)
+            if kind == "mask" and args and args[0][1] != returns:
+                replay.refuse(
+                    "sf-returns-first-arg", st, f"{name} takes {args[0][1]} and returns {returns}"
+                )
+        elif m := _SF_SET_MASK.match(st):
+            table, column, name = norm(m.group(1)), norm(m.group(2)), norm(m.group(3))
+            using = _names(m.group(4), _SQ, True) if m.group(4) else [column]
+            _sf_set_mask(replay, st, table, column, name, using, bool(m.group(5)), catalog)
+        elif m := _SF_UNSET_MASK.match(st):
+            replay.masks.pop((norm(m.group(1)), norm(m.group(2))), None)
+        elif m := _SF_ADD_RAP.match(st):
+            table, name = norm(m.group(1)), norm(m.group(2))
+            _sf_add_rap(replay, st, table, name, _names(m.group(3), _SQ, True), catalog)
+        elif m := _SF_DROP.match(st):
+            name = norm(m.group(2))
+            used = [k for k, (p, _) in replay.masks.items() if p == name]
+            used += [k for k, (p, _) in replay.rows.items() if p == name]
+            if used:  # the platform refuses: the policy stays
+                replay.refuse("sf-drop-attached", st, f"{name} is attached to {used[0]}")
+                continue
+            replay.policies.pop(name, None)
+        elif m := _SF_TAG_SET.match(st):
+            tag, name = norm(m.group(1)), norm(m.group(2))
+            policy = replay.policies.get(name)
+            if policy is None:
+                replay.refuse("sf-policy-exists", st, f"{name} does not exist")
+                continue
+            by_type = replay.tags.setdefault(tag, {})
+            ty = policy.args[0][1]
+            if ty in by_type and by_type[ty] != name and not m.group(3):
+                replay.refuse("sf-tag-one-per-type", st, f"{tag} already has a {ty} policy")
+            by_type[ty] = name
+    _sf_shared_columns(replay)
+    _sf_lookups(replay)
+
+
+def _sf_types(
+    replay: Replay,
+    st: str,
+    table: str,
+    columns: list[str],
+    policy: Policy,
+    catalog: Mapping[tuple[str, str], str] | None,
+) -> None:
+    if catalog is None:
+        return
+    for col, (_, ty) in zip(columns, policy.args, strict=False):
+        actual = catalog.get((table, col))
+        if actual is not None and _type(actual) != ty:
+            replay.refuse("sf-column-type", st, f"{table}.{col} is {actual}, the policy takes {ty}")
+
+
+def _sf_set_mask(
+    replay: Replay,
+    st: str,
+    table: str,
+    column: str,
+    name: str,
+    using: list[str],
+    force: bool,
+    catalog: Mapping[tuple[str, str], str] | None,
+) -> None:
+    policy = replay.policies.get(name)
+    if policy is None or policy.kind != "mask":
+        replay.refuse("sf-policy-exists", st, f"masking policy {name} does not exist")
+        return
+    if len(using) != len(policy.args) or using[0] != column:
+        replay.refuse(
+            "sf-using-arity", st, f"{name} takes {len(policy.args)} argument(s), given {using}"
+        )
+    if (table, column) in replay.masks and replay.masks[(table, column)][0] != name and not force:
+        replay.refuse("sf-one-mask-per-column", st, f"{table}.{column} already has a policy")
+    _sf_types(replay, st, table, using, policy, catalog)
+    replay.masks[(table, column)] = (name, using)
+
+
+def _sf_add_rap(
+    replay: Replay,
+    st: str,
+    table: str,
+    name: str,
+    on: list[str],
+    catalog: Mapping[tuple[str, str], str] | None,
+) -> None:
+    policy = replay.policies.get(name)
+    if policy is None or policy.kind != "rows":
+        replay.refuse("sf-policy-exists", st, f"row access policy {name} does not exist")
+        return
+    if table in replay.rows:
+        replay.refuse("sf-one-rap-per-table", st, f"{table} already has {replay.rows[table][0]}")
+    if len(on) != len(policy.args) or not on:
+        replay.refuse("sf-rap-args", st, f"{name} takes {len(policy.args)} argument(s), on {on}")
+    _sf_types(replay, st, table, on, policy, catalog)
+    replay.rows[table] = (name, on)
+
+
+def _sf_shared_columns(replay: Replay) -> None:
+    """Checked on the final state: whichever of the two attachments comes second fails."""
+
+    def exempt(table: str, column: str) -> bool:
+        found = replay.masks.get((table, column))
+        return found is not None and replay.policies[found[0]].exempt
+
+    for table, (rap, on) in sorted(replay.rows.items()):
+        for (t, masked), (policy, using) in sorted(replay.masks.items()):
+            if t != table:
+                continue
+            for col in set(on) & set(using):
+                if not exempt(table, col):
+                    replay.refuse(
+                        "sf-rap-and-mask-column",
+                        f"ALTER TABLE {table} ADD ROW ACCESS POLICY {rap}",
+                        f"{table}.{col} is in {rap} and in {policy} (mask of {masked})",
+                    )
+    for (table, masked), (policy, using) in sorted(replay.masks.items()):
+        for col in using[1:]:
+            if (table, col) in replay.masks and not exempt(table, col):
+                replay.refuse(
+                    "sf-conditional-masked-column",
+                    f"ALTER TABLE {table} MODIFY COLUMN {masked} SET MASKING POLICY {policy}",
+                    f"{table}.{col} is masked by a policy without EXEMPT_OTHER_POLICIES",
+                )
+
+
+def _sf_lookups(replay: Replay) -> None:
+    protected = {t for t, _ in replay.masks} | set(replay.rows)
+    attached = {p for p, _ in replay.masks.values()} | {p for p, _ in replay.rows.values()}
+    for name in sorted(attached):
+        for table in sorted(_tables_read(replay.policies[name].body, _SQ, True) & protected):
+            replay.refuse("sf-lookup-unprotected", name, f"{name} reads {table}, itself protected")
+
+
+# -------------------------------------------------------------------------------------------------
+# Databricks
+
+_BQ = "`"
+_DBX_NAME = _name_re(_BQ)
+_DBX_FUNCTION = re.compile(
+    rf"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:IF\s+NOT\s+EXISTS\s+)?({_DBX_NAME})\s*"
+    rf"\((.*?)\)\s*RETURNS\s+(TABLE\s*\(.*?\)|\w+(?:\s*\([^)]*\))?)\s+(.*)",
+    re.DOTALL | re.IGNORECASE,
+)
+_DBX_SET_MASK = re.compile(
+    rf"ALTER\s+TABLE\s+({_DBX_NAME})\s+ALTER\s+COLUMN\s+({_DBX_NAME})\s+SET\s+MASK\s+"
+    rf"({_DBX_NAME})(?:\s+USING\s+COLUMNS\s*\((.*?)\))?\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
+_DBX_DROP_MASK = re.compile(
+    rf"ALTER\s+TABLE\s+({_DBX_NAME})\s+ALTER\s+COLUMN\s+({_DBX_NAME})\s+DROP\s+MASK", re.IGNORECASE
+)
+_DBX_SET_FILTER = re.compile(
+    rf"ALTER\s+TABLE\s+({_DBX_NAME})\s+SET\s+ROW\s+FILTER\s+({_DBX_NAME})\s+ON\s*\((.*?)\)\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
+_DBX_DROP_FILTER = re.compile(
+    rf"ALTER\s+TABLE\s+({_DBX_NAME})\s+DROP\s+ROW\s+FILTER", re.IGNORECASE
+)
+_DBX_PRINCIPALS = re.compile(
+    rf"MERGE\s+INTO\s+({_DBX_NAME})\s+AS\s+t\s+USING\s*\(VALUES\s*(.*?)\)\s+AS\s+s\s*\((.*?)\)",
+    re.DOTALL | re.IGNORECASE,
+)
+_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'|NULL|TRUE|FALSE|-?[\d.]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z")
+
+
+def _replay_databricks(
+    script: str, replay: Replay, catalog: Mapping[tuple[str, str], str] | None
+) -> None:
+    def norm(name: str) -> str:
+        return _norm(name, _BQ, False)
+
+    for st in split_statements(script):
+        if m := _DBX_FUNCTION.match(st):
+            args = [(a.lower(), ty) for a, ty in _split_args(m.group(2))]
+            replay.policies[norm(m.group(1))] = Policy("function", args, _type(m.group(3)), st)
+        elif m := _DBX_SET_MASK.match(st):
+            table, column, name = norm(m.group(1)), norm(m.group(2)), norm(m.group(3))
+            using = _names(m.group(4), _BQ, False) if m.group(4) else []
+            fn = replay.policies.get(name)
+            if fn is None:
+                replay.refuse("dbx-function-exists", st, f"{name} does not exist")
+                continue
+            if len(fn.args) != 1 + len(using):
+                replay.refuse("dbx-mask-arity", st, f"{name} takes {len(fn.args)}, given {using}")
+            if len(set(using)) != len(using) or column in using:
+                replay.refuse("dbx-using-columns", st, f"USING COLUMNS {using} for {column}")
+            if fn.args and fn.returns != fn.args[0][1]:
+                replay.refuse("dbx-mask-returns", st, f"{name} returns {fn.returns}")
+            if (table, column) in replay.masks:
+                replay.note("dbx-second-set", st, f"{table}.{column} already has a mask")
+            replay.masks[(table, column)] = (name, [column, *using])
+            replay.note("dbx-owner-removable", st, f"the owner of {table} can drop this mask")
+        elif m := _DBX_DROP_MASK.match(st):
+            replay.masks.pop((norm(m.group(1)), norm(m.group(2))), None)
+        elif m := _DBX_SET_FILTER.match(st):
+            table, name = norm(m.group(1)), norm(m.group(2))
+            on = _names(m.group(3), _BQ, False)
+            fn = replay.policies.get(name)
+            if fn is None:
+                replay.refuse("dbx-function-exists", st, f"{name} does not exist")
+                continue
+            if len(fn.args) != len(on):
+                replay.refuse("dbx-filter-arity", st, f"{name} takes {len(fn.args)}, on {on}")
+            if fn.returns != "BOOLEAN":
+                replay.refuse("dbx-filter-boolean", st, f"{name} returns {fn.returns}")
+            if table in replay.rows:
+                replay.note("dbx-second-set", st, f"{table} already has a row filter")
+            replay.rows[table] = (name, on)
+            replay.note("dbx-owner-removable", st, f"the owner of {table} can drop this filter")
+        elif m := _DBX_DROP_FILTER.match(st):
+            replay.rows.pop(norm(m.group(1)), None)
+        elif m := _DBX_PRINCIPALS.match(st):
+            columns = [c.strip().lower() for c in m.group(3).split(",")]
+            if "principal" not in columns:
+                continue
+            at = columns.index("principal")
+            for row in re.findall(r"\(((?:[^()']|'(?:[^'\\]|\\.)*')*)\)", m.group(2)):
+                values = [v.group(1) for v in _LITERAL.finditer(row)]
+                principal = values[at] if at < len(values) else None
+                if principal is not None:
+                    replay.principals.add(principal)
+                    if not _EMAIL.match(principal):
+                        replay.refuse(
+                            "dbx-principal-email",
+                            st,
+                            f"`{principal}` in {norm(m.group(1))} is not an email address",
+                        )
+    for (table, column), (name, _) in replay.masks.items():
+        expected = (catalog or {}).get((table, column))
+        fn = replay.policies[name]
+        if expected is not None and fn.args and fn.args[0][1] != _type(expected):
+            replay.refuse("dbx-mask-returns", name, f"{table}.{column} is {expected}")
+
+
+# -------------------------------------------------------------------------------------------------
+
+
+def replay(
+    script: str, platform: str, *, catalog: Mapping[tuple[str, str], str] | None = None
+) -> Replay:
+    """Replay `script` on an empty account of `platform`. `catalog` maps (table, column), named
+    as the platform stores them, to the column's type as the script writes it."""
+    out = Replay(platform)
+    if platform == "snowflake":
+        _replay_snowflake(script, out, catalog)
+    elif platform == "databricks":
+        _replay_databricks(script, out, catalog)
+    else:
+        raise ValueError(f"no attach rules for {platform}")
+    return out
