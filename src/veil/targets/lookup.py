@@ -519,6 +519,25 @@ class LookupTarget(Target):
     def rows_target(self, key: TableKey) -> str:
         return f"table {model.table_str(key)}"
 
+    def preflight(self, program: model.Program) -> list[dict[str, t.Any]]:
+        """What the pre-flight block checks, per protected table: the table (SQL), its name
+        parts and masked columns as the platform stores them, and whether veil filters its
+        rows. A mask or row policy that veil did not create on any of them stops the script
+        before it changes anything: veil would otherwise replace it (a forced SET) or, on
+        Snowflake, leave a tag-based policy beaten by its own."""
+        keys = sorted({m.table for m in program.masks} | {r.table for r in program.row_rules})
+        return [
+            {
+                "key": key,
+                "table": self.table_sql(key),
+                "target": self.rows_target(key)[6:],
+                "parts": [self.stored_name(p) for p in key],
+                "masked": sorted(self.stored_name(m.column) for m in program.masks_of(key)),
+                "rows": bool(program.rules_of(key)),
+            }
+            for key in keys
+        ]
+
     def render_script(
         self,
         program: model.Program,
@@ -556,6 +575,7 @@ class LookupTarget(Target):
             comment=self.comment,
             masks=masks,
             rows=rows,
+            preflight=self.preflight(program),
             **context,
         )
 

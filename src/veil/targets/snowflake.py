@@ -165,13 +165,17 @@ class SnowflakeTarget(LookupTarget):
             "bare": self.stored_name(bare),
             "body": self.row_sql(program.rules_of(key), policy["arg"]),
             "table": self.table_sql(key),
-            "info_schema": (
-                f"{self.ident(key[0])}.INFORMATION_SCHEMA"
-                if len(key) == 3
-                else "INFORMATION_SCHEMA"
-            ),
+            "info_schema": self.info_schema(key),
             "target": self.rows_target(key),
         }
+
+    def info_schema(self, key: TableKey) -> str:
+        """The INFORMATION_SCHEMA of the table's database."""
+        return f"{self.ident(key[0])}.INFORMATION_SCHEMA" if len(key) == 3 else "INFORMATION_SCHEMA"
+
+    def preflight(self, program: model.Program) -> list[dict[str, t.Any]]:
+        checks = super().preflight(program)
+        return [{**p, "info_schema": self.info_schema(p["key"])} for p in checks]
 
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         if column is not None:

@@ -4,6 +4,29 @@
 -- current database and TIMEZONE = 'UTC' (docs/targets/snowflake.md). Applying it again changes
 -- nothing; applying a newer script converges on the newer policies.
 
+-- 0. Pre-flight: checks, before anything changes, that the script can run to the end and replaces
+-- no protection veil did not create. Run the script so that the first error stops it (SnowSQL:
+-- `-o exit_on_error=true`; Snowsight "Run All" stops at the first error).
+EXECUTE IMMEDIATE $$
+DECLARE
+  found INTEGER DEFAULT 0;
+  no_database EXCEPTION (-20003, 'veil: no current database: USE DATABASE <the database of the protected tables>, then run the script again (nothing was changed)');
+  foreign_1 EXCEPTION (-20004, 'veil: app.t has a masking or row access policy that veil did not create, on a column or rows that veil protects (see APP.T in POLICY_REFERENCES); veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed)');
+BEGIN
+  IF (CURRENT_DATABASE() IS NULL) THEN
+    RAISE no_database;
+  END IF;
+  SELECT COUNT(*) INTO :found
+    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'APP.T', REF_ENTITY_DOMAIN => 'table'))
+    WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
+      AND ((POLICY_KIND = 'MASKING_POLICY' AND REF_COLUMN_NAME IN ('SECRET')));
+  IF (found > 0) THEN
+    RAISE foreign_1;
+  END IF;
+  RETURN 'veil: pre-flight passed';
+END;
+$$;
+
 -- 1. Governance schema and tables ----------------------------------------------------------------
 CREATE SCHEMA IF NOT EXISTS VEIL;
 CREATE TABLE IF NOT EXISTS VEIL.PROJECT (PROJECT_NAME VARCHAR NOT NULL, DOCUMENTATION VARCHAR, PRIMARY KEY (PROJECT_NAME));
@@ -193,10 +216,6 @@ GRANT USAGE ON SCHEMA VEIL TO ROLE PUBLIC;
 GRANT USAGE ON PROCEDURE VEIL.USE_PROJECT(VARCHAR) TO ROLE PUBLIC;
 GRANT USAGE ON PROCEDURE VEIL.ACKNOWLEDGE(VARCHAR) TO ROLE PUBLIC;
 GRANT USAGE ON FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS(VARCHAR) TO ROLE PUBLIC;
--- Auditors read the audit log. Nobody else holds a privilege on VEIL's tables: only their
--- owner (the procedures above) writes them.
-CREATE ROLE IF NOT EXISTS VEIL_AUDITORS COMMENT = 'veil: may read VEIL.AUDIT_LOG';
-GRANT SELECT ON TABLE VEIL.AUDIT_LOG TO ROLE VEIL_AUDITORS;
 
 -- 4. Masking policies: one per masked column ------------------------------------------------------
 
@@ -250,3 +269,9 @@ BEGIN
   RETURN report;
 END;
 $$;
+
+-- 8. Auditors read the audit log. Nobody else holds a privilege on VEIL's tables: only their
+-- owner (the procedures above) writes them. Last, since it needs CREATE ROLE on the account: if it
+-- fails, every policy is already in place.
+CREATE ROLE IF NOT EXISTS VEIL_AUDITORS COMMENT = 'veil: may read VEIL.AUDIT_LOG';
+GRANT SELECT ON TABLE VEIL.AUDIT_LOG TO ROLE VEIL_AUDITORS;

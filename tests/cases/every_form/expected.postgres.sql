@@ -1279,7 +1279,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'shop_protected', 'orders', '',
-       '7f9cb66ae7f2b8900edb5fd754f60fe006fc1af2a70fbfa38b0c522dc15e13e1',
+       'd746da95f8a8ada009fdfb805557a519423b67d9292f0904d79cb79da2922e80',
        pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'shop', 'orders', p.polname,

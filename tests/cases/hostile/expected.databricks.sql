@@ -6,6 +6,24 @@
 -- current catalog (USE CATALOG …) and the session time zone UTC (docs/targets/databricks.md).
 -- Applying it again changes nothing; applying a newer script converges on the newer policies.
 
+-- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
+-- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
+-- so that the first error stops it (docs/targets/databricks.md, "Applying").
+BEGIN
+  IF EXISTS (SELECT 1 FROM information_schema.column_masks
+             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'o\'brien"; drop table x; --' AND lower(table_name) = 't$1'
+               AND lower(column_name) IN ('back\\slash', 'col"; delete from y; --', 'naïve ünïcödé')
+               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
+    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: O\'Brien"; DROP TABLE x; --.t$1 has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  END IF;
+  IF EXISTS (SELECT 1 FROM information_schema.row_filters
+             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'o\'brien"; drop table x; --' AND lower(table_name) = 't$1'
+               AND NOT (lower(filter_catalog) = lower(current_catalog()) AND lower(filter_schema) = 'veil' AND startswith(lower(filter_name), 'rows__'))) THEN
+    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: O\'Brien"; DROP TABLE x; --.t$1 has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  END IF;
+  VALUES ('veil: pre-flight passed');
+END;
+
 -- 1. Governance schema and tables ----------------------------------------------------------------
 CREATE SCHEMA IF NOT EXISTS veil COMMENT 'veil: governance tables, generated; do not edit';
 CREATE TABLE IF NOT EXISTS veil.project (project_name STRING NOT NULL, documentation STRING);

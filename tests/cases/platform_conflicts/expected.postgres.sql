@@ -13,6 +13,238 @@ SET LOCAL standard_conforming_strings = on;
 SET LOCAL client_min_messages = warning;
 
 -- =============================================================================================
+-- Before anything changes: veil never adopts what it did not create. Every role, schema, table
+-- and function that this script would reuse is checked (owner, attributes, members, ADMIN
+-- holders, triggers, rules, policies, unknown objects); any finding stops the script here, and
+-- psql -1 rolls back everything, with one line per object saying what to do.
+-- =============================================================================================
+CREATE TEMP TABLE veil_expected (kind text NOT NULL, name text NOT NULL) ON COMMIT DROP;
+INSERT INTO pg_temp.veil_expected (kind, name) VALUES
+  ('owner', 'veil_owner'),
+  ('views', 'veil_views'),
+  ('auditors', 'veil_auditors'),
+  ('group', 'analysts'),
+  ('view_schema', 'shop_protected');
+
+DO $veil$
+DECLARE
+  r record;
+  v_found pg_catalog.text[] := '{}';
+  v_gov oid := pg_catalog.to_regnamespace('veil');
+  v_owner oid;
+  v_views oid;
+  v_rels oid[];
+BEGIN
+  SELECT pr.oid INTO v_owner FROM pg_catalog.pg_roles AS pr
+   WHERE pr.rolname = 'veil_owner';
+  SELECT pr.oid INTO v_views FROM pg_catalog.pg_roles AS pr
+   WHERE pr.rolname = 'veil_views';
+
+  -- veil's own roles: plain NOLOGIN roles; nobody is a member of the owners
+  FOR r IN SELECT e.name FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_roles AS pr ON pr.rolname = e.name
+            WHERE e.kind IN ('owner', 'views', 'auditors')
+              AND (pr.rolsuper OR pr.rolcanlogin OR pr.rolcreaterole OR pr.rolcreatedb
+                   OR pr.rolbypassrls OR pr.rolreplication)
+            ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'role %I can log in or has a privileged attribute, which veil never gives it: veil did '
+      'not create it, or it was changed since; ALTER ROLE %I NOLOGIN NOSUPERUSER NOCREATEROLE '
+      'NOCREATEDB NOBYPASSRLS NOREPLICATION, or drop it', r.name, r.name);
+  END LOOP;
+  FOR r IN SELECT e.name, pg_catalog.string_agg(pg_catalog.quote_ident(u.rolname), ', '
+                    ORDER BY u.rolname) AS members
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_roles AS pr ON pr.rolname = e.name
+             JOIN pg_catalog.pg_auth_members AS am ON am.roleid = pr.oid
+             JOIN pg_catalog.pg_roles AS u ON u.oid = am.member
+            WHERE e.kind IN ('owner', 'views')
+            GROUP BY 1 ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'role %I has members (%s): they could read everything veil protects; REVOKE %I FROM %s',
+      r.name, r.members, r.name, r.members);
+  END LOOP;
+  -- ADMIN on a role lets its holder grant it (to itself), and from PostgreSQL 16 it counts as
+  -- membership for pg_has_role: only superusers may hold it on veil's roles and groups.
+  FOR r IN SELECT e.name, u.rolname AS holder
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_roles AS pr ON pr.rolname = e.name
+             JOIN pg_catalog.pg_auth_members AS am ON am.roleid = pr.oid AND am.admin_option
+             JOIN pg_catalog.pg_roles AS u ON u.oid = am.member AND NOT u.rolsuper
+            WHERE e.kind IN ('owner', 'views', 'auditors', 'group')
+            ORDER BY 1, 2 LOOP
+    v_found := v_found || pg_catalog.format(
+      'role %I: %I holds ADMIN OPTION on it (it created the role, or was granted it), so it can '
+      'act as a member; REVOKE %I FROM %I (REVOKE ADMIN OPTION FOR alone leaves a membership '
+      'that pg_has_role counts), or drop the role if veil and your DBAs did not create it', r.name, r.holder, r.name, r.holder);
+  END LOOP;
+
+  -- the governance schema: veil's owner role owns it and everything in it, and nothing else
+  -- is there
+  IF v_gov IS NOT NULL THEN
+    IF v_owner IS NULL OR (SELECT n.nspowner FROM pg_catalog.pg_namespace AS n
+                            WHERE n.oid = v_gov) <> v_owner THEN
+      v_found := v_found || pg_catalog.format(
+        'schema %I is owned by %I, not %I: veil did not create it (or it was changed since); '
+        'inspect it and drop it, or compile with another governance schema '
+        '(veil.targets.Options)',
+        'veil',
+        (SELECT pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace AS n
+          WHERE n.oid = v_gov), 'veil_owner');
+    END IF;
+    SELECT pg_catalog.array_agg(c.oid) INTO v_rels FROM pg_catalog.pg_class AS c
+     WHERE c.relnamespace = v_gov;
+    FOR r IN SELECT c.oid::pg_catalog.regclass AS rel, c.relowner
+               FROM pg_catalog.pg_class AS c
+              WHERE c.relnamespace = v_gov
+                AND NOT (c.relkind IN ('r', 'p') AND c.relname IN (
+                         'managed_role',
+                         'project',
+                         'project_purpose',
+                         'project_member',
+                         'project_source',
+                         'user_attribute',
+                         'user_group',
+                         'protected_table',
+                         'audit_log',
+                         'member_acknowledgement',
+                         'role_binding',
+                         'applied_definition',
+                         'switch_log'
+                         ))
+                AND NOT (c.relkind IN ('i', 'S') AND EXISTS (
+                         SELECT 1 FROM pg_catalog.pg_depend AS d
+                           JOIN pg_catalog.pg_class AS t ON t.oid = d.refobjid
+                          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                            AND d.objid = c.oid AND t.relnamespace = v_gov
+                            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass))
+                AND NOT (c.relkind = 'i' AND EXISTS (
+                         SELECT 1 FROM pg_catalog.pg_index AS i
+                          WHERE i.indexrelid = c.oid AND i.indrelid = ANY (v_rels)))
+              ORDER BY 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'relation %s is not one of veil''s: veil did not create it; move or drop it', r.rel);
+    END LOOP;
+    FOR r IN SELECT c.oid::pg_catalog.regclass AS rel, c.relowner
+               FROM pg_catalog.pg_class AS c
+              WHERE c.relnamespace = v_gov AND c.relowner IS DISTINCT FROM v_owner
+              ORDER BY 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'relation %s is owned by %I, not %I: veil did not create it (or it was changed since); '
+        'drop it (veil re-creates its tables, but not their runtime rows: keep audit_log and '
+        'member_acknowledgement if they are veil''s and ALTER TABLE ... OWNER TO %I)',
+        r.rel, pg_catalog.pg_get_userbyid(r.relowner), 'veil_owner',
+        'veil_owner');
+    END LOOP;
+    FOR r IN SELECT tg.tgname, tg.tgrelid::pg_catalog.regclass AS rel
+               FROM pg_catalog.pg_trigger AS tg
+              WHERE tg.tgrelid = ANY (v_rels) AND NOT tg.tgisinternal
+                AND NOT (tg.tgname = 'audit_log_is_append_only'
+                         AND tg.tgrelid = pg_catalog.to_regclass('veil.audit_log')
+                         AND tg.tgfoid = pg_catalog.to_regprocedure(
+                               'veil.audit_log_is_append_only()'))
+              ORDER BY 2, 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'trigger %I on %s was not created by veil: it would run as whoever applies veil; '
+        'DROP TRIGGER %I ON %s', r.tgname, r.rel, r.tgname, r.rel);
+    END LOOP;
+    FOR r IN SELECT rw.rulename, rw.ev_class::pg_catalog.regclass AS rel
+               FROM pg_catalog.pg_rewrite AS rw
+              WHERE rw.ev_class = ANY (v_rels) AND rw.rulename <> '_RETURN'
+              ORDER BY 2, 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'rule %I on %s was not created by veil; DROP RULE %I ON %s',
+        r.rulename, r.rel, r.rulename, r.rel);
+    END LOOP;
+    FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
+               FROM pg_catalog.pg_policy AS pol
+              WHERE pol.polrelid = ANY (v_rels)
+                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'veil_owner_all', 'veil_public_read')
+              ORDER BY 2, 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
+        r.polname, r.rel, r.polname, r.rel);
+    END LOOP;
+    FOR r IN SELECT p.oid::pg_catalog.regprocedure AS fn, p.proowner
+               FROM pg_catalog.pg_proc AS p
+              WHERE p.pronamespace = v_gov
+                AND (p.proowner IS DISTINCT FROM v_owner
+                     OR pg_catalog.format('%s(%s)', p.proname,
+                                          pg_catalog.oidvectortypes(p.proargtypes))
+                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+              ORDER BY 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
+        'changed since); DROP FUNCTION %s', r.fn, pg_catalog.pg_get_userbyid(r.proowner), r.fn);
+    END LOOP;
+    FOR r IN SELECT o.oid::pg_catalog.regoperator AS op FROM pg_catalog.pg_operator AS o
+              WHERE o.oprnamespace = v_gov ORDER BY 1 LOOP
+      v_found := v_found || pg_catalog.format(
+        'operator %s is not one of veil''s; DROP OPERATOR %s', r.op, r.op);
+    END LOOP;
+  END IF;
+
+  -- the schemas of the masking views: veil's view owner owns them and every relation in them
+  FOR r IN SELECT n.nspname, n.nspowner FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+            WHERE e.kind = 'view_schema' AND n.nspowner IS DISTINCT FROM v_views
+            ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'schema %I is owned by %I, not %I: veil did not create it (or it was changed since); '
+      'inspect it and drop it, or compile with another view schema suffix '
+      '(veil.targets.Options)',
+      r.nspname, pg_catalog.pg_get_userbyid(r.nspowner), 'veil_views');
+  END LOOP;
+  FOR r IN SELECT c.oid::pg_catalog.regclass AS rel, c.relowner, c.relkind
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+             JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid
+            WHERE e.kind = 'view_schema'
+              AND (c.relowner IS DISTINCT FROM v_views OR c.relkind <> 'v')
+            ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'relation %s (owner %I) in a schema of veil''s views was not created by veil; move or '
+      'drop it', r.rel, pg_catalog.pg_get_userbyid(r.relowner));
+  END LOOP;
+  FOR r IN SELECT p.oid::pg_catalog.regprocedure AS fn, p.proowner
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+             JOIN pg_catalog.pg_proc AS p ON p.pronamespace = n.oid
+            WHERE e.kind = 'view_schema'
+            ORDER BY 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      'function %s (owner %I) in a schema of veil''s views was not created by veil; DROP '
+      'FUNCTION %s', r.fn, pg_catalog.pg_get_userbyid(r.proowner), r.fn);
+  END LOOP;
+  FOR r IN SELECT tg.tgname AS name, c.oid::pg_catalog.regclass AS rel, 'trigger' AS what
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+             JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid
+             JOIN pg_catalog.pg_trigger AS tg ON tg.tgrelid = c.oid AND NOT tg.tgisinternal
+            WHERE e.kind = 'view_schema'
+           UNION ALL
+           SELECT rw.rulename, c.oid::pg_catalog.regclass, 'rule'
+             FROM pg_temp.veil_expected AS e
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = e.name
+             JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid
+             JOIN pg_catalog.pg_rewrite AS rw ON rw.ev_class = c.oid AND rw.rulename <> '_RETURN'
+            WHERE e.kind = 'view_schema'
+            ORDER BY 2, 1 LOOP
+    v_found := v_found || pg_catalog.format(
+      '%s %I on %s was not created by veil; DROP %s %I ON %s',
+      r.what, r.name, r.rel, pg_catalog.upper(r.what), r.name, r.rel);
+  END LOOP;
+
+  IF pg_catalog.cardinality(v_found) > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+      MESSAGE = 'veil will not adopt objects it did not create; nothing was applied:'
+                || E'\n  - ' || pg_catalog.array_to_string(v_found, E'\n  - '),
+      HINT = 'see "Never adopt what veil did not create" in docs/security.md';
+  END IF;
+END
+$veil$;
+
+-- =============================================================================================
 -- Governance schema "veil": what the repository says, readable only by its owner.
 -- =============================================================================================
 
@@ -68,7 +300,8 @@ CREATE TABLE IF NOT EXISTS "veil".protected_table (
 );
 
 -- Runtime data, written only by the functions below: never synchronised, never deleted by a
--- script (no foreign keys: the rows outlive the projects and members they name).
+-- script (no foreign keys: the rows outlive the projects and members they name); and what
+-- this script applied, rewritten by every apply.
 -- The audit log: one row per project switch (use_project) and per purpose acknowledged
 -- (acknowledge), with the exact text. Append-only: users hold no privilege on it, and a trigger
 -- refuses UPDATE, DELETE and TRUNCATE even by its owner. veil_auditors may read it.
@@ -92,6 +325,27 @@ CREATE TABLE IF NOT EXISTS "veil".member_acknowledgement (
   digest bytea NOT NULL,
   at timestamptz NOT NULL DEFAULT pg_catalog.now(),
   PRIMARY KEY (member, project, purpose, digest)
+);
+-- Which role each repository user was when veil first saw it (its OID): a role created later
+-- under the same name is not that user.
+CREATE TABLE IF NOT EXISTS "veil".role_binding (
+  role_name text PRIMARY KEY,
+  role_oid oid NOT NULL,
+  bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- How PostgreSQL prints back each view, row policy and function veil created, recorded by this
+-- script right after creating them, with a digest of the compiled text: `veil verify` compares
+-- the digest with what the repository compiles to now and the text with the live catalog, so a
+-- view or policy replaced by hand after the apply is named. Rewritten by every apply; readable
+-- by everyone (the same texts are in pg_views, pg_policies and pg_proc).
+CREATE TABLE IF NOT EXISTS "veil".applied_definition (
+  kind text NOT NULL CHECK (kind IN ('view', 'policy', 'function')),
+  schema_name text NOT NULL,
+  relation_name text NOT NULL,
+  object_name text NOT NULL,
+  source_digest text,
+  definition text NOT NULL,
+  PRIMARY KEY (kind, schema_name, relation_name, object_name)
 );
 
 -- Upgrade from the first PostgreSQL script of veil (before acknowledgements): the new column,
@@ -203,10 +457,184 @@ ALTER TABLE "veil"."project_source" OWNER TO "veil_owner";
 ALTER TABLE "veil"."user_attribute" OWNER TO "veil_owner";
 ALTER TABLE "veil"."user_group" OWNER TO "veil_owner";
 ALTER TABLE "veil"."protected_table" OWNER TO "veil_owner";
-ALTER TABLE "veil".audit_log OWNER TO "veil_owner";
-ALTER TABLE "veil".member_acknowledgement OWNER TO "veil_owner";
+ALTER TABLE "veil"."audit_log" OWNER TO "veil_owner";
+ALTER TABLE "veil"."member_acknowledgement" OWNER TO "veil_owner";
+ALTER TABLE "veil"."role_binding" OWNER TO "veil_owner";
+ALTER TABLE "veil"."applied_definition" OWNER TO "veil_owner";
 GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
+
+-- Row security, forced, on every governance table: only veil's owner role (the functions) reads
+-- and writes them, and the readers the governance declaration names read them. Members of
+-- pg_read_all_data and pg_write_all_data hold table privileges on them, but no policy lets them
+-- see or write a row.
+ALTER TABLE "veil"."managed_role" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."managed_role" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."managed_role";
+CREATE POLICY veil_owner_all ON "veil"."managed_role" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."project" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."project" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."project";
+CREATE POLICY veil_owner_all ON "veil"."project" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."project_purpose" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."project_purpose" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."project_purpose";
+CREATE POLICY veil_owner_all ON "veil"."project_purpose" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."project_member" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."project_member" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."project_member";
+CREATE POLICY veil_owner_all ON "veil"."project_member" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."project_source" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."project_source" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."project_source";
+CREATE POLICY veil_owner_all ON "veil"."project_source" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."user_attribute" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."user_attribute" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."user_attribute";
+CREATE POLICY veil_owner_all ON "veil"."user_attribute" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."user_group" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."user_group" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."user_group";
+CREATE POLICY veil_owner_all ON "veil"."user_group" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."protected_table" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."protected_table" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."protected_table";
+CREATE POLICY veil_owner_all ON "veil"."protected_table" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."audit_log" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."audit_log" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."audit_log";
+CREATE POLICY veil_owner_all ON "veil"."audit_log" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."member_acknowledgement" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."member_acknowledgement" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."member_acknowledgement";
+CREATE POLICY veil_owner_all ON "veil"."member_acknowledgement" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."role_binding" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."role_binding" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."role_binding";
+CREATE POLICY veil_owner_all ON "veil"."role_binding" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."applied_definition" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."applied_definition" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."applied_definition";
+CREATE POLICY veil_owner_all ON "veil"."applied_definition" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+-- The synchronised tables (what the repository says) are readable by roles granted SELECT on
+-- them by name, such as the read-only role of `veil verify` (docs/ci.md), but not through
+-- pg_read_all_data or another role's grant. applied_definition holds catalog texts anyone can
+-- read in pg_views, pg_policies and pg_proc: readable by everyone; the audit log by auditors.
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."managed_role";
+CREATE POLICY veil_granted_read ON "veil"."managed_role" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.managed_role'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."project";
+CREATE POLICY veil_granted_read ON "veil"."project" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.project'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."project_purpose";
+CREATE POLICY veil_granted_read ON "veil"."project_purpose" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.project_purpose'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."project_member";
+CREATE POLICY veil_granted_read ON "veil"."project_member" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.project_member'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."project_source";
+CREATE POLICY veil_granted_read ON "veil"."project_source" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.project_source'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."user_attribute";
+CREATE POLICY veil_granted_read ON "veil"."user_attribute" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.user_attribute'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."user_group";
+CREATE POLICY veil_granted_read ON "veil"."user_group" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.user_group'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_granted_read ON "veil"."protected_table";
+CREATE POLICY veil_granted_read ON "veil"."protected_table" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING (EXISTS (SELECT 1 FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+                  WHERE c.oid = 'veil.protected_table'::pg_catalog.regclass
+                    AND a.privilege_type = 'SELECT'
+                    AND a.grantee = (SELECT r.oid FROM pg_catalog.pg_roles AS r
+                                      WHERE r.rolname = current_user)));
+DROP POLICY IF EXISTS veil_public_read ON "veil"."applied_definition";
+CREATE POLICY veil_public_read ON "veil"."applied_definition" AS PERMISSIVE FOR SELECT
+  TO PUBLIC USING (TRUE);
+DROP POLICY IF EXISTS veil_auditors_read ON "veil"."audit_log";
+CREATE POLICY veil_auditors_read ON "veil"."audit_log" AS PERMISSIVE FOR SELECT
+  TO "veil_auditors" USING (TRUE);
+
+-- Bind every repository user (project members, users with attributes) to the role of that name
+-- that exists now, the first time veil sees it. A role with a non-superuser ADMIN holder is not
+-- bound (its holder could act as it); a bound user whose role was dropped and re-created stays
+-- bound to the old role: the new one gets no purpose and no attributes.
+DO $veil$
+DECLARE
+  r record;
+  v_holders pg_catalog.text;
+BEGIN
+  FOR r IN SELECT u.name, pr.oid, b.role_oid AS bound
+             FROM (SELECT m.member AS name FROM "veil".project_member AS m
+                   UNION SELECT a.user_name FROM "veil".user_attribute AS a) AS u
+             LEFT JOIN pg_catalog.pg_roles AS pr ON pr.rolname = u.name
+             LEFT JOIN "veil".role_binding AS b ON b.role_name = u.name
+            ORDER BY 1 LOOP
+    IF r.bound IS NULL AND r.oid IS NOT NULL THEN
+      SELECT pg_catalog.string_agg(pg_catalog.quote_ident(h.rolname), ', ' ORDER BY h.rolname)
+        INTO v_holders
+        FROM pg_catalog.pg_auth_members AS am
+        JOIN pg_catalog.pg_roles AS h ON h.oid = am.member AND NOT h.rolsuper
+       WHERE am.roleid = r.oid AND am.admin_option;
+      IF v_holders IS NULL THEN
+        INSERT INTO "veil".role_binding (role_name, role_oid) VALUES (r.name, r.oid);
+      ELSE
+        RAISE WARNING 'user % gets no purpose: % holds ADMIN OPTION on role % and could act as '
+                      'it; REVOKE % FROM %, then apply again',
+                      pg_catalog.quote_ident(r.name), v_holders, pg_catalog.quote_ident(r.name),
+                      pg_catalog.quote_ident(r.name), v_holders;
+      END IF;
+    ELSIF r.bound IS NOT NULL AND r.bound IS DISTINCT FROM r.oid THEN
+      RAISE WARNING 'user % gets no purpose: role % is not the role veil bound to that name '
+                    '(it was dropped%); if the new role is that person, run as a superuser '
+                    'DELETE FROM veil.role_binding WHERE role_name = %, then apply again',
+                    pg_catalog.quote_ident(r.name), pg_catalog.quote_ident(r.name),
+                    CASE WHEN r.oid IS NULL THEN '' ELSE ' and re-created' END,
+                    pg_catalog.quote_literal(r.name);
+    END IF;
+  END LOOP;
+END
+$veil$;
 
 -- Nobody but the owner writes a governance table or creates objects in "veil". (Grants of
 -- SELECT are kept.)
@@ -215,7 +643,8 @@ DECLARE
   r record;
 BEGIN
   FOR r IN
-    SELECT DISTINCT c.oid::pg_catalog.regclass AS rel, a.grantee, a.privilege_type
+    SELECT DISTINCT c.oid::pg_catalog.regclass AS rel, a.grantee, a.privilege_type,
+           CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS what
       FROM pg_catalog.pg_class AS c
       CROSS JOIN LATERAL (
         SELECT * FROM pg_catalog.aclexplode(c.relacl)
@@ -223,12 +652,12 @@ BEGIN
         SELECT x.* FROM pg_catalog.pg_attribute AS att, pg_catalog.aclexplode(att.attacl) AS x
          WHERE att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped) AS a
      WHERE c.relnamespace = 'veil'::pg_catalog.regnamespace
-       AND c.relkind IN ('r', 'p')
+       AND c.relkind IN ('r', 'p', 'S')
        AND a.grantee <> c.relowner
-       AND a.privilege_type <> 'SELECT'
-     ORDER BY 1, 2, 3
+       AND (a.privilege_type <> 'SELECT' OR c.relkind = 'S')
+     ORDER BY 1, 2, 3, 4
   LOOP
-    EXECUTE pg_catalog.format('REVOKE %s ON TABLE %s FROM %s CASCADE', r.privilege_type, r.rel,
+    EXECUTE pg_catalog.format('REVOKE %s ON %s %s FROM %s CASCADE', r.privilege_type, r.what, r.rel,
       CASE WHEN r.grantee = 0 THEN 'PUBLIC'
            ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
   END LOOP;
@@ -250,7 +679,12 @@ $veil$;
 -- Functions. SECURITY DEFINER (they read "veil" as its owner), a fixed search_path, every
 -- name qualified. PostgreSQL checks EXECUTE against the querying user even inside views and row
 -- policies, hence EXECUTE for PUBLIC. The session setting veil.active_project only selects a
--- project: every check re-validates membership, approval and sources.
+-- project: every check re-validates membership, approval and sources. They answer only for the
+-- session's own login (p_user = session_user), and only if that login is the role veil bound
+-- to the name (veil.role_binding): a namesake created later gets nothing. The four lookups that
+-- views and row policies call are PARALLEL SAFE (they only read; a parallel worker has the
+-- leader's session user and settings), so protected reads keep parallel plans: one function
+-- left PARALLEL UNSAFE, the default, makes every query that reaches it serial.
 -- =============================================================================================
 
 -- Does p_user act, in the active project, under p_purpose (or a sub-purpose of it; NULL: any
@@ -259,7 +693,7 @@ $veil$;
 -- (SELECT ...): once per query.
 CREATE OR REPLACE FUNCTION "veil".has_purpose(p_user name, p_purpose text, p_table text)
   RETURNS boolean
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE((
@@ -269,6 +703,10 @@ AS $veil$
       JOIN "veil".project_purpose AS pp ON pp.project = m.project
      WHERE m.project = NULLIF(pg_catalog.current_setting('veil.active_project', true), '')
        AND m.member = p_user::pg_catalog.text
+       AND p_user = session_user
+       AND EXISTS (SELECT 1 FROM "veil".role_binding AS b
+                          JOIN pg_catalog.pg_roles AS br ON br.oid = b.role_oid
+                         WHERE b.role_name = p_user::pg_catalog.text AND br.rolname = session_user)
        AND s.source = p_table
        AND pp.approved
        AND (pp.acknowledgement IS NULL
@@ -281,6 +719,30 @@ AS $veil$
             OR pg_catalog.left(pp.purpose, pg_catalog.length(p_purpose) + 1)
                = p_purpose || '.')
      LIMIT 1), FALSE)
+$veil$;
+
+-- Appends one audit row. Members of pg_write_all_data may call setval on any sequence, the
+-- audit log's identity included: when its next value is taken or exhausted, the sequence is
+-- moved past the last row and the insert tried again, so nobody can stop audited switches or
+-- reorder the log. Called by the functions below only (no EXECUTE for PUBLIC).
+CREATE OR REPLACE FUNCTION "veil".audit_append(p_event text, p_project text, p_purpose text,
+                                                  p_acknowledgement text)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE
+  SET search_path = pg_catalog, pg_temp
+AS $veil$
+BEGIN
+  BEGIN
+    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
+      VALUES (p_event, p_project, p_purpose, p_acknowledgement);
+  EXCEPTION WHEN unique_violation OR sequence_generator_limit_exceeded THEN
+    PERFORM pg_catalog.setval(
+      pg_catalog.pg_get_serial_sequence('veil.audit_log', 'id'),
+      (SELECT COALESCE(pg_catalog.max(l.id), 0) + 1 FROM "veil".audit_log AS l), false);
+    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
+      VALUES (p_event, p_project, p_purpose, p_acknowledgement);
+  END;
+END
 $veil$;
 
 -- Raises unless session_user (the login role, also inside SECURITY DEFINER functions) is a
@@ -310,6 +772,16 @@ BEGIN
                                   pg_catalog.replace(v_user, '"', '""'),
                                   pg_catalog.replace(p_project, '"', '""'));
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM "veil".role_binding AS b
+                   JOIN pg_catalog.pg_roles AS br ON br.oid = b.role_oid
+                  WHERE b.role_name = v_user AND br.rolname = v_user) THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = pg_catalog.format('role "%s" is not the role that veil bound to member "%s"',
+                                  pg_catalog.replace(v_user, '"', '""'),
+                                  pg_catalog.replace(v_user, '"', '""')),
+      HINT = 'a DBA applies the policies again once the role exists (docs/security.md)';
+  END IF;
 END
 $veil$;
 
@@ -336,7 +808,14 @@ BEGIN
                           AND a.project = pp.project AND a.purpose = pp.purpose
                           AND a.acknowledgement = pp.acknowledgement);
   END IF;
-  INSERT INTO "veil".audit_log (event, project) VALUES ('switch', p_project);
+  -- Clearing is audited only for a member leaving a project: a role the repository does not
+  -- know cannot grow the log.
+  IF p_project IS NOT NULL
+     OR (NULLIF(pg_catalog.current_setting('veil.active_project', true), '') IS NOT NULL
+         AND EXISTS (SELECT 1 FROM "veil".project_member AS m
+                      WHERE m.member = session_user::pg_catalog.text)) THEN
+    PERFORM "veil".audit_append('switch', p_project, NULL, NULL);
+  END IF;
   PERFORM pg_catalog.set_config('veil.active_project', COALESCE(p_project, ''), false);
   IF v_missing IS NOT NULL THEN
     RAISE NOTICE USING MESSAGE = pg_catalog.format(
@@ -386,8 +865,7 @@ BEGIN
   FOR r IN SELECT pp.purpose, pp.acknowledgement FROM "veil".project_purpose AS pp
             WHERE pp.project = p_project AND pp.acknowledgement IS NOT NULL
             ORDER BY pp.purpose COLLATE pg_catalog."C" LOOP
-    INSERT INTO "veil".audit_log (event, project, purpose, acknowledgement)
-      VALUES ('acknowledge', p_project, r.purpose, r.acknowledgement);
+    PERFORM "veil".audit_append('acknowledge', p_project, r.purpose, r.acknowledgement);
     INSERT INTO "veil".member_acknowledgement AS a
         (member, project, purpose, acknowledgement, digest)
       VALUES (session_user, p_project, r.purpose, r.acknowledgement,
@@ -418,30 +896,38 @@ CREATE OR REPLACE TRIGGER audit_log_is_append_only
 -- Has p_user the value p_value for attribute p_key?
 CREATE OR REPLACE FUNCTION "veil".has_attribute(p_user name, p_key text, p_value text)
   RETURNS boolean
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT EXISTS (
     SELECT 1 FROM "veil".user_attribute AS a
-     WHERE a.user_name = p_user::pg_catalog.text AND a.key = p_key AND a.value = p_value)
+     WHERE a.user_name = p_user::pg_catalog.text AND a.key = p_key AND a.value = p_value
+       AND p_user = session_user
+       AND EXISTS (SELECT 1 FROM "veil".role_binding AS b
+                        JOIN pg_catalog.pg_roles AS br ON br.oid = b.role_oid
+                       WHERE b.role_name = p_user::pg_catalog.text AND br.rolname = session_user))
 $veil$;
 
 -- The values of attribute p_key of p_user, sorted; never NULL (an empty array).
 CREATE OR REPLACE FUNCTION "veil".user_values(p_user name, p_key text)
   RETURNS text[]
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE(pg_catalog.array_agg(a.value ORDER BY a.value COLLATE pg_catalog."C"),
                   '{}'::pg_catalog.text[])
     FROM "veil".user_attribute AS a
    WHERE a.user_name = p_user::pg_catalog.text AND a.key = p_key
+     AND p_user = session_user
+     AND EXISTS (SELECT 1 FROM "veil".role_binding AS b
+                      JOIN pg_catalog.pg_roles AS br ON br.oid = b.role_oid
+                     WHERE b.role_name = p_user::pg_catalog.text AND br.rolname = session_user)
 $veil$;
 
 -- The groups veil manages that p_user is a member of (role membership), sorted; never NULL.
 CREATE OR REPLACE FUNCTION "veil".user_groups(p_user name)
   RETURNS text[]
-  LANGUAGE sql STABLE SECURITY DEFINER
+  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
 AS $veil$
   SELECT COALESCE(pg_catalog.array_agg(g.role_name ORDER BY g.role_name COLLATE pg_catalog."C"),
@@ -449,6 +935,7 @@ AS $veil$
     FROM "veil".managed_role AS g
     JOIN pg_catalog.pg_roles AS r ON r.rolname = g.role_name
    WHERE g.kind = 'group' AND pg_catalog.pg_has_role(p_user, r.oid, 'MEMBER')
+     AND p_user = session_user
 $veil$;
 
 ALTER FUNCTION "veil".has_purpose(name, text, text) OWNER TO "veil_owner";
@@ -476,6 +963,8 @@ ALTER FUNCTION "veil".require_member(text) OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".require_member(text) FROM PUBLIC;
 ALTER FUNCTION "veil".audit_log_is_append_only() OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".audit_log_is_append_only() FROM PUBLIC;
+ALTER FUNCTION "veil".audit_append(text, text, text, text) OWNER TO "veil_owner";
+REVOKE ALL ON FUNCTION "veil".audit_append(text, text, text, text) FROM PUBLIC;
 
 -- =============================================================================================
 -- Undo what this policy set no longer needs: tables veil stopped protecting (drop the view and
@@ -555,12 +1044,13 @@ $veil$;
 
 CREATE SCHEMA IF NOT EXISTS "shop_protected" AUTHORIZATION "veil_views";
 GRANT USAGE ON SCHEMA "shop_protected" TO PUBLIC;
+REVOKE CREATE ON SCHEMA "shop_protected" FROM PUBLIC;
 
 -- shop.orders
 ALTER TABLE "shop"."orders" ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS "veil_base" ON "shop"."orders";
-CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT TO PUBLIC
-  USING (TRUE);
+CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
+  TO "veil_views" USING (TRUE);
 DROP POLICY IF EXISTS "veil_filter_1_87703cc7" ON "shop"."orders";
 CREATE POLICY "veil_filter_1_87703cc7" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING (((SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) OR COALESCE(((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])) AND ("qty" < 1000)), FALSE)));
@@ -666,17 +1156,69 @@ BEGIN
     END IF;
   END LOOP;
 
-  -- a member of the view owner's role could read every protected table
-  FOR r IN SELECT m.role_name, pg_catalog.string_agg(pg_catalog.quote_ident(u.rolname), ', '
-                    ORDER BY u.rolname) AS members
-             FROM "veil".managed_role AS m
-             JOIN pg_catalog.pg_roles AS pr ON pr.rolname = m.role_name
-             JOIN pg_catalog.pg_auth_members AS am ON am.roleid = pr.oid
-             JOIN pg_catalog.pg_roles AS u ON u.oid = am.member
-            WHERE m.kind IN ('owner', 'views')
-            GROUP BY 1 ORDER BY 1 LOOP
-    RAISE WARNING 'role % has members (%): they can read what veil protects', r.role_name,
-                  r.members;
+  -- Nobody but veil_views creates objects in the schemas of the views.
+  FOR r IN SELECT DISTINCT n.nspname, a.grantee
+             FROM "veil".protected_table AS t
+             JOIN pg_catalog.pg_namespace AS n ON n.nspname = t.view_schema
+             CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) AS a
+            WHERE a.privilege_type = 'CREATE' AND a.grantee <> n.nspowner
+            ORDER BY 1, 2 LOOP
+    EXECUTE pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM %s CASCADE', r.nspname,
+      CASE WHEN r.grantee = 0 THEN 'PUBLIC'
+           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) END);
   END LOOP;
+
+  -- Roles that PostgreSQL lets past parts of what veil enforces (docs/security.md says what
+  -- each can still do): named on every apply, so that a DBA sees them.
+  FOR r IN SELECT p.rolname AS predefined,
+                  pg_catalog.string_agg(pg_catalog.quote_ident(u.rolname), ', '
+                                        ORDER BY u.rolname) AS members
+             FROM pg_catalog.pg_roles AS p
+             JOIN pg_catalog.pg_roles AS u
+               ON u.oid <> p.oid AND NOT u.rolsuper AND u.rolname !~ '^pg_'
+              AND pg_catalog.pg_has_role(u.oid, p.oid, 'MEMBER')
+            WHERE p.rolname IN ('pg_read_all_data', 'pg_write_all_data')
+            GROUP BY 1 ORDER BY 1 LOOP
+    RAISE WARNING '% has members (%): %', r.predefined, r.members,
+      CASE r.predefined
+        WHEN 'pg_read_all_data' THEN 'they can read the base tables'' rows that row security '
+          'lets them see, unmasked (veil gives them no row unless they also bypass row security)'
+        ELSE 'they can write the protected tables where row security allows it (veil allows no '
+          'write) and every table veil does not protect' END;
+  END LOOP;
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(u.rolname), ', ' ORDER BY u.rolname)
+    INTO v_who FROM pg_catalog.pg_roles AS u WHERE u.rolbypassrls AND NOT u.rolsuper;
+  IF v_who IS NOT NULL THEN
+    RAISE WARNING 'roles with BYPASSRLS (%): row security does not apply to them; with SELECT '
+                  'on a base table (or pg_read_all_data) they read every row, unmasked', v_who;
+  END IF;
 END
 $veil$;
+
+-- =============================================================================================
+-- What this script created, as PostgreSQL prints it back (read by `veil verify`; the texts are
+-- those of the catalog, readable by anyone in pg_views, pg_policies and pg_proc anyway).
+-- =============================================================================================
+DELETE FROM "veil".applied_definition;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'view', 'shop_protected', 'orders', '',
+       '7e279c72177e0f0b3a2e1e032e474dadc40c07242c92b06dabe0128335ddf453',
+       pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
+UNION ALL
+SELECT 'policy', 'shop', 'orders', p.polname,
+       s.digest, pg_catalog.pg_get_expr(p.polqual, p.polrelid)
+  FROM pg_catalog.pg_policy AS p
+  JOIN (VALUES
+    ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
+    ('veil_filter_1_87703cc7', '87703cc7d0e79be3cfb02a7e926b6a071f4c7cd9156f78bd4b0f4bc0505170ab')
+  ) AS s (name, digest) ON s.name = p.polname
+ WHERE p.polrelid = '"shop"."orders"'::pg_catalog.regclass;
+INSERT INTO "veil".applied_definition AS d
+  (kind, schema_name, relation_name, object_name, source_digest, definition)
+SELECT 'function', 'veil', '',
+       p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', NULL,
+       pg_catalog.pg_get_functiondef(p.oid)
+  FROM pg_catalog.pg_proc AS p
+ WHERE p.pronamespace = 'veil'::pg_catalog.regnamespace;
+GRANT SELECT ON TABLE "veil".applied_definition TO PUBLIC;
