@@ -252,13 +252,17 @@ def _parse_file(
 
     if not text.endswith("\n"):
         text += "\n"
-    lark = parser or _lark()
     transformer = ToIR(path)
-    run = _Run(transformer)
-    try:
-        root = _fast_frontend(lark, run).parse(text)
-    except UnexpectedInput as e:
-        return None, [_syntax_diagnostic(path, text, e)]
+    fast = _fast(parser or _lark())
+    with fast.lock:
+        run = fast.run
+        run.builder, run.failure = transformer, None
+        try:
+            root = fast.frontend.parse(text)
+        except UnexpectedInput as e:
+            return None, [_syntax_diagnostic(path, text, e)]
+        finally:
+            run.builder = None
     if root.height > MAX_DEPTH + 1:  # the rare error: the tree says exactly where
         try:
             parse_tree(text, path, _lark_with_positions())
@@ -437,21 +441,30 @@ def _set_container(node: _Node, first: t.Any, last: t.Any) -> None:
 
 
 @functools.cache
-def _specs(lark: Lark) -> dict[t.Any, _Spec]:
-    callbacks = lark.parser.parser.parser.callbacks
-    return {rule: _spec(rule) for rule in callbacks}
+@dataclass(frozen=True, slots=True)
+class _Fast:
+    """Lark's parser and lexer for one `Lark`, with callbacks that build IR for `run` (built
+    once: one file's parse takes the lock and puts its builder in `run`)."""
+
+    frontend: t.Any
+    run: _Run
+    lock: threading.Lock
 
 
-def _fast_frontend(lark: Lark, run: _Run) -> t.Any:
-    """Lark's parser and lexer for `lark`, with callbacks that build IR for `run`."""
+@functools.cache
+def _fast(lark: Lark) -> _Fast:
     from lark.parsers.lalr_parser import _Parser
 
+    run = _Run(None)
     frontend = copy.copy(lark.parser)
     lalr = copy.copy(frontend.parser)
-    callbacks = {rule: functools.partial(_reduce, spec, run) for rule, spec in _specs(lark).items()}
+    callbacks = {
+        rule: functools.partial(_reduce, _spec(rule), run)
+        for rule in lark.parser.parser.parser.callbacks
+    }
     lalr.parser = _Parser(lalr.parser.parse_table, t.cast(t.Any, callbacks))
     frontend.parser = lalr
-    return frontend
+    return _Fast(frontend=frontend, run=run, lock=threading.Lock())
 
 
 @functools.cache
