@@ -24,7 +24,8 @@ def people() -> str:
         "group analysts, auditors",
     ]
     out += [
-        f'user u{i} {{ groups {"auditors" if i % 4 == 0 else "analysts"}; region "EU", "US" }}'
+        f'user u{i} {{ groups {"auditors" if i % 4 == 0 else "analysts"}; region "EU", "US"; '
+        f'email "u{i}@example.com" }}'
         for i in range(20)
     ]
     return "\n".join(out) + "\n"
@@ -62,7 +63,7 @@ def policies() -> str:
                 "mask tagged pii.card with show_last(4) unless purpose Fraud",
                 "mask email with hash unless purpose Fraud or group auditors",
                 "mask amount with round(100) for group analysts",
-                'mask note with constant("[redacted]") when region = "EU" unless purpose Audit',
+                'mask note with constant("[redacted]") when ok = true unless purpose Audit',
             ]
         )
         + "\n"
