@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import json
 import typing as t
+from pathlib import Path
 
 import click
 
-from veil.cli_common import EXIT_POLICY, EXIT_USAGE, PATHS, STRICT, Suggesting, checked_or_exit
+from veil.cli_common import (
+    EXIT_POLICY,
+    EXIT_USAGE,
+    PATHS,
+    STRICT,
+    Suggesting,
+    checked_or_exit,
+    emit_diagnostics,
+    write_atomic,
+)
 
 DSN = click.option(
     "--dsn",
@@ -30,9 +40,36 @@ DSN = click.option(
     metavar="LABEL=REGEX",
     help="Add or replace a sensitive-column pattern (LABEL= drops one); see docs/cli.md.",
 )
+@click.option(
+    "--target",
+    "-t",
+    type=Suggesting(["postgres", "snowflake", "databricks"]),
+    default="postgres",
+    show_default=True,
+    help="The platform. Snowflake and Databricks: only with --emit-sql.",
+)
+@click.option(
+    "--emit-sql",
+    is_flag=True,
+    help="Write the read-only query that lists the differences, for a DBA to run (Snowflake, "
+    "Databricks).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="With --emit-sql: write the query here (atomically) instead of standard output.",
+)
 @STRICT
 def verify_cmd(
-    paths: tuple[str, ...], dsn: str | None, fmt: str, sensitive: tuple[str, ...], strict: bool
+    paths: tuple[str, ...],
+    dsn: str | None,
+    fmt: str,
+    sensitive: tuple[str, ...],
+    target: str,
+    emit_sql: bool,
+    output: str | None,
+    strict: bool,
 ) -> None:
     """Compare the deployed PostgreSQL database with what the repository compiles to.
 
@@ -53,6 +90,13 @@ def verify_cmd(
         verify_postgres,
     )
 
+    if emit_sql:
+        _emit_sql(paths, target, output)
+        return
+    if target != "postgres":
+        raise click.UsageError(
+            f"veil cannot connect to {target}: use --emit-sql and run the query on the account"
+        )
     if not dsn:
         raise click.UsageError("--dsn (or VEIL_DSN) is required")
     try:
@@ -86,6 +130,29 @@ def verify_cmd(
     )
     if report.differences or (strict and report.warnings):
         raise SystemExit(EXIT_POLICY)
+
+
+def _emit_sql(paths: tuple[str, ...], target_name: str, output: str | None) -> None:
+    from veil.targets import get_target
+    from veil.targets.drift import drift_script
+    from veil.targets.lookup import LookupTarget
+
+    target = get_target(target_name)
+    if not isinstance(target, LookupTarget):
+        raise click.UsageError(
+            "--emit-sql is for snowflake and databricks; on postgres run veil verify --dsn"
+        )
+    checked = checked_or_exit(paths, strict=False)
+    assert checked.program is not None
+    problems = [d for d in target.check(checked.program) if d.is_error]
+    if problems:
+        emit_diagnostics(problems, checked.sources, "text")
+        raise SystemExit(EXIT_POLICY)
+    sql = drift_script(target, checked.program)
+    if output:
+        write_atomic(Path(output), sql)
+    else:
+        click.echo(sql, nl=False)
 
 
 def register(main: click.Group) -> None:

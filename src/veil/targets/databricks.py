@@ -41,6 +41,7 @@ class DatabricksTarget(LookupTarget):
 
     name = "databricks"
     current_user = "current_user()"
+    current_catalog_sql = "current_catalog()"
     quote_char = "`"
     #: Spark substitutes `${…}` in SQL text before parsing it, even inside quotes.
     literal_rewrites: t.ClassVar[tuple[tuple[str, str], ...]] = (("${", "$\\{"),)
@@ -64,6 +65,10 @@ class DatabricksTarget(LookupTarget):
     login_shape: t.ClassVar[re.Pattern[str]] = re.compile(
         r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z"
     )
+
+    def catalog_name(self, name: str) -> str:
+        """Unity Catalog keeps names in lower case."""
+        return name.lower()
 
     def name_key(self, name: str) -> str:
         return name.lower()
@@ -139,6 +144,7 @@ class DatabricksTarget(LookupTarget):
         names = self.arg_names(args)
         return {
             "name": self.gov(name),
+            "bare": name,
             "params": [(names[c.name], self.sql_type(c.type)) for c in args],
             "body": body(names.__getitem__),
             "columns": [self.ident(c.name) for c in args],
@@ -152,7 +158,9 @@ class DatabricksTarget(LookupTarget):
     def drop_sql(self, kind: str, name: str) -> str:
         return f"DROP FUNCTION IF EXISTS {name}"
 
-    def render(self, program: model.Program) -> str:
+    def policy_contexts(
+        self, program: model.Program
+    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
         self.use_logins(program)
         masks = []
         for mask in program.masks:
@@ -165,6 +173,8 @@ class DatabricksTarget(LookupTarget):
                 {
                     **fn,
                     "returns": self.sql_type(mask.type),
+                    "key": mask.table,
+                    "column_name": mask.column,
                     "table": self.table_sql(mask.table),
                     "column": self.ident(mask.column),
                     "target": self.mask_target(mask),
@@ -177,8 +187,14 @@ class DatabricksTarget(LookupTarget):
                 self.object_name("rows", *key),
                 functools.partial(self.row_sql, program.rules_of(key)),
             )
-            filters.append({**fn, "table": self.table_sql(key), "target": self.rows_target(key)})
+            filters.append(
+                {**fn, "table": self.table_sql(key), "target": self.rows_target(key), "key": key}
+            )
         masks.sort(key=lambda m: str(m["name"]))
+        return masks, filters
+
+    def render(self, program: model.Program) -> str:
+        masks, filters = self.policy_contexts(program)
         return self.render_script(
             program,
             masks,

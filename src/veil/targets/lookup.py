@@ -96,6 +96,8 @@ class LookupTarget(Target):
     quote_char: t.ClassVar[str] = '"'
     #: The type of an instant (a governance column of type `timestamptz`).
     instant_type: t.ClassVar[str] = "TIMESTAMP"
+    #: The SQL of the current database / catalog (where veil's schema is).
+    current_catalog_sql: t.ClassVar[str] = "CURRENT_DATABASE()"
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
@@ -135,6 +137,10 @@ class LookupTarget(Target):
     def stored_name(self, name: str) -> str:
         """The name as the platform stores it (Snowflake folds plain names to upper case)."""
         return name
+
+    def catalog_name(self, name: str) -> str:
+        """The name as the platform's information schema shows it (`veil verify --emit-sql`)."""
+        return self.stored_name(name)
 
     def ident(self, name: str) -> str:
         """Unquoted when plain and not a keyword, else quoted (the quote doubled inside)."""
@@ -393,6 +399,13 @@ class LookupTarget(Target):
         )
 
     # ------------------------------------------------------------------ the script
+    def policy_contexts(
+        self, program: model.Program
+    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
+        """The masks and the row policies the script creates and attaches, as its template and
+        `veil verify --emit-sql` see them (`name`, `bare`, `key`, `body`, `target` …)."""
+        raise NotImplementedError
+
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         """The statement that takes policy `name` off `table` (its `column` for a mask)."""
         raise NotImplementedError

@@ -148,6 +148,9 @@ class SnowflakeTarget(LookupTarget):
         return {
             **policy,
             "name": self.gov(bare),
+            "bare": self.stored_name(bare),
+            "key": mask.table,
+            "column_name": mask.column,
             "returns": self.sql_type(mask.type),
             "body": self.mask_sql(mask, policy["arg"]),
             "exempt": exempt,
@@ -163,6 +166,7 @@ class SnowflakeTarget(LookupTarget):
             **policy,
             "name": self.gov(bare),
             "bare": self.stored_name(bare),
+            "key": key,
             "body": self.row_sql(program.rules_of(key), policy["arg"]),
             "table": self.table_sql(key),
             "info_schema": self.info_schema(key),
@@ -185,7 +189,9 @@ class SnowflakeTarget(LookupTarget):
     def drop_sql(self, kind: str, name: str) -> str:
         return f"DROP {kind.upper()} {name}"
 
-    def render(self, program: model.Program) -> str:
+    def policy_contexts(
+        self, program: model.Program
+    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
         self.use_logins(program)
         exempt = self.exempt_columns(program)
         masks = [
@@ -195,6 +201,10 @@ class SnowflakeTarget(LookupTarget):
         raps = [
             self.rap_context(program, tb.key) for tb in program.tables if program.rules_of(tb.key)
         ]
+        return masks, raps
+
+    def render(self, program: model.Program) -> str:
+        masks, raps = self.policy_contexts(program)
         return self.render_script(
             program, masks, raps, schema_stored=self.stored_name(self.options.governance_schema)
         )
