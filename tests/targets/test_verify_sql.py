@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import typing as t
 
 import duckdb
@@ -91,15 +92,23 @@ class Account:
             [self.catalog, self.gov, name, f"\n  {policy['body']}\n"],
         )
 
-    def run(self, sql: str) -> list[tuple[t.Any, ...]]:
+    def duck(self, sql: str) -> str:
+        """`sql` in DuckDB's dialect, the platform sources replaced by the stub tables."""
         tree = sqlglot.parse_one(sql, read=self.dialect)
         for cte in tree.find_all(exp.CTE):
             if cte.alias in ("refs", "bodies"):
                 cte.set("this", sqlglot.parse_one(f"SELECT * FROM stub_{cte.alias}"))
-        return [tuple(r) for r in self.db.execute(tree.sql(dialect="duckdb")).fetchall()]
+        return tree.sql(dialect="duckdb")
+
+    def run(self, sql: str) -> list[tuple[t.Any, ...]]:
+        return [tuple(r) for r in self.db.execute(self.duck(sql)).fetchall()]
+
+    @functools.cached_property
+    def query(self) -> str:
+        return self.duck(drift_script(self.target, self.program))
 
     def differences(self) -> list[tuple[t.Any, ...]]:
-        return self.run(drift_script(self.target, self.program))
+        return [tuple(r) for r in self.db.execute(self.query).fetchall()]
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
