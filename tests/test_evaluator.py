@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -47,6 +46,7 @@ from veil.evaluator import (
     mask_value,
     visible_row,
 )
+from veil.masking import TEST_HASH_KEY, hash_text
 
 P = program()
 UTC = dt.UTC
@@ -788,7 +788,7 @@ def test_evaluate_table() -> None:
     assert out[0] == {
         "id": 1,
         "credit_card": "***************1111",
-        "email": hashlib.sha256(b"s:a@x.io").hexdigest()[:12],
+        "email": hash_text("s", "a@x.io", 12, TEST_HASH_KEY),
         "amount": 1,
         "region": "EU",
         "created_at": None,
@@ -800,6 +800,10 @@ def test_evaluate_table() -> None:
     assert clear is not None and clear["credit_card"] == "4111-1111-1111-1111"
     with pytest.raises(EvaluationError, match="not a table"):
         evaluate_table(prog, ("x",), rows, ctx())
+    keyed = Context(user="bob", now=NOW, hash_key="f" * 64)
+    other = evaluate_table(prog, TX, rows[:1], keyed)[0]
+    assert other is not None and other["email"] == hash_text("s", "a@x.io", 12, "f" * 64)
+    assert other["email"] != out[0]["email"]
 
 
 def test_undeclared_users_and_projects_see_masked_data() -> None:

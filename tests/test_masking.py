@@ -15,8 +15,11 @@ from tests.pg import PgServer, temporary_database
 from veil import ir, model
 from veil.evaluator import EvaluationError, eval_expr
 from veil.masking import (
+    TEST_HASH_KEY,
     apply_method,
     expand_replacement,
+    hash_text,
+    is_hash_key,
     regex_replace,
     round_to_step,
     show,
@@ -64,13 +67,41 @@ def test_null_method() -> None:
     assert masked(model.MaskNull(), "secret") is None
 
 
-def test_hash() -> None:
-    expected = hashlib.sha256("salt:héllo".encode()).hexdigest()
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_test_key_is_documented_and_well_formed() -> None:
+    assert sha256_hex("veil test key") == TEST_HASH_KEY
+    assert is_hash_key(TEST_HASH_KEY)
+    assert not is_hash_key(TEST_HASH_KEY.upper())
+    assert not is_hash_key(TEST_HASH_KEY[:63])
+    assert not is_hash_key(TEST_HASH_KEY + "0")
+    assert not is_hash_key(TEST_HASH_KEY[:63] + "\n")
+
+
+def test_hash_is_a_nested_keyed_sha256() -> None:
+    k = TEST_HASH_KEY
+    expected = sha256_hex(f"{k}:{sha256_hex(f'{k}:salt:héllo')}")
     assert masked(model.MaskHash(salt="salt"), "héllo") == expected
     assert masked(model.MaskHash(salt="salt", length=19), "héllo") == expected[:19]
-    assert masked(model.MaskHash(salt="", length=None), "") == hashlib.sha256(b":").hexdigest()
+    assert masked(model.MaskHash(salt=""), "") == sha256_hex(f"{k}:{sha256_hex(f'{k}::')}")
     assert masked(model.MaskHash(salt="x"), "A") != masked(model.MaskHash(salt="y"), "A")
     assert expected == expected.lower()
+
+
+def test_hash_depends_on_the_key() -> None:
+    other = "0" * 64
+    action = model.MaskHash(salt="salt")
+    assert apply_method(action, "héllo", TEXT, other) == hash_text("salt", "héllo", None, other)
+    assert apply_method(action, "héllo", TEXT, other) != masked(action, "héllo")
+    # without the key, the unkeyed hash of a guessed value does not match
+    assert masked(action, "héllo") != sha256_hex("salt:héllo")
+
+
+def test_a_malformed_key_is_an_error() -> None:
+    with pytest.raises(EvaluationError, match="64 lowercase hexadecimal"):
+        hash_text("s", "v", None, "not a key")
 
 
 @pytest.mark.parametrize(
@@ -249,7 +280,8 @@ def test_a_method_on_the_wrong_type_is_an_error(action: model.MaskAction, value:
 
 PG_CASES: list[tuple[str, object, model.MaskAction, model.SqlType]] = [
     (
-        "encode(sha256(convert_to('s:' || %(v)s::text, 'UTF8')), 'hex')",
+        f"encode(sha256(convert_to('{TEST_HASH_KEY}:' || encode(sha256(convert_to("
+        f"'{TEST_HASH_KEY}:s:' || %(v)s::text, 'UTF8')), 'hex'), 'UTF8')), 'hex')",
         "héllo",
         model.MaskHash(salt="s"),
         TEXT,

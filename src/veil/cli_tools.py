@@ -147,6 +147,7 @@ def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None, dsn: str
     if dsn is not None and now is not None:
         raise click.UsageError("--now cannot be used with --dsn: the database reads its own clock")
     from veil.api import check
+    from veil.masking import HASH_KEY_NOTE, uses_hash
     from veil.testrunner import render_text, results_to_json, run_tests
 
     conf = repository_config(paths, "json" if fmt == "json" else "text")
@@ -166,6 +167,8 @@ def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None, dsn: str
         click.echo(json.dumps(results_to_json(results), indent=2, sort_keys=True))
     else:
         click.echo(render_text(results))
+        if uses_hash(checked.program):
+            click.echo(f"note: {HASH_KEY_NOTE}")
     if not all(r.passed for r in results):
         raise SystemExit(EXIT_POLICY)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Span
-from veil.masking import apply_method
+from veil.masking import TEST_HASH_KEY, apply_method
 from veil.rowexpr import EvaluationError, coerce_value, eval_expr, eval_predicate
 
 __all__ = [
@@ -81,6 +81,8 @@ class Context:
     #: (project, purpose, text) the user has acknowledged; None assumes the user acknowledged
     #: every current text (what `veil test` and `veil explain` model by default).
     acknowledged: frozenset[tuple[str, str, str]] | None = None
+    #: The key of the `hash` method (a database keeps its own secret one; see masking.py).
+    hash_key: str = TEST_HASH_KEY
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None or self.now.utcoffset() is None:
@@ -305,7 +307,7 @@ def mask_value(
             value=value, masked=False, method="reveal", policy=policy_span(mask, None)
         )
     span = policy_span(mask, arm)
-    shown = apply_method(arm.action, coerce_value(value, mask.type), mask.type)
+    shown = apply_method(arm.action, coerce_value(value, mask.type), mask.type, ctx.hash_key)
     return CellResult(value=shown, masked=True, method=model.action_name(arm.action), policy=span)
 
 

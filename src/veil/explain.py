@@ -34,6 +34,7 @@ from veil.evaluator import (
     mask_of,
     policy_span,
 )
+from veil.masking import HASH_KEY_NOTE
 from veil.printer import action_to_source, cond_to_source, expr_to_source, name_to_source
 
 ColumnOutcome: t.TypeAlias = t.Literal["clear", "masked", "depends"]
@@ -327,6 +328,8 @@ def render_explanation_text(expl: Explanation) -> str:
             "(rows: all / hidden / filtered; columns: clear or the masking method)",
             *(f"  {x}".rstrip() for x in render_matrix_text(expl.matrix)),
         ]
+    if any(c.method == "hash" for tb in expl.tables for c in tb.columns):
+        lines += ["", f"note: {HASH_KEY_NOTE}"]
     return "\n".join(lines) + "\n"
 
 

@@ -6,8 +6,12 @@ Snowflake `LENGTH`, Spark `char_length`), never bytes.
 
 null            NULL.
 constant(v)     v, read as the column type (a date column's constant is a date).
-hash            lowercase hex SHA-256 of the UTF-8 bytes of `salt + ":" + value`, then the first
-                `length` characters when the checker set a length (to fit the column).
+hash            a keyed hash: with K the deployment's secret key (64 lowercase hex characters),
+                inner = sha256_hex(K + ":" + salt + ":" + value), hash = sha256_hex(K + ":" +
+                inner) (lowercase hex of the SHA-256 of the UTF-8 bytes; nested, so no length
+                extension), then the first `length` characters when the checker set a length
+                (to fit the column). Without K, nobody can hash candidate values and compare.
+                The evaluator, `veil test` and `veil explain` use TEST_HASH_KEY.
 show_first(n)   the first n characters, every other character replaced by `*`; a value of n
 show_last(n)    characters or fewer becomes all `*` of the same length ("" stays "").
 regex(p, r)     every non-overlapping match of p, left to right, replaced by r, then the first
@@ -45,19 +49,55 @@ from veil.methods import replacement_parts
 from veil.rowexpr import EXACT, UTC, EvaluationError, coerce_value
 
 __all__ = [
+    "HASH_KEY_NOTE",
+    "TEST_HASH_KEY",
     "apply_method",
     "expand_replacement",
     "hash_text",
+    "is_hash_key",
     "regex_replace",
     "replacement_parts",
     "round_to_step",
     "show",
     "truncate",
+    "uses_hash",
 ]
 
 
-def hash_text(salt: str, value: str, length: int | None = None) -> str:
-    digest = hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: The fixed, public key of the `hash` method in the evaluator, `veil test` and `veil explain`
+#: (and in the tests, which set a database's key to it): sha256_hex("veil test key"). A real
+#: deployment draws its own secret key on the first apply (docs/targets/*.md, "The hash key").
+TEST_HASH_KEY = _sha256_hex("veil test key")
+
+_HASH_KEY = re.compile(r"[0-9a-f]{64}\Z")
+
+
+#: What `veil test` and `veil explain` print when a mask of the repository hashes.
+HASH_KEY_NOTE = (
+    "hashes are computed with veil's public test key (masking.TEST_HASH_KEY); "
+    "a database hashes with its own secret key, so its values differ"
+)
+
+
+def uses_hash(program: model.Program) -> bool:
+    """Does a mask of `program` use the `hash` method?"""
+    return any(isinstance(arm.action, model.MaskHash) for m in program.masks for arm in m.arms)
+
+
+def is_hash_key(key: str) -> bool:
+    """A key of the `hash` method: exactly 64 lowercase hexadecimal characters."""
+    return _HASH_KEY.match(key) is not None
+
+
+def hash_text(salt: str, value: str, length: int | None = None, key: str = TEST_HASH_KEY) -> str:
+    """The keyed hash of `value` in the table salted `salt` (see the module's docstring)."""
+    if not is_hash_key(key):
+        raise EvaluationError("a hash key must be 64 lowercase hexadecimal characters")
+    digest = _sha256_hex(f"{key}:{_sha256_hex(f'{key}:{salt}:{value}')}")
     return digest if length is None else digest[:length]
 
 
@@ -132,8 +172,14 @@ def _need(value: object, kind: type | tuple[type, ...], method: str) -> None:
         raise EvaluationError(f"`{method}` cannot mask a {type(value).__name__} value")
 
 
-def apply_method(action: model.MaskAction, value: object, type_: model.SqlType) -> object:
-    """The masked value of `value` (already of the column's type) in a column of `type_`."""
+def apply_method(
+    action: model.MaskAction,
+    value: object,
+    type_: model.SqlType,
+    hash_key: str = TEST_HASH_KEY,
+) -> object:
+    """The masked value of `value` (already of the column's type) in a column of `type_`;
+    `hash` uses `hash_key`."""
     if isinstance(action, model.MaskConstant):
         return coerce_value(action.value, type_)
     if value is None:
@@ -143,7 +189,7 @@ def apply_method(action: model.MaskAction, value: object, type_: model.SqlType) 
             return None
         case model.MaskHash(salt=salt, length=length):
             _need(value, str, "hash")
-            return hash_text(salt, t.cast(str, value), length)
+            return hash_text(salt, t.cast(str, value), length, hash_key)
         case model.MaskShow(side=side, count=count):
             _need(value, str, f"show_{side}")
             return show(t.cast(str, value), side, count)

@@ -29,6 +29,7 @@ from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
 from veil.evaluator import Context, mask_value
+from veil.masking import TEST_HASH_KEY
 from veil.targets import get_target, governance
 from veil.targets.databricks import DatabricksTarget
 
@@ -156,6 +157,8 @@ def set_governance(spark: LocalSpark, target: DatabricksTarget, program: model.P
     for tb in SYNCED:
         typed = [(c.name, "BOOLEAN" if c.type == "boolean" else "STRING") for c in tb.columns]
         set_view(spark, target, target.gov(tb.name), typed, rows[tb.name])
+    # the hash key, set to the evaluator's as the tests of a real workspace would
+    set_view(spark, target, target.gov("hash_key"), [("key_hex", "STRING")], [(TEST_HASH_KEY,)])
 
 
 def runtime_columns(name: str) -> list[tuple[str, str]]:
@@ -599,9 +602,34 @@ def test_every_statement_can_run_again(script: str) -> None:
         r"ALTER TABLE .+? ALTER COLUMN .+? SET MASK ",
         r"ALTER TABLE .+? SET ROW FILTER ",
         r"BEGIN\n",
+        r"INSERT INTO \S+ \(\S+\)\s+SELECT .*\s+WHERE NOT EXISTS \(SELECT 1 FROM \S+\)$",
     )
     for statement in split_statements(script):
-        assert any(re.match(p, statement) for p in allowed), statement[:200]
+        assert any(re.match(p, statement, re.S) for p in allowed), statement[:200]
+
+
+def test_the_hash_key_is_drawn_once_and_kept(
+    spark: LocalSpark, target: DatabricksTarget, script: str
+) -> None:
+    """The script's key statements, run twice in Spark: one random key of 64 lowercase hex
+    characters, kept by the second run; the script itself holds no key."""
+    key_table = target.gov("hash_key")
+    statements = [
+        s
+        for s in split_statements(script)
+        if s.startswith((f"CREATE TABLE IF NOT EXISTS {key_table} ", f"INSERT INTO {key_table} "))
+    ]
+    assert len(statements) == 2
+    spark.reset()
+    spark.ensure_schema(key_table.rsplit(".", 1)[0])
+    for statement in statements:
+        spark.sql(statement)
+    [(first,)] = spark.sql(f"SELECT * FROM {key_table}")
+    for statement in statements:
+        spark.sql(statement)
+    assert spark.sql(f"SELECT * FROM {key_table}") == [(first,)]
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
+    assert TEST_HASH_KEY not in script
 
 
 def test_output_is_deterministic(target: DatabricksTarget, scenario: Scenario, script: str) -> None:

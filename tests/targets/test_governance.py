@@ -91,7 +91,8 @@ def test_only_declared_readers_are_granted_a_governance_table(target: str) -> No
     else:
         assert isinstance(tgt, PostgresTarget)
         auditors = tgt.ident(tgt.auditor_role)
-    role = {"auditors": auditors, "public": "PUBLIC"}
+    views = tgt.ident(tgt.view_role) if isinstance(tgt, PostgresTarget) else ""
+    role = {"auditors": auditors, "public": "PUBLIC", "views": views}
     assert sorted((p, tb.name, who) for p, tb, who in on_governance) == sorted(
         ("SELECT", tb.name, role[r]) for tb in declared for r in tb.readers
     )

@@ -512,11 +512,14 @@ def test_governance_schema_option_names_functions_and_roles() -> None:
 # -------------------------------------------------------------------------------- methods
 
 
-def test_hash_is_sha256_hex_of_salt_colon_value() -> None:
-    assert pg().hash_sql("c", "it's") == (
-        "pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to('it''s:' || "
-        "CAST(c AS text), 'UTF8')), 'hex')"
-    )
+def test_hash_is_keyed_and_reads_the_key_from_the_key_table() -> None:
+    key = '(SELECT k."key_hex" FROM "veil"."hash_key" AS k)'
+
+    def sha(text: str) -> str:
+        return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text}, 'UTF8')), 'hex')"
+
+    inner = sha(f"{key} || ':it''s:' || CAST(c AS text)")
+    assert pg().hash_sql("c", "it's") == sha(f"{key} || ':' || {inner}")
 
 
 @pytest.mark.parametrize(
@@ -603,7 +606,7 @@ PUBLIC_FUNCTIONS = (
     "user_values",
     "user_groups",
 )
-INTERNAL_FUNCTIONS = ("require_member", "audit_append", "audit_log_is_append_only")
+INTERNAL_FUNCTIONS = ("require_member", "audit_append", "audit_log_is_append_only", "set_hash_key")
 
 
 def test_every_function_is_hardened() -> None:
@@ -618,7 +621,7 @@ def test_every_function_is_hardened() -> None:
     )
     assert script.count("LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER") == 4
     assert script.count("LANGUAGE plpgsql STABLE SECURITY DEFINER") == 2
-    assert script.count("LANGUAGE plpgsql VOLATILE SECURITY DEFINER") == 2
+    assert script.count("LANGUAGE plpgsql VOLATILE SECURITY DEFINER") == 3
     assert script.count("SET search_path = pg_catalog, pg_temp") == len(functions)
     for f in functions:
         assert re.search(rf"ALTER FUNCTION {re.escape(f)}\(.*\) OWNER TO \"veil_owner\";", script)
@@ -644,7 +647,7 @@ def test_policies_are_restrictive_per_rule_with_stable_names() -> None:
 def test_views_select_every_column_in_catalog_order() -> None:
     script = pg().render(small_program())
     view = script[script.index('CREATE OR REPLACE VIEW "sales_protected"."transactions"') :]
-    view = view[: view.index("FROM ")]
+    view = view[: view.index("\nFROM ") + 1]
     assert "WITH (security_barrier = true)" in view
     assert re.findall(r' AS "(\w+)",?\n', view) == [
         "id",

@@ -40,6 +40,7 @@ from tests.targets.test_postgres import (
 )
 from veil import model
 from veil.evaluator import Context, evaluate_table
+from veil.masking import TEST_HASH_KEY
 from veil.model import Family, PurposeState
 from veil.targets.postgres import PostgresTarget
 
@@ -317,6 +318,12 @@ def select_project(
         )
 
 
+def use_test_hash_key(db: PgDatabase) -> None:
+    """Set the database's hash key to the evaluator's (masking.TEST_HASH_KEY) with the documented
+    owner-only setter, so that hashed cells compare equal; the key is kept by later applies."""
+    db.apply_script(f"SELECT veil.set_hash_key('{TEST_HASH_KEY}');\n")
+
+
 def compare_with_evaluator(
     conn: Connection,
     program: model.Program,
@@ -510,6 +517,7 @@ def deploy(
         )
     script = TARGET.render(program)
     result = db.apply_script(script)
+    use_test_hash_key(db)
     acknowledge_all(db, program, users, UNACKNOWLEDGED)
     return Deployment(
         db=db,
@@ -1066,6 +1074,7 @@ def test_no_base_schema_usage_needed_and_own_permissive_policies_reported(
             )
             rows[tb.key] = base_rows(db, tb)
         result = db.apply_script(TARGET.render(program))
+        use_test_hash_key(db)
         assert "WARNING:  policy mine on sales.transactions is permissive" in result.stderr
         problems = []
         for user in ("alice", "bob"):
@@ -1103,6 +1112,7 @@ def test_hostile_names_and_values_round_trip(pg_db: PgDatabase, pg_login_role: R
     pg_db.apply_script(f"GRANT SELECT ON {TARGET.table_sql(HOSTILE_TABLE)} TO PUBLIC;\n")
     script = TARGET.render(program)
     pg_db.apply_script(script)
+    use_test_hash_key(pg_db)
     pg_db.apply_script(script)
     rows = base_rows(pg_db, table)
     view = sql.Identifier(*TARGET.view_of(HOSTILE_TABLE)).as_string()

@@ -33,6 +33,7 @@ from tests.targets.test_postgres_e2e import (
     insert_rows,
     sample_value,
     table_ddl,
+    use_test_hash_key,
 )
 from veil import model
 from veil.api import check, compile
@@ -96,6 +97,7 @@ class Lifecycle:
         checked = check([self.repo])
         assert checked.program is not None
         self.db.apply_script(compile([self.repo], "postgres"))
+        use_test_hash_key(self.db)
         self.program = checked.program
 
     def text(self) -> str:

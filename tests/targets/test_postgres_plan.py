@@ -35,6 +35,7 @@ from tests.targets.test_postgres_e2e import (
     select_project,
     snapshot,
     table_ddl,
+    use_test_hash_key,
     view_name,
 )
 from veil import model
@@ -215,7 +216,8 @@ def answers(
     rows: dict[model.TableKey, list[dict[str, object]]],
 ) -> tuple[dict[tuple[str, str | None, str], Any], list[str]]:
     """What each user reads from each protected view, with no project and in each project of
-    `program`; and the differences with the evaluator."""
+    `program`; and the differences with the evaluator (hashes with the evaluator's key)."""
+    use_test_hash_key(db)
     seen: dict[tuple[str, str | None, str], Any] = {}
     problems: list[str] = []
     for user in users:

@@ -18,6 +18,7 @@ from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, TableSpec, par
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.evaluator import Context, mask_value
+from veil.masking import TEST_HASH_KEY
 from veil.targets import get_target, governance
 from veil.targets.snowflake import SnowflakeTarget
 
@@ -82,6 +83,7 @@ def test_every_statement_parses_with_sqlfluff(script: str) -> None:
         "CREATE OR REPLACE PROCEDURE VEIL.USE_PROJECT",
         "CREATE OR REPLACE SECURE FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS",
         "CREATE OR REPLACE PROCEDURE VEIL.ACKNOWLEDGE",
+        "CREATE OR REPLACE PROCEDURE VEIL.SET_HASH_KEY",
     ]
 
 
@@ -100,6 +102,8 @@ def governance(
             for c in tb.columns
         ]
         tables[target.gov(tb.name)] = (specs, rows[tb.name])
+    # the hash key, set to the evaluator's as the tests of a real account would
+    tables[target.gov("hash_key")] = ([f"{target.ident('key_hex')} VARCHAR"], [(TEST_HASH_KEY,)])
     return tables
 
 
@@ -445,6 +449,28 @@ def test_every_policy_body_is_also_set_on_existing_policies(script: str) -> None
     assert altered == {name: ddl.body for name, ddl in created.items()}
 
 
+def test_the_hash_key_is_drawn_once_and_kept(target: SnowflakeTarget, script: str) -> None:
+    """The script's key statements, run twice in DuckDB: one random key of 64 lowercase hex
+    characters, kept by the second run; policies read it from the table, never hold it."""
+    key_table = target.gov("hash_key")
+    statements = [
+        s
+        for s in split_statements(script)
+        if s.startswith((f"CREATE TABLE IF NOT EXISTS {key_table} ", f"INSERT INTO {key_table} "))
+    ]
+    assert len(statements) == 2
+    with SnowflakeDuck() as duck:
+        duck.query(f"CREATE SCHEMA IF NOT EXISTS {target.ident('veil')}")
+        for statement in statements:
+            duck.query(duck_statement(statement, "OWNER"))
+        [(first,)] = duck.query(f"SELECT * FROM {key_table}")
+        for statement in statements:
+            duck.query(duck_statement(statement, "OWNER"))
+        assert duck.query(f"SELECT * FROM {key_table}") == [(first,)]
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
+    assert TEST_HASH_KEY not in script
+
+
 def test_every_statement_can_run_again(script: str) -> None:
     """Each top-level statement is one that succeeds and changes nothing when repeated."""
     allowed = (
@@ -462,6 +488,7 @@ def test_every_statement_can_run_again(script: str) -> None:
         r"ALTER (MASKING|ROW ACCESS) POLICY \S+ SET BODY ->",
         r"ALTER TABLE .* SET MASKING POLICY .* FORCE$",
         r"EXECUTE IMMEDIATE \$\$",
+        r"INSERT INTO \S+ \(\S+\)\s+SELECT .*\s+WHERE NOT EXISTS \(SELECT 1 FROM \S+\)$",
     )
     for statement in split_statements(script):
         assert any(re.match(p, statement, re.S) for p in allowed), statement[:200]

@@ -278,6 +278,25 @@ class Target:
         return sql if length is None else f"LEFT({sql}, {int(length)})"
 
     def hash_sql(self, c: str, salt: str) -> str:
+        """The keyed hash of `masking.hash_text`: sha256_hex(K || ':' || sha256_hex(K || ':' ||
+        salt || ':' || c)), K read from the governance table `hash_key` by the policy itself
+        (with its owner's rights), so the key is in no definition and no reader can read it."""
+        key = self.hash_key_sql()
+        inner = self.sha256_hex_sql(
+            f"{key} || {self.literal(':' + salt + ':')} || {self.hash_input_sql(c)}"
+        )
+        return self.sha256_hex_sql(f"{key} || ':' || {inner}")
+
+    def hash_key_sql(self) -> str:
+        """The deployment's hash key: one uncorrelated sub-select (evaluated once per query)."""
+        return f"(SELECT k.{self.ident('key_hex')} FROM {self.gov('hash_key')} AS k)"
+
+    def hash_input_sql(self, c: str) -> str:
+        """The text that `hash` hashes (a string column as it is)."""
+        return c
+
+    def sha256_hex_sql(self, text: str) -> str:
+        """Lowercase hex SHA-256 of the UTF-8 bytes of the text expression `text`."""
         raise NotImplementedError
 
     def show_sql(self, c: str, side: t.Literal["first", "last"], n: int) -> str:

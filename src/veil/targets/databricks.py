@@ -107,8 +107,8 @@ class DatabricksTarget(LookupTarget):
         return f"to_date({self.now_sql()})"
 
     # ------------------------------------------------------------------ methods
-    def hash_sql(self, c: str, salt: str) -> str:
-        return f"sha2(concat({self.literal(salt + ':')}, {c}), 256)"
+    def sha256_hex_sql(self, text: str) -> str:
+        return f"sha2({text}, 256)"
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
         """Java's replacement syntax: `$n` is a group, `\\` escapes the next character (so a

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 TargetFamily: t.TypeAlias = t.Literal["postgres", "lookup"]
 Writer: t.TypeAlias = t.Literal["repository", "runtime", "record"]
-Reader: t.TypeAlias = t.Literal["auditors", "public"]
+#: `views`: the owner of the masking views (PostgreSQL), which reads the hash key inside them.
+Reader: t.TypeAlias = t.Literal["auditors", "public", "views"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -238,6 +239,22 @@ TABLES: tuple[Table, ...] = (
         "is named. Rewritten by every apply; readable by everyone (the same texts are in "
         "pg_views, pg_policies and pg_proc).",
     ),
+    postgres(
+        "hash_key",
+        (
+            _c("one", "boolean", pg_extra=" DEFAULT TRUE CONSTRAINT hash_key_one CHECK (one)"),
+            _c(
+                "key_hex", pg_extra=" CONSTRAINT hash_key_format CHECK (key_hex ~ '^[0-9a-f]{64}$')"
+            ),
+        ),
+        1,
+        "runtime",
+        readers=("views",),
+        doc="The secret key of the `hash` method: one row, 64 lowercase hex characters, drawn at "
+        "random on the first apply and kept by every later one; set_hash_key sets or rotates it. "
+        "Only the owner role reads and writes it, and the owner of the masking views reads it "
+        "inside the views: no reader can hash a guessed value to compare it.",
+    ),
     # ------------------------------------------------------------------ Snowflake, Databricks
     lookup("project", (_c("project_name"), _null("documentation")), 1, "repository"),
     lookup(
@@ -301,6 +318,8 @@ TABLES: tuple[Table, ...] = (
         "runtime",
         readers=("auditors",),
     ),
+    # The secret key of the `hash` method (one row), read by the policy bodies as their owner.
+    lookup("hash_key", (_c("key_hex"),), 0, "runtime"),
     # One row per policy or function a script attached, with the statements that detach and
     # drop it, written by the script that created it.
     lookup(

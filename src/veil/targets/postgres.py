@@ -76,6 +76,7 @@ FUNCTIONS = (
     "has_attribute(name, text, text)",
     "has_purpose(name, text, text)",
     "require_member(text)",
+    "set_hash_key(text)",
     "use_project(text)",
     "user_groups(name)",
     "user_values(name, text)",
@@ -84,6 +85,7 @@ FUNCTIONS = (
 GOVERNANCE_POLICIES = (
     "veil_auditors_read",
     "veil_granted_read",
+    "hash_key_views",
     "veil_owner_all",
     "veil_public_read",
 )
@@ -265,8 +267,10 @@ class PostgresTarget(Target):
             c = f"pg_catalog.rpad(CAST({c} AS text), {int(ty.length)})"
         return super().action_sql(action, c, ty)
 
-    def hash_sql(self, c: str, salt: str) -> str:
-        text = f"{self.literal(salt + ':')} || CAST({c} AS text)"
+    def hash_input_sql(self, c: str) -> str:
+        return f"CAST({c} AS text)"
+
+    def sha256_hex_sql(self, text: str) -> str:
         return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text}, 'UTF8')), 'hex')"
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:

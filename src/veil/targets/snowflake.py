@@ -69,8 +69,8 @@ class SnowflakeTarget(LookupTarget):
         return self.purpose_exists_sql(self.literal(model.table_str(table)), match)
 
     # ------------------------------------------------------------------ methods
-    def hash_sql(self, c: str, salt: str) -> str:
-        return f"SHA2({self.literal(salt + ':')} || {c}, 256)"
+    def sha256_hex_sql(self, text: str) -> str:
+        return f"SHA2({text}, 256)"
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
         rewritten = "".join(
