@@ -245,6 +245,9 @@ columns: clear or the masking method)
     notes             constant [2]  clear           constant [2]
   [1] rows where id >= 10
   [2] constant("REDACTED") when region = "EU"
+
+note: hashes are computed with veil's public test key (masking.TEST_HASH_KEY); a database \
+hashes with its own secret key, so its values differ
 """
     )
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from veil.api import check
 from veil.cli import main
+from veil.masking import HASH_KEY_NOTE
 from veil.testrunner import run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,9 +61,14 @@ def repo(tmp_path: Path, tests: str) -> Path:
     return Path(".")
 
 
+HASH_NOTE_LINE = f"note: {HASH_KEY_NOTE}"
+
+
 def run(path: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["test", str(path), *args])
-    return result.exit_code, result.output
+    # the hash-key note (checked by test_veil_test_says_hashes_use_the_test_key) left out
+    lines = result.output.splitlines(keepends=True)
+    return result.exit_code, "".join(x for x in lines if x.rstrip("\n") != HASH_NOTE_LINE)
 
 
 def test_the_example_tests_all_pass() -> None:
@@ -72,6 +78,12 @@ def test_the_example_tests_all_pass() -> None:
     assert len(results) >= 17
     failed = [e.message() for r in results for e in r.expectations if not e.passed]
     assert not failed
+
+
+def test_veil_test_says_hashes_use_the_test_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(main, ["test", "examples/payments"])
+    assert result.stderr.splitlines() == [HASH_NOTE_LINE]
 
 
 def test_veil_test_on_the_examples(monkeypatch: pytest.MonkeyPatch) -> None:

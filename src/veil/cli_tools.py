@@ -166,9 +166,9 @@ def test_cmd(paths: tuple[str, ...], fmt: str, now: dt.datetime | None, dsn: str
     if fmt == "json":
         click.echo(json.dumps(results_to_json(results), indent=2, sort_keys=True))
     else:
+        if dsn is None and uses_hash(checked.program):
+            click.echo(f"note: {HASH_KEY_NOTE}", err=True)
         click.echo(render_text(results))
-        if uses_hash(checked.program):
-            click.echo(f"note: {HASH_KEY_NOTE}")
     if not all(r.passed for r in results):
         raise SystemExit(EXIT_POLICY)
 
