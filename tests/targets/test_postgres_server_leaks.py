@@ -18,8 +18,10 @@ TARGET = PostgresTarget()
 
 def leaky(version_num: int) -> bool:
     """Has a freshly initialised cluster of this version CVE-2024-4317?"""
-    return 140000 <= version_num < 140012 or 150000 <= version_num < 150007 or (
-        160000 <= version_num < 160003
+    return (
+        140000 <= version_num < 140012
+        or 150000 <= version_num < 150007
+        or (160000 <= version_num < 160003)
     )
 
 
@@ -30,8 +32,7 @@ def test_the_script_warns_where_statistics_of_expressions_leak(
     owner = pg_login_role("veil_leak_owner", login=False)
     mallory = pg_login_role("veil_leak_mallory")
     pg_db.apply_script(
-        table_ddl(program.tables, owner)
-        + "INSERT INTO sales.transactions (id, email, region)"
+        table_ddl(program.tables, owner) + "INSERT INTO sales.transactions (id, email, region)"
         "  SELECT i, 'ceo@example.com', 'EMEA' FROM generate_series(1, 200) AS i;\n"
         "CREATE STATISTICS sales.leak ON (lower(email)) FROM sales.transactions;\n"
         "ANALYZE sales.transactions;\n"
@@ -40,8 +41,7 @@ def test_the_script_warns_where_statistics_of_expressions_leak(
     [(version,)] = pg_db.query_as(None, "SELECT current_setting('server_version_num')::int")
     seen = pg_db.query_as(
         mallory,
-        "SELECT most_common_vals::text FROM pg_stats_ext_exprs"
-        " WHERE tablename = 'transactions'",
+        "SELECT most_common_vals::text FROM pg_stats_ext_exprs WHERE tablename = 'transactions'",
     )
     leaked = any("ceo@example.com" in str(v) for (v,) in seen)
     assert leaked == leaky(version), (version, seen)
