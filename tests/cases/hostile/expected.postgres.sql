@@ -127,8 +127,8 @@ BEGIN
                          'audit_log',
                          'member_acknowledgement',
                          'role_binding',
-                         'hash_key',
                          'applied_definition',
+                         'hash_key',
                          'switch_log'
                          ))
                 AND NOT (c.relkind IN ('i', 'S') AND EXISTS (
@@ -573,15 +573,15 @@ ALTER TABLE "veil"."role_binding" FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS veil_owner_all ON "veil"."role_binding";
 CREATE POLICY veil_owner_all ON "veil"."role_binding" AS PERMISSIVE FOR ALL
   TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
-ALTER TABLE "veil"."hash_key" ENABLE ROW LEVEL SECURITY;
-ALTER TABLE "veil"."hash_key" FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS veil_owner_all ON "veil"."hash_key";
-CREATE POLICY veil_owner_all ON "veil"."hash_key" AS PERMISSIVE FOR ALL
-  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
 ALTER TABLE "veil"."applied_definition" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "veil"."applied_definition" FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS veil_owner_all ON "veil"."applied_definition";
 CREATE POLICY veil_owner_all ON "veil"."applied_definition" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."hash_key" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."hash_key" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."hash_key";
+CREATE POLICY veil_owner_all ON "veil"."hash_key" AS PERMISSIVE FOR ALL
   TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
 -- The synchronised tables (what the repository says) are readable by roles granted SELECT on
 -- them by name, such as the read-only role of `veil verify` (docs/ci.md), but not through
