@@ -48,7 +48,15 @@ CREATE TABLE IF NOT EXISTS veil.user_group (principal STRING NOT NULL, group_nam
 CREATE TABLE IF NOT EXISTS veil.active_project (principal STRING NOT NULL, project_name STRING NOT NULL, set_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.member_acknowledgement (principal STRING NOT NULL, project_name STRING NOT NULL, purpose_name STRING NOT NULL, acknowledgement STRING NOT NULL, acknowledged_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.audit_log (event_at TIMESTAMP NOT NULL, principal STRING NOT NULL, event STRING NOT NULL, project_name STRING, purpose_name STRING, acknowledgement STRING, outcome STRING NOT NULL);
+CREATE TABLE IF NOT EXISTS veil.hash_key (key_hex STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.applied_object (object_name STRING NOT NULL, object_kind STRING NOT NULL, target STRING NOT NULL, detach_sql STRING NOT NULL, drop_sql STRING NOT NULL);
+-- The secret key of the `hash` method (veil.hash_key): one row of 64 lowercase hex
+-- characters, drawn at random on the first apply and kept by every later one. Mask functions
+-- read it with their owner's rights; nobody else holds a privilege on it.
+-- CALL veil.set_hash_key('<key>') sets it, (NULL) draws a new one (owner only).
+INSERT INTO veil.hash_key (key_hex)
+  SELECT sha2(concat(uuid(), uuid(), uuid()), 256)
+  WHERE NOT EXISTS (SELECT 1 FROM veil.hash_key);
 -- Upgrade from the scripts before acknowledgements: the new columns, and the rows of their switch
 -- log veil.project_switch moved to veil.audit_log (then it is dropped).
 BEGIN
@@ -188,6 +196,20 @@ AS BEGIN
         AND a.outcome = 'acknowledged' AND a.project_name = requested_project
         AND NOT EXISTS (SELECT 1 FROM veil.member_acknowledgement ma WHERE UPPER(ma.principal) = UPPER(a.principal) AND ma.project_name = a.project_name AND ma.purpose_name = a.purpose_name AND ma.acknowledgement = a.acknowledgement);
 END;
+-- Setting or rotating the hash key: definer's rights, and no grant: only the owner may call it.
+CREATE OR REPLACE PROCEDURE veil.set_hash_key(new_key STRING)
+LANGUAGE SQL
+SQL SECURITY DEFINER
+COMMENT 'veil: sets the key of the hash masking method (NULL: a new random key); owner only'
+AS BEGIN
+  IF new_key IS NOT NULL AND NOT regexp_like(new_key, '^[0-9a-f]{64}$') THEN
+    SIGNAL SQLSTATE '22023' SET MESSAGE_TEXT = 'veil: the hash key must be 64 lowercase hexadecimal characters';
+  END IF;
+  UPDATE veil.hash_key SET key_hex = coalesce(new_key, sha2(concat(uuid(), uuid(), uuid()), 256));
+  INSERT INTO veil.hash_key (key_hex)
+    SELECT coalesce(new_key, sha2(concat(uuid(), uuid(), uuid()), 256))
+    WHERE NOT EXISTS (SELECT 1 FROM veil.hash_key);
+END;
 GRANT USE SCHEMA ON SCHEMA veil TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.use_project TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.acknowledge TO `account users`;
@@ -206,7 +228,7 @@ ALTER TABLE shop.orders ALTER COLUMN card SET MASK veil.mask__shop__orders__card
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.email'
-RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2(concat('shop.orders:', email), 256) END AS STRING);
+RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256), 256) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;
 
 -- column shop.orders.note

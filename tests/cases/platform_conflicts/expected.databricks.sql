@@ -37,7 +37,15 @@ CREATE TABLE IF NOT EXISTS veil.user_group (principal STRING NOT NULL, group_nam
 CREATE TABLE IF NOT EXISTS veil.active_project (principal STRING NOT NULL, project_name STRING NOT NULL, set_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.member_acknowledgement (principal STRING NOT NULL, project_name STRING NOT NULL, purpose_name STRING NOT NULL, acknowledgement STRING NOT NULL, acknowledged_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.audit_log (event_at TIMESTAMP NOT NULL, principal STRING NOT NULL, event STRING NOT NULL, project_name STRING, purpose_name STRING, acknowledgement STRING, outcome STRING NOT NULL);
+CREATE TABLE IF NOT EXISTS veil.hash_key (key_hex STRING NOT NULL);
 CREATE TABLE IF NOT EXISTS veil.applied_object (object_name STRING NOT NULL, object_kind STRING NOT NULL, target STRING NOT NULL, detach_sql STRING NOT NULL, drop_sql STRING NOT NULL);
+-- The secret key of the `hash` method (veil.hash_key): one row of 64 lowercase hex
+-- characters, drawn at random on the first apply and kept by every later one. Mask functions
+-- read it with their owner's rights; nobody else holds a privilege on it.
+-- CALL veil.set_hash_key('<key>') sets it, (NULL) draws a new one (owner only).
+INSERT INTO veil.hash_key (key_hex)
+  SELECT sha2(concat(uuid(), uuid(), uuid()), 256)
+  WHERE NOT EXISTS (SELECT 1 FROM veil.hash_key);
 -- Upgrade from the scripts before acknowledgements: the new columns, and the rows of their switch
 -- log veil.project_switch moved to veil.audit_log (then it is dropped).
 BEGIN
@@ -147,6 +155,20 @@ AS BEGIN
       WHERE a.event_at = ack_at AND a.principal = current_user() AND a.event = 'acknowledge'
         AND a.outcome = 'acknowledged' AND a.project_name = requested_project
         AND NOT EXISTS (SELECT 1 FROM veil.member_acknowledgement ma WHERE UPPER(ma.principal) = UPPER(a.principal) AND ma.project_name = a.project_name AND ma.purpose_name = a.purpose_name AND ma.acknowledgement = a.acknowledgement);
+END;
+-- Setting or rotating the hash key: definer's rights, and no grant: only the owner may call it.
+CREATE OR REPLACE PROCEDURE veil.set_hash_key(new_key STRING)
+LANGUAGE SQL
+SQL SECURITY DEFINER
+COMMENT 'veil: sets the key of the hash masking method (NULL: a new random key); owner only'
+AS BEGIN
+  IF new_key IS NOT NULL AND NOT regexp_like(new_key, '^[0-9a-f]{64}$') THEN
+    SIGNAL SQLSTATE '22023' SET MESSAGE_TEXT = 'veil: the hash key must be 64 lowercase hexadecimal characters';
+  END IF;
+  UPDATE veil.hash_key SET key_hex = coalesce(new_key, sha2(concat(uuid(), uuid(), uuid()), 256));
+  INSERT INTO veil.hash_key (key_hex)
+    SELECT coalesce(new_key, sha2(concat(uuid(), uuid(), uuid()), 256))
+    WHERE NOT EXISTS (SELECT 1 FROM veil.hash_key);
 END;
 GRANT USE SCHEMA ON SCHEMA veil TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.use_project TO `account users`;

@@ -12,6 +12,24 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 SET LOCAL standard_conforming_strings = on;
 SET LOCAL client_min_messages = warning;
 
+-- Known leaks of the server itself: CVE-2024-4317 (fixed in 16.3, 15.7; an older cluster also
+-- needs fix-CVE-2024-4317.sql run in each database) lets every user read extended statistics
+-- of expressions, hence common values of protected columns, in pg_stats_ext_exprs. Checked on
+-- the view itself, so a fixed cluster passes whatever its version.
+DO $veil$
+BEGIN
+  IF pg_catalog.strpos(pg_catalog.pg_get_viewdef('pg_catalog.pg_stats_ext_exprs'::pg_catalog.regclass),
+                       'pg_has_role') = 0 THEN
+    RAISE WARNING USING MESSAGE = pg_catalog.format(
+      'veil: this server (PostgreSQL %s) shows statistics of expressions to every user '
+      '(CVE-2024-4317): common values of protected columns can be read in pg_stats_ext_exprs',
+      pg_catalog.current_setting('server_version')),
+      HINT = 'upgrade to PostgreSQL 16.3, 15.7 or later, then run fix-CVE-2024-4317.sql '
+             '(share directory) in every database; see docs/targets/postgres.md, "Statistics channels"';
+  END IF;
+END
+$veil$;
+
 -- =============================================================================================
 -- Before anything changes: veil never adopts what it did not create. Every role, schema, table
 -- and function that this script would reuse is checked (owner, attributes, members, ADMIN
@@ -110,6 +128,7 @@ BEGIN
                          'member_acknowledgement',
                          'role_binding',
                          'applied_definition',
+                         'hash_key',
                          'switch_log'
                          ))
                 AND NOT (c.relkind IN ('i', 'S') AND EXISTS (
@@ -159,7 +178,7 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -171,7 +190,7 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -333,6 +352,14 @@ CREATE TABLE IF NOT EXISTS "veil".role_binding (
   role_oid oid NOT NULL,
   bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+-- The secret key of the `hash` method: one row, 64 lowercase hex characters, drawn at random on
+-- the first apply and kept by every later one; set_hash_key sets or rotates it. Only the owner
+-- role reads and writes it, and the owner of the masking views reads it inside the views: no
+-- reader can hash a guessed value to compare it.
+CREATE TABLE IF NOT EXISTS "veil".hash_key (
+  one boolean DEFAULT TRUE CONSTRAINT hash_key_one CHECK (one) PRIMARY KEY,
+  key_hex text NOT NULL CONSTRAINT hash_key_format CHECK (key_hex ~ '^[0-9a-f]{64}$')
+);
 -- How PostgreSQL prints back each view, row policy and function veil created, recorded by this
 -- script right after creating them, with a digest of the compiled text: `veil verify` compares
 -- the digest with what the repository compiles to now and the text with the live catalog, so a
@@ -460,6 +487,7 @@ ALTER TABLE "veil"."protected_table" OWNER TO "veil_owner";
 ALTER TABLE "veil"."audit_log" OWNER TO "veil_owner";
 ALTER TABLE "veil"."member_acknowledgement" OWNER TO "veil_owner";
 ALTER TABLE "veil"."role_binding" OWNER TO "veil_owner";
+ALTER TABLE "veil"."hash_key" OWNER TO "veil_owner";
 ALTER TABLE "veil"."applied_definition" OWNER TO "veil_owner";
 GRANT USAGE ON SCHEMA "veil" TO PUBLIC;
 GRANT SELECT ON TABLE "veil".audit_log TO "veil_auditors";
@@ -528,6 +556,11 @@ ALTER TABLE "veil"."applied_definition" FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS veil_owner_all ON "veil"."applied_definition";
 CREATE POLICY veil_owner_all ON "veil"."applied_definition" AS PERMISSIVE FOR ALL
   TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
+ALTER TABLE "veil"."hash_key" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "veil"."hash_key" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS veil_owner_all ON "veil"."hash_key";
+CREATE POLICY veil_owner_all ON "veil"."hash_key" AS PERMISSIVE FOR ALL
+  TO "veil_owner" USING (TRUE) WITH CHECK (TRUE);
 -- The synchronised tables (what the repository says) are readable by roles granted SELECT on
 -- them by name, such as the read-only role of `veil verify` (docs/ci.md), but not through
 -- pg_read_all_data or another role's grant. applied_definition holds catalog texts anyone can
@@ -594,6 +627,17 @@ CREATE POLICY veil_public_read ON "veil"."applied_definition" AS PERMISSIVE FOR 
 DROP POLICY IF EXISTS veil_auditors_read ON "veil"."audit_log";
 CREATE POLICY veil_auditors_read ON "veil"."audit_log" AS PERMISSIVE FOR SELECT
   TO "veil_auditors" USING (TRUE);
+-- The hash key: also read by the owner of the masking views (inside the views); never analysed
+-- (pg_stats would show statistics to SELECT holders); drawn on the first apply, then kept.
+DROP POLICY IF EXISTS hash_key_views ON "veil".hash_key;
+CREATE POLICY hash_key_views ON "veil".hash_key FOR SELECT TO "veil_views"
+  USING (TRUE);
+ALTER TABLE "veil".hash_key ALTER COLUMN key_hex SET STATISTICS 0;
+INSERT INTO "veil".hash_key (key_hex)
+  SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+           pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text
+           || pg_catalog.gen_random_uuid()::text, 'UTF8')), 'hex')
+  ON CONFLICT (one) DO NOTHING;
 
 -- Bind every repository user (project members, users with attributes) to the role of that name
 -- that exists now, the first time veil sees it. A role with a non-superuser ADMIN holder is not
@@ -654,7 +698,7 @@ BEGIN
      WHERE c.relnamespace = 'veil'::pg_catalog.regnamespace
        AND c.relkind IN ('r', 'p', 'S')
        AND a.grantee <> c.relowner
-       AND (a.privilege_type <> 'SELECT' OR c.relkind = 'S')
+       AND (a.privilege_type <> 'SELECT' OR c.relkind = 'S' OR c.relname = 'hash_key')
      ORDER BY 1, 2, 3, 4
   LOOP
     EXECUTE pg_catalog.format('REVOKE %s ON %s %s FROM %s CASCADE', r.privilege_type, r.what, r.rel,
@@ -674,6 +718,9 @@ BEGIN
   END LOOP;
 END
 $veil$;
+-- Only the owner of the masking views reads the hash key (every other grant was revoked above).
+REVOKE ALL ON TABLE "veil".hash_key FROM PUBLIC;
+GRANT SELECT ON TABLE "veil".hash_key TO "veil_views";
 
 -- =============================================================================================
 -- Functions. SECURITY DEFINER (they read "veil" as its owner), a fixed search_path, every
@@ -938,6 +985,27 @@ AS $veil$
      AND p_user = session_user
 $veil$;
 
+-- Sets the key of the `hash` method to p_key (64 lowercase hex characters), or to a new random
+-- key when p_key is NULL (rotation: every hash changes). Only veil_owner and superusers
+-- may call it: SELECT veil.set_hash_key();
+CREATE OR REPLACE FUNCTION "veil".set_hash_key(p_key text DEFAULT NULL)
+  RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp
+AS $veil$
+BEGIN
+  IF p_key IS NOT NULL AND p_key !~ '^[0-9a-f]{64}$' THEN
+    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+      MESSAGE = 'the hash key must be 64 lowercase hexadecimal characters';
+  END IF;
+  INSERT INTO "veil".hash_key AS k (one, key_hex)
+    VALUES (TRUE, COALESCE(p_key, pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+              pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text
+              || pg_catalog.gen_random_uuid()::text, 'UTF8')), 'hex')))
+    ON CONFLICT (one) DO UPDATE SET key_hex = EXCLUDED.key_hex;
+END
+$veil$;
+
 ALTER FUNCTION "veil".has_purpose(name, text, text) OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".has_purpose(name, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "veil".has_purpose(name, text, text) TO PUBLIC;
@@ -965,6 +1033,8 @@ ALTER FUNCTION "veil".audit_log_is_append_only() OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".audit_log_is_append_only() FROM PUBLIC;
 ALTER FUNCTION "veil".audit_append(text, text, text, text) OWNER TO "veil_owner";
 REVOKE ALL ON FUNCTION "veil".audit_append(text, text, text, text) FROM PUBLIC;
+ALTER FUNCTION "veil".set_hash_key(text) OWNER TO "veil_owner";
+REVOKE ALL ON FUNCTION "veil".set_hash_key(text) FROM PUBLIC;
 
 -- =============================================================================================
 -- Undo what this policy set no longer needs: tables veil stopped protecting (drop the view and
