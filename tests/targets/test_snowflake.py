@@ -84,6 +84,7 @@ def test_every_statement_parses_with_sqlfluff(script: str) -> None:
         "CREATE OR REPLACE SECURE FUNCTION VEIL.ACKNOWLEDGEMENT_TEXTS",
         "CREATE OR REPLACE PROCEDURE VEIL.ACKNOWLEDGE",
         "CREATE OR REPLACE PROCEDURE VEIL.SET_HASH_KEY",
+        "CREATE OR REPLACE FUNCTION VEIL.ACTIVE_PURPOSES",
     ]
 
 
@@ -151,6 +152,8 @@ def test_policies_agree_with_the_evaluator(
         **acknowledgements(target, scenarios.acknowledgement_rows(scenario), now),
     }
     with SnowflakeDuck(tables) as duck:
+        duck.set_tables(active_project(target, []))
+        duck.define_functions(script)
         duck.query("SET TimeZone = 'UTC'")
         for ctx in scenario.contexts:
             active = [(ctx.user, ctx.project, now)] if ctx.project else []
@@ -187,13 +190,15 @@ def test_user_names_match_case_insensitively(target: SnowflakeTarget, now: dt.da
     scenario = scenarios.payments(now)
     program = scenario.program
     mask = next(m for m in program.masks if m.column == "credit_card")
-    body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
+    script = target.render(program)
+    body = policies(script)[target.mask_context(program, mask, False)["name"]]
     text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
     acked = [("alice", "fraud_q4", "Fraud Detection", text)]
     with SnowflakeDuck(
         {**governance(target, program), **acknowledgements(target, acked, now)}
     ) as duck:
         duck.set_tables(active_project(target, [("Alice", "fraud_q4", now)]))
+        duck.define_functions(script)
         shown = duck.evaluate_policy(body, [("4111111111111111",)], user="ALICE")
     assert shown == ["4111111111111111"]
 
@@ -225,13 +230,15 @@ def credit_card(
 ) -> object:
     """What `user`, in fraud_q4, sees of a card number (DuckDB), given acknowledgement rows."""
     mask = next(m for m in program.masks if m.column == "credit_card")
-    body = policies(target.render(program))[target.mask_context(program, mask, False)["name"]]
+    script = target.render(program)
+    body = policies(script)[target.mask_context(program, mask, False)["name"]]
     tables = {
         **governance(target, program),
         **runtime(target, "member_acknowledgement", [(*r, now) for r in acked]),
         **active_project(target, [(user, "fraud_q4", now)]),
     }
     with SnowflakeDuck(tables) as duck:
+        duck.define_functions(script)
         shown = duck.evaluate_policy(body, [("4111111111111111",)], user=user)[0]
     ctx = Context(
         user=user,
@@ -485,6 +492,7 @@ def test_every_statement_can_run_again(script: str) -> None:
         r"GRANT USAGE ON ",
         r"ALTER TABLE \S+ ADD COLUMN IF NOT EXISTS ",
         r"CREATE OR REPLACE SECURE FUNCTION ",
+        r"CREATE OR REPLACE FUNCTION ",
         r"CREATE ROLE IF NOT EXISTS ",
         r"GRANT SELECT ON TABLE ",
         r"CREATE (MASKING|ROW ACCESS) POLICY IF NOT EXISTS ",

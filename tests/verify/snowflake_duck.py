@@ -37,7 +37,8 @@ Everything else is sqlglot's transpilation, generated with ``unsupported_level=R
 construct sqlglot cannot express in DuckDB raises instead of silently changing meaning. Checked to
 give Snowflake's results: ``LEFT/RIGHT`` (incl. negative lengths), ``REPEAT``, ``LENGTH/LEN``,
 ``CONCAT/||``, ``DATE_TRUNC`` (DATE stays DATE), ``ROUND`` (half away from zero;
-``'HALF_TO_EVEN'`` → ``ROUND_EVEN``), ``IFF``, ``NVL``, ``DECODE``, ``ARRAY_CONTAINS`` +
+``'HALF_TO_EVEN'`` → ``ROUND_EVEN``), ``IFF``, ``NVL``, ``DECODE``, ``ARRAYS_OVERLAP``
+(parenthesised here: sqlglot's DuckDB form is an unparenthesised OR), ``ARRAY_CONTAINS`` +
 ``ARRAY_CONSTRUCT`` / ``ARRAY_AGG``, ``EXISTS`` subqueries over the governance tables, Snowflake
 string escapes (``'\\d'`` is ``d``, ``'\\\\d'`` is ``\\d``). Not available: ``INVOKER_ROLE()``,
 ``SYS_CONTEXT``, ``$session_variables`` / ``GETVARIABLE`` (DuckDB raises, wrapped in
@@ -255,6 +256,10 @@ def _rewrite(
             raise SnowflakeEvaluationError(
                 "HASH() is Snowflake's proprietary 64-bit hash: it cannot be evaluated offline"
             )
+    if isinstance(node, exp.ArrayOverlaps) and not isinstance(node.parent, exp.Paren):
+        # sqlglot writes `(a && b) OR (…)` for DuckDB without outer parentheses, so an
+        # enclosing AND would bind to the second disjunct only
+        return exp.paren(node.copy())
     if isinstance(node, exp.SHA2):
         length = node.args.get("length")
         text = _to_varchar(node.this.copy())
@@ -497,6 +502,26 @@ class SnowflakeDuck:
             unnests = ", ".join(f"UNNEST(?::{t}[])" for t in types)
             self.con.execute(f"INSERT INTO {qualified} SELECT {unnests}", column_values)
 
+    def define_functions(self, script: str) -> None:
+        """Define the scalar SQL functions of a script that return an ARRAY
+        (`CREATE OR REPLACE FUNCTION s.f(P TYPE) RETURNS ARRAY … AS $$ <query> $$`) as DuckDB
+        macros, so that policy bodies can call them. `CURRENT_USER()` in them is the `user` of
+        each evaluation; an empty result is an empty list, as Snowflake's ARRAY_AGG gives."""
+        pattern = re.compile(
+            r"CREATE OR REPLACE FUNCTION (\S+)\((\w+) \w+\)\s+RETURNS ARRAY\b.*?\$\$(.*?)\$\$",
+            re.DOTALL,
+        )
+        for name, param, query in pattern.findall(script):
+            tree = sqlglot.parse_one(query.strip(), read="snowflake")
+            for node in list(tree.find_all(exp.CurrentUser)):
+                node.replace(
+                    exp.Anonymous(this="getvariable", expressions=[exp.Literal.string("veil_user")])
+                )
+            duck = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+            self.con.execute(
+                f"CREATE OR REPLACE MACRO {name}({param.lower()}) AS (COALESCE(({duck}), []))"
+            )
+
     def reset(self) -> None:
         """Drop every table made by :meth:`set_table` (much cheaper than a new connection)."""
         for qualified in sorted(self._tables):
@@ -545,6 +570,7 @@ class SnowflakeDuck:
             for col, value in zip(columns, values, strict=True):
                 col.append(value)
         sql = _transpile(body, names, types, user, tuple(sorted(set(roles))), current_role, returns)
+        self.con.execute("SET VARIABLE veil_user = ?", [user])
         try:
             result = self.con.execute(sql, [list(range(len(rows))), *columns]).fetchall()
         except duckdb.Error as exc:

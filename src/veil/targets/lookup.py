@@ -108,8 +108,10 @@ class LookupTarget(Target):
 
     def __init__(self, options: t.Any = None) -> None:
         super().__init__(options)
-        #: user name -> login, for the program being rendered (`use_logins`).
+        #: user name -> login, and the declared purposes, of the program being rendered
+        #: (`use_logins`).
         self._logins: dict[str, str] = {}
+        self._purposes: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ logins
     def logins(self, program: model.Program) -> dict[str, str]:
@@ -125,8 +127,10 @@ class LookupTarget(Target):
         return self._logins.get(name, name)
 
     def use_logins(self, program: model.Program) -> None:
-        """Lower `user X` conditions and governance rows of `program` with its logins."""
+        """Lower `user X` conditions and purpose checks of `program` with its logins and its
+        declared purposes."""
         self._logins = self.logins(program)
+        self._purposes = tuple(sorted(p.name for p in program.purposes))
 
     # ------------------------------------------------------------------ names
     @functools.cached_property
@@ -194,21 +198,12 @@ class LookupTarget(Target):
         """User names match case-insensitively (both platforms fold unquoted user names)."""
         return f"UPPER({column}) = UPPER({self.current_user})"
 
-    def purpose_match_sql(self, purpose: str) -> str:
-        """`pp` grants `purpose`: equal to it, or a sub-purpose of it."""
-        name = self.gov_col("pp", "purpose_name")
-        prefix = purpose + "."
-        return (
-            f"({name} = {self.literal(purpose)} OR "
-            f"LEFT({name}, {len(prefix)}) = {self.literal(prefix)})"
-        )
-
-    def purpose_exists_sql(self, source: str, purpose_match: str | None) -> str:
-        """EXISTS: the user's selected project has the user as a member, is a source project of
-        `source` (SQL) and has an approved purpose matching `purpose_match` (any when None)
-        whose acknowledgement text is NULL or one the user acknowledged, exactly, in that
-        project (a LEFT JOIN rather than a correlated EXISTS under OR, which Snowflake may
-        refuse)."""
+    def purpose_query_sql(self, select: str, source: str, purpose_match: str | None) -> str:
+        """`SELECT select` over the user's purposes: the selected project has the user as a
+        member, is a source project of `source` (SQL) and has an approved purpose (`pp`)
+        matching `purpose_match` (any when None) whose acknowledgement text is NULL or one the
+        user acknowledged, exactly, in that project (a LEFT JOIN rather than a correlated EXISTS
+        under OR, which Snowflake may refuse)."""
         c = self.gov_col
         joins = " ".join(
             f"JOIN {self.gov(tbl)} {alias} ON {c(alias, 'project_name')} = "
@@ -230,9 +225,13 @@ class LookupTarget(Target):
         if purpose_match is not None:
             where.append(purpose_match)
         return (
-            f"EXISTS (SELECT 1 FROM {self.gov('active_project')} ap {joins} "
-            f"WHERE {' AND '.join(where)})"
+            f"SELECT {select} FROM {self.gov('active_project')} ap {joins} "
+            f"WHERE {' AND '.join(where)}"
         )
+
+    def purpose_exists_sql(self, source: str, purpose_match: str | None) -> str:
+        """EXISTS over `purpose_query_sql`."""
+        return f"EXISTS ({self.purpose_query_sql('1', source, purpose_match)})"
 
     def user_values_sql(self, attr: str) -> str:
         """The current user's values of an attribute, or (`groups`) their declared groups."""

@@ -65,8 +65,18 @@ class SnowflakeTarget(LookupTarget):
 
     # ------------------------------------------------------------------ atoms
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
-        match = None if purpose is None else self.purpose_match_sql(purpose)
-        return self.purpose_exists_sql(self.literal(model.table_str(table)), match)
+        """One lookup, `VEIL.ACTIVE_PURPOSES('<table>')`: the purposes the user acts under for
+        the table. `purpose P` is true when it holds P or a declared sub-purpose of P."""
+        call = f"{self.gov('active_purposes')}({self.literal(model.table_str(table))})"
+        if purpose is None:
+            return f"(ARRAY_SIZE({call}) > 0)"
+        names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
+        return f"ARRAYS_OVERLAP({call}, ARRAY_CONSTRUCT({', '.join(map(self.literal, names))}))"
+
+    def active_purposes_body(self) -> str:
+        """Body of `VEIL.ACTIVE_PURPOSES(SOURCE)`: an ARRAY, empty when none."""
+        name = self.gov_col("pp", "purpose_name")
+        return self.purpose_query_sql(f"ARRAY_AGG(DISTINCT {name})", "SOURCE", None)
 
     # ------------------------------------------------------------------ methods
     def sha256_hex_sql(self, text: str) -> str:
@@ -143,6 +153,7 @@ class SnowflakeTarget(LookupTarget):
     def mask_context(
         self, program: model.Program, mask: model.ColumnMask, exempt: bool
     ) -> dict[str, t.Any]:
+        self.use_logins(program)
         policy = self._policy(self.mask_args(program, mask))
         bare = self._versioned("mask", (*mask.table, mask.column), policy["signature"], str(exempt))
         return {
@@ -160,6 +171,7 @@ class SnowflakeTarget(LookupTarget):
         }
 
     def rap_context(self, program: model.Program, key: TableKey) -> dict[str, t.Any]:
+        self.use_logins(program)
         policy = self._policy(self.row_args(program, key))
         bare = self._versioned("rows", key, policy["signature"])
         return {
@@ -206,7 +218,11 @@ class SnowflakeTarget(LookupTarget):
     def render(self, program: model.Program) -> str:
         masks, raps = self.policy_contexts(program)
         return self.render_script(
-            program, masks, raps, schema_stored=self.stored_name(self.options.governance_schema)
+            program,
+            masks,
+            raps,
+            schema_stored=self.stored_name(self.options.governance_schema),
+            active_purposes_body=self.active_purposes_body(),
         )
 
     # ------------------------------------------------------------------ checks
