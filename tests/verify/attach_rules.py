@@ -189,6 +189,8 @@ class Replay:
     #: tag -> {type: policy}
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     principals: set[str] = field(default_factory=set)
+    #: Snowflake SQL functions: name -> body (what a policy body reads through them)
+    functions: dict[str, str] = field(default_factory=dict)
 
     def refuse(self, rule: str, statement: str, detail: str) -> None:
         self.violations.append(Finding(rule, statement.strip().splitlines()[0], detail))
@@ -261,6 +263,10 @@ _SF_ADD_RAP = re.compile(
 _SF_DROP = re.compile(
     rf"DROP\s+(MASKING|ROW\s+ACCESS)\s+POLICY\s+(?:IF\s+EXISTS\s+)?({_SF_NAME})", re.IGNORECASE
 )
+_SF_FUNCTION = re.compile(
+    rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:SECURE\s+)?FUNCTION\s+({_SF_NAME})\s*\(.*?\$\$(.*?)\$\$",
+    re.DOTALL | re.IGNORECASE,
+)
 _SF_TAG_SET = re.compile(
     rf"ALTER\s+TAG\s+({_SF_NAME})\s+SET\s+MASKING\s+POLICY\s+({_SF_NAME})(\s+FORCE)?",
     re.IGNORECASE,
@@ -332,6 +338,8 @@ def _replay_snowflake(
                 replay.refuse("sf-drop-attached", st, f"{name} is attached to {used[0]}")
                 continue
             replay.policies.pop(name, None)
+        elif m := _SF_FUNCTION.match(st):
+            replay.functions[norm(m.group(1))] = m.group(2)
         elif m := _SF_TAG_SET.match(st):
             tag, name = norm(m.group(1)), norm(m.group(2))
             policy = replay.policies.get(name)
@@ -439,7 +447,10 @@ def _sf_lookups(replay: Replay) -> None:
     protected = {t for t, _ in replay.masks} | set(replay.rows)
     attached = {p for p, _ in replay.masks.values()} | {p for p, _ in replay.rows.values()}
     for name in sorted(attached):
-        for table in sorted(_tables_read(replay.policies[name].body, _SQ, True) & protected):
+        body = replay.policies[name].body
+        # the tables of the functions the body calls count as read by the policy
+        read = " ".join([body, *(f for n, f in replay.functions.items() if n + "(" in body)])
+        for table in sorted(_tables_read(read, _SQ, True) & protected):
             replay.refuse("sf-lookup-unprotected", name, f"{name} reads {table}, itself protected")
 
 

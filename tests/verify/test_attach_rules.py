@@ -104,6 +104,23 @@ ALTER TABLE S.T ADD ROW ACCESS POLICY VEIL.R ON (B);
     assert rules(result) == ["sf-column-type", "sf-lookup-unprotected", "sf-returns-first-arg"]
 
 
+def test_sf_tables_read_through_a_function_count() -> None:
+    script = """
+CREATE OR REPLACE FUNCTION VEIL.LOOKUP(S VARCHAR)
+RETURNS ARRAY
+AS
+$$
+  SELECT ARRAY_AGG(g.GROUP_NAME) FROM VEIL.USER_GROUP g
+$$;
+CREATE MASKING POLICY IF NOT EXISTS VEIL.M AS (V VARCHAR) RETURNS VARCHAR ->
+  CASE WHEN ARRAY_SIZE(VEIL.LOOKUP('x')) > 0 THEN V END;
+CREATE MASKING POLICY IF NOT EXISTS VEIL.G AS (P VARCHAR) RETURNS VARCHAR -> P;
+ALTER TABLE S.T MODIFY COLUMN V SET MASKING POLICY VEIL.M;
+ALTER TABLE VEIL.USER_GROUP MODIFY COLUMN PRINCIPAL SET MASKING POLICY VEIL.G;
+"""
+    assert rules(replay(script, "snowflake")) == ["sf-lookup-unprotected"]
+
+
 def test_sf_tag_policies_one_per_type() -> None:
     script = """
 CREATE MASKING POLICY IF NOT EXISTS VEIL.A AS (V VARCHAR) RETURNS VARCHAR -> V;
