@@ -655,3 +655,50 @@ def test_pg_write_all_data_cannot_stop_or_reorder_the_audit_log(w: World, value:
         assert last_two[-1] == "alice"
     finally:
         w.admin(f"SELECT setval('{seq}', (SELECT max(id) FROM veil.audit_log))")
+
+
+# ============================================================================= the hash key
+
+
+@pytest.mark.parametrize("role", [MALLORY, READER, WRITER, "alice", DBOWNER, CREATOR])
+def test_nobody_reads_the_hash_key(w: World, role: str) -> None:
+    """No privilege on it, or (pg_read_all_data) no row through its row security."""
+    try:
+        rows = w.run(role, "SELECT * FROM veil.hash_key")
+    except psycopg.errors.InsufficientPrivilege:
+        rows = []
+    assert rows == []
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT veil.set_hash_key()",
+        "SELECT veil.set_hash_key(repeat('0', 64))",
+        "UPDATE veil.hash_key SET key_hex = repeat('0', 64)",
+        "ALTER TABLE veil.hash_key DISABLE ROW LEVEL SECURITY",
+    ],
+)
+def test_nobody_sets_the_hash_key(w: World, statement: str) -> None:
+    w.denied(MALLORY, statement)
+
+
+def test_pg_write_all_data_cannot_set_the_hash_key(w: World) -> None:
+    with w.attempt(WRITER) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE veil.hash_key SET key_hex = repeat('0', 64)")
+        assert cur.rowcount == 0
+    w.denied(WRITER, "INSERT INTO veil.hash_key (key_hex) VALUES (repeat('0', 64))")
+
+
+def test_the_hash_key_is_in_no_definition_or_setting(w: World) -> None:
+    [(key,)] = w.admin("SELECT key_hex FROM veil.hash_key")
+    texts = w.run(
+        MALLORY,
+        "SELECT string_agg(x, ' ') FROM ("
+        " SELECT pg_get_viewdef(c.oid) AS x FROM pg_class c WHERE c.relkind = 'v'"
+        " UNION ALL SELECT pg_get_expr(polqual, polrelid) FROM pg_policy"
+        " UNION ALL SELECT prosrc FROM pg_proc"
+        " UNION ALL SELECT setting FROM pg_settings"
+        " UNION ALL SELECT definition FROM veil.applied_definition) AS t",
+    )
+    assert key not in str(texts)
