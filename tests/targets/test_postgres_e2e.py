@@ -868,9 +868,13 @@ def test_protected_reads_keep_parallel_plans(payments: Deployment) -> None:
         assert serial[0], (user, project)
 
 
-def test_script_notices_and_warnings(payments: Deployment) -> None:
+def test_script_notices_and_warnings(payments: Deployment, pg_server: PgServer) -> None:
     assert "ERROR" not in payments.apply_stderr
-    assert "WARNING" not in payments.apply_stderr
+    warnings = [line for line in payments.apply_stderr.splitlines() if "WARNING" in line]
+    # the one warning a server may owe to itself: PostgreSQL 16.2 (pgserver) has CVE-2024-4317
+    if pg_server.server_version_num < 160003:
+        warnings = [w for w in warnings if "CVE-2024-4317" not in w]
+    assert warnings == []
 
 
 def runtime_rows(db: PgDatabase) -> list[Any]:
