@@ -230,17 +230,22 @@ class Target:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ masks
-    def mask_sql(self, mask: model.ColumnMask, col: t.Callable[[str], str]) -> str:
+    def mask_sql(
+        self,
+        mask: model.ColumnMask,
+        col: t.Callable[[str], str],
+        predicate_col: t.Callable[[str], str] | None = None,
+    ) -> str:
         """The shown value: `CASE WHEN NOT COALESCE(<when>, TRUE) THEN c WHEN <arm> … END`.
 
-        Cast to the exact column type, so a view or policy keeps its signature.
+        Cast to the exact column type, so a view or policy keeps its signature. The `when`
+        predicate reads columns through `predicate_col` (default `col`).
         """
         c = col(mask.column)
         whens: list[str] = []
         if mask.when is not None:
-            whens.append(
-                f"WHEN NOT COALESCE({self.expr(mask.when, col)}, {self.true_sql}) THEN {c}"
-            )
+            when = self.expr(mask.when, predicate_col or col)
+            whens.append(f"WHEN NOT COALESCE({when}, {self.true_sql}) THEN {c}")
         otherwise = self.cast("NULL", mask.type)
         for arm in mask.arms:
             value = c if arm.action is None else self.action_sql(arm.action, c, mask.type)

@@ -45,6 +45,9 @@ BAD_OPTION = "T0304"
 PREDEFINED_ROLE = "T0305"
 NAME_CLASH = "T0306"
 
+#: The zone of every time in a row predicate, by name: never the abbreviation 'UTC', which a
+#: POSIX-style session TimeZone ('UTC+12') redefines.
+UTC_ZONE = "'Etc/UTC'"
 #: The session setting that carries the user's active project (a selector, never trusted).
 ACTIVE_PROJECT_SETTING = "veil.active_project"
 #: Prefix of every row policy veil creates; veil drops stale policies with this prefix.
@@ -254,9 +257,29 @@ class PostgresTarget(Target):
         test = f"CAST({item} AS text) = ANY ({values}::text[])"
         return f"(NOT ({test}))" if negated else f"({test})"
 
+    # Time in row predicates is UTC wall-clock time (`timestamp`), whatever the session's
+    # TimeZone: `now()` and `timestamptz` columns are converted with the zone *name* 'Etc/UTC'
+    # (a POSIX TimeZone such as 'UTC+12' redefines the abbreviation 'UTC' for the session, not
+    # the name), so a `timestamp` column, a date or a literal is compared without any zone.
+    def now_sql(self) -> str:
+        return f"(CURRENT_TIMESTAMP AT TIME ZONE {UTC_ZONE})"
+
     def today_sql(self) -> str:
-        # The UTC date whatever the session's TimeZone (the evaluator's `today()`).
-        return "CAST((CURRENT_TIMESTAMP AT TIME ZONE 'UTC') AS date)"
+        return f"CAST({self.now_sql()} AS date)"
+
+    def predicate_columns(
+        self, program: model.Program, key: TableKey, col: t.Callable[[str], str]
+    ) -> t.Callable[[str], str]:
+        """`col` for row predicates: a `timestamptz` column read as its UTC wall-clock time."""
+        table = program.table(key)
+        instants = (
+            {c.name for c in table.columns if c.type.name == "timestamptz"} if table else set()
+        )
+
+        def read(name: str) -> str:
+            return f"({col(name)} AT TIME ZONE {UTC_ZONE})" if name in instants else col(name)
+
+        return read
 
     # ------------------------------------------------------------------ masking methods
     def action_sql(self, action: model.MaskAction, c: str, ty: SqlType) -> str:
@@ -285,7 +308,7 @@ class PostgresTarget(Target):
         if ty.name == "date":
             return f"pg_catalog.date_trunc({u}, CAST({c} AS timestamp))"
         if ty.name == "timestamptz":
-            return f"pg_catalog.date_trunc({u}, {c}, 'UTC')"  # in UTC, like the evaluator
+            return f"pg_catalog.date_trunc({u}, {c}, {UTC_ZONE})"  # in UTC, like the evaluator
         return f"pg_catalog.date_trunc({u}, {c})"
 
     def email_domain_sql(self, c: str) -> str:
@@ -308,7 +331,7 @@ class PostgresTarget(Target):
         """(name, USING sql) of each RESTRICTIVE policy: `veil_<kind>_<n>_<hash of the sql>`."""
         out: list[tuple[str, str]] = []
         for i, rule in enumerate(program.rules_of(key), start=1):
-            using = self.rule_sql(rule, self.ident)
+            using = self.rule_sql(rule, self.predicate_columns(program, key, self.ident))
             digest = hashlib.sha256(using.encode()).hexdigest()[:8]
             out.append((f"{POLICY_PREFIX}{rule.kind}_{i}_{digest}", using))
         return out
@@ -422,7 +445,9 @@ class PostgresTarget(Target):
                     "name": c.name,
                     "sql": col(c.name)
                     if c.name not in masks
-                    else self.mask_sql(masks[c.name], col),
+                    else self.mask_sql(
+                        masks[c.name], col, self.predicate_columns(program, tb.key, col)
+                    ),
                 }
                 for c in tb.columns
             ]

@@ -499,7 +499,7 @@ DELETE FROM "veil"."protected_table" AS t
   ('shop', 'refunds')
 );
 INSERT INTO "veil"."protected_table" AS t ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns") VALUES
-  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_filter_1_2b447ce0', 'veil_filter_2_c808d6a7']::text[], ARRAY['id', 'card', 'email', 'phone', 'note', 'total', 'qty', 'score', 'region', 'placed_on', 'placed_at', 'paid_at', 'vip']::text[]),
+  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_filter_1_2b447ce0', 'veil_filter_2_1b1aa226']::text[], ARRAY['id', 'card', 'email', 'phone', 'note', 'total', 'qty', 'score', 'region', 'placed_on', 'placed_at', 'paid_at', 'vip']::text[]),
   ('shop', 'refunds', 'shop_protected', 'refunds', ARRAY['veil_base', 'veil_restrict_1_79d06319']::text[], ARRAY['id', 'order_id', 'reason']::text[])
 ON CONFLICT ("table_schema", "table_name") DO UPDATE SET
   "view_schema" = EXCLUDED."view_schema",
@@ -1172,9 +1172,9 @@ CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
 DROP POLICY IF EXISTS "veil_filter_1_2b447ce0" ON "shop"."orders";
 CREATE POLICY "veil_filter_1_2b447ce0" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING ((((SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))) OR COALESCE((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])), FALSE)));
-DROP POLICY IF EXISTS "veil_filter_2_c808d6a7" ON "shop"."orders";
-CREATE POLICY "veil_filter_2_c808d6a7" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING (((SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER')) OR COALESCE((("placed_at" >= (CURRENT_TIMESTAMP - INTERVAL '90 day')) OR ("vip" IS NOT NULL)), FALSE)));
+DROP POLICY IF EXISTS "veil_filter_2_1b1aa226" ON "shop"."orders";
+CREATE POLICY "veil_filter_2_1b1aa226" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
+  USING (((SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER')) OR COALESCE((("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day')) OR ("vip" IS NOT NULL)), FALSE)));
 GRANT SELECT ON TABLE "shop"."orders" TO "veil_views";
 CREATE OR REPLACE VIEW "shop_protected"."orders" WITH (security_barrier = true) AS
 SELECT
@@ -1189,7 +1189,7 @@ SELECT
   t."region" AS "region",
   CAST(CASE WHEN (SELECT "veil"."has_attribute"(current_user, 'region', 'US')) THEN t."placed_on" ELSE CAST(pg_catalog.date_trunc('month', CAST(t."placed_on" AS timestamp)) AS date) END AS date) AS "placed_on",
   CAST(CAST(pg_catalog.date_trunc('quarter', t."placed_at") AS timestamp) AS timestamp) AS "placed_at",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."paid_at" ELSE CAST(pg_catalog.date_trunc('hour', t."paid_at", 'UTC') AS timestamptz) END AS timestamptz) AS "paid_at",
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."paid_at" ELSE CAST(pg_catalog.date_trunc('hour', t."paid_at", 'Etc/UTC') AS timestamptz) END AS timestamptz) AS "paid_at",
   CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, NULL::text, 'shop.orders')) THEN t."vip" ELSE CAST(FALSE AS boolean) END AS boolean) AS "vip"
 FROM "shop"."orders" AS t;
 ALTER VIEW "shop_protected"."orders" OWNER TO "veil_views";
@@ -1349,7 +1349,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'shop_protected', 'orders', '',
-       '7e052c4d0181b9b5294c6d800feee065968f8d4e0a6fba02ce1a69d97956f2f4',
+       '054e841ddaef4ab54ed2f1ed814d5fe5dee81485fa421f805f24094a2f9ee3f0',
        pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'shop', 'orders', p.polname,
@@ -1358,7 +1358,7 @@ SELECT 'policy', 'shop', 'orders', p.polname,
   JOIN (VALUES
     ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
     ('veil_filter_1_2b447ce0', '2b447ce0b2f73742b4b9b799911bdeeb2ec73fb831c4f871e51fa0ea12ebbcb0'),
-    ('veil_filter_2_c808d6a7', 'c808d6a77e42d041e7f30732703633040d7812d110dd809a38a7146f2f359b4f')
+    ('veil_filter_2_1b1aa226', '1b1aa226ab9eb5aa68e0999658af883924abe51d561c6b25bbdaf3400d8e69ac')
   ) AS s (name, digest) ON s.name = p.polname
  WHERE p.polrelid = '"shop"."orders"'::pg_catalog.regclass;
 INSERT INTO "veil".applied_definition AS d
