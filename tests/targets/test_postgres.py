@@ -552,13 +552,14 @@ def test_truncate_per_type() -> None:
         "pg_catalog.date_trunc('month', c)"
     )
     assert t.truncate_sql("c", "hour", SqlType(name="timestamptz")) == (
-        "pg_catalog.date_trunc('hour', c, 'UTC')"
+        "pg_catalog.date_trunc('hour', c, 'Etc/UTC')"
     )
 
 
 def test_email_domain_and_today() -> None:
     assert pg().email_domain_sql("c") == "SUBSTRING(CAST(c AS text) FROM '@([^@]*)$')"
-    assert pg().today_sql() == "CAST((CURRENT_TIMESTAMP AT TIME ZONE 'UTC') AS date)"
+    assert pg().now_sql() == "(CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC')"
+    assert pg().today_sql() == "CAST((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') AS date)"
 
 
 def test_masks_are_cast_to_the_exact_column_type() -> None:
