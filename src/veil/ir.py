@@ -439,18 +439,6 @@ Expr: t.TypeAlias = (
 # --------------------------------------------------------------------------------------------
 # Policies
 
-MASK_METHODS: tuple[str, ...] = (
-    "null",
-    "constant",
-    "hash",
-    "show_last",
-    "show_first",
-    "regex",
-    "round",
-    "truncate",
-    "email_domain",
-)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Method:

@@ -20,35 +20,14 @@ from veil import ir, model
 from veil.checker import codes
 from veil.checker.common import did_you_mean, literal_text
 from veil.diagnostics import Diagnostic, error
+from veil.methods import HASH_HEX_LENGTH, METHODS
 
 F = model.Family
-USAGE: dict[str, str] = {
-    "null": "null",
-    "constant": "constant(value)",
-    "hash": "hash",
-    "show_first": "show_first(n)",
-    "show_last": "show_last(n)",
-    "regex": 'regex("pattern", "replacement")',
-    "round": "round(step)",
-    "truncate": "truncate(year|quarter|month|day|hour)",
-    "email_domain": "email_domain",
-}
-ARITY: dict[str, int] = {
-    "null": 0,
-    "constant": 1,
-    "hash": 0,
-    "show_first": 1,
-    "show_last": 1,
-    "regex": 2,
-    "round": 1,
-    "truncate": 1,
-    "email_domain": 0,
-}
+#: How each method is written, and how many arguments it takes (from the registry).
+USAGE: dict[str, str] = {name: m.usage for name, m in METHODS.items()}
+ARITY: dict[str, int] = {name: m.arity for name, m in METHODS.items()}
 TruncateUnit: t.TypeAlias = t.Literal["year", "quarter", "month", "day", "hour"]
 TRUNCATE_UNITS: tuple[str, ...] = t.get_args(TruncateUnit)
-STRING_METHODS = frozenset({"hash", "show_first", "show_last", "regex", "email_domain"})
-NUMERIC = frozenset({F.INTEGER, F.DECIMAL, F.FLOAT})
-HASH_HEX_LENGTH = 64
 MIN_HASH_LENGTH = 8
 INT_RANGES: dict[str, int] = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
@@ -237,8 +216,9 @@ def fit_method(m: ir.Method, table: model.TableKey, column: model.CatalogColumn)
     """`m` (already checked by `check_method`) for one column."""
     ty = column.type
     fam = ty.family
-    if m.name in STRING_METHODS and fam is not F.STRING:
-        return Fit(problem=f"`{m.name}` masks string columns")
+    spec = METHODS[m.name]
+    if spec.families is not None and fam not in spec.families:
+        return Fit(problem=spec.misfit)
     match m.name:
         case "null":
             return Fit(action=model.MaskNull())
@@ -282,8 +262,6 @@ def fit_method(m: ir.Method, table: model.TableKey, column: model.CatalogColumn)
             return _fit_round(m.args[0], ty)
         case "truncate":
             unit = m.args[0]
-            if fam not in (F.DATE, F.TIMESTAMP):
-                return Fit(problem="`truncate` masks dates and timestamps")
             if unit == "hour" and fam is F.DATE:
                 return Fit(problem="a date has no hours to truncate")
             return Fit(action=model.MaskTruncate(unit=t.cast(TruncateUnit, unit)))
@@ -293,8 +271,6 @@ def fit_method(m: ir.Method, table: model.TableKey, column: model.CatalogColumn)
 
 
 def _fit_round(step: ir.LiteralValue, ty: model.SqlType) -> Fit:
-    if ty.family not in NUMERIC:
-        return Fit(problem="`round` masks numbers")
     assert isinstance(step, int | Decimal)
     if ty.family is F.INTEGER and not isinstance(step, int):
         return Fit(problem=f"the step of `round` on `{ty}` must be a whole number")

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
+from veil.methods import method_of
 from veil.model import SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import SqlValue, Target
@@ -62,22 +63,6 @@ def find_nodes(node: object, cls: type[_N]) -> list[_N]:
 def columns_read(node: object) -> set[str]:
     """Names of the columns a row expression reads (the last part of each column reference)."""
     return {ref.name.parts[-1] for ref in find_nodes(node, ir.ColumnRef)}
-
-
-def _longest(action: model.MaskAction | None) -> int | None:
-    """The longest string a method can produce, when it can be longer than its input
-    (None: never longer, or not a string method)."""
-    match action:
-        case model.MaskConstant(value=str() as v):
-            return len(v)
-        case model.MaskHash(length=n):
-            return 64 if n is None else n
-        case model.MaskRegex(length=None):
-            return sys.maxsize
-        case model.MaskRegex(length=n):
-            return n
-        case _:
-            return None
 
 
 class LookupTarget(Target):
@@ -618,7 +603,7 @@ class LookupTarget(Target):
             if limit is None:
                 continue
             for arm in mask.arms:
-                longest = _longest(arm.action)
+                longest = None if arm.action is None else method_of(arm.action).longest(arm.action)
                 if longest is None or longest <= limit:
                     continue
                 method = model.action_name(arm.action)
