@@ -406,6 +406,8 @@ CREATE TEMP TABLE veil_previous ON COMMIT DROP AS SELECT * FROM "veil".protected
 CREATE TEMP TABLE veil_saved_grant (
   view_schema text, view_name text, grantee oid, column_name text
 ) ON COMMIT DROP;
+-- The masking views of this script (created below, after the row policies).
+CREATE TEMP TABLE veil_view_sql (view_schema text, view_name text, ddl text) ON COMMIT DROP;
 
 -- "veil"."managed_role": exactly the repository's rows.
 DELETE FROM "veil"."managed_role" AS t
@@ -1176,23 +1178,23 @@ DROP POLICY IF EXISTS "veil_filter_2_1b1aa226" ON "shop"."orders";
 CREATE POLICY "veil_filter_2_1b1aa226" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING (((SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER')) OR COALESCE((("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day')) OR ("vip" IS NOT NULL)), FALSE)));
 GRANT SELECT ON TABLE "shop"."orders" TO "veil_views";
-CREATE OR REPLACE VIEW "shop_protected"."orders" WITH (security_barrier = true) AS
+INSERT INTO pg_temp.veil_view_sql VALUES ('shop_protected', 'orders',
+'CREATE OR REPLACE VIEW "shop_protected"."orders" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."card" ELSE (CASE WHEN LENGTH(t."card") > 4 THEN REPEAT('*', LENGTH(t."card") - 4) || RIGHT(t."card", 4) ELSE REPEAT('*', LENGTH(t."card")) END) END AS varchar(19)) AS "card",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."email" WHEN (SELECT pg_catalog.pg_has_role(current_user, 'analysts', 'MEMBER')) THEN SUBSTRING(CAST(t."email" AS text) FROM '@([^@]*)$') ELSE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || ':' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || ':shop.orders:' || CAST(t."email" AS text), 'UTF8')), 'hex'), 'UTF8')), 'hex') END AS varchar(254)) AS "email",
-  CAST(CASE WHEN ((SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) OR (current_user = 'ana')) THEN t."phone" ELSE (CASE WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT('*', LENGTH(t."phone") - 3) ELSE REPEAT('*', LENGTH(t."phone")) END) END AS varchar(20)) AS "phone",
-  CAST(CASE WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note" WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."note" ELSE pg_catalog.regexp_replace(CAST(t."note" AS text) COLLATE "C", '[0-9]', '#', 'g') END AS text) AS "note",
-  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, 'contractors', 'MEMBER')) THEN CAST((ROUND(CAST(t."total" AS numeric) / 10) * 10) AS numeric(12, 2)) ELSE t."total" END AS numeric(12, 2)) AS "total",
-  CAST(CASE WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, 'analysts', 'MEMBER'))) THEN CAST(0 AS integer) ELSE t."qty" END AS integer) AS "qty",
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."card" ELSE (CASE WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4) ELSE REPEAT(''*'', LENGTH(t."card")) END) END AS varchar(19)) AS "card",
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."email" WHEN (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER'')) THEN SUBSTRING(CAST(t."email" AS text) FROM ''@([^@]*)$'') ELSE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text), ''UTF8'')), ''hex''), ''UTF8'')), ''hex'') END AS varchar(254)) AS "email",
+  CAST(CASE WHEN ((SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) OR (current_user = ''ana'')) THEN t."phone" ELSE (CASE WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT(''*'', LENGTH(t."phone") - 3) ELSE REPEAT(''*'', LENGTH(t."phone")) END) END AS varchar(20)) AS "phone",
+  CAST(CASE WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note" WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note" ELSE pg_catalog.regexp_replace(CAST(t."note" AS text) COLLATE "C", ''[0-9]'', ''#'', ''g'') END AS text) AS "note",
+  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, ''contractors'', ''MEMBER'')) THEN CAST((ROUND(CAST(t."total" AS numeric) / 10) * 10) AS numeric(12, 2)) ELSE t."total" END AS numeric(12, 2)) AS "total",
+  CAST(CASE WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER''))) THEN CAST(0 AS integer) ELSE t."qty" END AS integer) AS "qty",
   CAST(CAST((ROUND(CAST(t."score" AS numeric) / 0.5) * 0.5) AS double precision) AS double precision) AS "score",
   t."region" AS "region",
-  CAST(CASE WHEN (SELECT "veil"."has_attribute"(current_user, 'region', 'US')) THEN t."placed_on" ELSE CAST(pg_catalog.date_trunc('month', CAST(t."placed_on" AS timestamp)) AS date) END AS date) AS "placed_on",
-  CAST(CAST(pg_catalog.date_trunc('quarter', t."placed_at") AS timestamp) AS timestamp) AS "placed_at",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) THEN t."paid_at" ELSE CAST(pg_catalog.date_trunc('hour', t."paid_at", 'Etc/UTC') AS timestamptz) END AS timestamptz) AS "paid_at",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, NULL::text, 'shop.orders')) THEN t."vip" ELSE CAST(FALSE AS boolean) END AS boolean) AS "vip"
-FROM "shop"."orders" AS t;
-ALTER VIEW "shop_protected"."orders" OWNER TO "veil_views";
+  CAST(CASE WHEN (SELECT "veil"."has_attribute"(current_user, ''region'', ''US'')) THEN t."placed_on" ELSE CAST(pg_catalog.date_trunc(''month'', CAST(t."placed_on" AS timestamp)) AS date) END AS date) AS "placed_on",
+  CAST(CAST(pg_catalog.date_trunc(''quarter'', t."placed_at") AS timestamp) AS timestamp) AS "placed_at",
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."paid_at" ELSE CAST(pg_catalog.date_trunc(''hour'', t."paid_at", ''Etc/UTC'') AS timestamptz) END AS timestamptz) AS "paid_at",
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, NULL::text, ''shop.orders'')) THEN t."vip" ELSE CAST(FALSE AS boolean) END AS boolean) AS "vip"
+FROM "shop"."orders" AS t');
 
 -- shop.refunds
 ALTER TABLE "shop"."refunds" ENABLE ROW LEVEL SECURITY;
@@ -1203,12 +1205,43 @@ DROP POLICY IF EXISTS "veil_restrict_1_79d06319" ON "shop"."refunds";
 CREATE POLICY "veil_restrict_1_79d06319" ON "shop"."refunds" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING (((SELECT "veil"."has_purpose"(current_user, 'Fraud.Chargebacks', 'shop.refunds')) OR (SELECT "veil"."has_purpose"(current_user, 'Audit', 'shop.refunds')) OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))));
 GRANT SELECT ON TABLE "shop"."refunds" TO "veil_views";
-CREATE OR REPLACE VIEW "shop_protected"."refunds" WITH (security_barrier = true) AS
+INSERT INTO pg_temp.veil_view_sql VALUES ('shop_protected', 'refunds',
+'CREATE OR REPLACE VIEW "shop_protected"."refunds" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
   t."order_id" AS "order_id",
   CAST(CAST(NULL AS text) AS text) AS "reason"
-FROM "shop"."refunds" AS t;
+FROM "shop"."refunds" AS t');
+
+-- The masking views. CREATE OR REPLACE VIEW keeps a view's grants and the views built on it, but
+-- cannot change a column's type, type modifier or collation (a method change: `regex` works in
+-- the "C" collation): such a view is dropped, its grants saved (and restored below), and created
+-- again; a view someone built on it then stops the script (drop it first, re-create it after).
+DO $veil$
+DECLARE
+  r record;
+  v_rel pg_catalog.regclass;
+BEGIN
+  FOR r IN SELECT v.* FROM pg_temp.veil_view_sql AS v ORDER BY v.view_schema, v.view_name LOOP
+    BEGIN
+      EXECUTE r.ddl;
+    EXCEPTION WHEN invalid_table_definition THEN
+      v_rel := pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.view_schema, r.view_name));
+      INSERT INTO pg_temp.veil_saved_grant
+        SELECT r.view_schema, r.view_name, a.grantee, NULL
+          FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+         WHERE c.oid = v_rel AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+        UNION
+        SELECT r.view_schema, r.view_name, a.grantee, att.attname
+          FROM pg_catalog.pg_attribute AS att, pg_catalog.aclexplode(att.attacl) AS a
+         WHERE att.attrelid = v_rel AND att.attnum > 0 AND a.privilege_type = 'SELECT';
+      EXECUTE pg_catalog.format('DROP VIEW %s', v_rel);
+      EXECUTE r.ddl;
+    END;
+  END LOOP;
+END
+$veil$;
+ALTER VIEW "shop_protected"."orders" OWNER TO "veil_views";
 ALTER VIEW "shop_protected"."refunds" OWNER TO "veil_views";
 
 -- =============================================================================================

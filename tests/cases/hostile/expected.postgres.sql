@@ -404,6 +404,8 @@ CREATE TEMP TABLE veil_previous ON COMMIT DROP AS SELECT * FROM "veil".protected
 CREATE TEMP TABLE veil_saved_grant (
   view_schema text, view_name text, grantee oid, column_name text
 ) ON COMMIT DROP;
+-- The masking views of this script (created below, after the row policies).
+CREATE TEMP TABLE veil_view_sql (view_schema text, view_name text, ddl text) ON COMMIT DROP;
 
 -- "veil"."managed_role": exactly the repository's rows.
 DELETE FROM "veil"."managed_role" AS t
@@ -1147,14 +1149,44 @@ DROP POLICY IF EXISTS "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --".
 CREATE POLICY "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING (((current_user = 'u''"; --') OR COALESCE(("col""; DELETE FROM y; --" <> 'x''); --'), FALSE)));
 GRANT SELECT ON TABLE "O'Brien""; DROP TABLE x; --"."t$1" TO "veil_views";
-CREATE OR REPLACE VIEW "O'Brien""; DROP TABLE x; --_protected"."t$1" WITH (security_barrier = true) AS
+INSERT INTO pg_temp.veil_view_sql VALUES ('O''Brien"; DROP TABLE x; --_protected', 't$1',
+'CREATE OR REPLACE VIEW "O''Brien""; DROP TABLE x; --_protected"."t$1" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, 'O''Brien"; DROP TABLE x; --', '`O''Brien"; DROP TABLE x; --`.t$1')) THEN t."col""; DELETE FROM y; --" ELSE CAST('''; DROP TABLE z; -- $$ $veil$ \ 
-' AS varchar(40)) END AS varchar(40)) AS "col""; DELETE FROM y; --",
-  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, 'g''; DROP ROLE x; --', 'MEMBER')) THEN t."naïve ünïcödé" ELSE pg_catalog.regexp_replace(CAST(t."naïve ünïcödé" AS text) COLLATE "C", '''', '\\''', 'g') END AS text) AS "naïve ünïcödé",
-  CAST(LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || ':' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || ':O''Brien"; DROP TABLE x; --.t$1:' || CAST(t."back\slash" AS text), 'UTF8')), 'hex'), 'UTF8')), 'hex'), 30) AS varchar(30)) AS "back\slash"
-FROM "O'Brien""; DROP TABLE x; --"."t$1" AS t;
+  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''O''''Brien"; DROP TABLE x; --'', ''`O''''Brien"; DROP TABLE x; --`.t$1'')) THEN t."col""; DELETE FROM y; --" ELSE CAST(''''''; DROP TABLE z; -- $$ $veil$ \ 
+'' AS varchar(40)) END AS varchar(40)) AS "col""; DELETE FROM y; --",
+  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, ''g''''; DROP ROLE x; --'', ''MEMBER'')) THEN t."naïve ünïcödé" ELSE pg_catalog.regexp_replace(CAST(t."naïve ünïcödé" AS text) COLLATE "C", '''''''', ''\\'''''', ''g'') END AS text) AS "naïve ünïcödé",
+  CAST(LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text), ''UTF8'')), ''hex''), ''UTF8'')), ''hex''), 30) AS varchar(30)) AS "back\slash"
+FROM "O''Brien""; DROP TABLE x; --"."t$1" AS t');
+
+-- The masking views. CREATE OR REPLACE VIEW keeps a view's grants and the views built on it, but
+-- cannot change a column's type, type modifier or collation (a method change: `regex` works in
+-- the "C" collation): such a view is dropped, its grants saved (and restored below), and created
+-- again; a view someone built on it then stops the script (drop it first, re-create it after).
+DO $veil$
+DECLARE
+  r record;
+  v_rel pg_catalog.regclass;
+BEGIN
+  FOR r IN SELECT v.* FROM pg_temp.veil_view_sql AS v ORDER BY v.view_schema, v.view_name LOOP
+    BEGIN
+      EXECUTE r.ddl;
+    EXCEPTION WHEN invalid_table_definition THEN
+      v_rel := pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.view_schema, r.view_name));
+      INSERT INTO pg_temp.veil_saved_grant
+        SELECT r.view_schema, r.view_name, a.grantee, NULL
+          FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+         WHERE c.oid = v_rel AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+        UNION
+        SELECT r.view_schema, r.view_name, a.grantee, att.attname
+          FROM pg_catalog.pg_attribute AS att, pg_catalog.aclexplode(att.attacl) AS a
+         WHERE att.attrelid = v_rel AND att.attnum > 0 AND a.privilege_type = 'SELECT';
+      EXECUTE pg_catalog.format('DROP VIEW %s', v_rel);
+      EXECUTE r.ddl;
+    END;
+  END LOOP;
+END
+$veil$;
 ALTER VIEW "O'Brien""; DROP TABLE x; --_protected"."t$1" OWNER TO "veil_views";
 
 -- =============================================================================================

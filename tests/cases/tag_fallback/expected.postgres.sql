@@ -403,6 +403,8 @@ CREATE TEMP TABLE veil_previous ON COMMIT DROP AS SELECT * FROM "veil".protected
 CREATE TEMP TABLE veil_saved_grant (
   view_schema text, view_name text, grantee oid, column_name text
 ) ON COMMIT DROP;
+-- The masking views of this script (created below, after the row policies).
+CREATE TEMP TABLE veil_view_sql (view_schema text, view_name text, ddl text) ON COMMIT DROP;
 
 -- "veil"."managed_role": exactly the repository's rows.
 DELETE FROM "veil"."managed_role" AS t
@@ -1107,12 +1109,42 @@ DROP POLICY IF EXISTS "veil_base" ON "app"."people";
 CREATE POLICY "veil_base" ON "app"."people" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
 GRANT SELECT ON TABLE "app"."people" TO "veil_views";
-CREATE OR REPLACE VIEW "app_protected"."people" WITH (security_barrier = true) AS
+INSERT INTO pg_temp.veil_view_sql VALUES ('app_protected', 'people',
+'CREATE OR REPLACE VIEW "app_protected"."people" WITH (security_barrier = true) AS
 SELECT
-  CAST((CASE WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT('*', LENGTH(t."name") - 1) ELSE REPEAT('*', LENGTH(t."name")) END) AS varchar(100)) AS "name",
+  CAST((CASE WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT(''*'', LENGTH(t."name") - 1) ELSE REPEAT(''*'', LENGTH(t."name")) END) AS varchar(100)) AS "name",
   CAST(CAST(NULL AS integer) AS integer) AS "age",
   CAST(CAST(NULL AS date) AS date) AS "born"
-FROM "app"."people" AS t;
+FROM "app"."people" AS t');
+
+-- The masking views. CREATE OR REPLACE VIEW keeps a view's grants and the views built on it, but
+-- cannot change a column's type, type modifier or collation (a method change: `regex` works in
+-- the "C" collation): such a view is dropped, its grants saved (and restored below), and created
+-- again; a view someone built on it then stops the script (drop it first, re-create it after).
+DO $veil$
+DECLARE
+  r record;
+  v_rel pg_catalog.regclass;
+BEGIN
+  FOR r IN SELECT v.* FROM pg_temp.veil_view_sql AS v ORDER BY v.view_schema, v.view_name LOOP
+    BEGIN
+      EXECUTE r.ddl;
+    EXCEPTION WHEN invalid_table_definition THEN
+      v_rel := pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.view_schema, r.view_name));
+      INSERT INTO pg_temp.veil_saved_grant
+        SELECT r.view_schema, r.view_name, a.grantee, NULL
+          FROM pg_catalog.pg_class AS c, pg_catalog.aclexplode(c.relacl) AS a
+         WHERE c.oid = v_rel AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner
+        UNION
+        SELECT r.view_schema, r.view_name, a.grantee, att.attname
+          FROM pg_catalog.pg_attribute AS att, pg_catalog.aclexplode(att.attacl) AS a
+         WHERE att.attrelid = v_rel AND att.attnum > 0 AND a.privilege_type = 'SELECT';
+      EXECUTE pg_catalog.format('DROP VIEW %s', v_rel);
+      EXECUTE r.ddl;
+    END;
+  END LOOP;
+END
+$veil$;
 ALTER VIEW "app_protected"."people" OWNER TO "veil_views";
 
 -- =============================================================================================
