@@ -535,7 +535,7 @@ def payments_pair(tmp_path: Path) -> tuple[model.Program, model.Program]:
         "policies/payments.veil": [
             ("mask sales.customers.phone with show_first(3) unless purpose Fraud Detection\n", ""),
             ("mask sales.transactions.email with hash", "mask sales.transactions.email with null"),
-            ('when merchant = "Gift cards"', 'when id > 0'),
+            ('when merchant = "Gift cards"', "when id > 0"),
             (
                 "filter sales.transactions where created_at >= now() - 90 days \\\n"
                 "  unless group auditors or purpose Fraud Detection\n",
