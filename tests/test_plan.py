@@ -581,14 +581,15 @@ def test_the_snowflake_plan(tmp_path: Path) -> None:
     from tests.targets.test_snowflake import merge_source
     from tests.verify.snowflake_duck import SnowflakeDuck
     from tests.verify.sqlfluff_check import split_statements
-    from veil.plan_targets import applied_objects
     from veil.targets import get_target
+    from veil.targets.lookup_plan import applied_objects
 
     old, new = payments_pair(tmp_path)
     plan = plan_script(old, new, "snowflake")
     assert plan.sql is not None
     header = "\n".join(header_of(plan.sql))
-    before, after = applied_objects("snowflake", old), applied_objects("snowflake", new)
+    tgt = get_target("snowflake")
+    before, after = applied_objects(tgt.lower(old)), applied_objects(tgt.lower(new))
     email = [n for n in after if "TRANSACTIONS__EMAIL" in n]
     assert email and email[0] in before  # same signature: the body changes in place
     assert f"~ {email[0]} (column sales.transactions.email)" in header
@@ -626,14 +627,15 @@ def test_the_snowflake_plan(tmp_path: Path) -> None:
 
 def test_the_databricks_plan(tmp_path: Path) -> None:
     from tests.verify.sqlfluff_check import split_statements
-    from veil.plan_targets import applied_objects
     from veil.targets import get_target
+    from veil.targets.lookup_plan import applied_objects
 
     old, new = payments_pair(tmp_path)
     plan = plan_script(old, new, "databricks")
     assert plan.sql is not None
     header = "\n".join(header_of(plan.sql))
-    before, after = applied_objects("databricks", old), applied_objects("databricks", new)
+    tgt = get_target("databricks")
+    before, after = applied_objects(tgt.lower(old)), applied_objects(tgt.lower(new))
     assert "~ veil.mask__sales__transactions__email (column sales.transactions.email)" in header
     assert (
         "~ veil.rows__sales__transactions (table sales.transactions; its parameters change"

@@ -1,5 +1,5 @@
 """`veil plan --from OLD --to NEW --target T`: the script that takes a database where OLD was
-applied to the state of NEW (veil.plan, veil.plan_targets).
+applied to the state of NEW (veil.plan, and each target's `plan`).
 
 OLD and NEW are each a path (a policy directory or file) or a git revision: `REV` (the policy
 directory is then `--path`, default `.`, inside the revision) or `REV:path` (git's own syntax:
@@ -229,7 +229,8 @@ def plan_cmd(
     pull-request comment, with the script folded at the end.
     Both OLD and NEW must check without errors. Nothing is written when there is any error.
     """
-    from veil.plan import PlanUnsupported, plan_script
+    from veil.plan import plan_script
+    from veil.targets.script import PlanUnsupported
 
     subpath = one_path(path, path_option)
     # the working tree's veil.toml (target, strict), also when OLD and NEW are revisions

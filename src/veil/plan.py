@@ -7,7 +7,8 @@ members, sources), declared purposes, users and groups. `render_header` writes i
 comments, one `+` (added), `-` (removed) or `~` (changed) line per change, like `terraform plan`.
 
 `plan_script(old, new, target)` is that header followed by the statements that take a database
-where OLD was applied to the state of NEW (veil.plan_targets). For PostgreSQL it is NEW's whole
+where OLD was applied to the state of NEW (`Target.plan`: targets/postgres_plan.py,
+targets/lookup_plan.py). For PostgreSQL it is NEW's whole
 script (one transaction: no column or table is unprotected at any instant, and the script
 converges from any earlier veil state), preceded by a check that the database holds OLD (a
 WARNING otherwise) and by explicit, ordered `DROP`s of what disappeared, so that a reviewer reads
@@ -26,6 +27,7 @@ from veil.access import AccessChange, access_lines, diff_access
 from veil.diagnostics import Diagnostic, sort_diagnostics
 from veil.model import TableKey
 from veil.printer import action_to_source, cond_to_source, expr_to_source, name_to_source
+from veil.targets.script import PlanNotes
 
 Op: t.TypeAlias = t.Literal["+", "-", "~"]
 _OP_ORDER = {"-": 0, "~": 1, "+": 2}
@@ -382,13 +384,6 @@ def diff_programs(old: model.Program, new: model.Program) -> PlanDiff:
 # ============================================================================ the header
 
 
-def comment(text: str) -> str:
-    """One line of a `--` comment: unprintable characters escaped (a newline would end the
-    comment), `${` broken up (SnowSQL substitutes variables even in comments)."""
-    clean = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-    return clean.replace("${", "$ {")
-
-
 def render_header(
     diff: PlanDiff,
     *,
@@ -429,18 +424,24 @@ def render_header(
     return lines
 
 
-def comment_block(lines: t.Iterable[str]) -> str:
-    return "".join(f"-- {comment(x)}\n" if x else "--\n" for x in lines)
+def removed_rows(diff: PlanDiff) -> list[str]:
+    """The governance rows NEW's synchronisation deletes, in words."""
+    removed = [c for c in (*diff.projects, *diff.people, *diff.purposes) if c.op == "-"]
+    out = []
+    for c in removed:
+        note = ""
+        if c.kind == "project":
+            note = (
+                " (with its purposes, members and sources; the audit log and the "
+                "acknowledgements are kept)"
+            )
+        elif c.kind == "group":
+            note = " (the role itself is kept: roles are never dropped)"
+        out.append(f"  {c.kind} {c.subject}{note}")
+    return out
 
 
 # ============================================================================ the script
-
-#: Targets `plan_script` supports.
-PLAN_TARGETS = ("postgres", "snowflake", "databricks")
-
-
-class PlanUnsupported(Exception):
-    """`veil plan` cannot write a script for this target (yet)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -467,11 +468,6 @@ def plan_script(
     plans."""
     from veil.targets import get_target
 
-    if target not in PLAN_TARGETS:
-        raise PlanUnsupported(
-            f"`veil plan` does not support --target {target} yet "
-            f"(supported: {', '.join(PLAN_TARGETS)}); compile NEW with `veil compile` instead"
-        )
     tgt = get_target(target)
     old_diags = tuple(sort_diagnostics([d for d in tgt.check(old) if d.is_error]))
     new_diags = tuple(sort_diagnostics(tgt.check(new)))
@@ -486,12 +482,8 @@ def plan_script(
             new_label=new_label,
             access=access_lines(access),
         )
-        from veil.plan_targets import lookup_plan, postgres_plan
-
-        if target == "postgres":
-            sql = postgres_plan(old, new, diff, header, old_label=old_label)
-        else:
-            sql = lookup_plan(target, old, new, header)
+        notes = PlanNotes(old_label=old_label, removed_rows=tuple(removed_rows(diff)))
+        sql = tgt.plan(tgt.lower(old), tgt.lower(new), header, notes)
     return Plan(
         sql=sql, diff=diff, access=access, old_diagnostics=old_diags, new_diagnostics=new_diags
     )

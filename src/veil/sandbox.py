@@ -39,7 +39,6 @@ SHOW_ROWS = 20  # rows printed per table and context
 CELL_WIDTH = 22  # longer cells are cut with …
 _TARGET = PostgresTarget()
 GOVERNANCE_SCHEMA = _TARGET.options.governance_schema
-VIEW_SUFFIX = _TARGET.options.view_schema_suffix
 DEFAULT_DATABASE = "veil_sandbox"
 PSQL_TIMEOUT_S = 300
 
@@ -299,6 +298,7 @@ def observe(
                 )
             except pg.Error as e:
                 problem = str(e).strip()
+        view_of = {tb.key: tb.view for tb in _TARGET.lower(program).tables}
         for tb in program.protected_tables:
             schema, name = pg_name(tb.key)
             names = sql.SQL(", ").join(sql.Identifier(c.name) for c in tb.columns)
@@ -310,7 +310,9 @@ def observe(
                     )
                 )
             ]
-            view = (schema + VIEW_SUFFIX, name)
+            lowered = view_of[tb.key]
+            assert lowered is not None  # every protected table has a view on PostgreSQL
+            view = (lowered.schema, lowered.name)
             label = ".".join(view)
             try:
                 seen = [

@@ -227,7 +227,7 @@ class _Comparison:
         owner = found[0][0]
         if owner != self.target.owner_role:
             self.add("schema", self.gov, f"owned by `{owner}`, not `{self.target.owner_role}`")
-        self.context = self.target.context(self.program)
+        self.context = {"tables": self.target.layout_tables(self.target.lower(self.program))}
         self.superusers = {
             oid
             for (oid,) in self.q("SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolsuper", ())

@@ -41,8 +41,8 @@ from tests.targets.test_postgres_e2e import (
 from veil import model
 from veil.api import check
 from veil.cli import main
-from veil.plan_targets import recorded_rows
 from veil.targets.postgres import PostgresTarget
+from veil.targets.postgres_plan import recorded_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "payments"
@@ -274,7 +274,7 @@ def test_old_then_plan_equals_new(
         # idempotent: the plan again changes nothing, and says the database is not OLD
         again = planned.apply_script(plan)
         assert snapshot(planned, acl_of=protected) == after
-        differs = recorded_rows(TARGET, old) != recorded_rows(TARGET, new)
+        differs = recorded_rows(TARGET.lower(old)) != recorded_rows(TARGET.lower(new))
         assert ("does not hold what OLD" in again.stderr) == differs
 
         # what disappeared is gone, what was dropped is named in the header

@@ -28,6 +28,7 @@ from veil.cli import main
 from veil.targets.databricks import DatabricksTarget
 from veil.targets.drift import drift_script
 from veil.targets.lookup import LookupTarget
+from veil.targets.script import Policy, Script
 from veil.targets.snowflake import SnowflakeTarget
 
 TARGETS: dict[str, LookupTarget] = {
@@ -51,6 +52,18 @@ def test_the_query_parses_with_sqlfluff(name: str) -> None:
     assert len(reports) == 1  # one statement: the DBA runs one query
 
 
+def policies(script: Script) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
+    """The masks and the row policies of a script, with the protected table's key."""
+
+    def row(key: model.TableKey, p: Policy) -> dict[str, t.Any]:
+        return {"key": key, "column_name": p.column_name, "bare": p.bare, "body": p.body}
+
+    return (
+        [row(tb.key, p) for tb in script.tables for p in tb.masks],
+        [row(tb.key, p) for tb in script.tables for p in tb.rows],
+    )
+
+
 class Account:
     """An emulated account in DuckDB: veil's tables and the two platform sources."""
 
@@ -60,10 +73,11 @@ class Account:
         self.dialect = target.name
         self.db = duckdb.connect()
         [(self.catalog,)] = self.run(f"SELECT {target.current_catalog_sql}")
-        self.masks, self.rows = target.policy_contexts(program)
+        script = target.lower(program)
+        self.masks, self.rows = policies(script)
         self.gov = target.catalog_name(target.options.governance_schema)
         self.run(f"CREATE SCHEMA {target.ident(target.options.governance_schema)}")
-        for tb in [*target.lookup_tables(program), target.applied_table(self.masks, self.rows)]:
+        for tb in target.lookup_tables(script):
             cols = ", ".join(f"{c} {ty}" for c, ty in tb.columns)
             self.run(f"CREATE TABLE {tb.name} ({cols})")
             for values in tb.rows:
@@ -212,7 +226,8 @@ def test_the_databricks_query_runs_in_spark() -> None:
     spark.reset()
     target = DatabricksTarget()
     program = scenarios.build("case:one_line", NOW).program
-    masks, rows = target.policy_contexts(program)
+    script = target.lower(program)
+    masks, rows = policies(script)
     spark.ensure_schema(target.ident(target.options.governance_schema))
 
     def fill(name: str, columns: t.Sequence[tuple[str, str]], values: t.Sequence[t.Any]) -> None:
@@ -226,7 +241,7 @@ def test_the_databricks_query_runs_in_spark() -> None:
             nulls = ", ".join(f"CAST(NULL AS {ty}) AS {c}" for c, ty in columns)
             spark.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT {nulls} WHERE FALSE")
 
-    tables = [*target.lookup_tables(program), target.applied_table(masks, rows)]
+    tables = target.lookup_tables(script)
     for tb in tables:
         fill(tb.name, tb.columns, tb.rows)
     [(catalog,)] = spark.sql("SELECT current_catalog()")

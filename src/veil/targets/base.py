@@ -19,6 +19,7 @@ import jinja2
 
 from veil import ir, model
 from veil.model import Family, SqlType, TableKey
+from veil.targets.script import PlanNotes, PlanUnsupported, Script
 
 SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
 
@@ -380,9 +381,26 @@ class Target:
         """`templates/<target>/name`."""
         return self._env.get_template(f"{self.name}/{name}")
 
-    def render(self, program: model.Program) -> str:
-        """The whole script. Subclasses build the context; templates only lay it out."""
+    def lower(self, program: model.Program) -> Script:
+        """The script of a checked program, as a value (the target's `check` must have found
+        no error)."""
         raise NotImplementedError
+
+    def layout(self, script: Script) -> str:
+        """The script's SQL text: the target's `script.sql.j2`, given only what `script` holds."""
+        raise NotImplementedError
+
+    def render(self, program: model.Program) -> str:
+        """The whole script: `layout(lower(program))`."""
+        return self.layout(self.lower(program))
+
+    def plan(self, old: Script, new: Script, header: t.Sequence[str], notes: PlanNotes) -> str:
+        """`veil plan`: the script that takes a database where `old` was applied to `new`,
+        after the comment lines of `header` (the target-independent summary of the changes)."""
+        raise PlanUnsupported(
+            f"`veil plan` does not support --target {self.name} yet; "
+            "compile NEW with `veil compile` instead"
+        )
 
     def check(self, program: model.Program) -> list[t.Any]:
         """Target-specific diagnostics (what this platform cannot express or would reject),

@@ -32,6 +32,7 @@ from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets.lookup import LookupTarget, find_nodes
+from veil.targets.script import Policy
 
 
 class DatabricksTarget(LookupTarget):
@@ -56,6 +57,13 @@ class DatabricksTarget(LookupTarget):
         "timestamptz": "TIMESTAMP",
         "json": "STRING",
     }
+    title = "Databricks"
+    plan_attach_steps = (
+        "  2. each function of NEW in turn: CREATE OR REPLACE FUNCTION (a function that",
+        "     is attached stays attached), then SET MASK / SET ROW FILTER, which replaces",
+        "     what the column or table had in one statement.",
+    )
+    new_params_break_queries = True
     #: Delta tables keep no key constraints veil could rely on: MERGE states the key.
     declares_keys = False
     #: `current_user()` is the user name a user was added with, an email address: a user whose
@@ -145,9 +153,9 @@ class DatabricksTarget(LookupTarget):
         return {
             "name": self.gov(name),
             "bare": name,
-            "params": [(names[c.name], self.sql_type(c.type)) for c in args],
+            "params": tuple((names[c.name], self.sql_type(c.type)) for c in args),
             "body": body(names.__getitem__),
-            "columns": [self.ident(c.name) for c in args],
+            "columns": tuple(self.ident(c.name) for c in args),
         }
 
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
@@ -158,50 +166,52 @@ class DatabricksTarget(LookupTarget):
     def drop_sql(self, kind: str, name: str) -> str:
         return f"DROP FUNCTION IF EXISTS {name}"
 
-    def policy_contexts(
-        self, program: model.Program
-    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
-        self.use_logins(program)
-        masks = []
+    def lower_policies(self, program: model.Program) -> list[tuple[TableKey, Policy]]:
+        out = []
         for mask in program.masks:
             fn = self.function_context(
                 self.mask_args(program, mask),
                 self.object_name("mask", *mask.table, mask.column),
                 functools.partial(self.mask_sql, mask),
             )
-            masks.append(
-                {
-                    **fn,
-                    "returns": self.sql_type(mask.type),
-                    "key": mask.table,
-                    "column_name": mask.column,
-                    "table": self.table_sql(mask.table),
-                    "column": self.ident(mask.column),
-                    "target": self.mask_target(mask),
-                }
+            table, column = self.table_sql(mask.table), self.ident(mask.column)
+            policy = Policy(
+                kind=self.mask_kind,
+                target=self.mask_target(mask),
+                table=table,
+                column=column,
+                returns=self.sql_type(mask.type),
+                column_name=mask.column,
+                detach=self.detach_sql(self.mask_kind, table, column, fn["name"]),
+                drop=self.drop_sql(self.mask_kind, fn["name"]),
+                **fn,
             )
-        filters = []
+            out.append((mask.table, policy))
         for key in sorted({r.table for r in program.row_rules}):
             fn = self.function_context(
                 self.row_args(program, key),
                 self.object_name("rows", *key),
                 functools.partial(self.row_sql, program.rules_of(key)),
             )
-            filters.append(
-                {**fn, "table": self.table_sql(key), "target": self.rows_target(key), "key": key}
+            table = self.table_sql(key)
+            policy = Policy(
+                kind=self.rows_kind,
+                target=self.rows_target(key),
+                table=table,
+                returns="BOOLEAN",
+                detach=self.detach_sql(self.rows_kind, table, None, fn["name"]),
+                drop=self.drop_sql(self.rows_kind, fn["name"]),
+                **fn,
             )
-        masks.sort(key=lambda m: str(m["name"]))
-        return masks, filters
+            out.append((key, policy))
+        return out
 
-    def render(self, program: model.Program) -> str:
-        masks, filters = self.policy_contexts(program)
-        return self.render_script(
-            program,
-            masks,
-            filters,
-            purpose_body=self.purpose_function_body(),
-            schema_stored=self.options.governance_schema.lower(),
-        )
+    def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
+        return {
+            **super().layout_settings(program),
+            "purpose_body": self.purpose_function_body(),
+            "schema_stored": self.options.governance_schema.lower(),
+        }
 
     # ------------------------------------------------------------------ checks
     def check(self, program: model.Program) -> list[Diagnostic]:

@@ -15,7 +15,8 @@ What a platform reads its policy attachments and bodies from is the template
 `<target>/verify_sources.sql.j2` (two CTEs, `refs` and `bodies`, in one shape for both); the
 comparison itself is `_default/verify.sql.j2`. Every name and value goes through the target's
 `ident`/`literal`; the expected rows and policies come from the same methods the script uses
-(`lookup_tables`, `applied_table`, `policy_contexts`), so the query follows the script.
+(the `Script` of `target.lower`: its governance rows and its policies), so the query follows the
+script.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import typing as t
 from veil import model
 from veil.model import SqlType, TableKey
 from veil.targets.lookup import LookupTarget
+from veil.targets.script import Policy
 
 __all__ = ["drift_script"]
 
@@ -42,8 +44,8 @@ def _table_ref(target: LookupTarget, key: TableKey) -> dict[str, t.Any]:
 
 
 def drift_script(target: LookupTarget, program: model.Program) -> str:
-    masks, rows = target.policy_contexts(program)
-    tables = [*target.lookup_tables(program), target.applied_table(masks, rows)]
+    script = target.lower(program)
+    tables = target.lookup_tables(script)
     gov_stored = target.catalog_name(target.options.governance_schema)
     text = target.sql_type(SqlType(name="text"))
     checks: list[dict[str, t.Any]] = []
@@ -61,38 +63,44 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
             }
         )
     keys: dict[str, TableKey] = {}
-    for m in masks:
-        key = m["key"]
-        keys[model.table_str(key)] = key
+    masks = sorted(
+        ((tb, p) for tb in script.tables for p in tb.masks), key=lambda tp: target.mask_order(tp[1])
+    )
+    for pt, m in masks:
+        keys[pt.name] = pt.key
         checks.append(
             {
                 "shape": "policy",
                 "kind": "mask",
-                "object": m["target"],
-                "table": model.table_str(key),
-                "column": target.catalog_name(m["column_name"]),
-                "expected": target.catalog_name(m["bare"]),
-                "body": m["body"],
+                "object": m.target,
+                "table": pt.name,
+                "column": target.catalog_name(m.column_name or ""),
+                "expected": target.catalog_name(m.bare),
+                "body": m.body,
             }
         )
-    for rp in rows:
-        key = rp["key"]
-        keys[model.table_str(key)] = key
-        checks.append(
-            {
-                "shape": "policy",
-                "kind": "rows",
-                "object": rp["target"],
-                "table": model.table_str(key),
-                "column": None,
-                "expected": target.catalog_name(rp["bare"]),
-                "body": rp["body"],
-            }
-        )
+    rows: list[Policy] = []
+    for pt in sorted(script.tables, key=lambda pt: pt.key):
+        for rp in pt.rows:
+            keys[pt.name] = pt.key
+            rows.append(rp)
+            checks.append(
+                {
+                    "shape": "policy",
+                    "kind": "rows",
+                    "object": rp.target,
+                    "table": pt.name,
+                    "column": None,
+                    "expected": target.catalog_name(rp.bare),
+                    "body": rp.body,
+                }
+            )
     checks.append(
         {
             "shape": "foreign",
-            "expected": sorted(target.catalog_name(p["bare"]) for p in [*masks, *rows]),
+            "expected": sorted(
+                target.catalog_name(p.bare) for p in [*(m for _, m in masks), *rows]
+            ),
         }
     )
     return target.template("verify.sql.j2").render(

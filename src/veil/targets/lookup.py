@@ -21,6 +21,7 @@ from veil.methods import method_of
 from veil.model import SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import SqlValue, Target
+from veil.targets.script import GovernanceTable, PlanNotes, Policy, ProtectedTable, Script
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +84,11 @@ class LookupTarget(Target):
     instant_type: t.ClassVar[str] = "TIMESTAMP"
     #: The SQL of the current database / catalog (where veil's schema is).
     current_catalog_sql: t.ClassVar[str] = "CURRENT_DATABASE()"
+    #: `veil plan`: the platform's name, the step that creates and attaches each policy, and
+    #: whether queries fail while a policy whose parameters changed is not attached again.
+    title: t.ClassVar[str] = ""
+    plan_attach_steps: t.ClassVar[tuple[str, ...]] = ()
+    new_params_break_queries: t.ClassVar[bool] = False
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
@@ -365,12 +371,18 @@ class LookupTarget(Target):
             for tb in governance.tables("lookup", "runtime")
         }
 
-    def lookup_tables(self, program: model.Program) -> list[LookupTable]:
-        rows = self.governance_rows(program)
+    def lookup_tables(self, script: Script) -> list[LookupTable]:
+        """The tables a script synchronises: the repository's governance tables, then
+        `applied_object` (what the script attached)."""
         return [
-            self._lookup_table(tb, rows[tb.name])
-            for tb in governance.tables("lookup", "repository")
+            *(self.script_table(g) for g in script.tables_written("repository")),
+            self.script_table(script.table("applied_object")),
         ]
+
+    def script_table(self, table: GovernanceTable) -> LookupTable:
+        """A governance table of a script, with the rows the script writes, as templates and
+        `veil verify --emit-sql` show it."""
+        return self._lookup_table(governance.table("lookup", table.name), table.rows)
 
     def _lookup_table(
         self, table: governance.Table, rows: t.Iterable[t.Sequence[SqlValue]]
@@ -383,46 +395,12 @@ class LookupTarget(Target):
         )
 
     # ------------------------------------------------------------------ the script
-    def policy_contexts(
-        self, program: model.Program
-    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
-        """The masks and the row policies the script creates and attaches, as its template and
-        `veil verify --emit-sql` see them (`name`, `bare`, `key`, `body`, `target` …)."""
-        raise NotImplementedError
-
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         """The statement that takes policy `name` off `table` (its `column` for a mask)."""
         raise NotImplementedError
 
     def drop_sql(self, kind: str, name: str) -> str:
         raise NotImplementedError
-
-    def applied_table(
-        self, masks: t.Iterable[t.Mapping[str, t.Any]], rows: t.Iterable[t.Mapping[str, t.Any]]
-    ) -> LookupTable:
-        """The `applied_object` rows for the masks (`name`, `table`, `column`, `target`) and
-        row policies (`name`, `table`, `target`) the script attaches."""
-        objects = [
-            (
-                m["name"],
-                self.mask_kind,
-                m["target"],
-                self.detach_sql(self.mask_kind, m["table"], m["column"], m["name"]),
-                self.drop_sql(self.mask_kind, m["name"]),
-            )
-            for m in masks
-        ]
-        objects += [
-            (
-                r["name"],
-                self.rows_kind,
-                r["target"],
-                self.detach_sql(self.rows_kind, r["table"], None, r["name"]),
-                self.drop_sql(self.rows_kind, r["name"]),
-            )
-            for r in rows
-        ]
-        return self._lookup_table(governance.table("lookup", "applied_object"), sorted(objects))
 
     # ------------------------------------------------------------------ acknowledgements
     def acknowledged_join_sql(self) -> str:
@@ -535,18 +513,65 @@ class LookupTarget(Target):
             for key in keys
         ]
 
-    def render_script(
-        self,
-        program: model.Program,
-        masks: list[dict[str, t.Any]],
-        rows: list[dict[str, t.Any]],
-        **context: t.Any,
-    ) -> str:
-        """`<target>/script.sql.j2` with what every lookup target's script shows."""
+    def lower_policies(self, program: model.Program) -> list[tuple[TableKey, Policy]]:
+        """Every column mask and row policy of the script, with the table it protects."""
+        raise NotImplementedError
+
+    def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
+        """What the target's template needs besides the script's sections: by default the
+        pre-flight checks (`preflight`)."""
+        return {"preflight": tuple(self.preflight(program))}
+
+    def lower(self, program: model.Program) -> Script:
+        self.use_logins(program)
+        policies = self.lower_policies(program)
+        gov_rows = self.governance_rows(program)
+        applied = sorted((p.name, p.kind, p.target, p.detach, p.drop) for _, p in policies)
+        written: dict[str, t.Sequence[tuple[SqlValue, ...]]] = {
+            **gov_rows,
+            "applied_object": applied,
+        }
+        return Script(
+            target=self.name,
+            governance=tuple(
+                GovernanceTable(
+                    name=g.name,
+                    qualified=self.gov(g.name),
+                    writer=g.writer,
+                    ddl=self.create_table_sql(g),
+                    columns=tuple(self.ident(c) for c in g.column_names),
+                    key=tuple(self.ident(k) for k in g.key),
+                    rows=tuple(tuple(r) for r in written.get(g.name, ())),
+                    readers=g.readers,
+                )
+                for g in governance.tables("lookup")
+            ),
+            tables=tuple(
+                ProtectedTable(
+                    key=tb.key,
+                    name=tb.name,
+                    sql=self.table_sql(tb.key),
+                    masks=tuple(p for k, p in policies if k == tb.key and p.column is not None),
+                    rows=tuple(p for k, p in policies if k == tb.key and p.column is None),
+                )
+                for tb in program.protected_tables
+            ),
+            layout=self.layout_settings(program),
+        )
+
+    def mask_order(self, policy: Policy) -> tuple[t.Any, ...]:
+        """Where a column policy comes in the script."""
+        return (policy.name,)
+
+    def layout(self, script: Script) -> str:
+        """`<target>/script.sql.j2`, laying out `script` (the target's own helpers at hand)."""
         return self.template("script.sql.j2").render(
             schema=self.ident(self.options.governance_schema),
-            tables=self.lookup_tables(program),
-            ddl=self.governance_ddl(),
+            tables=[self.script_table(g) for g in script.tables_written("repository")],
+            ddl={
+                w: [g.ddl for g in script.tables_written(w)]
+                for w in ("repository", "runtime", "record")
+            },
             added_columns=[
                 {
                     "table": self.gov(tb.name),
@@ -564,17 +589,19 @@ class LookupTarget(Target):
             acknowledgement_texts_sql=self.acknowledgement_texts_sql,
             acknowledged_join=self.acknowledged_join_sql(),
             auditors=self.principal_sql(self.auditor_name),
-            auditors_read=[
-                self.gov(tb.name) for tb in governance.tables("lookup") if "auditors" in tb.readers
-            ],
-            applied=self.applied_table(masks, rows),
+            auditors_read=[g.qualified for g in script.governance if "auditors" in g.readers],
+            applied=self.script_table(script.table("applied_object")),
             gov=self.gov,
             comment=self.comment,
-            masks=masks,
-            rows=rows,
-            preflight=self.preflight(program),
-            **context,
+            masks=sorted((p for tb in script.tables for p in tb.masks), key=self.mask_order),
+            rows=[p for tb in sorted(script.tables, key=lambda tb: tb.key) for p in tb.rows],
+            **script.layout,
         )
+
+    def plan(self, old: Script, new: Script, header: t.Sequence[str], notes: PlanNotes) -> str:
+        from veil.targets.lookup_plan import lookup_plan
+
+        return lookup_plan(self, old, new, header)
 
     # ------------------------------------------------------------------ shared checks
     def shared_diagnostics(

@@ -36,6 +36,15 @@ from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import Options, SqlValue, Target
+from veil.targets.script import (
+    GovernanceTable,
+    PlanNotes,
+    Policy,
+    ProtectedTable,
+    Script,
+    View,
+    ViewColumn,
+)
 
 #: Diagnostic codes of this target (docs/errors.md).
 IDENT_TOO_LONG = "T0301"
@@ -175,6 +184,8 @@ class PostgresTarget(Target):
     max_identifier = 63
     current_user = "current_user"
     decimal_work_type = "numeric"
+    base_policy = BASE_POLICY
+    dollar_quote = staticmethod(dollar_quote)
 
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
@@ -400,72 +411,130 @@ class PostgresTarget(Target):
         problems = [d for d in self.check(program) if d.is_error]
         if problems:
             raise ValueError("; ".join(d.message for d in problems))
-        return self.template("script.sql.j2").render(self.context(program))
+        return super().render(program)
 
-    def context(self, program: model.Program) -> dict[str, t.Any]:
+    def lower(self, program: model.Program) -> Script:
         gov_rows = self.governance_rows(program)
+        tables = []
+        for tb in program.protected_tables:
+            vschema, vname = self.view_of(tb.key)
+            masks = {m.column: m for m in program.masks_of(tb.key)}
+
+            def col(n: str) -> str:
+                return "t." + self.ident(n)
+
+            name = model.table_str(tb.key)
+            sql = self.table_sql(tb.key)
+            view = View(
+                schema=vschema,
+                name=vname,
+                qualified=self.qualified((vschema, vname)),
+                columns=tuple(
+                    ViewColumn(
+                        name=c.name,
+                        sql=col(c.name)
+                        if c.name not in masks
+                        else self.mask_sql(
+                            masks[c.name], col, self.predicate_columns(program, tb.key, col)
+                        ),
+                    )
+                    for c in tb.columns
+                ),
+            )
+            rows = tuple(
+                Policy(kind="row policy", name=n, target=f"table {name}", table=sql, body=using)
+                for n, using in self.policy_names(program, tb.key)
+            )
+            tables.append(ProtectedTable(key=tb.key, name=name, sql=sql, rows=rows, view=view))
+        return Script(
+            target=self.name,
+            governance=tuple(
+                GovernanceTable(
+                    name=g.name,
+                    qualified=self.gov(g.name),
+                    writer=g.writer,
+                    ddl=self.create_table_sql(g),
+                    columns=g.column_names,
+                    key=g.key,
+                    rows=tuple(gov_rows[g.name]) if g.writer == "repository" else (),
+                    readers=g.readers,
+                )
+                for g in governance.tables("postgres")
+            ),
+            tables=tuple(tables),
+            layout={
+                "version": veil_version(),
+                "gov_name": self.options.governance_schema,
+                "groups": tuple(self.declared_groups(program)),
+            },
+        )
+
+    def layout(self, script: Script) -> str:
         gov_tables = []
-        for table in governance.tables("postgres", "repository"):
-            rows = gov_rows[table.name]
-            keys = table.key_positions
+        for g in script.tables_written("repository"):
+            keys = [g.columns.index(k) for k in g.key]
             gov_tables.append(
                 {
-                    "name": table.name,
-                    "qualified": self.gov(table.name),
-                    "ddl": self.create_table_sql(table),
-                    "columns": table.column_names,
-                    "key_columns": table.key,
-                    "others": tuple(c.name for c in table.other_columns),
-                    "rows": rows,
-                    "key_rows": sorted({tuple(r[i] for i in keys) for r in rows}, key=repr),
+                    "name": g.name,
+                    "qualified": g.qualified,
+                    "ddl": g.ddl,
+                    "columns": g.columns,
+                    "key_columns": g.key,
+                    "others": tuple(c for c in g.columns if c not in g.key),
+                    "rows": list(g.rows),
+                    "key_rows": sorted({tuple(r[i] for i in keys) for r in g.rows}, key=repr),
                 }
             )
-        kept = [
-            *governance.tables("postgres", "runtime"),
-            *governance.tables("postgres", "record"),
-        ]
+        kept = [*script.tables_written("runtime"), *script.tables_written("record")]
         added = [
             {"table": tb.name, "column": c.name, "type": c.type}
             for tb in governance.tables("postgres")
             for c in tb.columns
             if c.added_later
         ]
+        tables = self.layout_tables(script)
+        return self.template("script.sql.j2").render(
+            {
+                **script.layout,
+                "gov": self.ident(self.options.governance_schema),
+                "owner_role": self.owner_role,
+                "view_role": self.view_role,
+                "auditor_role": self.auditor_role,
+                "base_policy": BASE_POLICY,
+                "base_using": BASE_USING,
+                "gov_tables": gov_tables,
+                "kept_tables": [g.name for g in kept],
+                "kept_ddl": [g.ddl for g in kept],
+                "auditors_read": [g.name for g in kept if "auditors" in g.readers],
+                "public_read": [g.name for g in kept if "public" in g.readers],
+                "added_columns": added,
+                "all_gov_tables": tuple(g.name for g in script.governance),
+                "known_tables": (*(g.name for g in script.governance), *LEGACY_TABLES),
+                "known_functions": FUNCTIONS,
+                "gov_policies": GOVERNANCE_POLICIES,
+                "tables": tables,
+                "view_schemas": sorted({tb["view_schema"] for tb in tables}),
+            }
+        )
+
+    def layout_tables(self, script: Script) -> list[dict[str, t.Any]]:
+        """Each protected table of `script` as the template lays it out (names, digests)."""
         tables = []
-        view_schemas: set[str] = set()
-        for tb in program.protected_tables:
-            vschema, vname = self.view_of(tb.key)
-            view_schemas.add(vschema)
-            masks = {m.column: m for m in program.masks_of(tb.key)}
-
-            def col(n: str) -> str:
-                return "t." + self.ident(n)
-
-            view_columns = [
-                {
-                    "name": c.name,
-                    "sql": col(c.name)
-                    if c.name not in masks
-                    else self.mask_sql(
-                        masks[c.name], col, self.predicate_columns(program, tb.key, col)
-                    ),
-                }
-                for c in tb.columns
-            ]
+        for tb in script.tables:
+            assert tb.view is not None
+            view_columns = [{"name": c.name, "sql": c.sql} for c in tb.view.columns]
             policies = [
-                {"name": n, "using": u, "digest": digest(u)}
-                for n, u in self.policy_names(program, tb.key)
+                {"name": p.name, "using": p.body, "digest": digest(p.body)} for p in tb.rows
             ]
-            body = view_body(
-                self.table_sql(tb.key), [(self.ident(c["name"]), c["sql"]) for c in view_columns]
-            )
+            body = view_body(tb.sql, [(self.ident(c.name), c.sql) for c in tb.view.columns])
             tables.append(
                 {
-                    "name": model.table_str(tb.key),
-                    "sql": self.table_sql(tb.key),
+                    "name": tb.name,
+                    "sql": tb.sql,
                     "table_parts": self.schema_and_name(tb.key),
-                    "view": self.qualified((vschema, vname)),
-                    "view_parts": (vschema, vname),
-                    "view_schema": vschema,
+                    "view": tb.view.qualified,
+                    "view_parts": (tb.view.schema, tb.view.name),
+                    "view_schema": tb.view.schema,
                     "view_digest": digest(body),
                     "policies": policies,
                     "all_policies": [
@@ -475,29 +544,12 @@ class PostgresTarget(Target):
                     "columns": view_columns,
                 }
             )
-        return {
-            "version": veil_version(),
-            "gov": self.ident(self.options.governance_schema),
-            "gov_name": self.options.governance_schema,
-            "owner_role": self.owner_role,
-            "view_role": self.view_role,
-            "auditor_role": self.auditor_role,
-            "base_policy": BASE_POLICY,
-            "base_using": BASE_USING,
-            "gov_tables": gov_tables,
-            "kept_tables": [tb.name for tb in kept],
-            "kept_ddl": [self.create_table_sql(tb) for tb in kept],
-            "auditors_read": [tb.name for tb in kept if "auditors" in tb.readers],
-            "added_columns": added,
-            "all_gov_tables": ALL_GOVERNANCE_TABLES,
-            "known_tables": (*ALL_GOVERNANCE_TABLES, *LEGACY_TABLES),
-            "public_read": [tb.name for tb in kept if "public" in tb.readers],
-            "known_functions": FUNCTIONS,
-            "gov_policies": GOVERNANCE_POLICIES,
-            "groups": self.declared_groups(program),
-            "tables": tables,
-            "view_schemas": sorted(view_schemas),
-        }
+        return tables
+
+    def plan(self, old: Script, new: Script, header: t.Sequence[str], notes: PlanNotes) -> str:
+        from veil.targets.postgres_plan import postgres_plan
+
+        return postgres_plan(self, old, new, header, notes)
 
     # ------------------------------------------------------------------ target rules
     def check(self, program: model.Program) -> list[t.Any]:

@@ -34,6 +34,7 @@ from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets.lookup import LookupTarget, columns_read
+from veil.targets.script import Policy
 
 
 class SnowflakeTarget(LookupTarget):
@@ -57,6 +58,13 @@ class SnowflakeTarget(LookupTarget):
     instant_type = "TIMESTAMP_LTZ"
     decimal_work_type = "NUMBER(38, 10)"
     plain_name = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+    title = "Snowflake"
+    plan_attach_steps = (
+        "  2. each policy of NEW in turn: CREATE ... IF NOT EXISTS, ALTER ... SET BODY (it",
+        "     stays attached meanwhile), then attached: SET MASKING POLICY ... FORCE, or one",
+        "     ALTER TABLE ... DROP ROW ACCESS POLICY old, ADD ROW ACCESS POLICY new; either",
+        "     replaces what the column or table had in one statement.",
+    )
     mask_kind = "masking policy"
     rows_kind = "row access policy"
 
@@ -150,40 +158,47 @@ class SnowflakeTarget(LookupTarget):
             "arg": args.__getitem__,
         }
 
-    def mask_context(
-        self, program: model.Program, mask: model.ColumnMask, exempt: bool
-    ) -> dict[str, t.Any]:
+    def mask_policy(self, program: model.Program, mask: model.ColumnMask, exempt: bool) -> Policy:
         self.use_logins(program)
         policy = self._policy(self.mask_args(program, mask))
         bare = self._versioned("mask", (*mask.table, mask.column), policy["signature"], str(exempt))
-        return {
-            **policy,
-            "name": self.gov(bare),
-            "bare": self.stored_name(bare),
-            "key": mask.table,
-            "column_name": mask.column,
-            "returns": self.sql_type(mask.type),
-            "body": self.mask_sql(mask, policy["arg"]),
-            "exempt": exempt,
-            "table": self.table_sql(mask.table),
-            "column": self.ident(mask.column),
-            "target": self.mask_target(mask),
-        }
+        name, table, column = self.gov(bare), self.table_sql(mask.table), self.ident(mask.column)
+        return Policy(
+            kind=self.mask_kind,
+            name=name,
+            target=self.mask_target(mask),
+            table=table,
+            column=column,
+            params=tuple(policy["signature"]),
+            returns=self.sql_type(mask.type),
+            body=self.mask_sql(mask, policy["arg"]),
+            columns=tuple(policy["columns"]),
+            detach=self.detach_sql(self.mask_kind, table, column, name),
+            drop=self.drop_sql(self.mask_kind, name),
+            bare=self.stored_name(bare),
+            column_name=mask.column,
+            exempt=exempt,
+        )
 
-    def rap_context(self, program: model.Program, key: TableKey) -> dict[str, t.Any]:
+    def rows_policy(self, program: model.Program, key: TableKey) -> Policy:
         self.use_logins(program)
         policy = self._policy(self.row_args(program, key))
         bare = self._versioned("rows", key, policy["signature"])
-        return {
-            **policy,
-            "name": self.gov(bare),
-            "bare": self.stored_name(bare),
-            "key": key,
-            "body": self.row_sql(program.rules_of(key), policy["arg"]),
-            "table": self.table_sql(key),
-            "info_schema": self.info_schema(key),
-            "target": self.rows_target(key),
-        }
+        name, table = self.gov(bare), self.table_sql(key)
+        return Policy(
+            kind=self.rows_kind,
+            name=name,
+            target=self.rows_target(key),
+            table=table,
+            params=tuple(policy["signature"]),
+            returns="BOOLEAN",
+            body=self.row_sql(program.rules_of(key), policy["arg"]),
+            columns=tuple(policy["columns"]),
+            detach=self.detach_sql(self.rows_kind, table, None, name),
+            drop=self.drop_sql(self.rows_kind, name),
+            bare=self.stored_name(bare),
+            info_schema=self.info_schema(key),
+        )
 
     def info_schema(self, key: TableKey) -> str:
         """The INFORMATION_SCHEMA of the table's database."""
@@ -201,29 +216,28 @@ class SnowflakeTarget(LookupTarget):
     def drop_sql(self, kind: str, name: str) -> str:
         return f"DROP {kind.upper()} {name}"
 
-    def policy_contexts(
-        self, program: model.Program
-    ) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:
-        self.use_logins(program)
+    def lower_policies(self, program: model.Program) -> list[tuple[TableKey, Policy]]:
         exempt = self.exempt_columns(program)
-        masks = [
-            self.mask_context(program, m, (m.table, m.column) in exempt) for m in program.masks
+        out = [
+            (m.table, self.mask_policy(program, m, (m.table, m.column) in exempt))
+            for m in program.masks
         ]
-        masks.sort(key=lambda m: (not m["exempt"], m["name"]))  # exempt ones first
-        raps = [
-            self.rap_context(program, tb.key) for tb in program.tables if program.rules_of(tb.key)
+        out += [
+            (tb.key, self.rows_policy(program, tb.key))
+            for tb in program.tables
+            if program.rules_of(tb.key)
         ]
-        return masks, raps
+        return out
 
-    def render(self, program: model.Program) -> str:
-        masks, raps = self.policy_contexts(program)
-        return self.render_script(
-            program,
-            masks,
-            raps,
-            schema_stored=self.stored_name(self.options.governance_schema),
-            active_purposes_body=self.active_purposes_body(),
-        )
+    def mask_order(self, policy: Policy) -> tuple[t.Any, ...]:
+        return (not policy.exempt, policy.name)  # exempt ones first
+
+    def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
+        return {
+            **super().layout_settings(program),
+            "schema_stored": self.stored_name(self.options.governance_schema),
+            "active_purposes_body": self.active_purposes_body(),
+        }
 
     # ------------------------------------------------------------------ checks
     def check(self, program: model.Program) -> list[Diagnostic]:
