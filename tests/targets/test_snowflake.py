@@ -163,20 +163,20 @@ def test_policies_agree_with_the_evaluator(
             for key, rows in scenario.rows.items():
                 cells = {}
                 for mask in program.masks_of(key):
-                    ctx_mask = target.mask_context(program, mask, (key, mask.column) in exempt)
+                    ctx_mask = target.mask_policy(program, mask, (key, mask.column) in exempt)
                     args = target.mask_args(program, mask)
                     cells[mask.column] = duck.evaluate_policy(
-                        ddl[ctx_mask["name"]],
+                        ddl[ctx_mask.name],
                         [tuple(r[c.name] for c in args) for r in rows],
                         user=ctx.user,
                         roles=roles,
                     )
                 visible: list[object] = [True] * len(rows)
                 if program.rules_of(key):
-                    rap = target.rap_context(program, key)
+                    rap = target.rows_policy(program, key)
                     args = target.row_args(program, key)
                     visible = duck.evaluate_policy(
-                        ddl[rap["name"]],
+                        ddl[rap.name],
                         [tuple(r[c.name] for c in args) for r in rows],
                         user=ctx.user,
                         roles=roles,
@@ -191,7 +191,7 @@ def test_user_names_match_case_insensitively(target: SnowflakeTarget, now: dt.da
     program = scenario.program
     mask = next(m for m in program.masks if m.column == "credit_card")
     script = target.render(program)
-    body = policies(script)[target.mask_context(program, mask, False)["name"]]
+    body = policies(script)[target.mask_policy(program, mask, False).name]
     text = program.purpose("Fraud Detection").acknowledgement  # type: ignore[union-attr]
     acked = [("alice", "fraud_q4", "Fraud Detection", text)]
     with SnowflakeDuck(
@@ -231,7 +231,7 @@ def credit_card(
     """What `user`, in fraud_q4, sees of a card number (DuckDB), given acknowledgement rows."""
     mask = next(m for m in program.masks if m.column == "credit_card")
     script = target.render(program)
-    body = policies(script)[target.mask_context(program, mask, False)["name"]]
+    body = policies(script)[target.mask_policy(program, mask, False).name]
     tables = {
         **governance(target, program),
         **runtime(target, "member_acknowledgement", [(*r, now) for r in acked]),
@@ -530,10 +530,10 @@ def test_signature_change_makes_a_new_policy_and_keeps_the_old_name_for_cleanup(
         for tb in program.tables
     )
     wider = dataclasses.replace(program, tables=tables)
-    old = target.mask_context(program, mask, False)
-    new = target.mask_context(wider, dataclasses.replace(mask, type=wide), False)
-    assert old["name"] != new["name"]
-    assert old["name"].rsplit("__", 1)[0] == new["name"].rsplit("__", 1)[0]
+    old = target.mask_policy(program, mask, False)
+    new = target.mask_policy(wider, dataclasses.replace(mask, type=wide), False)
+    assert old.name != new.name
+    assert old.name.rsplit("__", 1)[0] == new.name.rsplit("__", 1)[0]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -682,5 +682,5 @@ def test_row_access_policy_always_has_an_argument(target: SnowflakeTarget) -> No
         "table t.x { id bigint; secret varchar }\npurpose P\nrestrict t.x to purpose P\n"
         "mask t.x.id\n"
     )
-    rap = target.rap_context(program, ("t", "x"))
-    assert rap["signature"] == [("SECRET", "VARCHAR")]
+    rap = target.rows_policy(program, ("t", "x"))
+    assert rap.params == (("SECRET", "VARCHAR"),)
