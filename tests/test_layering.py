@@ -96,7 +96,14 @@ def test_targets_do_not_import_the_tools_or_the_evaluator_side() -> None:
         "veil.cli_lifecycle",
         "veil.cli_plan",
         "veil.cli_tools",
+        "veil.cli_report",
+        "veil.cli_verify",
         "veil.plan",
+        "veil.plan_markdown",
+        "veil.access",
+        "veil.report",
+        "veil.verify",
+        "veil.livetest",
         "veil.sandbox",
         "veil.evaluator",
         "veil.rowexpr",
@@ -167,7 +174,21 @@ def _cycles() -> list[list[str]]:
 
 
 def test_no_import_cycle() -> None:
+    """Over every run-time import, those inside functions too (a deferred import hides a cycle
+    from the interpreter, not from the design)."""
     assert _cycles() == []
+
+
+def test_the_plan_is_a_method_of_the_target() -> None:
+    """`veil plan` asks the target registry for a target and calls its `plan`: plan.py knows no
+    platform module, the targets' plan modules know no plan.py, and the old `plan_targets`
+    (which imported plan.py back) stays gone."""
+    assert "veil.plan_targets" not in MODULES
+    platform = {i for i in _internal("veil.plan") if _under(i, "veil.targets")}
+    assert platform <= {"veil.targets", "veil.targets.script"}
+    for m in ("veil.targets.postgres_plan", "veil.targets.lookup_plan"):
+        assert not any(_under(i, "veil.plan") for i in _internal(m)), m
+    assert not any(_under(i, "veil.plan_targets") for m in MODULES for i in GRAPH[m] | TYPING[m])
 
 
 _IMPORT_EACH = """
