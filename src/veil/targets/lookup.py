@@ -531,6 +531,10 @@ class LookupTarget(Target):
             **gov_rows,
             "applied_object": applied,
         }
+        # Grouped once, so each table takes its own policies without a scan of everyone's.
+        by_table: dict[TableKey, list[Policy]] = {}
+        for key, policy in policies:
+            by_table.setdefault(key, []).append(policy)
         return Script(
             target=self.name,
             governance=tuple(
@@ -551,8 +555,8 @@ class LookupTarget(Target):
                     key=tb.key,
                     name=tb.name,
                     sql=self.table_sql(tb.key),
-                    masks=tuple(p for k, p in policies if k == tb.key and p.column is not None),
-                    rows=tuple(p for k, p in policies if k == tb.key and p.column is None),
+                    masks=tuple(p for p in by_table.get(tb.key, ()) if p.column is not None),
+                    rows=tuple(p for p in by_table.get(tb.key, ()) if p.column is None),
                 )
                 for tb in program.protected_tables
             ),
