@@ -19,7 +19,8 @@ import jinja2
 
 from veil import ir, model
 from veil.model import Family, SqlType, TableKey
-from veil.targets.script import PlanNotes, PlanUnsupported, Script
+from veil.targets import governance
+from veil.targets.script import GovernanceTable, PlanNotes, PlanUnsupported, Script, Value
 
 SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
 
@@ -375,6 +376,32 @@ class Target:
             "user_attribute": sorted(set(attributes)),
             "user_group": sorted(set(groups)),
         }
+
+    def create_table_sql(self, table: governance.Table) -> str:
+        """The DDL that creates one governance table."""
+        raise NotImplementedError
+
+    def governance_script(
+        self,
+        family: governance.TargetFamily,
+        rows: t.Mapping[str, t.Sequence[tuple[Value, ...]]],
+        column: t.Callable[[str], str],
+    ) -> tuple[GovernanceTable, ...]:
+        """The script's governance section: each table of `family`, holding its `rows` (none
+        when absent), its columns and key named by `column`."""
+        return tuple(
+            GovernanceTable(
+                name=g.name,
+                qualified=self.gov(g.name),
+                writer=g.writer,
+                ddl=self.create_table_sql(g),
+                columns=tuple(column(c) for c in g.column_names),
+                key=tuple(column(k) for k in g.key),
+                rows=tuple(tuple(r) for r in rows.get(g.name, ())),
+                readers=g.readers,
+            )
+            for g in governance.tables(family)
+        )
 
     # ------------------------------------------------------------------ rendering
     def template(self, name: str) -> jinja2.Template:

@@ -537,19 +537,7 @@ class LookupTarget(Target):
             by_table.setdefault(key, []).append(policy)
         return Script(
             target=self.name,
-            governance=tuple(
-                GovernanceTable(
-                    name=g.name,
-                    qualified=self.gov(g.name),
-                    writer=g.writer,
-                    ddl=self.create_table_sql(g),
-                    columns=tuple(self.ident(c) for c in g.column_names),
-                    key=tuple(self.ident(k) for k in g.key),
-                    rows=tuple(tuple(r) for r in written.get(g.name, ())),
-                    readers=g.readers,
-                )
-                for g in governance.tables("lookup")
-            ),
+            governance=self.governance_script("lookup", written, self.ident),
             tables=tuple(
                 ProtectedTable(
                     key=tb.key,

@@ -37,7 +37,6 @@ from veil.model import SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import Options, SqlValue, Target
 from veil.targets.script import (
-    GovernanceTable,
     PlanNotes,
     Policy,
     ProtectedTable,
@@ -448,18 +447,10 @@ class PostgresTarget(Target):
             tables.append(ProtectedTable(key=tb.key, name=name, sql=sql, rows=rows, view=view))
         return Script(
             target=self.name,
-            governance=tuple(
-                GovernanceTable(
-                    name=g.name,
-                    qualified=self.gov(g.name),
-                    writer=g.writer,
-                    ddl=self.create_table_sql(g),
-                    columns=g.column_names,
-                    key=g.key,
-                    rows=tuple(gov_rows[g.name]) if g.writer == "repository" else (),
-                    readers=g.readers,
-                )
-                for g in governance.tables("postgres")
+            governance=self.governance_script(
+                "postgres",
+                {g.name: gov_rows[g.name] for g in governance.tables("postgres", "repository")},
+                str,
             ),
             tables=tuple(tables),
             layout={
