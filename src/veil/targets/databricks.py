@@ -132,9 +132,7 @@ class DatabricksTarget(LookupTarget):
             out.append(text)
         return f"regexp_replace({c}, {self.literal(pattern)}, {self.literal(''.join(out))})"
 
-    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
-        if ty.family is Family.DATE and unit in ("day", "hour"):
-            return c
+    def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
         return f"date_trunc({self.literal(unit.upper())}, {c})"
 
     def email_domain_sql(self, c: str) -> str:

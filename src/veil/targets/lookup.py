@@ -18,7 +18,7 @@ from decimal import Decimal
 from veil import ir, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.methods import method_of
-from veil.model import SqlType, TableKey
+from veil.model import Family, SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import SqlValue, Target
 from veil.targets.script import GovernanceTable, PlanNotes, Policy, ProtectedTable, Script
@@ -171,6 +171,15 @@ class LookupTarget(Target):
         if not step.is_finite() or step <= 0 or step != Decimal(1).scaleb(step.adjusted()):
             return super().round_sql(c, step)
         return f"ROUND(CAST({c} AS {self.decimal_work_type}), {-step.adjusted()})"
+
+    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        if ty.family is Family.DATE and unit in ("day", "hour"):
+            return c  # a date has no time of day
+        return self.date_trunc_sql(c, unit, ty)
+
+    def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        """`c` cut to `unit` by the platform's DATE_TRUNC (dates cut below a day never get here)."""
+        return super().truncate_sql(c, unit, ty)
 
     def comment(self, text: str) -> str:
         """Text for a `--` comment: one line, printable, no variable substitution."""

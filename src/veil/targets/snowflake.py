@@ -32,7 +32,7 @@ import typing as t
 from veil import model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
-from veil.model import Family, SqlType, TableKey
+from veil.model import SqlType, TableKey
 from veil.targets.lookup import LookupTarget, columns_read
 from veil.targets.script import Policy
 
@@ -97,12 +97,10 @@ class SnowflakeTarget(LookupTarget):
         )
         return f"REGEXP_REPLACE({c}, {self.literal(pattern)}, {self.literal(rewritten)})"
 
-    def truncate_sql(self, c: str, unit: str, ty: SqlType) -> str:
-        if ty.family is Family.DATE and unit in ("day", "hour"):
-            return c  # a date has no time of day
+    def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
         if ty.name == "timestamptz":  # truncate the instant in UTC, not in its stored offset
             c = f"CONVERT_TIMEZONE('UTC', {c})"
-        return f"DATE_TRUNC({self.literal(unit)}, {c})"
+        return super().date_trunc_sql(c, unit, ty)
 
     def now_sql(self) -> str:
         """UTC wall-clock time (`TIMESTAMP_NTZ`): veil reads a `timestamp` column as UTC, so
