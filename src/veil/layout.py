@@ -32,13 +32,9 @@ def _n(name: ir.Name) -> str:
 
 def method_source(m: ir.Method) -> str:
     """`hash`, `show_last(4)`, `truncate(month)` (a unit as a bare word), `constant("x")`."""
-    if not m.args:
-        return m.name
-    args = []
-    for a in m.args:
-        word = m.name == "truncate" and isinstance(a, str) and ir.is_plain_ident(a)
-        args.append(t.cast(str, a) if word else literal_to_source(a))
-    return f"{m.name}({', '.join(args)})"
+    return ir.method_text(
+        m, literal=literal_to_source, unit_word=ir.is_plain_ident, bare_when_empty=True
+    )
 
 
 def _cond_pieces(keyword: str, cond: ir.Condition) -> list[str]:

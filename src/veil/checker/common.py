@@ -75,6 +75,4 @@ def literal_text(v: ir.LiteralValue) -> str:
 
 def method_text(m: ir.Method) -> str:
     """A method as written (`truncate(month)` with its bare word, not quoted)."""
-    if m.name == "truncate" and len(m.args) == 1 and isinstance(m.args[0], str):
-        return f"truncate({m.args[0]})"
-    return str(m)
+    return ir.method_text(m, unit_word=lambda _: len(m.args) == 1)
