@@ -25,6 +25,22 @@ from veil.targets.script import GovernanceTable, PlanNotes, PlanUnsupported, Scr
 SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
 
 
+def comment_text(text: str, *, unprintable: str | None = None, substitution: bool = False) -> str:
+    """Text for a `--` comment, kept on one line: each unprintable character (a newline would
+    end the comment) as `\\uXXXX`, or as `unprintable` when given; with `substitution`, `${`
+    is broken up (Spark would substitute it even in a comment)."""
+    clean = "".join(
+        c if c.isprintable() else f"\\u{ord(c):04x}" if unprintable is None else unprintable
+        for c in text
+    )
+    return clean.replace("${", "$ {") if substitution else clean
+
+
+def comment_block(lines: t.Iterable[str]) -> str:
+    """Lines of text as `--` comment lines (an empty line as `--`), safe for every target."""
+    return "".join(f"-- {comment_text(x, substitution=True)}\n" if x else "--\n" for x in lines)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     """Compile options shared by all targets."""
@@ -52,6 +68,10 @@ class Target:
     length_fn: t.ClassVar[str] = "LENGTH"
     #: Big decimal used for exact rounding arithmetic.
     decimal_work_type: t.ClassVar[str] = "DECIMAL(38, 10)"
+    #: `--` comments: what replaces an unprintable character (None: `\\uXXXX`), and whether
+    #: `${` is broken up because the platform substitutes variables even in comments.
+    comment_unprintable: t.ClassVar[str | None] = None
+    comment_substitution: t.ClassVar[bool] = False
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
@@ -72,6 +92,12 @@ class Target:
     def ident(self, name: str) -> str:
         """One identifier, always quoted: `"a""b"`."""
         return '"' + name.replace('"', '""') + '"'
+
+    def comment(self, text: str) -> str:
+        """Text for a `--` comment on this target (`comment_text` with its settings)."""
+        return comment_text(
+            text, unprintable=self.comment_unprintable, substitution=self.comment_substitution
+        )
 
     def literal(self, value: SqlValue) -> str:
         """A value as a SQL literal. Strings: single quotes doubled, nothing else special."""

@@ -80,6 +80,8 @@ class LookupTarget(Target):
     #: A name the platform reads unquoted (unless it is a keyword), and the quote character.
     plain_name: t.ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
     quote_char: t.ClassVar[str] = '"'
+    comment_unprintable: t.ClassVar[str | None] = " "
+    comment_substitution: t.ClassVar[bool] = True
     #: The type of an instant (a governance column of type `timestamptz`).
     instant_type: t.ClassVar[str] = "TIMESTAMP"
     #: The SQL of the current database / catalog (where veil's schema is).
@@ -180,11 +182,6 @@ class LookupTarget(Target):
     def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
         """`c` cut to `unit` by the platform's DATE_TRUNC (dates cut below a day never get here)."""
         return super().truncate_sql(c, unit, ty)
-
-    def comment(self, text: str) -> str:
-        """Text for a `--` comment: one line, printable, no variable substitution."""
-        clean = "".join(ch if ch.isprintable() else " " for ch in text)
-        return clean.replace("${", "$ {")
 
     def name_key(self, name: str) -> str:
         """Two names with the same key are the same object on the platform."""

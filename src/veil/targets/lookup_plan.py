@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import typing as t
 
-from veil.targets.script import Policy, Script, comment_block
+from veil.targets.base import comment_block
+from veil.targets.script import Policy, Script
 
 if t.TYPE_CHECKING:
     from veil.targets.lookup import LookupTarget

@@ -147,11 +147,6 @@ def view_body(table_sql: str, columns: t.Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{sql} AS {name}" for name, sql in columns) + f"\nFROM {table_sql} AS t"
 
 
-def comment(text: str) -> str:
-    """Text for a `--` comment: anything unprintable (a newline would end the comment) escaped."""
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-
-
 def _groups_in(c: ir.Condition | None) -> set[str]:
     match c:
         case (
@@ -189,7 +184,7 @@ class PostgresTarget(Target):
     def __init__(self, options: Options | None = None) -> None:
         super().__init__(options)
         self._env.filters["dollar_quote"] = dollar_quote
-        self._env.filters["comment"] = comment
+        self._env.filters["comment"] = self.comment
 
     # ------------------------------------------------------------------ quoting
     def ident(self, name: str) -> str:

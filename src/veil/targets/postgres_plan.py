@@ -19,7 +19,8 @@ from __future__ import annotations
 import typing as t
 
 from veil.targets import governance
-from veil.targets.script import PlanNotes, ProtectedTable, Script, comment_block
+from veil.targets.base import comment_block
+from veil.targets.script import PlanNotes, ProtectedTable, Script
 
 if t.TYPE_CHECKING:
     from veil.targets.postgres import PostgresTarget

@@ -140,15 +140,3 @@ class PlanNotes:
 
     old_label: str = "OLD"
     removed_rows: tuple[str, ...] = ()
-
-
-def comment(text: str) -> str:
-    """Text for a `--` comment: one line, printable (anything else as `\\uXXXX`), and no `${`
-    (Spark would substitute it even in a comment)."""
-    clean = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-    return clean.replace("${", "$ {")
-
-
-def comment_block(lines: t.Iterable[str]) -> str:
-    """Lines of text as `--` comment lines (an empty line as `--`)."""
-    return "".join(f"-- {comment(x)}\n" if x else "--\n" for x in lines)
