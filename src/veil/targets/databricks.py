@@ -2,9 +2,10 @@
 
 The script (templates/databricks/script.sql.j2) creates the governance schema and its Delta tables,
 synchronises their rows with the repository (`MERGE … WHEN NOT MATCHED BY SOURCE THEN DELETE`),
-defines `veil.purpose_active(purpose, source)`, the definer-rights procedures
-`CALL veil.use_project('…')` and `CALL veil.acknowledge('…')` (both audited in `veil.audit_log`)
-and the table function `veil.acknowledgement_texts('…')`, then one mask function per masked column
+defines `veil.active_purposes(source)` (the one purpose lookup of every body), the definer-rights
+procedures `CALL veil.use_project('…')` and `CALL veil.acknowledge('…')` (both audited in
+`veil.audit_log`) and the table function `veil.acknowledgement_texts('…')`, then one mask function
+per masked column
 (`SET MASK … USING COLUMNS`) and one row-filter function per table with row rules (`SET ROW FILTER
 … ON`), removes the masks and filters that the repository no longer produces, and lets the
 account group `veil_auditors` read the audit log. `docs/targets/databricks.md` explains it to
@@ -46,6 +47,12 @@ class DatabricksTarget(LookupTarget):
     quote_char = "`"
     #: Spark substitutes `${…}` in SQL text before parsing it, even inside quotes.
     literal_rewrites: t.ClassVar[tuple[tuple[str, str], ...]] = (("${", "$\\{"),)
+    #: collect_set gives an empty array over no rows; its order does not matter (only size and
+    #: overlap are read).
+    purposes_agg: t.ClassVar[str] = "collect_set({})"
+    array_size = "size"
+    array_overlap = "arrays_overlap"
+    array_literal = "array"
     default_decimal: t.ClassVar[tuple[int, int]] = (10, 0)
     type_names: t.ClassVar[dict[str, str]] = {
         "integer": "INT",
@@ -87,22 +94,6 @@ class DatabricksTarget(LookupTarget):
         return super().sql_type(ty)
 
     # ------------------------------------------------------------------ atoms
-    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
-        return (
-            f"{self.gov('purpose_active')}({self.literal(purpose)}, "
-            f"{self.literal(model.table_str(table))})"
-        )
-
-    def purpose_function_body(self) -> str:
-        """Body of `veil.purpose_active(purpose, source)`: NULL purpose = any purpose."""
-        name = self.gov_col("pp", "purpose_name")
-        purpose = "purpose_active.purpose"
-        match = (
-            f"({purpose} IS NULL OR {name} = {purpose} OR "
-            f"LEFT({name}, char_length({purpose}) + 1) = {purpose} || '.')"
-        )
-        return self.purpose_exists_sql("purpose_active.source", match)
-
     def principal_sql(self, name: str) -> str:
         """Principals are always backquoted (`account users`)."""
         return "`" + name.replace("`", "``") + "`"
@@ -207,7 +198,7 @@ class DatabricksTarget(LookupTarget):
     def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
         return {
             **super().layout_settings(program),
-            "purpose_body": self.purpose_function_body(),
+            "active_purposes_body": self.active_purposes_body("active_purposes.source"),
             "schema_stored": self.options.governance_schema.lower(),
         }
 

@@ -226,6 +226,31 @@ class LookupTarget(Target):
             f"WHERE {' AND '.join(where)}"
         )
 
+    #: The one purpose lookup of every policy body, `<gov>.active_purposes('<table>')`, returns
+    #: the caller's purposes for the table as an array; these spell its aggregate (which must
+    #: give an empty array, never NULL, over no rows), its size, a literal array and an overlap.
+    purposes_agg: t.ClassVar[str] = "ARRAY_AGG(DISTINCT {})"
+    array_size: t.ClassVar[str] = "ARRAY_SIZE"
+    array_overlap: t.ClassVar[str] = "ARRAYS_OVERLAP"
+    array_literal: t.ClassVar[str] = "ARRAY_CONSTRUCT"
+
+    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
+        """`purpose P` holds when the purposes the user acts under for the table include P or a
+        declared sub-purpose of P; `any purpose` when there is one. Fail-closed: no row of the
+        lookup (no active project, not a member, unapproved or unacknowledged purpose, table
+        not a source) is an empty array, so both are false."""
+        call = f"{self.gov('active_purposes')}({self.literal(model.table_str(table))})"
+        if purpose is None:
+            return f"({self.array_size}({call}) > 0)"
+        names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
+        array = f"{self.array_literal}({', '.join(map(self.literal, names))})"
+        return f"{self.array_overlap}({call}, {array})"
+
+    def active_purposes_body(self, source: str) -> str:
+        """Body of `active_purposes(source)` (`source` is how the body names its parameter)."""
+        name = self.gov_col("pp", "purpose_name")
+        return self.purpose_query_sql(self.purposes_agg.format(name), source, None)
+
     def purpose_exists_sql(self, source: str, purpose_match: str | None) -> str:
         """EXISTS over `purpose_query_sql`."""
         return f"EXISTS ({self.purpose_query_sql('1', source, purpose_match)})"

@@ -72,20 +72,6 @@ class SnowflakeTarget(LookupTarget):
         return name.upper() if self.plain_name.match(name) else name
 
     # ------------------------------------------------------------------ atoms
-    def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
-        """One lookup, `VEIL.ACTIVE_PURPOSES('<table>')`: the purposes the user acts under for
-        the table. `purpose P` is true when it holds P or a declared sub-purpose of P."""
-        call = f"{self.gov('active_purposes')}({self.literal(model.table_str(table))})"
-        if purpose is None:
-            return f"(ARRAY_SIZE({call}) > 0)"
-        names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
-        return f"ARRAYS_OVERLAP({call}, ARRAY_CONSTRUCT({', '.join(map(self.literal, names))}))"
-
-    def active_purposes_body(self) -> str:
-        """Body of `VEIL.ACTIVE_PURPOSES(SOURCE)`: an ARRAY, empty when none."""
-        name = self.gov_col("pp", "purpose_name")
-        return self.purpose_query_sql(f"ARRAY_AGG(DISTINCT {name})", "SOURCE", None)
-
     # ------------------------------------------------------------------ methods
     def sha256_hex_sql(self, text: str) -> str:
         return f"SHA2({text}, 256)"
@@ -234,7 +220,7 @@ class SnowflakeTarget(LookupTarget):
         return {
             **super().layout_settings(program),
             "schema_stored": self.stored_name(self.options.governance_schema),
-            "active_purposes_body": self.active_purposes_body(),
+            "active_purposes_body": self.active_purposes_body("SOURCE"),
         }
 
     # ------------------------------------------------------------------ checks

@@ -102,11 +102,13 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 DELETE FROM veil.user_attribute;
 DELETE FROM veil.user_group;
 
--- 3. The purpose check that every mask and row filter calls --------------------------------------
-CREATE OR REPLACE FUNCTION veil.purpose_active(purpose STRING, source STRING)
-RETURNS BOOLEAN
-COMMENT 'veil: does the current user act under an approved purpose (NULL: any) for this source table?'
-RETURN EXISTS (SELECT 1 FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = purpose_active.source AND (purpose_active.purpose IS NULL OR pp.purpose_name = purpose_active.purpose OR LEFT(pp.purpose_name, char_length(purpose_active.purpose) + 1) = purpose_active.purpose || '.'));
+-- 3. The one purpose lookup of every mask and row filter ------------------------------------------
+-- The purposes the calling user acts under for a source table (approved, acknowledged, in the
+-- selected project, as a member): an empty array when none.
+CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
+RETURNS ARRAY<STRING>
+COMMENT 'veil: the purposes the current user acts under for this source table'
+RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -203,7 +205,7 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__app__t__secret(secret STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.t.secret'
-RETURN CAST(CASE WHEN (veil.purpose_active('A', 'app.t') OR veil.purpose_active('B', 'app.t') OR veil.purpose_active('C', 'app.t') OR veil.purpose_active('D', 'app.t')) THEN secret ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(CASE WHEN (arrays_overlap(veil.active_purposes('app.t'), array('A')) OR arrays_overlap(veil.active_purposes('app.t'), array('B')) OR arrays_overlap(veil.active_purposes('app.t'), array('C')) OR arrays_overlap(veil.active_purposes('app.t'), array('D'))) THEN secret ELSE CAST(NULL AS STRING) END AS STRING);
 ALTER TABLE app.t ALTER COLUMN secret SET MASK veil.mask__app__t__secret;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------

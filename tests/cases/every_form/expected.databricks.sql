@@ -120,11 +120,13 @@ ON t.principal = s.principal AND t.group_name = s.group_name
 WHEN NOT MATCHED THEN INSERT (principal, group_name) VALUES (s.principal, s.group_name)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 
--- 3. The purpose check that every mask and row filter calls --------------------------------------
-CREATE OR REPLACE FUNCTION veil.purpose_active(purpose STRING, source STRING)
-RETURNS BOOLEAN
-COMMENT 'veil: does the current user act under an approved purpose (NULL: any) for this source table?'
-RETURN EXISTS (SELECT 1 FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = purpose_active.source AND (purpose_active.purpose IS NULL OR pp.purpose_name = purpose_active.purpose OR LEFT(pp.purpose_name, char_length(purpose_active.purpose) + 1) = purpose_active.purpose || '.'));
+-- 3. The one purpose lookup of every mask and row filter ------------------------------------------
+-- The purposes the calling user acts under for a source table (approved, acknowledged, in the
+-- selected project, as a member): an empty array when none.
+CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
+RETURNS ARRAY<STRING>
+COMMENT 'veil: the purposes the current user acts under for this source table'
+RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -221,35 +223,35 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__card(card STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.card'
-RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN card ELSE (CASE WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4) ELSE REPEAT('*', LENGTH(card)) END) END AS STRING);
+RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN card ELSE (CASE WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4) ELSE REPEAT('*', LENGTH(card)) END) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN card SET MASK veil.mask__shop__orders__card;
 
 -- column shop.orders.email
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.email'
-RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256), 256) END AS STRING);
+RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256), 256) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;
 
 -- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
-RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN note WHEN veil.purpose_active('Fraud', 'shop.orders') THEN note ELSE regexp_replace(note, '[0-9]', '#') END AS STRING);
+RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN note WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN note ELSE regexp_replace(note, '[0-9]', '#') END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (qty);
 
 -- column shop.orders.paid_at
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__paid_at(paid_at TIMESTAMP)
 RETURNS TIMESTAMP
 COMMENT 'veil: masks shop.orders.paid_at'
-RETURN CAST(CASE WHEN veil.purpose_active('Fraud', 'shop.orders') THEN paid_at ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP) END AS TIMESTAMP);
+RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP) END AS TIMESTAMP);
 ALTER TABLE shop.orders ALTER COLUMN paid_at SET MASK veil.mask__shop__orders__paid_at;
 
 -- column shop.orders.phone
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__phone(phone STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.phone'
-RETURN CAST(CASE WHEN (veil.purpose_active('Fraud', 'shop.orders') OR (UPPER(current_user()) = UPPER('ana'))) THEN phone ELSE (CASE WHEN LENGTH(phone) > 3 THEN LEFT(phone, 3) || REPEAT('*', LENGTH(phone) - 3) ELSE REPEAT('*', LENGTH(phone)) END) END AS STRING);
+RETURN CAST(CASE WHEN (arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) OR (UPPER(current_user()) = UPPER('ana'))) THEN phone ELSE (CASE WHEN LENGTH(phone) > 3 THEN LEFT(phone, 3) || REPEAT('*', LENGTH(phone) - 3) ELSE REPEAT('*', LENGTH(phone)) END) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN phone SET MASK veil.mask__shop__orders__phone;
 
 -- column shop.orders.placed_at
@@ -291,7 +293,7 @@ ALTER TABLE shop.orders ALTER COLUMN total SET MASK veil.mask__shop__orders__tot
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__vip(vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: masks shop.orders.vip'
-RETURN CAST(CASE WHEN veil.purpose_active(NULL, 'shop.orders') THEN vip ELSE CAST(FALSE AS BOOLEAN) END AS BOOLEAN);
+RETURN CAST(CASE WHEN (size(veil.active_purposes('shop.orders')) > 0) THEN vip ELSE CAST(FALSE AS BOOLEAN) END AS BOOLEAN);
 ALTER TABLE shop.orders ALTER COLUMN vip SET MASK veil.mask__shop__orders__vip;
 
 -- column shop.refunds.reason
@@ -307,14 +309,14 @@ ALTER TABLE shop.refunds ALTER COLUMN reason SET MASK veil.mask__shop__refunds__
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(region STRING, placed_at TIMESTAMP_NTZ, vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
-RETURN (((veil.purpose_active('Fraud', 'shop.orders') OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')) OR COALESCE((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END), FALSE)) AND (EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors') OR COALESCE(((placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day')) OR (vip IS NOT NULL)), FALSE)));
+RETURN (((arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')) OR COALESCE((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END), FALSE)) AND (EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors') OR COALESCE(((placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day')) OR (vip IS NOT NULL)), FALSE)));
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (region, placed_at, vip);
 
 -- table shop.refunds
 CREATE OR REPLACE FUNCTION veil.rows__shop__refunds()
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.refunds'
-RETURN (veil.purpose_active('Fraud.Chargebacks', 'shop.refunds') OR veil.purpose_active('Audit', 'shop.refunds') OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors'));
+RETURN (arrays_overlap(veil.active_purposes('shop.refunds'), array('Fraud.Chargebacks')) OR arrays_overlap(veil.active_purposes('shop.refunds'), array('Audit')) OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors'));
 ALTER TABLE shop.refunds SET ROW FILTER veil.rows__shop__refunds ON ();
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------

@@ -80,11 +80,13 @@ ON t.principal = s.principal AND t.group_name = s.group_name
 WHEN NOT MATCHED THEN INSERT (principal, group_name) VALUES (s.principal, s.group_name)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 
--- 3. The purpose check that every mask and row filter calls --------------------------------------
-CREATE OR REPLACE FUNCTION veil.purpose_active(purpose STRING, source STRING)
-RETURNS BOOLEAN
-COMMENT 'veil: does the current user act under an approved purpose (NULL: any) for this source table?'
-RETURN EXISTS (SELECT 1 FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = purpose_active.source AND (purpose_active.purpose IS NULL OR pp.purpose_name = purpose_active.purpose OR LEFT(pp.purpose_name, char_length(purpose_active.purpose) + 1) = purpose_active.purpose || '.'));
+-- 3. The one purpose lookup of every mask and row filter ------------------------------------------
+-- The purposes the calling user acts under for a source table (approved, acknowledged, in the
+-- selected project, as a member): an empty array when none.
+CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
+RETURNS ARRAY<STRING>
+COMMENT 'veil: the purposes the current user acts under for this source table'
+RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -181,14 +183,14 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__memo(memo STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.memo'
-RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN memo WHEN veil.purpose_active('Fraud', 'shop.orders') THEN memo ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN memo WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN memo ELSE CAST(NULL AS STRING) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN memo SET MASK veil.mask__shop__orders__memo USING COLUMNS (qty);
 
 -- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, region STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
-RETURN CAST(CASE WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note WHEN veil.purpose_active('Fraud', 'shop.orders') THEN note ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(CASE WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN note ELSE CAST(NULL AS STRING) END AS STRING);
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (region);
 
 -- column shop.orders.qty
@@ -204,7 +206,7 @@ ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(qty INT, region STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
-RETURN (veil.purpose_active('Fraud', 'shop.orders') OR COALESCE(((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END) AND (qty < 1000)), FALSE));
+RETURN (arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) OR COALESCE(((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END) AND (qty < 1000)), FALSE));
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (qty, region);
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------
