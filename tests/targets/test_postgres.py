@@ -17,7 +17,6 @@ from veil.targets import Options, get_target
 from veil.targets.postgres import (
     FUNCTIONS,
     PostgresTarget,
-    comment,
     dollar_quote,
     pg_replacement,
     source_key,
@@ -738,7 +737,10 @@ def test_hostile_text_is_quoted_and_never_inside_a_dollar_quoted_body() -> None:
 
 
 def test_comments_cannot_be_broken_by_a_newline() -> None:
-    assert comment("a\nDROP TABLE x; --\t\u2603") == "a\\u000aDROP TABLE x; --\\u0009\u2603"
+    assert (
+        get_target("postgres").comment("a\nDROP TABLE x; --\t\u2603")
+        == "a\\u000aDROP TABLE x; --\\u0009\u2603"
+    )
 
 
 # -------------------------------------------------------------------------------- target rules
