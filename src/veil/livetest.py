@@ -35,7 +35,6 @@ from decimal import Decimal
 
 from veil import ir, model
 from veil.evaluator import mask_of
-from veil.layout import expectation_source
 from veil.masking import TEST_HASH_KEY, apply_method
 from veil.printer import action_to_source
 from veil.rowexpr import coerce_value
@@ -43,10 +42,10 @@ from veil.targets.postgres import PostgresTarget
 from veil.testrunner import (
     ExpectationResult,
     TestResult,
-    _expected,
     _same_method,
     _same_value,
     _value_source,
+    expectation_result,
 )
 from veil.verify import NotApplied, VerifyError, _first_line, _psycopg
 
@@ -236,10 +235,9 @@ class _Session:
             passed = masked
             if passed and e.method is not None and actual != "no access":
                 passed = _same_method(e.method, action, target.method)
-        return ExpectationResult(
-            span=e.span,
-            source=expectation_source(e),
-            expected=_expected(e, (*table_key, column)),
+        return expectation_result(
+            e,
+            (*table_key, column),
             actual=actual,
             passed=passed,
             note=note,
@@ -282,10 +280,9 @@ class _Session:
             actual, passed = how, masked
             if passed and e.method is not None:
                 passed = _same_method(e.method, action, target.method)
-        return ExpectationResult(
-            span=e.span,
-            source=expectation_source(e),
-            expected=_expected(e, (*table_key, column)),
+        return expectation_result(
+            e,
+            (*table_key, column),
             actual=actual,
             passed=passed,
             note=note,
@@ -349,10 +346,9 @@ class _Session:
                     )
                 )
         actual = "visible" if visible else "hidden"
-        return ExpectationResult(
-            span=e.span,
-            source=expectation_source(e),
-            expected=_expected(e, table_key),
+        return expectation_result(
+            e,
+            table_key,
             actual=actual,
             passed=actual == e.outcome,
             note=note,
@@ -473,10 +469,8 @@ def _run(
             except psycopg.Error as err:
                 conn.execute("ROLLBACK TO SAVEPOINT veil_expect")
                 results.append(
-                    ExpectationResult(
-                        span=exp.span,
-                        source=expectation_source(exp),
-                        expected=_expected(exp),
+                    expectation_result(
+                        exp,
                         actual="a database error",
                         passed=False,
                         note=_first_line(err),

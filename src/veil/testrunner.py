@@ -122,10 +122,8 @@ def _run(program: model.Program, tc: ir.TestCase, now: dt.datetime) -> TestResul
             results.append(_expect(program, e, ctx))
         except EvaluationError as err:
             results.append(
-                ExpectationResult(
-                    span=e.span,
-                    source=expectation_source(e),
-                    expected=_expected(e),
+                expectation_result(
+                    e,
                     actual="an evaluation error",
                     passed=False,
                     note=str(err),
@@ -142,6 +140,28 @@ def _expected(e: ir.Expectation, full: model.TableKey | None = None) -> str:
         name = ir.ObjectName(parts=full)
         e = replace(e, table=name) if isinstance(e, ir.ExpectRow) else replace(e, column=name)
     return expectation_source(e).removeprefix("expect ")
+
+
+def expectation_result(
+    e: ir.Expectation,
+    full: model.TableKey | None = None,
+    *,
+    actual: str,
+    passed: bool,
+    decided_by: tuple[Span, ...] = (),
+    note: str | None = None,
+) -> ExpectationResult:
+    """The result of `e`, offline or live: the line as written and, as expected, that line
+    naming the column or table in full."""
+    return ExpectationResult(
+        span=e.span,
+        source=expectation_source(e),
+        expected=_expected(e, full),
+        actual=actual,
+        passed=passed,
+        decided_by=decided_by,
+        note=note,
+    )
 
 
 def _expect(program: model.Program, e: ir.Expectation, ctx: Context) -> ExpectationResult:
@@ -179,10 +199,9 @@ def _expect_column(program: model.Program, e: ir.ExpectColumn, ctx: Context) -> 
         )
     elif mask is None:
         note = "no mask reaches this column"
-    return ExpectationResult(
-        span=e.span,
-        source=expectation_source(e),
-        expected=_expected(e, (*table, column)),
+    return expectation_result(
+        e,
+        (*table, column),
         actual=actual,
         passed=passed,
         decided_by=(cell.policy,) if cell.policy is not None else (),
@@ -218,10 +237,9 @@ def _expect_cell(program: model.Program, e: ir.ExpectCell, ctx: Context) -> Expe
         truth = eval_predicate(program, mask.when, row, ctx)
         shown = {True: "true", False: "false", None: "NULL"}[truth]
         note = f"`when {expr_to_source(mask.when)}` is {shown} on this row"
-    return ExpectationResult(
-        span=e.span,
-        source=expectation_source(e),
-        expected=_expected(e, (*table, column)),
+    return expectation_result(
+        e,
+        (*table, column),
         actual=actual,
         passed=passed,
         decided_by=(cell.policy,) if cell.policy is not None else (),
@@ -269,10 +287,9 @@ def _expect_row(program: model.Program, e: ir.ExpectRow, ctx: Context) -> Expect
     else:
         decided = tuple(rule.span for rule, ok in result.rules if not ok)
     note = None if result.rules else f"no row rule on `{ir.dotted(table)}`"
-    return ExpectationResult(
-        span=e.span,
-        source=expectation_source(e),
-        expected=_expected(e, table),
+    return expectation_result(
+        e,
+        table,
         actual=actual,
         passed=actual == e.outcome,
         decided_by=decided,
