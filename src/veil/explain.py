@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from veil import model
 from veil.access import (
     Access,
+    ColumnState,
     RowAccess,
     access_of,
     column_access,
@@ -37,7 +38,6 @@ from veil.evaluator import (
 from veil.masking import HASH_KEY_NOTE
 from veil.printer import action_to_source, cond_to_source, expr_to_source, name_to_source
 
-ColumnOutcome: t.TypeAlias = t.Literal["clear", "masked", "depends"]
 RuleOutcome: t.TypeAlias = t.Literal["all", "none", "where"]
 
 
@@ -47,7 +47,7 @@ class ColumnDecision:
 
     column: str
     type: str
-    outcome: ColumnOutcome
+    outcome: ColumnState
     method: str
     method_source: str
     when: str | None
@@ -167,17 +167,15 @@ def _column(
     seen = column_access(program, col, mask, ctx)  # `when` with the user's values
     when = seen.when
     if seen.state == "clear":
-        outcome: ColumnOutcome = "clear"
         summary = "clear"
     elif seen.state == "masked":
-        outcome, summary = "masked", f"masked with {source}"
+        summary = f"masked with {source}"
     else:
-        outcome = "depends"
         summary = f"masked with {source} where {when} (NULL too), clear elsewhere"
     return ColumnDecision(
         column=mask.column,
         type=str(mask.type),
-        outcome=outcome,
+        outcome=seen.state,
         method=model.action_name(arm.action) if seen.state != "clear" else "reveal",
         method_source=source if seen.state != "clear" else "reveal",
         when=when,
