@@ -13,7 +13,7 @@ compares the account with the repository, and the DBA runs it. It returns one ro
 
 What a platform reads its policy attachments and bodies from is the template
 `<target>/verify_sources.sql.j2` (two CTEs, `refs` and `bodies`, in one shape for both); the
-comparison itself is `_default/verify.sql.j2`. Every name and value goes through the target's
+comparison itself is `lookup/verify.sql.j2`. Every name and value goes through the target's
 `ident`/`literal`; the expected rows and policies come from the same methods the script uses
 (the `Script` of `target.lower`: its governance rows and its policies), so the query follows the
 script.
