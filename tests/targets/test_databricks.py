@@ -613,6 +613,7 @@ def test_every_statement_can_run_again(script: str) -> None:
         r"ALTER TABLE .+? ALTER COLUMN .+? SET MASK ",
         r"ALTER TABLE .+? SET ROW FILTER ",
         r"BEGIN\n",
+        r"DROP FUNCTION IF EXISTS ",
         r"INSERT INTO \S+ \(\S+\)\s+SELECT .*\s+WHERE NOT EXISTS \(SELECT 1 FROM \S+\)$",
     )
     for statement in split_statements(script):

@@ -15,6 +15,8 @@ are silent, a rule is `open` rather than a violation, and docs/targets says so t
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -461,7 +463,7 @@ _BQ = "`"
 _DBX_NAME = _name_re(_BQ)
 _DBX_FUNCTION = re.compile(
     rf"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:IF\s+NOT\s+EXISTS\s+)?({_DBX_NAME})\s*"
-    rf"\((.*?)\)\s*RETURNS\s+(TABLE\s*\(.*?\)|\w+(?:\s*\([^)]*\))?)\s+(.*)",
+    rf"\((.*?)\)\s*RETURNS\s+(TABLE\s*\(.*?\)|\w+(?:<[\w<>, ]*>)?(?:\s*\([^)]*\))?)\s+(.*)",
     re.DOTALL | re.IGNORECASE,
 )
 _DBX_SET_MASK = re.compile(
@@ -478,6 +480,9 @@ _DBX_SET_FILTER = re.compile(
 )
 _DBX_DROP_FILTER = re.compile(
     rf"ALTER\s+TABLE\s+({_DBX_NAME})\s+DROP\s+ROW\s+FILTER", re.IGNORECASE
+)
+_DBX_DROP_FUNCTION = re.compile(
+    rf"DROP\s+FUNCTION\s+(?:IF\s+EXISTS\s+)?({_DBX_NAME})\s*$", re.IGNORECASE
 )
 _DBX_PRINCIPALS = re.compile(
     rf"MERGE\s+INTO\s+({_DBX_NAME})\s+AS\s+t\s+USING\s*\(VALUES\s*(.*?)\)\s+AS\s+s\s*\((.*?)\)",
@@ -533,6 +538,8 @@ def _replay_databricks(
             replay.note("dbx-owner-removable", st, f"the owner of {table} can drop this filter")
         elif m := _DBX_DROP_FILTER.match(st):
             replay.rows.pop(norm(m.group(1)), None)
+        elif m := _DBX_DROP_FUNCTION.match(st):
+            replay.policies.pop(norm(m.group(1)), None)
         elif m := _DBX_PRINCIPALS.match(st):
             columns = [c.strip().lower() for c in m.group(3).split(",")]
             if "principal" not in columns:
@@ -560,11 +567,18 @@ def _replay_databricks(
 
 
 def replay(
-    script: str, platform: str, *, catalog: Mapping[tuple[str, str], str] | None = None
+    script: str,
+    platform: str,
+    *,
+    catalog: Mapping[tuple[str, str], str] | None = None,
+    after: Replay | None = None,
 ) -> Replay:
-    """Replay `script` on an empty account of `platform`. `catalog` maps (table, column), named
-    as the platform stores them, to the column's type as the script writes it."""
+    """Replay `script` on an empty account of `platform`, or on the account `after` left (a
+    script applied over an earlier one; the findings are only this script's). `catalog` maps (table,
+    column), named as the platform stores them, to the column's type as the script writes it."""
     out = Replay(platform)
+    if after is not None:  # the account as it was; the findings are this script's own
+        out = dataclasses.replace(copy.deepcopy(after), violations=[], open=[])
     if platform == "snowflake":
         _replay_snowflake(script, out, catalog)
     elif platform == "databricks":

@@ -5,6 +5,7 @@ scenarios) replayed against it."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,53 @@ def test_the_snowflake_conflict_of_the_golden_case_is_one_the_platform_refuses()
     result = replay(target.render(checked.program), "snowflake")
     assert rules(result) == ["sf-rap-and-mask-column"]
     assert "REGION" in result.violations[0].detail
+
+
+# -------------------------------------------------------------------------------------------------
+# A script applied over the script of an earlier veil
+
+OLD_SCRIPTS = sorted((ROOT / "tests" / "verify" / "old_scripts").glob("*.sql"))
+#: What a script creates in veil's schema that lives on until something drops it (policies are
+#: removed by the clean-up block, from `applied_object`, and are not listed here).
+_OBJECT = re.compile(
+    r"^CREATE (?:OR REPLACE )?(?:SECURE )?(FUNCTION|PROCEDURE|TABLE)(?: IF NOT EXISTS)? "
+    r"([\w.`\"]+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def created(script: str) -> set[tuple[str, str]]:
+    return {(kind.upper(), name.lower()) for kind, name in _OBJECT.findall(script)}
+
+
+@pytest.mark.parametrize("old", OLD_SCRIPTS, ids=lambda p: p.name)
+def test_a_script_over_an_older_one_leaves_nothing_stale(old: Path) -> None:
+    """`old_scripts/<case>.<platform>.sql` is the golden script of that case as an earlier veil
+    compiled it (before `active_purposes`, commit f54230b). Every function, procedure or table
+    it created in veil's schema is created again by today's script, or dropped by it; on
+    Databricks, replaying the old script then today's leaves exactly the functions today's
+    script alone leaves, and no attached mask or filter calls a function that is gone."""
+    case, platform = old.name.split(".")[:2]
+    target = get_target(platform)
+    assert isinstance(target, LookupTarget)
+    program = scenarios.build(f"case:{case}", dt.datetime(2026, 12, 1, tzinfo=dt.UTC)).program
+    new = target.render(program)
+    dropped = {
+        (kind.upper(), name.lower())
+        for kind, name in re.findall(
+            r"^DROP (FUNCTION|PROCEDURE|TABLE)(?: IF EXISTS)? (\S+?);", new, re.MULTILINE
+        )
+    }
+    dropped |= {("TABLE", target.gov("project_switch").lower())}  # moved to the audit log
+    assert created(old.read_text(encoding="utf-8")) <= created(new) | dropped
+    if platform != "databricks":
+        return
+    before = replay(old.read_text(encoding="utf-8"), platform)
+    assert "veil.purpose_active" in before.policies  # the case this test is about
+    after = replay(new, platform, after=before)
+    assert set(after.policies) == set(replay(new, platform).policies)
+    for name, _ in [*after.masks.values(), *after.rows.values()]:
+        called = set(
+            re.findall(r"\b(veil\.\w+)\s*\(", after.policies[name].body.split("RETURN", 1)[1])
+        )
+        assert called <= set(after.policies), f"{name} calls {called - set(after.policies)}"

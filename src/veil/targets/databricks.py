@@ -81,6 +81,10 @@ class DatabricksTarget(LookupTarget):
         r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z"
     )
 
+    #: `veil.purpose_active(purpose, source)`, the per-check purpose function of the scripts
+    #: before `veil.active_purposes`.
+    retired: t.ClassVar[tuple[str, ...]] = ("FUNCTION purpose_active",)
+
     def catalog_name(self, name: str) -> str:
         """Unity Catalog keeps names in lower case."""
         return name.lower()

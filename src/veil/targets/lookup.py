@@ -433,6 +433,20 @@ class LookupTarget(Target):
     def drop_sql(self, kind: str, name: str) -> str:
         raise NotImplementedError
 
+    #: Objects of veil's schema that earlier versions of this target created and this one no
+    #: longer does, as `DROP` completions (`FUNCTION veil.f`): the clean-up drops them, after
+    #: every policy that called them was replaced, so a re-apply leaves nothing stale.
+    retired: t.ClassVar[tuple[str, ...]] = ()
+
+    def retired_sql(self) -> list[str]:
+        """`DROP … IF EXISTS` of each retired object."""
+        out = []
+        for entry in self.retired:
+            kind, name = entry.split(" ", 1)
+            bare, paren, args = name.partition("(")
+            out.append(f"DROP {kind} IF EXISTS {self.gov(bare)}{paren}{args}")
+        return out
+
     # ------------------------------------------------------------------ acknowledgements
     def acknowledged_join_sql(self) -> str:
         """LEFT JOIN of the current user's acknowledgement of exactly `pp`'s text in its
@@ -608,6 +622,7 @@ class LookupTarget(Target):
             ],
             runtime=self.runtime_tables(),
             old_log_copy=self.old_log_copy_sql(),
+            retired=self.retired_sql(),
             acknowledge_sql=self.acknowledge_sql,
             acknowledgement_texts_sql=self.acknowledgement_texts_sql,
             acknowledged_join=self.acknowledged_join_sql(),

@@ -239,6 +239,9 @@ BEGIN
     DELETE FROM veil.applied_object WHERE object_name = stale.name;
   END FOR;
 END;
+-- What earlier veil versions created in veil and this one no longer does (every mask and
+-- filter that called it was replaced above).
+DROP FUNCTION IF EXISTS veil.purpose_active;
 
 -- 9. Auditors: members of the account group `veil_auditors` read the audit log. Nobody else holds a
 -- privilege on veil's tables: only their owner (the procedures) writes them. Last, because it
