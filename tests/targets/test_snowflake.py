@@ -56,12 +56,16 @@ def script(target: SnowflakeTarget, scenario: Scenario) -> str:
 
 
 def policies(script: str) -> dict[str, PolicyDDL]:
-    """The CREATE … POLICY statements of a script, by policy name."""
+    """The policies of a script, by name: the signature of its CREATE … POLICY statement, the
+    body its ALTER … SET BODY gives it."""
     out = {}
     for statement in split_statements(script):
         if re.match(r"CREATE (MASKING|ROW ACCESS) POLICY", statement):
             ddl = parse_policy_ddl(statement)
             out[ddl.name] = ddl
+        elif re.match(r"ALTER (MASKING|ROW ACCESS) POLICY", statement):
+            ddl = parse_policy_ddl(statement)
+            out[ddl.name] = dataclasses.replace(out[ddl.name], body=ddl.body)
     return out
 
 
@@ -449,14 +453,25 @@ def test_policies_are_never_created_or_replaced(script: str) -> None:
             assert " POLICY IF NOT EXISTS " in statement
 
 
-def test_every_policy_body_is_also_set_on_existing_policies(script: str) -> None:
-    created = policies(script)
-    altered = {}
+def test_every_policy_is_created_closed_and_given_its_body_before_it_is_attached(
+    script: str,
+) -> None:
+    """CREATE … IF NOT EXISTS gives a new policy a body that shows nothing (NULL, or FALSE for
+    rows); SET BODY, on new and existing policies alike, gives the real one before the policy is
+    attached (so the body is written once, and never attached unset)."""
+    created: dict[str, str] = {}
+    bodies: set[str] = set()
     for statement in split_statements(script):
-        if re.match(r"ALTER (MASKING|ROW ACCESS) POLICY", statement):
+        if re.match(r"CREATE (MASKING|ROW ACCESS) POLICY", statement):
             ddl = parse_policy_ddl(statement)
-            altered[ddl.name] = ddl.body
-    assert altered == {name: ddl.body for name, ddl in created.items()}
+            closed = "FALSE" if ddl.kind == "ROW ACCESS POLICY" else f"CAST(NULL AS {ddl.returns})"
+            assert ddl.body == closed, ddl.body
+            created[ddl.name] = ddl.body
+        elif re.match(r"ALTER (MASKING|ROW ACCESS) POLICY", statement):
+            bodies.add(parse_policy_ddl(statement).name)
+        for name in re.findall(r"(?:SET MASKING POLICY|ADD ROW ACCESS POLICY) (\S+)", statement):
+            assert name in bodies, f"{name} is attached before SET BODY"
+    assert bodies == set(created)
 
 
 def test_the_hash_key_is_drawn_once_and_kept(target: SnowflakeTarget, script: str) -> None:

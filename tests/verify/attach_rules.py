@@ -265,6 +265,11 @@ _SF_ADD_RAP = re.compile(
 _SF_DROP = re.compile(
     rf"DROP\s+(MASKING|ROW\s+ACCESS)\s+POLICY\s+(?:IF\s+EXISTS\s+)?({_SF_NAME})", re.IGNORECASE
 )
+_SF_SET_BODY = re.compile(
+    rf"ALTER\s+(?:MASKING|ROW\s+ACCESS)\s+POLICY\s+(?:IF\s+EXISTS\s+)?({_SF_NAME})\s+SET\s+BODY"
+    rf"\s*->(.*)",
+    re.DOTALL | re.IGNORECASE,
+)
 _SF_FUNCTION = re.compile(
     rf"CREATE\s+(?:OR\s+REPLACE\s+)?(?:SECURE\s+)?FUNCTION\s+({_SF_NAME})\s*\(.*?\$\$(.*?)\$\$",
     re.DOTALL | re.IGNORECASE,
@@ -323,6 +328,9 @@ def _replay_snowflake(
                 replay.refuse(
                     "sf-returns-first-arg", st, f"{name} takes {args[0][1]} and returns {returns}"
                 )
+        elif m := _SF_SET_BODY.match(st):
+            if (policy := replay.policies.get(norm(m.group(1)))) is not None:
+                policy.body = m.group(2)
         elif m := _SF_SET_MASK.match(st):
             table, column, name = norm(m.group(1)), norm(m.group(2)), norm(m.group(3))
             using = _names(m.group(4), _SQ, True) if m.group(4) else [column]

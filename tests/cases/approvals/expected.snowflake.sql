@@ -258,10 +258,13 @@ $$
 $$;
 
 -- 4. Masking policies: one per masked column ------------------------------------------------------
+-- A policy is created with a body that masks everything (NULL; a row access policy: FALSE), then
+-- given its body by SET BODY, which also updates a policy an earlier script created, and only then
+-- attached: the body is written once, and a policy is never attached before it has it.
 
 -- column app.t.secret
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__T__SECRET__13478C2B AS (SECRET VARCHAR(64)) RETURNS VARCHAR(64) ->
-  CAST(CASE WHEN (ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('A')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('B')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('C')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('D'))) THEN SECRET ELSE CAST(NULL AS VARCHAR(64)) END AS VARCHAR(64))
+  CAST(NULL AS VARCHAR(64))
   COMMENT = 'veil: masks app.t.secret';
 ALTER MASKING POLICY VEIL.MASK__APP__T__SECRET__13478C2B SET BODY ->
   CAST(CASE WHEN (ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('A')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('B')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('C')) OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('D'))) THEN SECRET ELSE CAST(NULL AS VARCHAR(64)) END AS VARCHAR(64));

@@ -245,10 +245,13 @@ $$
 $$;
 
 -- 4. Masking policies: one per masked column ------------------------------------------------------
+-- A policy is created with a body that masks everything (NULL; a row access policy: FALSE), then
+-- given its body by SET BODY, which also updates a policy an earlier script created, and only then
+-- attached: the body is written once, and a policy is never attached before it has it.
 
 -- column sales.transactions.credit_card
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6 AS (CREDIT_CARD VARCHAR(19)) RETURNS VARCHAR(19) ->
-  CAST(CASE WHEN ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('sales.transactions'), ARRAY_CONSTRUCT('Fraud Detection')) THEN CREDIT_CARD ELSE CAST(NULL AS VARCHAR(19)) END AS VARCHAR(19))
+  CAST(NULL AS VARCHAR(19))
   COMMENT = 'veil: masks sales.transactions.credit_card';
 ALTER MASKING POLICY VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6 SET BODY ->
   CAST(CASE WHEN ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('sales.transactions'), ARRAY_CONSTRUCT('Fraud Detection')) THEN CREDIT_CARD ELSE CAST(NULL AS VARCHAR(19)) END AS VARCHAR(19));

@@ -219,10 +219,13 @@ $$
 $$;
 
 -- 4. Masking policies: one per masked column ------------------------------------------------------
+-- A policy is created with a body that masks everything (NULL; a row access policy: FALSE), then
+-- given its body by SET BODY, which also updates a policy an earlier script created, and only then
+-- attached: the body is written once, and a policy is never attached before it has it.
 
 -- column app.people.age
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12 AS (AGE INTEGER) RETURNS INTEGER ->
-  CAST(CAST(NULL AS INTEGER) AS INTEGER)
+  CAST(NULL AS INTEGER)
   COMMENT = 'veil: masks app.people.age';
 ALTER MASKING POLICY VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12 SET BODY ->
   CAST(CAST(NULL AS INTEGER) AS INTEGER);
@@ -230,7 +233,7 @@ ALTER TABLE APP.PEOPLE MODIFY COLUMN AGE SET MASKING POLICY VEIL.MASK__APP__PEOP
 
 -- column app.people.born
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__BORN__55EADBFC AS (BORN DATE) RETURNS DATE ->
-  CAST(CAST(NULL AS DATE) AS DATE)
+  CAST(NULL AS DATE)
   COMMENT = 'veil: masks app.people.born';
 ALTER MASKING POLICY VEIL.MASK__APP__PEOPLE__BORN__55EADBFC SET BODY ->
   CAST(CAST(NULL AS DATE) AS DATE);
@@ -238,7 +241,7 @@ ALTER TABLE APP.PEOPLE MODIFY COLUMN BORN SET MASKING POLICY VEIL.MASK__APP__PEO
 
 -- column app.people.name
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__NAME__FC1AF806 AS (NAME VARCHAR(100)) RETURNS VARCHAR(100) ->
-  CAST((CASE WHEN LENGTH(NAME) > 1 THEN LEFT(NAME, 1) || REPEAT('*', LENGTH(NAME) - 1) ELSE REPEAT('*', LENGTH(NAME)) END) AS VARCHAR(100))
+  CAST(NULL AS VARCHAR(100))
   COMMENT = 'veil: masks app.people.name';
 ALTER MASKING POLICY VEIL.MASK__APP__PEOPLE__NAME__FC1AF806 SET BODY ->
   CAST((CASE WHEN LENGTH(NAME) > 1 THEN LEFT(NAME, 1) || REPEAT('*', LENGTH(NAME) - 1) ELSE REPEAT('*', LENGTH(NAME)) END) AS VARCHAR(100));
