@@ -211,14 +211,47 @@ def _sources() -> list[tuple[str, str]]:
     return out
 
 
-def test_ir_built_while_parsing_equals_the_tree_walk_spans_included() -> None:
-    from veil.parser import parse_file
+@pytest.mark.parametrize("loop", ["veil", "lark"])
+def test_ir_built_while_parsing_equals_the_tree_walk_spans_included(
+    loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veil import parser
 
+    if loop == "lark":  # what parses a file that veil's loop leaves to Lark's
+        monkeypatch.setattr(parser, "_tables", lambda lark: None)
     for path, text in _sources():
-        fast, fast_diags = parse_file(text, path)
+        fast, fast_diags = parser.parse_file(text, path)
         slow, slow_diags = _via_tree(text, path)
         assert _with_spans(fast) == _with_spans(slow), path
         assert fast_diags == slow_diags, path
+
+
+def test_lark_loop_parses_only_files_with_a_syntax_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """veil's loop (`lalr.parse`) parses every valid file; Lark's only re-parses a file to
+    report its syntax error."""
+    from veil import lalr, parser
+
+    fell_back: list[bool] = []
+    parse = lalr.parse
+
+    def counting(*args: object) -> object:
+        try:
+            result = parse(*args)  # type: ignore[arg-type]
+        except lalr.Fallback:
+            fell_back.append(True)
+            raise
+        fell_back.append(False)
+        return result
+
+    monkeypatch.setattr(lalr, "parse", counting)
+    checked = 0
+    for path, text in _sources():
+        fell_back.clear()
+        _, diags = parser.parse_file(text, path)
+        syntax_error = any(d.code in ("P0001", "P0002") for d in diags)
+        assert fell_back == [syntax_error], path
+        checked += not syntax_error
+    assert checked > 50
 
 
 # --------------------------------------------------------------------------------------------

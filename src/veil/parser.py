@@ -18,7 +18,7 @@ from lark.exceptions import (
     UnexpectedToken,
 )
 
-from veil import __version__, ir
+from veil import __version__, ir, lalr
 from veil.cache import private_file_ok, private_folder
 from veil.diagnostics import Diagnostic, Span, error
 
@@ -252,17 +252,27 @@ def _parse_file(
 
     if not text.endswith("\n"):
         text += "\n"
-    transformer = ToIR(path)
-    fast = _fast(parser or _lark())
-    with fast.lock:
-        run = fast.run
-        run.builder, run.failure = transformer, None
+    lark = parser or _lark()
+    tables = _tables(lark)
+    root: lalr.Node | None = None
+    if tables is not None:
+        transformer = ToIR(path)
         try:
-            root = fast.frontend.parse(text)
-        except UnexpectedInput as e:
-            return None, [_syntax_diagnostic(path, text, e)]
-        finally:
-            run.builder = None
+            root, run = lalr.parse(tables, text, transformer)
+        except lalr.Fallback:
+            root = None
+    if root is None:  # a syntax error, or a case for Lark's loop
+        transformer = ToIR(path)
+        fast = _fast(lark)
+        with fast.lock:
+            run = fast.run
+            run.builder, run.failure = transformer, None
+            try:
+                root = fast.frontend.parse(text)
+            except UnexpectedInput as e:
+                return None, [_syntax_diagnostic(path, text, e)]
+            finally:
+                run.builder = None
     if root.height > MAX_DEPTH + 1:  # the rare error: the tree says exactly where
         try:
             parse_tree(text, path, _lark_with_positions())
@@ -279,71 +289,19 @@ def _parse_file(
 
 
 # --------------------------------------------------------------------------------------------
-# The fast path: IR built while parsing.
+# IR built while parsing.
 #
 # Lark's LALR parser calls one callback per reduced rule with the values of the rule's symbols.
 # Its own callbacks build a `Tree` per rule, with positions when `propagate_positions` is on,
 # and veil then walked that tree into IR: at 10,000 tables about half of checking was spent
-# building, annotating and walking trees that were thrown away. The callbacks below do what
-# Lark's tree builder does (drop anonymous tokens, splice `_rule`s, insert `None` for absent
-# `[optional]` parts, let a `?rule` with one child be that child) and compute each rule's
-# position by Lark's rule (from the first and last of all its symbols, keywords included, an
-# inlined child counting with the symbols around it), then hand the rule to `ToIR` at once.
-# The result, spans included, is exactly what the tree walk built; tests compare the two.
+# building, annotating and walking trees that were thrown away. `lalr.reducer` does what Lark's
+# tree builder does and hands each rule to `ToIR` at once; `lalr.parse` runs Lark's tables with
+# veil's own loop, and Lark's loop (with the same callbacks) parses what that loop leaves to
+# it: every syntax error. The result, spans included, is exactly what the tree walk built;
+# tests compare the three.
 
 
-class _Node:
-    """A reduced rule on the parser's stack: its value and its position (also the `meta`
-    argument of the `ToIR` methods). `c*` is the extent of the rule's container, which is
-    larger than the rule's own when a `?rule` let it stand for itself (`( cond )`); `height`
-    counts the tree levels below, for MAX_DEPTH."""
-
-    __slots__ = (
-        "ccolumn",
-        "cend_column",
-        "cend_line",
-        "cline",
-        "column",
-        "empty",
-        "end_column",
-        "end_line",
-        "height",
-        "line",
-        "value",
-    )
-
-    value: t.Any
-    empty: bool
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    cline: int
-    ccolumn: int
-    cend_line: int
-    cend_column: int
-    height: int
-
-    def __init__(self) -> None:
-        self.value = None
-        self.empty = True
-        self.height = 1
-
-
-class _Run:
-    """One file's parse: the IR builder, and the first exception a builder method raised (the
-    parse goes on without building, so a syntax error later in the file still wins, as it
-    would if the IR were built after parsing)."""
-
-    def __init__(self, builder: t.Any) -> None:
-        self.builder = builder
-        self.failure: Exception | None = None
-
-
-_Spec = tuple[str, bool, bool, "list[tuple[int, bool, int]] | None", int]
-
-
-def _spec(rule: t.Any) -> _Spec:
+def _spec(rule: t.Any) -> lalr.Spec:
     """What the tree builder would do for `rule`: (name, inline, expand single child, which
     symbols to keep [(index, splice, Nones before)] or None for all, Nones after)."""
     name = str(rule.alias or rule.options.template_source or rule.origin.name)
@@ -368,78 +326,6 @@ def _spec(rule: t.Any) -> _Spec:
     return (name, inline, expand1, include if needed else None, after if needed else 0)
 
 
-def _reduce(spec: _Spec, run: _Run, children: list[t.Any]) -> t.Any:
-    name, inline, expand1, include, after = spec
-    first = last = None
-    for c in children:
-        if c.__class__ is not _Node or not c.empty:
-            first = c
-            break
-    if first is not None:
-        for c in reversed(children):
-            if c.__class__ is not _Node or not c.empty:
-                last = c
-                break
-    if include is None:
-        kept = children
-    else:
-        kept = []
-        for i, splice, nones in include:
-            if nones:
-                kept += [None] * nones
-            if splice:
-                kept += children[i].value
-            else:
-                kept.append(children[i])
-        if after:
-            kept += [None] * after
-    if expand1 and len(kept) == 1:
-        only = kept[0]
-        if only.__class__ is _Node and first is not None:
-            _set_container(only, first, last)
-            if only.empty:
-                only.line, only.column = only.cline, only.ccolumn
-                only.end_line, only.end_column = only.cend_line, only.cend_column
-                only.empty = False
-        return only
-    node = _Node()
-    if first is not None:
-        _set_container(node, first, last)
-        node.line, node.column = node.cline, node.ccolumn
-        node.end_line, node.end_column = node.cend_line, node.cend_column
-        node.empty = False
-    if inline:
-        node.value = kept
-        return node
-    args = []
-    height = 0
-    for c in kept:
-        if c.__class__ is _Node:
-            if c.height > height:
-                height = c.height
-            args.append(c.value)
-        else:
-            args.append(c)
-    node.height = height + 1
-    if run.failure is None:
-        try:
-            node.value = getattr(run.builder, name)(node, *args)
-        except Exception as e:  # reported after the parse, unless a syntax error comes first
-            run.failure = e
-    return node
-
-
-def _set_container(node: _Node, first: t.Any, last: t.Any) -> None:
-    if first.__class__ is _Node:
-        node.cline, node.ccolumn = first.cline, first.ccolumn
-    else:
-        node.cline, node.ccolumn = first.line, first.column
-    if last.__class__ is _Node:
-        node.cend_line, node.cend_column = last.cend_line, last.cend_column
-    else:
-        node.cend_line, node.cend_column = last.end_line, last.end_column
-
-
 @functools.cache
 @dataclass(frozen=True, slots=True)
 class _Fast:
@@ -447,7 +333,7 @@ class _Fast:
     once: one file's parse takes the lock and puts its builder in `run`)."""
 
     frontend: t.Any
-    run: _Run
+    run: lalr.Run
     lock: threading.Lock
 
 
@@ -455,16 +341,111 @@ class _Fast:
 def _fast(lark: Lark) -> _Fast:
     from lark.parsers.lalr_parser import _Parser
 
-    run = _Run(None)
+    run = lalr.Run(None)
     frontend = copy.copy(lark.parser)
-    lalr = copy.copy(frontend.parser)
+    parser = copy.copy(frontend.parser)
     callbacks = {
-        rule: functools.partial(_reduce, _spec(rule), run)
+        rule: functools.partial(lalr.reducer(_spec(rule), None), run)
         for rule in lark.parser.parser.parser.callbacks
     }
-    lalr.parser = _Parser(lalr.parser.parse_table, t.cast(t.Any, callbacks))
-    frontend.parser = lalr
+    parser.parser = _Parser(parser.parser.parse_table, t.cast(t.Any, callbacks))
+    frontend.parser = parser
     return _Fast(frontend=frontend, run=run, lock=threading.Lock())
+
+
+@functools.cache
+def _tables(lark: Lark) -> lalr.Tables | None:
+    """`lark`'s parse table and contextual lexer for `lalr.parse`; None when `lark` uses
+    something that loop does not do (then Lark's loop parses every file)."""
+    from lark.lexer import ContextualLexer, UnlessCallback
+    from lark.parsers.lalr_analysis import Shift
+
+    frontend = lark.parser
+    contextual = getattr(frontend.lexer, "lexer", None)
+    callbacks = lark.options.lexer_callbacks or {}
+    if (
+        not isinstance(contextual, ContextualLexer)
+        or not isinstance(lark.options.postlex, ParenNewlines)
+        or any(term.pattern.flags for term in lark.terminals)
+        or not set(callbacks) <= set(lark.lexer_conf.ignore)
+    ):
+        return None
+    table = frontend.parser.parser.parse_table
+    own_rules = {rule: rule for rule in frontend.parser.parser.callbacks}
+    from veil.transformer import ToIR
+
+    rules: list[tuple[int, str, lalr.Reducer | None]] = []
+    index: dict[t.Any, int] = {}
+    actions: dict[int, dict[str, int]] = {}
+    for state, acts in table.states.items():
+        row = actions[state] = {}
+        for symbol, (action, arg) in acts.items():
+            if action is Shift:
+                row[symbol] = arg
+                continue
+            if arg not in index:
+                index[arg] = len(rules)
+                spec = _spec(own_rules[arg])
+                through = spec[2] and spec[3] is None and len(arg.expansion) == 1
+                build = None if spec[1] else getattr(ToIR, spec[0], None)
+                reduction = None if through else lalr.reducer(spec, build)
+                rules.append((len(arg.expansion), arg.origin.name, reduction))
+            row[symbol] = ~index[arg]
+
+    root = contextual.root_lexer
+
+    def keywords_of(callback: dict[str, t.Any]) -> dict[str, dict[str, str]]:
+        return {
+            name: {term.pattern.value: term.name for term in cb.scanner.terminals}
+            for name, cb in callback.items()
+            if isinstance(cb, UnlessCallback)
+        }
+
+    def match_of(scanner: t.Any) -> lalr.Match:
+        if len(scanner._mres) == 1:
+            return t.cast(lalr.Match, scanner._mres[0].match)
+        mres = tuple(scanner._mres)
+
+        def match(text: str, pos: int) -> t.Any:  # pragma: no cover - veil's grammar is small
+            for mre in mres:
+                m = mre.match(text, pos)
+                if m:
+                    return m
+            return None
+
+        return match
+
+    master = match_of(root.scanner)
+    master_keywords = keywords_of(root.callback)
+    embedders: dict[str, set[str]] = {}
+    for name, words in master_keywords.items():
+        for keyword in words.values():
+            embedders.setdefault(keyword, set()).add(name)
+
+    def lexer(state: int) -> lalr.StateLexer:
+        basic = contextual.lexers[state]
+        names = frozenset(term.name for term in basic.terminals)
+        # The grammar-wide expression finds the state's token when every keyword the state
+        # accepts is spelled by a name terminal it accepts too (the state's expression then
+        # lacks the keyword's own alternative, like the grammar-wide one).
+        if all(names & embedders[n] for n in names if n in embedders):
+            words = {
+                name: {text: kw for text, kw in master_keywords[name].items() if kw in names}
+                for name in names & master_keywords.keys()
+            }
+            return lalr.StateLexer(master, words, names)
+        return lalr.StateLexer(match_of(basic.scanner), keywords_of(basic.callback))
+
+    return lalr.Tables(
+        actions=actions,
+        rules=rules,
+        start=table.start_states["start"],
+        end=table.end_states["start"],
+        ignore=frozenset(root.ignore_types),
+        newline_types=frozenset(root.newline_types),
+        lexer=lexer,
+        on_ignored=dict(callbacks),
+    )
 
 
 @functools.cache
