@@ -27,7 +27,15 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from tests.pg import Connection, PgDatabase, PgServer, RoleFactory, fetch_all, temporary_database
+from tests.pg import (
+    Connection,
+    PgDatabase,
+    PgServer,
+    RoleFactory,
+    explain_text,
+    fetch_all,
+    temporary_database,
+)
 from tests.targets.test_postgres import (
     HOSTILE,
     HOSTILE_GROUP,
@@ -866,6 +874,68 @@ def test_protected_reads_keep_parallel_plans(payments: Deployment) -> None:
             conn.rollback()
         assert in_worker == serial, (user, project)
         assert serial[0], (user, project)
+
+
+#: Who reads in the plan-shape test: a purpose, row rules, masks (hash among them), a group.
+PLAN_READERS = (
+    ("alice", "fraud_q4"),
+    ("alice", None),
+    ("chris", "fraud_q4"),
+    ("erin", None),
+    ("bob", "chargebacks"),
+    ("dana", None),
+    ("morgan", "retention_2026"),
+)
+#: Read shapes, `{}` the relation: a count, every column, and an aggregate over every column.
+PLAN_READS = (
+    "SELECT count(*) FROM {}",
+    "SELECT * FROM {}",
+    "SELECT count(*), max(CAST(r AS text)) FROM {} AS r",
+)
+#: A plan line that may name a veil function, pg_has_role or the hash key: the output of an
+#: InitPlan's Result (evaluated once per query) or its scan of the one-row key table.
+ONCE_PER_QUERY = re.compile(
+    r"^\s*(->\s+)?"
+    r"(Output: (veil\.\w+|pg_has_role)\(|(Parallel )?Seq Scan on veil\.hash_key |InitPlan )"
+)
+
+
+def zero_parallel_costs(conn: Connection) -> None:
+    """Make the planner consider workers on 48 rows, as it does for a large table."""
+    for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+        conn.execute(f"SET {setting} = 0")
+
+
+def test_protected_plans_have_the_shape_of_the_bare_read(payments: Deployment) -> None:
+    """What decides a protected read's cost on a large table (docs/performance.md): every
+    per-user check, lookup and the hash key are InitPlans (once per query, never a per-row call
+    or SubPlan), and wherever the bare table read gets a parallel plan the view read does too."""
+    with payments.db.admin_connect() as conn:
+        zero_parallel_costs(conn)
+        bare = {
+            (tb.key, read): explain_text(conn, read.format(TARGET.table_sql(tb.key)))
+            for tb in payments.program.protected_tables
+            for read in PLAN_READS
+        }
+    assert any("Gather" in plan for plan in bare.values())
+    checked = 0
+    for user, project in PLAN_READERS:
+        with payments.db.connect_as(user, autocommit=False) as conn:
+            select_project(conn, payments.program, user, project)
+            zero_parallel_costs(conn)
+            for (key, read), bare_plan in bare.items():
+                view = read.format(".".join(map(TARGET.ident, TARGET.view_of(key))))
+                plan = [r[0] for r in fetch_all(conn, f"EXPLAIN (VERBOSE, COSTS OFF) {view}")]
+                where = (user, project, view, "\n".join(plan))
+                assert not any("SubPlan" in line for line in plan), where
+                for line in plan:
+                    if re.search(r"\bveil\.|pg_has_role", line):
+                        assert ONCE_PER_QUERY.match(line), (line, *where)
+                if "Gather" in bare_plan:
+                    assert any("Gather" in line for line in plan), (*where, bare_plan)
+                    checked += 1
+            conn.rollback()
+    assert checked >= len(PLAN_READERS) * len(payments.program.protected_tables)
 
 
 def test_script_notices_and_warnings(payments: Deployment, pg_server: PgServer) -> None:
