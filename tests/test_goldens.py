@@ -5,6 +5,7 @@ review the diff like code before committing it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,35 @@ import pytest
 
 from veil.api import check, compile_program
 from veil.diagnostics import render_text
-from veil.targets import TARGETS
+from veil.targets import TARGETS, get_target
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted(p for p in (ROOT / "tests" / "cases").iterdir() if p.is_dir())
+EXAMPLE = ROOT / "examples" / "payments"
+#: No generated line is longer than this, string literals aside.
+MAX_LINE = 300
+#: A `--` comment, a string literal (quote doubled, or backslash escapes), a quoted name, the rest.
+_PIECES = {
+    False: re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[^'\"-]+|.", re.S),
+    True: re.compile(r"--[^\n]*|'(?:[^'\\]|\\.)*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|[^'\"`-]+|.", re.S),
+}
+
+
+def without_literals(sql: str, backslash: bool) -> str:
+    """`sql` with the content of every string literal removed (`'…'` -> `''`)."""
+    return "".join(
+        "''" if m.group().startswith("'") and len(m.group()) > 1 else m.group()
+        for m in _PIECES[backslash].finditer(sql)
+    )
+
+
+def long_lines(sql: str, target: str) -> list[str]:
+    backslash = get_target(target).backslash_literals
+    return [
+        f"line {n}: {len(line)} characters"
+        for n, line in enumerate(without_literals(sql, backslash).split("\n"), 1)
+        if len(line) > MAX_LINE
+    ]
 
 
 def _compare(golden: Path, text: str, update: bool) -> None:
@@ -57,6 +83,24 @@ def test_script(
     _compare(golden, sql, update_goldens)
     again, _ = compile_program(checked.program, target)
     assert again == sql, "output is not deterministic"
+
+
+def test_without_literals() -> None:
+    assert without_literals("a = 'x''y' -- it's\nb = 'z'", False) == "a = '' -- it's\nb = ''"
+    assert without_literals("a = 'x\\'y' OR `q'`", True) == "a = '' OR `q'`"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("source", [EXAMPLE, *CASES], ids=lambda p: p.name)
+def test_no_long_lines(source: Path, target: str) -> None:
+    """A reviewer reads every line of a script: policy bodies are laid out one condition per
+    line and long lists one item per line, so no line (string literals aside) is very long."""
+    program = check([source]).program
+    if program is None:
+        return
+    sql, _ = compile_program(program, target)
+    if sql is not None:
+        assert long_lines(sql, target) == []
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

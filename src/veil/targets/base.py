@@ -21,6 +21,7 @@ from veil import ir, model
 from veil.model import Family, SqlType, TableKey
 from veil.targets import governance
 from veil.targets.script import GovernanceTable, PlanNotes, PlanUnsupported, Script, Value
+from veil.targets.sqllines import lay_out
 
 SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
 
@@ -72,6 +73,8 @@ class Target:
     #: `${` is broken up because the platform substitutes variables even in comments.
     comment_unprintable: t.ClassVar[str | None] = None
     comment_substitution: t.ClassVar[bool] = False
+    #: String literals escape with a backslash (`'it\\'s'`), not by doubling the quote.
+    backslash_literals: t.ClassVar[bool] = False
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
@@ -87,6 +90,7 @@ class Target:
         self._env.filters["literal"] = self.literal
         self._env.filters["qualified"] = self.qualified
         self._env.filters["sql_type"] = self.sql_type
+        self._env.filters["lines"] = lambda sql, n=0: self.lay_out(sql, " " * n)
 
     # ------------------------------------------------------------------ quoting (override)
     def ident(self, name: str) -> str:
@@ -98,6 +102,11 @@ class Target:
         return comment_text(
             text, unprintable=self.comment_unprintable, substitution=self.comment_substitution
         )
+
+    def lay_out(self, sql: str, indent: str = "") -> str:
+        """A generated expression laid out over lines (`sqllines.lay_out`): its first line
+        continues where it is written, the others start with `indent`."""
+        return lay_out(sql, indent=indent, backslash=self.backslash_literals)
 
     def literal(self, value: SqlValue) -> str:
         """A value as a SQL literal. Strings: single quotes doubled, nothing else special."""

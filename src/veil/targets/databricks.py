@@ -147,7 +147,7 @@ class DatabricksTarget(LookupTarget):
             "name": self.gov(name),
             "bare": name,
             "params": tuple((names[c.name], self.sql_type(c.type)) for c in args),
-            "body": body(names.__getitem__),
+            "body": self.lay_out(body(names.__getitem__)),
             "columns": tuple(self.ident(c.name) for c in args),
         }
 

@@ -77,6 +77,7 @@ class LookupTarget(Target):
     default_decimal: t.ClassVar[tuple[int, int]] = (38, 0)
     #: Rewrites applied to a string literal after backslash escaping.
     literal_rewrites: t.ClassVar[tuple[tuple[str, str], ...]] = ()
+    backslash_literals = True
     #: A name the platform reads unquoted (unless it is a keyword), and the quote character.
     plain_name: t.ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
     quote_char: t.ClassVar[str] = '"'

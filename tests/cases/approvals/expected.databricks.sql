@@ -64,7 +64,10 @@ USING (VALUES
   ('pd', NULL)
 ) AS s(project_name, documentation)
 ON t.project_name = s.project_name
-WHEN MATCHED AND (t.documentation IS DISTINCT FROM s.documentation) THEN UPDATE SET t.documentation = s.documentation
+WHEN MATCHED AND (
+  t.documentation IS DISTINCT FROM s.documentation
+) THEN UPDATE SET
+  t.documentation = s.documentation
 WHEN NOT MATCHED THEN INSERT (project_name, documentation) VALUES (s.project_name, s.documentation)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_purpose AS t
@@ -75,7 +78,18 @@ USING (VALUES
   ('pd', 'D', FALSE, 'revoked', NULL, NULL, NULL)
 ) AS s(project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement)
 ON t.project_name = s.project_name AND t.purpose_name = s.purpose_name
-WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at OR t.acknowledgement IS DISTINCT FROM s.acknowledgement) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at, t.acknowledgement = s.acknowledgement
+WHEN MATCHED AND (
+  t.approved IS DISTINCT FROM s.approved
+  OR t.state IS DISTINCT FROM s.state
+  OR t.approved_by IS DISTINCT FROM s.approved_by
+  OR t.approved_at IS DISTINCT FROM s.approved_at
+  OR t.acknowledgement IS DISTINCT FROM s.acknowledgement
+) THEN UPDATE SET
+  t.approved = s.approved,
+  t.state = s.state,
+  t.approved_by = s.approved_by,
+  t.approved_at = s.approved_at,
+  t.acknowledgement = s.acknowledgement
 WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at, s.acknowledgement)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_member AS t
@@ -108,7 +122,23 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -205,7 +235,17 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__app__t__secret(secret STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.t.secret'
-RETURN CAST(CASE WHEN (arrays_overlap(veil.active_purposes('app.t'), array('A')) OR arrays_overlap(veil.active_purposes('app.t'), array('B')) OR arrays_overlap(veil.active_purposes('app.t'), array('C')) OR arrays_overlap(veil.active_purposes('app.t'), array('D'))) THEN secret ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN (
+      arrays_overlap(veil.active_purposes('app.t'), array('A'))
+      OR arrays_overlap(veil.active_purposes('app.t'), array('B'))
+      OR arrays_overlap(veil.active_purposes('app.t'), array('C'))
+      OR arrays_overlap(veil.active_purposes('app.t'), array('D'))
+    ) THEN secret
+    ELSE CAST(NULL AS STRING)
+  END AS STRING
+);
 ALTER TABLE app.t ALTER COLUMN secret SET MASK veil.mask__app__t__secret;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
@@ -216,7 +256,16 @@ USING (VALUES
   ('veil.mask__app__t__secret', 'column mask', 'column app.t.secret', 'ALTER TABLE app.t ALTER COLUMN secret DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__t__secret')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -224,10 +273,17 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column app.t.secret') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column app.t.secret'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__app__t__secret')
+      WHERE object_name NOT IN (
+        'veil.mask__app__t__secret'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

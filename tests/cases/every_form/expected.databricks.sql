@@ -77,7 +77,10 @@ USING (VALUES
   ('fraud', NULL)
 ) AS s(project_name, documentation)
 ON t.project_name = s.project_name
-WHEN MATCHED AND (t.documentation IS DISTINCT FROM s.documentation) THEN UPDATE SET t.documentation = s.documentation
+WHEN MATCHED AND (
+  t.documentation IS DISTINCT FROM s.documentation
+) THEN UPDATE SET
+  t.documentation = s.documentation
 WHEN NOT MATCHED THEN INSERT (project_name, documentation) VALUES (s.project_name, s.documentation)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_purpose AS t
@@ -85,7 +88,18 @@ USING (VALUES
   ('fraud', 'Fraud', FALSE, 'pending', NULL, NULL, NULL)
 ) AS s(project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement)
 ON t.project_name = s.project_name AND t.purpose_name = s.purpose_name
-WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at OR t.acknowledgement IS DISTINCT FROM s.acknowledgement) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at, t.acknowledgement = s.acknowledgement
+WHEN MATCHED AND (
+  t.approved IS DISTINCT FROM s.approved
+  OR t.state IS DISTINCT FROM s.state
+  OR t.approved_by IS DISTINCT FROM s.approved_by
+  OR t.approved_at IS DISTINCT FROM s.approved_at
+  OR t.acknowledgement IS DISTINCT FROM s.acknowledgement
+) THEN UPDATE SET
+  t.approved = s.approved,
+  t.state = s.state,
+  t.approved_by = s.approved_by,
+  t.approved_at = s.approved_at,
+  t.acknowledgement = s.acknowledgement
 WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at, s.acknowledgement)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_member AS t
@@ -126,7 +140,23 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -223,35 +253,82 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__card(card STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.card'
-RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN card ELSE (CASE WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4) ELSE REPEAT('*', LENGTH(card)) END) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN card
+    ELSE (
+      CASE
+        WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4)
+        ELSE REPEAT('*', LENGTH(card))
+      END
+    )
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN card SET MASK veil.mask__shop__orders__card;
 
 -- column shop.orders.email
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.email'
-RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN email WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (CASE WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1) END) ELSE sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256), 256) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN email
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (
+      CASE
+        WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1)
+      END
+    )
+    ELSE sha2(
+      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256),
+      256
+    )
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;
 
 -- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
-RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN note WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN note ELSE regexp_replace(note, '[0-9]', '#') END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN NOT COALESCE((qty > 100), TRUE) THEN note
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN note
+    ELSE regexp_replace(note, '[0-9]', '#')
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (qty);
 
 -- column shop.orders.paid_at
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__paid_at(paid_at TIMESTAMP)
 RETURNS TIMESTAMP
 COMMENT 'veil: masks shop.orders.paid_at'
-RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP) END AS TIMESTAMP);
+RETURN CAST(
+  CASE
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at
+    ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP)
+  END AS TIMESTAMP
+);
 ALTER TABLE shop.orders ALTER COLUMN paid_at SET MASK veil.mask__shop__orders__paid_at;
 
 -- column shop.orders.phone
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__phone(phone STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.phone'
-RETURN CAST(CASE WHEN (arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) OR (UPPER(current_user()) = UPPER('ana'))) THEN phone ELSE (CASE WHEN LENGTH(phone) > 3 THEN LEFT(phone, 3) || REPEAT('*', LENGTH(phone) - 3) ELSE REPEAT('*', LENGTH(phone)) END) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN (
+      arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks'))
+      OR (UPPER(current_user()) = UPPER('ana'))
+    ) THEN phone
+    ELSE (
+      CASE
+        WHEN LENGTH(phone) > 3 THEN LEFT(phone, 3) || REPEAT('*', LENGTH(phone) - 3)
+        ELSE REPEAT('*', LENGTH(phone))
+      END
+    )
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN phone SET MASK veil.mask__shop__orders__phone;
 
 -- column shop.orders.placed_at
@@ -265,14 +342,30 @@ ALTER TABLE shop.orders ALTER COLUMN placed_at SET MASK veil.mask__shop__orders_
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__placed_on(placed_on DATE)
 RETURNS DATE
 COMMENT 'veil: masks shop.orders.placed_on'
-RETURN CAST(CASE WHEN EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region' AND ua.attribute_value = 'US') THEN placed_on ELSE CAST(date_trunc('MONTH', placed_on) AS DATE) END AS DATE);
+RETURN CAST(
+  CASE
+    WHEN EXISTS (
+      SELECT ua.attribute_value
+      FROM veil.user_attribute ua
+      WHERE UPPER(ua.principal) = UPPER(current_user())
+        AND ua.attribute_name = 'region'
+        AND ua.attribute_value = 'US'
+    ) THEN placed_on
+    ELSE CAST(date_trunc('MONTH', placed_on) AS DATE)
+  END AS DATE
+);
 ALTER TABLE shop.orders ALTER COLUMN placed_on SET MASK veil.mask__shop__orders__placed_on;
 
 -- column shop.orders.qty
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__qty(qty INT)
 RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
-RETURN CAST(CASE WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT) ELSE qty END AS INT);
+RETURN CAST(
+  CASE
+    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
+    ELSE qty
+  END AS INT
+);
 ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 
 -- column shop.orders.score
@@ -286,14 +379,24 @@ ALTER TABLE shop.orders ALTER COLUMN score SET MASK veil.mask__shop__orders__sco
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__total(total DECIMAL(12, 2))
 RETURNS DECIMAL(12, 2)
 COMMENT 'veil: masks shop.orders.total'
-RETURN CAST(CASE WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2)) ELSE total END AS DECIMAL(12, 2));
+RETURN CAST(
+  CASE
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2))
+    ELSE total
+  END AS DECIMAL(12, 2)
+);
 ALTER TABLE shop.orders ALTER COLUMN total SET MASK veil.mask__shop__orders__total;
 
 -- column shop.orders.vip
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__vip(vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: masks shop.orders.vip'
-RETURN CAST(CASE WHEN (size(veil.active_purposes('shop.orders')) > 0) THEN vip ELSE CAST(FALSE AS BOOLEAN) END AS BOOLEAN);
+RETURN CAST(
+  CASE
+    WHEN (size(veil.active_purposes('shop.orders')) > 0) THEN vip
+    ELSE CAST(FALSE AS BOOLEAN)
+  END AS BOOLEAN
+);
 ALTER TABLE shop.orders ALTER COLUMN vip SET MASK veil.mask__shop__orders__vip;
 
 -- column shop.refunds.reason
@@ -309,14 +412,45 @@ ALTER TABLE shop.refunds ALTER COLUMN reason SET MASK veil.mask__shop__refunds__
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(region STRING, placed_at TIMESTAMP_NTZ, vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
-RETURN (((arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')) OR COALESCE((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END), FALSE)) AND (EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors') OR COALESCE(((placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day')) OR (vip IS NOT NULL)), FALSE)));
+RETURN (
+  (
+    (
+      arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks'))
+      OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+    )
+    OR COALESCE(
+      (
+        CASE
+          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
+          WHEN region IS NULL THEN NULL
+          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
+        END
+      ),
+      FALSE
+    )
+  )
+  AND (
+    EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+    OR COALESCE(
+      (
+        (placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day'))
+        OR (vip IS NOT NULL)
+      ),
+      FALSE
+    )
+  )
+);
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (region, placed_at, vip);
 
 -- table shop.refunds
 CREATE OR REPLACE FUNCTION veil.rows__shop__refunds()
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.refunds'
-RETURN (arrays_overlap(veil.active_purposes('shop.refunds'), array('Fraud.Chargebacks')) OR arrays_overlap(veil.active_purposes('shop.refunds'), array('Audit')) OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors'));
+RETURN (
+  arrays_overlap(veil.active_purposes('shop.refunds'), array('Fraud.Chargebacks'))
+  OR arrays_overlap(veil.active_purposes('shop.refunds'), array('Audit'))
+  OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+);
 ALTER TABLE shop.refunds SET ROW FILTER veil.rows__shop__refunds ON ();
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------
@@ -338,7 +472,16 @@ USING (VALUES
   ('veil.rows__shop__refunds', 'row filter', 'table shop.refunds', 'ALTER TABLE shop.refunds DROP ROW FILTER', 'DROP FUNCTION IF EXISTS veil.rows__shop__refunds')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -346,10 +489,43 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column shop.orders.card', 'column shop.orders.email', 'column shop.orders.note', 'column shop.orders.paid_at', 'column shop.orders.phone', 'column shop.orders.placed_at', 'column shop.orders.placed_on', 'column shop.orders.qty', 'column shop.orders.score', 'column shop.orders.total', 'column shop.orders.vip', 'column shop.refunds.reason', 'table shop.orders', 'table shop.refunds') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column shop.orders.card',
+               'column shop.orders.email',
+               'column shop.orders.note',
+               'column shop.orders.paid_at',
+               'column shop.orders.phone',
+               'column shop.orders.placed_at',
+               'column shop.orders.placed_on',
+               'column shop.orders.qty',
+               'column shop.orders.score',
+               'column shop.orders.total',
+               'column shop.orders.vip',
+               'column shop.refunds.reason',
+               'table shop.orders',
+               'table shop.refunds'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__shop__orders__card', 'veil.mask__shop__orders__email', 'veil.mask__shop__orders__note', 'veil.mask__shop__orders__paid_at', 'veil.mask__shop__orders__phone', 'veil.mask__shop__orders__placed_at', 'veil.mask__shop__orders__placed_on', 'veil.mask__shop__orders__qty', 'veil.mask__shop__orders__score', 'veil.mask__shop__orders__total', 'veil.mask__shop__orders__vip', 'veil.mask__shop__refunds__reason', 'veil.rows__shop__orders', 'veil.rows__shop__refunds')
+      WHERE object_name NOT IN (
+        'veil.mask__shop__orders__card',
+        'veil.mask__shop__orders__email',
+        'veil.mask__shop__orders__note',
+        'veil.mask__shop__orders__paid_at',
+        'veil.mask__shop__orders__phone',
+        'veil.mask__shop__orders__placed_at',
+        'veil.mask__shop__orders__placed_on',
+        'veil.mask__shop__orders__qty',
+        'veil.mask__shop__orders__score',
+        'veil.mask__shop__orders__total',
+        'veil.mask__shop__orders__vip',
+        'veil.mask__shop__refunds__reason',
+        'veil.rows__shop__orders',
+        'veil.rows__shop__refunds'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

@@ -180,7 +180,13 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN (
+                  'veil_auditors_read',
+                  'veil_granted_read',
+                  'hash_key_views',
+                  'veil_owner_all',
+                  'veil_public_read'
+                )
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -192,7 +198,19 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN (
+                          'acknowledge(text)',
+                          'acknowledgement_texts(text)',
+                          'audit_append(text, text, text, text)',
+                          'audit_log_is_append_only()',
+                          'has_attribute(name, text, text)',
+                          'has_purpose(name, text, text)',
+                          'require_member(text)',
+                          'set_hash_key(text)',
+                          'use_project(text)',
+                          'user_groups(name)',
+                          'user_values(name, text)'
+                        ))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -1173,27 +1191,121 @@ CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
 DROP POLICY IF EXISTS "veil_filter_1_2b447ce0" ON "shop"."orders";
 CREATE POLICY "veil_filter_1_2b447ce0" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING ((((SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))) OR COALESCE((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])), FALSE)));
+  USING ((
+    (
+      (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
+      OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
+    )
+    OR COALESCE(
+      (CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])),
+      FALSE
+    )
+  ));
 DROP POLICY IF EXISTS "veil_filter_2_1b1aa226" ON "shop"."orders";
 CREATE POLICY "veil_filter_2_1b1aa226" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING (((SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER')) OR COALESCE((("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day')) OR ("vip" IS NOT NULL)), FALSE)));
+  USING ((
+    (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
+    OR COALESCE(
+      (
+        ("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day'))
+        OR ("vip" IS NOT NULL)
+      ),
+      FALSE
+    )
+  ));
 GRANT SELECT ON TABLE "shop"."orders" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('shop_protected', 'orders',
 'CREATE OR REPLACE VIEW "shop_protected"."orders" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."card" ELSE (CASE WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4) ELSE REPEAT(''*'', LENGTH(t."card")) END) END AS varchar(19)) AS "card",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."email" WHEN (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER'')) THEN SUBSTRING(CAST(t."email" AS text) FROM ''@([^@]*)$'') ELSE pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text), ''UTF8'')), ''hex''), ''UTF8'')), ''hex'') END AS varchar(254)) AS "email",
-  CAST(CASE WHEN ((SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) OR (current_user = ''ana'')) THEN t."phone" ELSE (CASE WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT(''*'', LENGTH(t."phone") - 3) ELSE REPEAT(''*'', LENGTH(t."phone")) END) END AS varchar(20)) AS "phone",
-  CAST(CASE WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note" WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note" ELSE pg_catalog.regexp_replace(CAST(t."note" AS text) COLLATE "C", ''[0-9]'', ''#'', ''g'') END AS text) AS "note",
-  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, ''contractors'', ''MEMBER'')) THEN CAST((ROUND(CAST(t."total" AS numeric) / 10) * 10) AS numeric(12, 2)) ELSE t."total" END AS numeric(12, 2)) AS "total",
-  CAST(CASE WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER''))) THEN CAST(0 AS integer) ELSE t."qty" END AS integer) AS "qty",
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."card"
+      ELSE (
+        CASE
+          WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4)
+          ELSE REPEAT(''*'', LENGTH(t."card"))
+        END
+      )
+    END AS varchar(19)
+  ) AS "card",
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."email"
+      WHEN (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER'')) THEN SUBSTRING(CAST(t."email" AS text) FROM ''@([^@]*)$'')
+      ELSE pg_catalog.encode(
+        pg_catalog.sha256(
+          pg_catalog.convert_to(
+            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+              pg_catalog.sha256(
+                pg_catalog.convert_to(
+                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text),
+                  ''UTF8''
+                )
+              ),
+              ''hex''
+            ),
+            ''UTF8''
+          )
+        ),
+        ''hex''
+      )
+    END AS varchar(254)
+  ) AS "email",
+  CAST(
+    CASE
+      WHEN (
+        (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders''))
+        OR (current_user = ''ana'')
+      ) THEN t."phone"
+      ELSE (
+        CASE
+          WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT(''*'', LENGTH(t."phone") - 3)
+          ELSE REPEAT(''*'', LENGTH(t."phone"))
+        END
+      )
+    END AS varchar(20)
+  ) AS "phone",
+  CAST(
+    CASE
+      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note"
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note"
+      ELSE pg_catalog.regexp_replace(CAST(t."note" AS text) COLLATE "C", ''[0-9]'', ''#'', ''g'')
+    END AS text
+  ) AS "note",
+  CAST(
+    CASE
+      WHEN (SELECT pg_catalog.pg_has_role(current_user, ''contractors'', ''MEMBER'')) THEN CAST((ROUND(CAST(t."total" AS numeric) / 10) * 10) AS numeric(12, 2))
+      ELSE t."total"
+    END AS numeric(12, 2)
+  ) AS "total",
+  CAST(
+    CASE
+      WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER''))) THEN CAST(0 AS integer)
+      ELSE t."qty"
+    END AS integer
+  ) AS "qty",
   CAST(CAST((ROUND(CAST(t."score" AS numeric) / 0.5) * 0.5) AS double precision) AS double precision) AS "score",
   t."region" AS "region",
-  CAST(CASE WHEN (SELECT "veil"."has_attribute"(current_user, ''region'', ''US'')) THEN t."placed_on" ELSE CAST(pg_catalog.date_trunc(''month'', CAST(t."placed_on" AS timestamp)) AS date) END AS date) AS "placed_on",
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_attribute"(current_user, ''region'', ''US'')) THEN t."placed_on"
+      ELSE CAST(pg_catalog.date_trunc(''month'', CAST(t."placed_on" AS timestamp)) AS date)
+    END AS date
+  ) AS "placed_on",
   CAST(CAST(pg_catalog.date_trunc(''quarter'', t."placed_at") AS timestamp) AS timestamp) AS "placed_at",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."paid_at" ELSE CAST(pg_catalog.date_trunc(''hour'', t."paid_at", ''Etc/UTC'') AS timestamptz) END AS timestamptz) AS "paid_at",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, NULL::text, ''shop.orders'')) THEN t."vip" ELSE CAST(FALSE AS boolean) END AS boolean) AS "vip"
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."paid_at"
+      ELSE CAST(pg_catalog.date_trunc(''hour'', t."paid_at", ''Etc/UTC'') AS timestamptz)
+    END AS timestamptz
+  ) AS "paid_at",
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, NULL::text, ''shop.orders'')) THEN t."vip"
+      ELSE CAST(FALSE AS boolean)
+    END AS boolean
+  ) AS "vip"
 FROM "shop"."orders" AS t');
 
 -- shop.refunds
@@ -1203,7 +1315,11 @@ CREATE POLICY "veil_base" ON "shop"."refunds" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
 DROP POLICY IF EXISTS "veil_restrict_1_79d06319" ON "shop"."refunds";
 CREATE POLICY "veil_restrict_1_79d06319" ON "shop"."refunds" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING (((SELECT "veil"."has_purpose"(current_user, 'Fraud.Chargebacks', 'shop.refunds')) OR (SELECT "veil"."has_purpose"(current_user, 'Audit', 'shop.refunds')) OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))));
+  USING ((
+    (SELECT "veil"."has_purpose"(current_user, 'Fraud.Chargebacks', 'shop.refunds'))
+    OR (SELECT "veil"."has_purpose"(current_user, 'Audit', 'shop.refunds'))
+    OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
+  ));
 GRANT SELECT ON TABLE "shop"."refunds" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('shop_protected', 'refunds',
 'CREATE OR REPLACE VIEW "shop_protected"."refunds" WITH (security_barrier = true) AS

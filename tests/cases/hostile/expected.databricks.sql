@@ -66,7 +66,10 @@ USING (VALUES
   ('p\'; --', NULL)
 ) AS s(project_name, documentation)
 ON t.project_name = s.project_name
-WHEN MATCHED AND (t.documentation IS DISTINCT FROM s.documentation) THEN UPDATE SET t.documentation = s.documentation
+WHEN MATCHED AND (
+  t.documentation IS DISTINCT FROM s.documentation
+) THEN UPDATE SET
+  t.documentation = s.documentation
 WHEN NOT MATCHED THEN INSERT (project_name, documentation) VALUES (s.project_name, s.documentation)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_purpose AS t
@@ -74,7 +77,18 @@ USING (VALUES
   ('p\'; --', 'O\'Brien"; DROP TABLE x; --', FALSE, 'pending', NULL, NULL, NULL)
 ) AS s(project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement)
 ON t.project_name = s.project_name AND t.purpose_name = s.purpose_name
-WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at OR t.acknowledgement IS DISTINCT FROM s.acknowledgement) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at, t.acknowledgement = s.acknowledgement
+WHEN MATCHED AND (
+  t.approved IS DISTINCT FROM s.approved
+  OR t.state IS DISTINCT FROM s.state
+  OR t.approved_by IS DISTINCT FROM s.approved_by
+  OR t.approved_at IS DISTINCT FROM s.approved_at
+  OR t.acknowledgement IS DISTINCT FROM s.acknowledgement
+) THEN UPDATE SET
+  t.approved = s.approved,
+  t.state = s.state,
+  t.approved_by = s.approved_by,
+  t.approved_at = s.approved_at,
+  t.acknowledgement = s.acknowledgement
 WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at, s.acknowledgement)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_member AS t
@@ -100,7 +114,23 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -197,21 +227,39 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.back\\slash'
-RETURN CAST(LEFT(sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':O\'Brien"; DROP TABLE x; --.t$1:' || arg1, 256), 256), 30) AS STRING);
+RETURN CAST(
+  LEFT(
+    sha2(
+      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':O\'Brien"; DROP TABLE x; --.t$1:' || arg1, 256),
+      256
+    ),
+    30
+  ) AS STRING
+);
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `back\slash` SET MASK veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434;
 
 -- column O'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --'
-RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('O\'Brien"; DROP TABLE x; --.t$1'), array('O\'Brien"; DROP TABLE x; --')) THEN arg1 ELSE CAST('\'; DROP TABLE z; -- $$ $veil$ \\ \n' AS STRING) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN arrays_overlap(veil.active_purposes('O\'Brien"; DROP TABLE x; --.t$1'), array('O\'Brien"; DROP TABLE x; --')) THEN arg1
+    ELSE CAST('\'; DROP TABLE z; -- $$ $veil$ \\ \n' AS STRING)
+  END AS STRING
+);
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `col"; DELETE FROM y; --` SET MASK veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e;
 
 -- column O'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé'
-RETURN CAST(CASE WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'g\'; DROP ROLE x; --') THEN arg1 ELSE regexp_replace(arg1, '\'', '\\\\\'') END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'g\'; DROP ROLE x; --') THEN arg1
+    ELSE regexp_replace(arg1, '\'', '\\\\\'')
+  END AS STRING
+);
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `naïve ünïcödé` SET MASK veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
@@ -220,7 +268,10 @@ ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `naïve ünïcödé`
 CREATE OR REPLACE FUNCTION veil.rows__o_brien_drop_table_x___t_1_3c345749(arg1 STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of O\'Brien"; DROP TABLE x; --.t$1'
-RETURN ((UPPER(current_user()) = UPPER('u\'"; --')) OR COALESCE((arg1 <> 'x\'); --'), FALSE));
+RETURN (
+  (UPPER(current_user()) = UPPER('u\'"; --'))
+  OR COALESCE((arg1 <> 'x\'); --'), FALSE)
+);
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` SET ROW FILTER veil.rows__o_brien_drop_table_x___t_1_3c345749 ON (`col"; DELETE FROM y; --`);
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------
@@ -232,7 +283,16 @@ USING (VALUES
   ('veil.rows__o_brien_drop_table_x___t_1_3c345749', 'row filter', 'table O\'Brien"; DROP TABLE x; --.t$1', 'ALTER TABLE `O\'Brien"; DROP TABLE x; --`.`t$1` DROP ROW FILTER', 'DROP FUNCTION IF EXISTS veil.rows__o_brien_drop_table_x___t_1_3c345749')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -240,10 +300,23 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column O\'Brien"; DROP TABLE x; --.t$1.back\\slash', 'column O\'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --', 'column O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé', 'table O\'Brien"; DROP TABLE x; --.t$1') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column O\'Brien"; DROP TABLE x; --.t$1.back\\slash',
+               'column O\'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --',
+               'column O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé',
+               'table O\'Brien"; DROP TABLE x; --.t$1'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434', 'veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e', 'veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523', 'veil.rows__o_brien_drop_table_x___t_1_3c345749')
+      WHERE object_name NOT IN (
+        'veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434',
+        'veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e',
+        'veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523',
+        'veil.rows__o_brien_drop_table_x___t_1_3c345749'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

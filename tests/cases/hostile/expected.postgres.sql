@@ -178,7 +178,13 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN (
+                  'veil_auditors_read',
+                  'veil_granted_read',
+                  'hash_key_views',
+                  'veil_owner_all',
+                  'veil_public_read'
+                )
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -190,7 +196,19 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN (
+                          'acknowledge(text)',
+                          'acknowledgement_texts(text)',
+                          'audit_append(text, text, text, text)',
+                          'audit_log_is_append_only()',
+                          'has_attribute(name, text, text)',
+                          'has_purpose(name, text, text)',
+                          'require_member(text)',
+                          'set_hash_key(text)',
+                          'use_project(text)',
+                          'user_groups(name)',
+                          'user_values(name, text)'
+                        ))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -1147,16 +1165,50 @@ CREATE POLICY "veil_base" ON "O'Brien""; DROP TABLE x; --"."t$1" AS PERMISSIVE F
   TO "veil_views" USING (TRUE);
 DROP POLICY IF EXISTS "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1";
 CREATE POLICY "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING (((current_user = 'u''"; --') OR COALESCE(("col""; DELETE FROM y; --" <> 'x''); --'), FALSE)));
+  USING ((
+    (current_user = 'u''"; --')
+    OR COALESCE(("col""; DELETE FROM y; --" <> 'x''); --'), FALSE)
+  ));
 GRANT SELECT ON TABLE "O'Brien""; DROP TABLE x; --"."t$1" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('O''Brien"; DROP TABLE x; --_protected', 't$1',
 'CREATE OR REPLACE VIEW "O''Brien""; DROP TABLE x; --_protected"."t$1" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''O''''Brien"; DROP TABLE x; --'', ''`O''''Brien"; DROP TABLE x; --`.t$1'')) THEN t."col""; DELETE FROM y; --" ELSE CAST(''''''; DROP TABLE z; -- $$ $veil$ \ 
-'' AS varchar(40)) END AS varchar(40)) AS "col""; DELETE FROM y; --",
-  CAST(CASE WHEN (SELECT pg_catalog.pg_has_role(current_user, ''g''''; DROP ROLE x; --'', ''MEMBER'')) THEN t."naïve ünïcödé" ELSE pg_catalog.regexp_replace(CAST(t."naïve ünïcödé" AS text) COLLATE "C", '''''''', ''\\'''''', ''g'') END AS text) AS "naïve ünïcödé",
-  CAST(LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text), ''UTF8'')), ''hex''), ''UTF8'')), ''hex''), 30) AS varchar(30)) AS "back\slash"
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''O''''Brien"; DROP TABLE x; --'', ''`O''''Brien"; DROP TABLE x; --`.t$1'')) THEN t."col""; DELETE FROM y; --"
+      ELSE CAST(''''''; DROP TABLE z; -- $$ $veil$ \ 
+'' AS varchar(40))
+    END AS varchar(40)
+  ) AS "col""; DELETE FROM y; --",
+  CAST(
+    CASE
+      WHEN (SELECT pg_catalog.pg_has_role(current_user, ''g''''; DROP ROLE x; --'', ''MEMBER'')) THEN t."naïve ünïcödé"
+      ELSE pg_catalog.regexp_replace(CAST(t."naïve ünïcödé" AS text) COLLATE "C", '''''''', ''\\'''''', ''g'')
+    END AS text
+  ) AS "naïve ünïcödé",
+  CAST(
+    LEFT(
+      pg_catalog.encode(
+        pg_catalog.sha256(
+          pg_catalog.convert_to(
+            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+              pg_catalog.sha256(
+                pg_catalog.convert_to(
+                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text),
+                  ''UTF8''
+                )
+              ),
+              ''hex''
+            ),
+            ''UTF8''
+          )
+        ),
+        ''hex''
+      ),
+      30
+    ) AS varchar(30)
+  ) AS "back\slash"
 FROM "O''Brien""; DROP TABLE x; --"."t$1" AS t');
 
 -- The masking views. CREATE OR REPLACE VIEW keeps a view's grants and the views built on it, but

@@ -61,7 +61,10 @@ USING (VALUES
   ('fraud_q4', NULL)
 ) AS s(project_name, documentation)
 ON t.project_name = s.project_name
-WHEN MATCHED AND (t.documentation IS DISTINCT FROM s.documentation) THEN UPDATE SET t.documentation = s.documentation
+WHEN MATCHED AND (
+  t.documentation IS DISTINCT FROM s.documentation
+) THEN UPDATE SET
+  t.documentation = s.documentation
 WHEN NOT MATCHED THEN INSERT (project_name, documentation) VALUES (s.project_name, s.documentation)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_purpose AS t
@@ -69,7 +72,18 @@ USING (VALUES
   ('fraud_q4', 'Fraud Detection', TRUE, 'approved', 'carol', '2026-11-20T10:00:00Z', NULL)
 ) AS s(project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement)
 ON t.project_name = s.project_name AND t.purpose_name = s.purpose_name
-WHEN MATCHED AND (t.approved IS DISTINCT FROM s.approved OR t.state IS DISTINCT FROM s.state OR t.approved_by IS DISTINCT FROM s.approved_by OR t.approved_at IS DISTINCT FROM s.approved_at OR t.acknowledgement IS DISTINCT FROM s.acknowledgement) THEN UPDATE SET t.approved = s.approved, t.state = s.state, t.approved_by = s.approved_by, t.approved_at = s.approved_at, t.acknowledgement = s.acknowledgement
+WHEN MATCHED AND (
+  t.approved IS DISTINCT FROM s.approved
+  OR t.state IS DISTINCT FROM s.state
+  OR t.approved_by IS DISTINCT FROM s.approved_by
+  OR t.approved_at IS DISTINCT FROM s.approved_at
+  OR t.acknowledgement IS DISTINCT FROM s.acknowledgement
+) THEN UPDATE SET
+  t.approved = s.approved,
+  t.state = s.state,
+  t.approved_by = s.approved_by,
+  t.approved_at = s.approved_at,
+  t.acknowledgement = s.acknowledgement
 WHEN NOT MATCHED THEN INSERT (project_name, purpose_name, approved, state, approved_by, approved_at, acknowledgement) VALUES (s.project_name, s.purpose_name, s.approved, s.state, s.approved_by, s.approved_at, s.acknowledgement)
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_member AS t
@@ -95,7 +109,23 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -192,7 +222,12 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__sales__transactions__credit_card(credit_card STRING)
 RETURNS STRING
 COMMENT 'veil: masks sales.transactions.credit_card'
-RETURN CAST(CASE WHEN arrays_overlap(veil.active_purposes('sales.transactions'), array('Fraud Detection')) THEN credit_card ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN arrays_overlap(veil.active_purposes('sales.transactions'), array('Fraud Detection')) THEN credit_card
+    ELSE CAST(NULL AS STRING)
+  END AS STRING
+);
 ALTER TABLE sales.transactions ALTER COLUMN credit_card SET MASK veil.mask__sales__transactions__credit_card;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
@@ -203,7 +238,16 @@ USING (VALUES
   ('veil.mask__sales__transactions__credit_card', 'column mask', 'column sales.transactions.credit_card', 'ALTER TABLE sales.transactions ALTER COLUMN credit_card DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__sales__transactions__credit_card')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -211,10 +255,17 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column sales.transactions.credit_card') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column sales.transactions.credit_card'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__sales__transactions__credit_card')
+      WHERE object_name NOT IN (
+        'veil.mask__sales__transactions__credit_card'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

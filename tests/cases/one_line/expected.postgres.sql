@@ -177,7 +177,13 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN (
+                  'veil_auditors_read',
+                  'veil_granted_read',
+                  'hash_key_views',
+                  'veil_owner_all',
+                  'veil_public_read'
+                )
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -189,7 +195,19 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN (
+                          'acknowledge(text)',
+                          'acknowledgement_texts(text)',
+                          'audit_append(text, text, text, text)',
+                          'audit_log_is_append_only()',
+                          'has_attribute(name, text, text)',
+                          'has_purpose(name, text, text)',
+                          'require_member(text)',
+                          'set_hash_key(text)',
+                          'use_project(text)',
+                          'user_groups(name)',
+                          'user_values(name, text)'
+                        ))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -1147,7 +1165,12 @@ INSERT INTO pg_temp.veil_view_sql VALUES ('sales_protected', 'transactions',
 'CREATE OR REPLACE VIEW "sales_protected"."transactions" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud Detection'', ''sales.transactions'')) THEN t."credit_card" ELSE CAST(NULL AS varchar(19)) END AS varchar(19)) AS "credit_card"
+  CAST(
+    CASE
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud Detection'', ''sales.transactions'')) THEN t."credit_card"
+      ELSE CAST(NULL AS varchar(19))
+    END AS varchar(19)
+  ) AS "credit_card"
 FROM "sales"."transactions" AS t');
 
 -- The masking views. CREATE OR REPLACE VIEW keeps a view's grants and the views built on it, but

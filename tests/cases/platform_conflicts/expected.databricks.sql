@@ -86,7 +86,23 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -183,21 +199,38 @@ GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__memo(memo STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.memo'
-RETURN CAST(CASE WHEN NOT COALESCE((qty > 100), TRUE) THEN memo WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN memo ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN NOT COALESCE((qty > 100), TRUE) THEN memo
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN memo
+    ELSE CAST(NULL AS STRING)
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN memo SET MASK veil.mask__shop__orders__memo USING COLUMNS (qty);
 
 -- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, region STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
-RETURN CAST(CASE WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN note ELSE CAST(NULL AS STRING) END AS STRING);
+RETURN CAST(
+  CASE
+    WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note
+    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN note
+    ELSE CAST(NULL AS STRING)
+  END AS STRING
+);
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (region);
 
 -- column shop.orders.qty
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__qty(qty INT)
 RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
-RETURN CAST(CASE WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT) ELSE qty END AS INT);
+RETURN CAST(
+  CASE
+    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
+    ELSE qty
+  END AS INT
+);
 ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
@@ -206,7 +239,22 @@ ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(qty INT, region STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
-RETURN (arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) OR COALESCE(((CASE WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE WHEN region IS NULL THEN NULL ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') END) AND (qty < 1000)), FALSE));
+RETURN (
+  arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud'))
+  OR COALESCE(
+    (
+      (
+        CASE
+          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
+          WHEN region IS NULL THEN NULL
+          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
+        END
+      )
+      AND (qty < 1000)
+    ),
+    FALSE
+  )
+);
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (qty, region);
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------
@@ -218,7 +266,16 @@ USING (VALUES
   ('veil.rows__shop__orders', 'row filter', 'table shop.orders', 'ALTER TABLE shop.orders DROP ROW FILTER', 'DROP FUNCTION IF EXISTS veil.rows__shop__orders')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -226,10 +283,23 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column shop.orders.memo', 'column shop.orders.note', 'column shop.orders.qty', 'table shop.orders') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column shop.orders.memo',
+               'column shop.orders.note',
+               'column shop.orders.qty',
+               'table shop.orders'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__shop__orders__memo', 'veil.mask__shop__orders__note', 'veil.mask__shop__orders__qty', 'veil.rows__shop__orders')
+      WHERE object_name NOT IN (
+        'veil.mask__shop__orders__memo',
+        'veil.mask__shop__orders__note',
+        'veil.mask__shop__orders__qty',
+        'veil.rows__shop__orders'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

@@ -178,7 +178,13 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN (
+                  'veil_auditors_read',
+                  'veil_granted_read',
+                  'hash_key_views',
+                  'veil_owner_all',
+                  'veil_public_read'
+                )
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -190,7 +196,19 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN (
+                          'acknowledge(text)',
+                          'acknowledgement_texts(text)',
+                          'audit_append(text, text, text, text)',
+                          'audit_log_is_append_only()',
+                          'has_attribute(name, text, text)',
+                          'has_purpose(name, text, text)',
+                          'require_member(text)',
+                          'set_hash_key(text)',
+                          'use_project(text)',
+                          'user_groups(name)',
+                          'user_values(name, text)'
+                        ))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -1125,15 +1143,41 @@ CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
 DROP POLICY IF EXISTS "veil_filter_1_87703cc7" ON "shop"."orders";
 CREATE POLICY "veil_filter_1_87703cc7" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING (((SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders')) OR COALESCE(((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])) AND ("qty" < 1000)), FALSE)));
+  USING ((
+    (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
+    OR COALESCE(
+      (
+        (CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[]))
+        AND ("qty" < 1000)
+      ),
+      FALSE
+    )
+  ));
 GRANT SELECT ON TABLE "shop"."orders" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('shop_protected', 'orders',
 'CREATE OR REPLACE VIEW "shop_protected"."orders" WITH (security_barrier = true) AS
 SELECT
   t."id" AS "id",
-  CAST(CASE WHEN NOT COALESCE((t."region" = ''EU''), TRUE) THEN t."note" WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note" ELSE CAST(NULL AS text) END AS text) AS "note",
-  CAST(CASE WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."memo" WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."memo" ELSE CAST(NULL AS text) END AS text) AS "memo",
-  CAST(CASE WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER''))) THEN CAST(0 AS integer) ELSE t."qty" END AS integer) AS "qty",
+  CAST(
+    CASE
+      WHEN NOT COALESCE((t."region" = ''EU''), TRUE) THEN t."note"
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note"
+      ELSE CAST(NULL AS text)
+    END AS text
+  ) AS "note",
+  CAST(
+    CASE
+      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."memo"
+      WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."memo"
+      ELSE CAST(NULL AS text)
+    END AS text
+  ) AS "memo",
+  CAST(
+    CASE
+      WHEN (NOT (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER''))) THEN CAST(0 AS integer)
+      ELSE t."qty"
+    END AS integer
+  ) AS "qty",
   t."region" AS "region"
 FROM "shop"."orders" AS t');
 

@@ -69,7 +69,23 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the current user acts under for this source table'
-RETURN SELECT collect_set(pp.purpose_name) FROM veil.active_project ap JOIN veil.project_member pm ON pm.project_name = ap.project_name JOIN veil.project_purpose pp ON pp.project_name = ap.project_name JOIN veil.project_source ps ON ps.project_name = ap.project_name LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name AND ma.purpose_name = pp.purpose_name AND ma.acknowledgement = pp.acknowledgement AND UPPER(ma.principal) = UPPER(current_user()) WHERE UPPER(ap.principal) = UPPER(current_user()) AND UPPER(pm.principal) = UPPER(current_user()) AND pp.approved AND (pp.acknowledgement IS NULL OR ma.principal IS NOT NULL) AND ps.source_table = active_purposes.source;
+RETURN SELECT collect_set(pp.purpose_name)
+FROM veil.active_project ap
+JOIN veil.project_member pm ON pm.project_name = ap.project_name
+JOIN veil.project_purpose pp ON pp.project_name = ap.project_name
+JOIN veil.project_source ps ON ps.project_name = ap.project_name
+LEFT JOIN veil.member_acknowledgement ma ON ma.project_name = pp.project_name
+  AND ma.purpose_name = pp.purpose_name
+  AND ma.acknowledgement = pp.acknowledgement
+  AND UPPER(ma.principal) = UPPER(current_user())
+WHERE UPPER(ap.principal) = UPPER(current_user())
+  AND UPPER(pm.principal) = UPPER(current_user())
+  AND pp.approved
+  AND (
+    pp.acknowledgement IS NULL
+    OR ma.principal IS NOT NULL
+  )
+  AND ps.source_table = active_purposes.source;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),
@@ -180,7 +196,14 @@ ALTER TABLE app.people ALTER COLUMN born SET MASK veil.mask__app__people__born;
 CREATE OR REPLACE FUNCTION veil.mask__app__people__name(name STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.name'
-RETURN CAST((CASE WHEN LENGTH(name) > 1 THEN LEFT(name, 1) || REPEAT('*', LENGTH(name) - 1) ELSE REPEAT('*', LENGTH(name)) END) AS STRING);
+RETURN CAST(
+  (
+    CASE
+      WHEN LENGTH(name) > 1 THEN LEFT(name, 1) || REPEAT('*', LENGTH(name) - 1)
+      ELSE REPEAT('*', LENGTH(name))
+    END
+  ) AS STRING
+);
 ALTER TABLE app.people ALTER COLUMN name SET MASK veil.mask__app__people__name;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
@@ -193,7 +216,16 @@ USING (VALUES
   ('veil.mask__app__people__name', 'column mask', 'column app.people.name', 'ALTER TABLE app.people ALTER COLUMN name DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__name')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
-WHEN MATCHED AND (t.object_kind IS DISTINCT FROM s.object_kind OR t.target IS DISTINCT FROM s.target OR t.detach_sql IS DISTINCT FROM s.detach_sql OR t.drop_sql IS DISTINCT FROM s.drop_sql) THEN UPDATE SET t.object_kind = s.object_kind, t.target = s.target, t.detach_sql = s.detach_sql, t.drop_sql = s.drop_sql
+WHEN MATCHED AND (
+  t.object_kind IS DISTINCT FROM s.object_kind
+  OR t.target IS DISTINCT FROM s.target
+  OR t.detach_sql IS DISTINCT FROM s.detach_sql
+  OR t.drop_sql IS DISTINCT FROM s.drop_sql
+) THEN UPDATE SET
+  t.object_kind = s.object_kind,
+  t.target = s.target,
+  t.detach_sql = s.detach_sql,
+  t.drop_sql = s.drop_sql
 WHEN NOT MATCHED THEN INSERT (object_name, object_kind, target, detach_sql, drop_sql) VALUES (s.object_name, s.object_kind, s.target, s.detach_sql, s.drop_sql);
 
 -- 8. Remove the masks and filters that earlier scripts attached and this one does not ------------
@@ -201,10 +233,21 @@ BEGIN
   DECLARE stmt STRING;
   FOR stale AS
     SELECT object_name AS name,
-           CASE WHEN target IN ('column app.people.age', 'column app.people.born', 'column app.people.name') THEN NULL ELSE detach_sql END AS detach,
+           CASE
+             WHEN target IN (
+               'column app.people.age',
+               'column app.people.born',
+               'column app.people.name'
+             ) THEN NULL
+             ELSE detach_sql
+           END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
-      WHERE object_name NOT IN ('veil.mask__app__people__age', 'veil.mask__app__people__born', 'veil.mask__app__people__name')
+      WHERE object_name NOT IN (
+        'veil.mask__app__people__age',
+        'veil.mask__app__people__born',
+        'veil.mask__app__people__name'
+      )
       ORDER BY 1
   DO
     IF stale.detach IS NOT NULL THEN

@@ -177,7 +177,13 @@ BEGIN
     FOR r IN SELECT pol.polname, pol.polrelid::pg_catalog.regclass AS rel
                FROM pg_catalog.pg_policy AS pol
               WHERE pol.polrelid = ANY (v_rels)
-                AND pol.polname NOT IN ('veil_auditors_read', 'veil_granted_read', 'hash_key_views', 'veil_owner_all', 'veil_public_read')
+                AND pol.polname NOT IN (
+                  'veil_auditors_read',
+                  'veil_granted_read',
+                  'hash_key_views',
+                  'veil_owner_all',
+                  'veil_public_read'
+                )
               ORDER BY 2, 1 LOOP
       v_found := v_found || pg_catalog.format(
         'policy %I on %s was not created by veil; DROP POLICY %I ON %s',
@@ -189,7 +195,19 @@ BEGIN
                 AND (p.proowner IS DISTINCT FROM v_owner
                      OR pg_catalog.format('%s(%s)', p.proname,
                                           pg_catalog.oidvectortypes(p.proargtypes))
-                        NOT IN ('acknowledge(text)', 'acknowledgement_texts(text)', 'audit_append(text, text, text, text)', 'audit_log_is_append_only()', 'has_attribute(name, text, text)', 'has_purpose(name, text, text)', 'require_member(text)', 'set_hash_key(text)', 'use_project(text)', 'user_groups(name)', 'user_values(name, text)'))
+                        NOT IN (
+                          'acknowledge(text)',
+                          'acknowledgement_texts(text)',
+                          'audit_append(text, text, text, text)',
+                          'audit_log_is_append_only()',
+                          'has_attribute(name, text, text)',
+                          'has_purpose(name, text, text)',
+                          'require_member(text)',
+                          'set_hash_key(text)',
+                          'use_project(text)',
+                          'user_groups(name)',
+                          'user_values(name, text)'
+                        ))
               ORDER BY 1 LOOP
       v_found := v_found || pg_catalog.format(
         'function %s (owner %I) is not one of veil''s: veil did not create it (or it was '
@@ -1112,7 +1130,14 @@ GRANT SELECT ON TABLE "app"."people" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('app_protected', 'people',
 'CREATE OR REPLACE VIEW "app_protected"."people" WITH (security_barrier = true) AS
 SELECT
-  CAST((CASE WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT(''*'', LENGTH(t."name") - 1) ELSE REPEAT(''*'', LENGTH(t."name")) END) AS varchar(100)) AS "name",
+  CAST(
+    (
+      CASE
+        WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT(''*'', LENGTH(t."name") - 1)
+        ELSE REPEAT(''*'', LENGTH(t."name"))
+      END
+    ) AS varchar(100)
+  ) AS "name",
   CAST(CAST(NULL AS integer) AS integer) AS "age",
   CAST(CAST(NULL AS date) AS date) AS "born"
 FROM "app"."people" AS t');

@@ -1,0 +1,240 @@
+"""How a generated SQL expression is laid out over lines: the one layout of every target's
+policy bodies (view columns, row policies, masking and row access policies, mask functions).
+
+The lowering writes an expression on one line; `lay_out` breaks it so that a diff of the
+script shows which condition changed:
+
+* each `WHEN … THEN …` and the `ELSE` of a CASE on its own line, `END` under its CASE;
+* each operand of AND / OR on its own line, the operator first (`AND` of a BETWEEN stays);
+* a parenthesised part that holds such breaks on lines of its own, indented by nesting;
+* a list (arguments, IN-list) longer than `LIST_WIDTH` one item per line, and a sub-select
+  longer than `SELECT_WIDTH` one clause per line.
+
+Only whitespace between tokens changes (a space becomes a line break and indentation, or a line
+break is added inside a parenthesis), never a token, a string literal or a quoted name, so the
+laid-out text means exactly what the one-line text means. Text it cannot read (unbalanced
+parentheses, an unterminated quote) is returned as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+#: A list longer than this (in characters, on one line) is written one item per line.
+LIST_WIDTH = 100
+#: A sub-select longer than this is written one clause per line.
+SELECT_WIDTH = 160
+STEP = "  "
+
+_QUOTED = r'"(?:[^"]|"")*"|`(?:[^`]|``)*`'
+_TOKEN_DOUBLED = re.compile(rf"\s+|'[^']*(?:''[^']*)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+")
+_TOKEN_BACKSLASH = re.compile(
+    rf"\s+|'(?:[^'\\]|\\.)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+", re.DOTALL
+)
+_CLAUSES = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "UNION", "JOIN"})
+_JOIN_PREFIXES = frozenset({"LEFT", "RIGHT", "INNER", "FULL", "CROSS"})
+
+
+@dataclass(slots=True)
+class _Tok:
+    text: str
+    space: bool  # whitespace stood before it
+
+    @property
+    def word(self) -> str:
+        return self.text.upper()
+
+
+@dataclass(slots=True)
+class _Group:
+    open: _Tok
+    items: list[_Item] = field(default_factory=list)
+    close: _Tok | None = None
+
+    @property
+    def space(self) -> bool:
+        return self.open.space
+
+
+_Item: t.TypeAlias = _Tok | _Group
+
+
+def _tokens(sql: str, backslash: bool) -> list[_Tok] | None:
+    pattern = _TOKEN_BACKSLASH if backslash else _TOKEN_DOUBLED
+    out: list[_Tok] = []
+    pos, space = 0, False
+    while pos < len(sql):
+        m = pattern.match(sql, pos)
+        if m is None:  # an unterminated quote
+            return None
+        text = m.group()
+        if text.isspace():
+            space = True
+        else:
+            out.append(_Tok(text, space))
+            space = False
+        pos = m.end()
+    return out
+
+
+def _parse(tokens: list[_Tok]) -> list[_Item] | None:
+    stack: list[_Group] = [_Group(_Tok("", False))]
+    for tok in tokens:
+        if tok.text in ("(", "["):
+            group = _Group(tok)
+            stack[-1].items.append(group)
+            stack.append(group)
+        elif tok.text in (")", "]"):
+            if len(stack) == 1 or "([".index(stack[-1].open.text) != ")]".index(tok.text):
+                return None
+            stack.pop().close = tok
+        else:
+            stack[-1].items.append(tok)
+    return stack[0].items if len(stack) == 1 else None
+
+
+def _flat(items: t.Sequence[_Item]) -> str:
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if i and item.space:
+            out.append(" ")
+        if isinstance(item, _Tok):
+            out.append(item.text)
+        else:
+            assert item.close is not None
+            out.append(item.open.text + _flat(item.items) + item.close.text)
+    return "".join(out)
+
+
+def _is_select(items: t.Sequence[_Item]) -> bool:
+    return bool(items) and isinstance(items[0], _Tok) and items[0].word in ("SELECT", "WITH")
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self._breaks: dict[int, bool] = {}
+
+    def breaks(self, items: t.Sequence[_Item]) -> bool:
+        """Whether `items` are written over several lines."""
+        key = id(items)
+        if key not in self._breaks:
+            self._breaks[key] = self._decide(items)
+        return self._breaks[key]
+
+    def _decide(self, items: t.Sequence[_Item]) -> bool:
+        if _is_select(items):
+            return len(_flat(items)) > SELECT_WIDTH
+        if any(isinstance(i, _Tok) and i.word in ("AND", "OR", "CASE") for i in items):
+            return True
+        if any(isinstance(i, _Group) and self.breaks(i.items) for i in items):
+            return True
+        return self.listed(items)
+
+    def listed(self, items: t.Sequence[_Item]) -> bool:
+        """A list (comma-separated) too long for one line: one item per line."""
+        return (
+            not _is_select(items)
+            and any(isinstance(i, _Tok) and i.text == "," for i in items)
+            and (
+                len(_flat(items)) > LIST_WIDTH
+                or any(isinstance(i, _Group) and self.breaks(i.items) for i in items)
+            )
+        )
+
+    def group(self, g: _Group, indent: str) -> str:
+        assert g.close is not None
+        if not self.breaks(g.items):
+            return g.open.text + _flat(g.items) + g.close.text
+        inner = indent + STEP
+        return f"{g.open.text}\n{inner}{self.seq(g.items, inner)}\n{indent}{g.close.text}"
+
+    def seq(self, items: t.Sequence[_Item], indent: str) -> str:
+        """`items` starting at the start of a line indented by `indent`."""
+        if not self.breaks(items):
+            return _flat(items)
+        select = _is_select(items)
+        listed = self.listed(items)
+        out: list[str] = []
+        line = indent  # the indentation of the line being written
+        cases = 0  # CASEs open in this sequence
+        between = False  # an AND that belongs to a BETWEEN is still to come
+        after_comma = False
+        for i, item in enumerate(items):
+            brk: str | None = None
+            word = item.word if isinstance(item, _Tok) else ""
+            if i == 0:
+                pass
+            elif listed and after_comma:
+                brk = indent
+            elif word in ("WHEN", "ELSE") and cases:
+                brk = indent + STEP * cases
+            elif word == "END" and cases:
+                brk = indent + STEP * (cases - 1)
+            elif word == "AND" and between:
+                between = False
+            elif word in ("AND", "OR"):
+                brk = indent + STEP * (cases + (1 if cases or select else 0))
+            elif select and (self._clause(items, i) or self._join(items, i)):
+                brk = indent
+            if brk is not None:
+                out.append("\n" + brk)
+                line = brk
+            elif i and item.space:
+                out.append(" ")
+            if isinstance(item, _Group):
+                out.append(self.group(item, line))
+            else:
+                out.append(item.text)
+            if word == "CASE":
+                cases += 1
+            elif word == "END" and cases:
+                cases -= 1
+            elif word == "BETWEEN":
+                between = True
+            after_comma = word == ","
+        return "".join(out)
+
+    @staticmethod
+    def _clause(items: t.Sequence[_Item], i: int) -> bool:
+        """A clause of a SELECT (`FROM`, `WHERE`, a `JOIN` that no `LEFT` or kin precedes)."""
+        item, before = items[i], items[i - 1]
+        if not isinstance(item, _Tok) or item.word not in _CLAUSES:
+            return False
+        return not (
+            item.word == "JOIN"
+            and isinstance(before, _Tok)
+            and before.word in (*_JOIN_PREFIXES, "OUTER")
+        )
+
+    @staticmethod
+    def _join(items: t.Sequence[_Item], i: int) -> bool:
+        """`LEFT JOIN` and its kin start a clause at their first word."""
+        item, before = items[i], items[i - 1]
+        if not isinstance(item, _Tok) or item.word not in _JOIN_PREFIXES:
+            return False
+        rest = items[i + 1 : i + 3]
+        return any(isinstance(r, _Tok) and r.word == "JOIN" for r in rest) and not (
+            isinstance(before, _Tok) and before.word in _JOIN_PREFIXES
+        )
+
+
+def lay_out(sql: str, *, indent: str = "", backslash: bool = False) -> str:
+    """`sql` laid out over lines; the first line is not indented (it continues wherever the
+    caller writes it), the others start with `indent` and the indentation of their nesting.
+
+    `backslash`: string literals escape with a backslash (`'it\\'s'`) rather than by doubling
+    the quote (`'it''s'`)."""
+    tokens = _tokens(sql, backslash)
+    items = None if tokens is None else _parse(tokens)
+    if items is None:
+        return sql
+    return _Printer().seq(items, indent)
+
+
+def tokens_outside_literals(sql: str, *, backslash: bool = False) -> list[str] | None:
+    """The tokens of `sql` (None if it cannot be read): two texts with the same tokens differ
+    only in layout."""
+    tokens = _tokens(sql, backslash)
+    return None if tokens is None else [tok.text for tok in tokens]
