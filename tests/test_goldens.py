@@ -1,6 +1,9 @@
 """Golden cases: a directory per case under tests/cases/ with its policies, the expected
-diagnostics, and the expected script of every target. `pytest --update-goldens` rewrites them;
-review the diff like code before committing it."""
+diagnostics, and the expected script of every target. The parts of a script that no policy
+changes (veil's routines, pre-flight checks, grants: `Target.layout_parts`) are pinned once per
+target in tests/cases/_runtime/, and each case's script pins the rest, with a marker line where
+each of those parts goes (tests/goldens.py). `pytest --update-goldens` rewrites them; review the
+diff like code before committing it."""
 
 from __future__ import annotations
 
@@ -12,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.goldens import RUNTIME, full_script, runtime_text
 from veil.api import check, compile_program
 from veil.diagnostics import render_text
 from veil.targets import TARGETS, get_target
+from veil.targets.base import join_parts
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = sorted(p for p in (ROOT / "tests" / "cases").iterdir() if p.is_dir())
+CASES = sorted(p for p in (ROOT / "tests" / "cases").iterdir() if p.is_dir() and p.name[0] != "_")
 EXAMPLE = ROOT / "examples" / "payments"
 #: No generated line is longer than this, string literals aside.
 MAX_LINE = 300
@@ -65,10 +70,35 @@ def test_diagnostics(case: Path, update_goldens: bool, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
+def test_runtime(target: str, update_goldens: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts of the script that no policy changes are the same in every case (and the
+    example), and pinned once."""
+    monkeypatch.chdir(ROOT)
+    tgt = get_target(target)
+    seen: dict[str, tuple[str, str]] = {}
+    for source in [*CASES, EXAMPLE]:
+        program = check([source.relative_to(ROOT)]).program
+        if program is None or compile_program(program, target)[0] is None:
+            continue
+        _, parts = tgt.layout_parts(tgt.lower(program))
+        for name, part in parts.items():
+            first, text = seen.setdefault(name, (source.name, part))
+            assert text == part, f"runtime part {name!r} differs in {first} and {source.name}"
+    assert seen, "no case compiles"
+    RUNTIME.mkdir(exist_ok=True)
+    _compare(
+        RUNTIME / f"expected.{target}.sql",
+        runtime_text({n: text for n, (_, text) in seen.items()}),
+        update_goldens,
+    )
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
 def test_script(
     case: Path, target: str, update_goldens: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The case's part of the script (the runtime parts are `test_runtime`'s)."""
     monkeypatch.chdir(ROOT)
     checked = check([case.relative_to(ROOT)])
     golden = case / f"expected.{target}.sql"
@@ -80,7 +110,11 @@ def test_script(
         text = "".join(render_text(d, checked.sources) + "\n\n" for d in diags)
         _compare(case / f"expected.{target}.diagnostics", text, update_goldens)
         return
-    _compare(golden, sql, update_goldens)
+    tgt = get_target(target)
+    own, parts = tgt.layout_parts(tgt.lower(checked.program))
+    assert join_parts(own, parts) == sql, "the parts do not make up the script"
+    _compare(golden, own, update_goldens)
+    assert full_script(golden) == sql
     again, _ = compile_program(checked.program, target)
     assert again == sql, "output is not deterministic"
 

@@ -91,6 +91,8 @@ class Target:
         self._env.filters["qualified"] = self.qualified
         self._env.filters["sql_type"] = self.sql_type
         self._env.filters["lines"] = lambda sql, n=0: self.lay_out(sql, " " * n)
+        self._env.filters["runtime"] = self._runtime_part
+        self._runtime_parts: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ quoting (override)
     def ident(self, name: str) -> str:
@@ -456,6 +458,26 @@ class Target:
         """The whole script: `layout(lower(program))`."""
         return self.layout(self.lower(program))
 
+    def layout_parts(self, script: Script) -> tuple[str, dict[str, str]]:
+        """`layout(script)` with each part that the templates mark as not depending on the
+        policies (`{% filter runtime("name") %}`: veil's routines, the pre-flight checks, the
+        grants) replaced by the line `runtime_marker(name)`, and those parts by name. The
+        goldens pin the parts once per target and, for each case, the rest; `join_parts` puts
+        them together again."""
+        self._runtime_parts = {}
+        try:
+            return self.layout(script), self._runtime_parts
+        finally:
+            self._runtime_parts = None
+
+    def _runtime_part(self, text: str, name: str) -> str:
+        parts = self._runtime_parts
+        if parts is None:
+            return text
+        if parts.setdefault(name, text) != text:
+            raise ValueError(f"two runtime parts are named {name!r}")
+        return runtime_marker(name) + "\n"
+
     def plan(self, old: Script, new: Script, header: t.Sequence[str], notes: PlanNotes) -> str:
         """`veil plan`: the script that takes a database where `old` was applied to `new`,
         after the comment lines of `header` (the target-independent summary of the changes)."""
@@ -468,6 +490,18 @@ class Target:
         """Target-specific diagnostics (what this platform cannot express or would reject),
         found before rendering. The default target accepts everything."""
         return []
+
+
+def runtime_marker(name: str) -> str:
+    """The line that stands for the runtime part `name` in `Target.layout_parts`."""
+    return f"-- veil runtime: {name}"
+
+
+def join_parts(text: str, parts: t.Mapping[str, str]) -> str:
+    """`layout_parts`' text with each marker line replaced by its part."""
+    for name, part in parts.items():
+        text = text.replace(runtime_marker(name) + "\n", part)
+    return text
 
 
 def family_of(ty: SqlType) -> Family:
