@@ -33,20 +33,34 @@ def test_the_preflight_block_comes_first(platform: str, payments: scenarios.Scen
 
 
 def _sf_queries(block: str) -> list[tuple[str, str]]:
-    """(table, DuckDB query) for each POLICY_REFERENCES check of the Snowflake block."""
-    out = []
-    for m in re.finditer(
+    """(table, DuckDB query) for each row of the Snowflake block's cursors: its one
+    POLICY_REFERENCES query with the row's values bound."""
+    query = re.search(
         r"SELECT COUNT\(\*\) INTO :found\s+FROM TABLE\(\S+\.POLICY_REFERENCES\(REF_ENTITY_NAME => "
-        r"'([^']+)', REF_ENTITY_DOMAIN => 'table'\)\)\s+WHERE (.*?);",
+        r":tbl, REF_ENTITY_DOMAIN => 'table'\)\)\s+WHERE (.*?);",
         block,
         re.DOTALL,
+    )
+    assert query is not None
+    where = (
+        query.group(1)
+        .replace("CURRENT_DATABASE()", "'DB'")
+        .replace("STARTSWITH", "starts_with")
+        .replace("REF_COLUMN_NAME::VARIANT", "REF_COLUMN_NAME")
+        .replace(
+            "ARRAY_CONTAINS(REF_COLUMN_NAME, PARSE_JSON(:masked))",
+            "list_contains(CAST(:masked AS JSON)::VARCHAR[], REF_COLUMN_NAME)",
+        )
+    )
+    out = []
+    for values in re.findall(
+        r"CURSOR FOR SELECT COLUMN1 AS TBL.*? FROM VALUES\s*(.*?);\n", block, re.S
     ):
-        where = (
-            m.group(2).replace("CURRENT_DATABASE()", "'DB'").replace("STARTSWITH", "starts_with")
-        )
-        out.append(
-            (m.group(1), f"SELECT COUNT(*) FROM refs WHERE ref = '{m.group(1)}' AND ({where})")
-        )
+        for table, rows_too, masked in re.findall(
+            r"\('([^']+)', (TRUE|FALSE), '([^']*)'\)", values
+        ):
+            bound = where.replace(":rows_too", rows_too).replace(":masked", f"'{masked}'")
+            out.append((table, f"SELECT COUNT(*) FROM refs WHERE ref = '{table}' AND ({bound})"))
     return out
 
 

@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from tests.targets import scenarios
 from tests.targets.scenarios import Scenario
+from tests.verify.attach_rules import sf_row_attachments
 from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, TableSpec, parse_policy_ddl
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
@@ -469,7 +470,9 @@ def test_every_policy_is_created_closed_and_given_its_body_before_it_is_attached
             created[ddl.name] = ddl.body
         elif re.match(r"ALTER (MASKING|ROW ACCESS) POLICY", statement):
             bodies.add(parse_policy_ddl(statement).name)
-        for name in re.findall(r"(?:SET MASKING POLICY|ADD ROW ACCESS POLICY) (\S+)", statement):
+        attached = re.findall(r"SET MASKING POLICY (\S+)", statement)
+        attached += [pol for _, pol, _, _ in sf_row_attachments(statement)]
+        for name in attached:
             assert name in bodies, f"{name} is attached before SET BODY"
     assert bodies == set(created)
 

@@ -295,13 +295,42 @@ def _split_args(text: str) -> list[tuple[str, str]]:
     return out
 
 
+_SF_ATTACH_ROWS = re.compile(
+    r"CURSOR FOR SELECT COLUMN1 AS TBL, COLUMN2 AS POL, COLUMN3 AS BARE, COLUMN4 AS COLS "
+    r"FROM VALUES\s*(.*?);\n",
+    re.DOTALL,
+)
+_SF_STRING = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def _unescape(text: str) -> str:
+    """A backslash-escaped string literal's text (`\\'` → `'`, `\\\\` → `\\`)."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r", "t": "\t"}.get(m[1], m[1]), text)
+
+
+def sf_row_attachments(block: str) -> list[tuple[str, str, str, str]]:
+    """(table, policy, name in POLICY_REFERENCES, columns) of each row of the row-attaching
+    block's cursors (the table and columns as SQL, the policy qualified)."""
+    out = []
+    for values in _SF_ATTACH_ROWS.findall(block):
+        for row in re.findall(r"\(((?:[^()']|'(?:[^'\\]|\\.)*')*)\)", values):
+            tbl, pol, bare, cols = (_unescape(v) for v in _SF_STRING.findall(row))
+            out.append((tbl, pol, bare, cols))
+    return out
+
+
 def _sf_statements(script: str) -> list[str]:
     """Top-level statements, with the attaching statements of `EXECUTE IMMEDIATE $$` blocks
-    (the first-apply branch) lifted out in order."""
+    (the first-apply branch) lifted out in order: written out, or built from the rows of the
+    row-attaching block."""
     out = []
     for statement in split_statements(script):
         if statement.upper().startswith("EXECUTE IMMEDIATE $$"):
             out += [m.group(0) for m in _SF_ADD_RAP.finditer(statement)]
+            out += [
+                f"ALTER TABLE {tbl} ADD ROW ACCESS POLICY {pol} ON ({cols})"
+                for tbl, pol, _, cols in sf_row_attachments(statement)
+            ]
             continue
         out.append(statement)
     return out

@@ -26,6 +26,7 @@ What differs from the other targets:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import typing as t
 
@@ -190,7 +191,14 @@ class SnowflakeTarget(LookupTarget):
 
     def preflight(self, program: model.Program) -> list[dict[str, t.Any]]:
         checks = super().preflight(program)
-        return [{**p, "info_schema": self.info_schema(p["key"])} for p in checks]
+        return [
+            {
+                **p,
+                "info_schema": self.info_schema(p["key"]),
+                "masked_json": json.dumps(p["masked"], ensure_ascii=False),
+            }
+            for p in checks
+        ]
 
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         if column is not None:

@@ -3,30 +3,35 @@
 -- 0. Pre-flight: checks, before anything changes, that the script can run to the end and replaces
 -- no protection veil did not create. Run the script so that the first error stops it (SnowSQL:
 -- `-o exit_on_error=true`; Snowsight "Run All" stops at the first error).
+-- One row per protected table: the table, whether veil filters its rows, the columns it masks
+-- (a JSON array, as Snowflake stores the names).
 EXECUTE IMMEDIATE $$
 DECLARE
   found INTEGER DEFAULT 0;
+  tbl VARCHAR DEFAULT '';
+  rows_too BOOLEAN DEFAULT FALSE;
+  masked VARCHAR DEFAULT '[]';
   no_database EXCEPTION (-20003, 'veil: no current database: USE DATABASE <the database of the protected tables>, then run the script again (nothing was changed)');
-  foreign_1 EXCEPTION (-20004, 'veil: shop.orders has a masking or row access policy that veil did not create, on a column or rows that veil protects (see SHOP.ORDERS in POLICY_REFERENCES); veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed)');
-  foreign_2 EXCEPTION (-20004, 'veil: shop.refunds has a masking or row access policy that veil did not create, on a column or rows that veil protects (see SHOP.REFUNDS in POLICY_REFERENCES); veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed)');
+  foreign_policy EXCEPTION (-20004, 'veil: a table that veil protects has a masking or row access policy that veil did not create, on a column veil masks or on its rows; veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed). Find it with SELECT * FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => ''<table>'', REF_ENTITY_DOMAIN => ''table'')) for the tables of this block');
+  tables_1 CURSOR FOR SELECT COLUMN1 AS TBL, COLUMN2 AS ROWS_TOO, COLUMN3 AS MASKED FROM VALUES
+    ('SHOP.ORDERS', TRUE, '["CARD", "EMAIL", "NOTE", "PAID_AT", "PHONE", "PLACED_AT", "PLACED_ON", "QTY", "SCORE", "TOTAL", "VIP"]'),
+    ('SHOP.REFUNDS', TRUE, '["REASON"]');
 BEGIN
   IF (CURRENT_DATABASE() IS NULL) THEN
     RAISE no_database;
   END IF;
-  SELECT COUNT(*) INTO :found
-    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'SHOP.ORDERS', REF_ENTITY_DOMAIN => 'table'))
-    WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
-      AND (POLICY_KIND = 'ROW_ACCESS_POLICY' OR (POLICY_KIND = 'MASKING_POLICY' AND REF_COLUMN_NAME IN ('CARD', 'EMAIL', 'NOTE', 'PAID_AT', 'PHONE', 'PLACED_AT', 'PLACED_ON', 'QTY', 'SCORE', 'TOTAL', 'VIP')));
-  IF (found > 0) THEN
-    RAISE foreign_1;
-  END IF;
-  SELECT COUNT(*) INTO :found
-    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'SHOP.REFUNDS', REF_ENTITY_DOMAIN => 'table'))
-    WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
-      AND (POLICY_KIND = 'ROW_ACCESS_POLICY' OR (POLICY_KIND = 'MASKING_POLICY' AND REF_COLUMN_NAME IN ('REASON')));
-  IF (found > 0) THEN
-    RAISE foreign_2;
-  END IF;
+  FOR c IN tables_1 DO
+    tbl := c.TBL;
+    rows_too := c.ROWS_TOO;
+    masked := c.MASKED;
+    SELECT COUNT(*) INTO :found
+      FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => :tbl, REF_ENTITY_DOMAIN => 'table'))
+      WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
+        AND ((:rows_too AND POLICY_KIND = 'ROW_ACCESS_POLICY') OR (POLICY_KIND = 'MASKING_POLICY' AND ARRAY_CONTAINS(REF_COLUMN_NAME::VARIANT, PARSE_JSON(:masked))));
+    IF (found > 0) THEN
+      RAISE foreign_policy;
+    END IF;
+  END FOR;
   RETURN 'veil: pre-flight passed';
 END;
 $$;
@@ -318,30 +323,6 @@ ALTER ROW ACCESS POLICY VEIL.ROWS__SHOP__ORDERS__77665FDE SET BODY ->
       )
     )
   );
-EXECUTE IMMEDIATE $$
-DECLARE
-  attached VARCHAR DEFAULT '';
-  ours BOOLEAN DEFAULT FALSE;
-  current_one BOOLEAN DEFAULT FALSE;
-  swap_sql VARCHAR DEFAULT '';
-  foreign_policy EXCEPTION (-20002, 'veil: shop.orders already has a row access policy that veil did not create; detach it first');
-BEGIN
-  SELECT COALESCE(MAX('"' || REPLACE(POLICY_DB, '"', '""') || '"."' || REPLACE(POLICY_SCHEMA, '"', '""') || '"."' || REPLACE(POLICY_NAME, '"', '""') || '"'), ''),
-         COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND STARTSWITH(POLICY_NAME, 'ROWS__')), FALSE),
-         COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND POLICY_NAME = 'ROWS__SHOP__ORDERS__77665FDE'), FALSE)
-    INTO :attached, :ours, :current_one
-    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'SHOP.ORDERS', REF_ENTITY_DOMAIN => 'table'))
-    WHERE POLICY_KIND = 'ROW_ACCESS_POLICY';
-  IF (attached = '') THEN
-    ALTER TABLE SHOP.ORDERS ADD ROW ACCESS POLICY VEIL.ROWS__SHOP__ORDERS__77665FDE ON (REGION, PLACED_AT, VIP);
-  ELSEIF (NOT ours) THEN
-    RAISE foreign_policy;
-  ELSEIF (NOT current_one) THEN
-    swap_sql := 'ALTER TABLE SHOP.ORDERS DROP ROW ACCESS POLICY ' || attached || ', ADD ROW ACCESS POLICY VEIL.ROWS__SHOP__ORDERS__77665FDE ON (REGION, PLACED_AT, VIP)';
-    EXECUTE IMMEDIATE :swap_sql;
-  END IF;
-END;
-$$;
 
 -- table shop.refunds
 CREATE ROW ACCESS POLICY IF NOT EXISTS VEIL.ROWS__SHOP__REFUNDS__CB3980DF AS (ID BIGINT) RETURNS BOOLEAN ->
@@ -353,28 +334,48 @@ ALTER ROW ACCESS POLICY VEIL.ROWS__SHOP__REFUNDS__CB3980DF SET BODY ->
     OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('shop.refunds'), ARRAY_CONSTRUCT('Audit'))
     OR EXISTS (SELECT ug.GROUP_NAME FROM VEIL.USER_GROUP ug WHERE UPPER(ug.PRINCIPAL) = UPPER(CURRENT_USER()) AND ug.GROUP_NAME = 'auditors')
   );
+
+-- Each row access policy attached to its table: added where the table has none, swapped in (one
+-- ALTER TABLE … DROP …, ADD …) where it has an older one of veil's, refused where it has one veil
+-- did not create (Snowflake has no ADD … IF NOT EXISTS, and a table has one row access policy).
+-- One row per table: the table, the policy, its name in POLICY_REFERENCES, the columns it takes.
 EXECUTE IMMEDIATE $$
 DECLARE
+  tbl VARCHAR DEFAULT '';
+  pol VARCHAR DEFAULT '';
+  bare VARCHAR DEFAULT '';
+  cols VARCHAR DEFAULT '';
   attached VARCHAR DEFAULT '';
   ours BOOLEAN DEFAULT FALSE;
   current_one BOOLEAN DEFAULT FALSE;
-  swap_sql VARCHAR DEFAULT '';
-  foreign_policy EXCEPTION (-20002, 'veil: shop.refunds already has a row access policy that veil did not create; detach it first');
+  stmt VARCHAR DEFAULT '';
+  foreign_policy EXCEPTION (-20002, 'veil: a table that veil filters already has a row access policy that veil did not create; detach it first (POLICY_REFERENCES of the table shows it)');
+  tables_1 CURSOR FOR SELECT COLUMN1 AS TBL, COLUMN2 AS POL, COLUMN3 AS BARE, COLUMN4 AS COLS FROM VALUES
+    ('SHOP.ORDERS', 'VEIL.ROWS__SHOP__ORDERS__77665FDE', 'ROWS__SHOP__ORDERS__77665FDE', 'REGION, PLACED_AT, VIP'),
+    ('SHOP.REFUNDS', 'VEIL.ROWS__SHOP__REFUNDS__CB3980DF', 'ROWS__SHOP__REFUNDS__CB3980DF', 'ID');
 BEGIN
-  SELECT COALESCE(MAX('"' || REPLACE(POLICY_DB, '"', '""') || '"."' || REPLACE(POLICY_SCHEMA, '"', '""') || '"."' || REPLACE(POLICY_NAME, '"', '""') || '"'), ''),
-         COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND STARTSWITH(POLICY_NAME, 'ROWS__')), FALSE),
-         COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND POLICY_NAME = 'ROWS__SHOP__REFUNDS__CB3980DF'), FALSE)
-    INTO :attached, :ours, :current_one
-    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'SHOP.REFUNDS', REF_ENTITY_DOMAIN => 'table'))
-    WHERE POLICY_KIND = 'ROW_ACCESS_POLICY';
-  IF (attached = '') THEN
-    ALTER TABLE SHOP.REFUNDS ADD ROW ACCESS POLICY VEIL.ROWS__SHOP__REFUNDS__CB3980DF ON (ID);
-  ELSEIF (NOT ours) THEN
-    RAISE foreign_policy;
-  ELSEIF (NOT current_one) THEN
-    swap_sql := 'ALTER TABLE SHOP.REFUNDS DROP ROW ACCESS POLICY ' || attached || ', ADD ROW ACCESS POLICY VEIL.ROWS__SHOP__REFUNDS__CB3980DF ON (ID)';
-    EXECUTE IMMEDIATE :swap_sql;
-  END IF;
+  FOR r IN tables_1 DO
+    tbl := r.TBL;
+    pol := r.POL;
+    bare := r.BARE;
+    cols := r.COLS;
+    SELECT COALESCE(MAX('"' || REPLACE(POLICY_DB, '"', '""') || '"."' || REPLACE(POLICY_SCHEMA, '"', '""') || '"."' || REPLACE(POLICY_NAME, '"', '""') || '"'), ''),
+           COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND STARTSWITH(POLICY_NAME, 'ROWS__')), FALSE),
+           COALESCE(BOOLOR_AGG(POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND POLICY_NAME = :bare), FALSE)
+      INTO :attached, :ours, :current_one
+      FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => :tbl, REF_ENTITY_DOMAIN => 'table'))
+      WHERE POLICY_KIND = 'ROW_ACCESS_POLICY';
+    IF (attached = '') THEN
+      stmt := 'ALTER TABLE ' || tbl || ' ADD ROW ACCESS POLICY ' || pol || ' ON (' || cols || ')';
+      EXECUTE IMMEDIATE :stmt;
+    ELSEIF (NOT ours) THEN
+      RAISE foreign_policy;
+    ELSEIF (NOT current_one) THEN
+      stmt := 'ALTER TABLE ' || tbl || ' DROP ROW ACCESS POLICY ' || attached || ', ADD ROW ACCESS POLICY ' || pol || ' ON (' || cols || ')';
+      EXECUTE IMMEDIATE :stmt;
+    END IF;
+  END FOR;
+  RETURN 'veil: row access policies attached';
 END;
 $$;
 

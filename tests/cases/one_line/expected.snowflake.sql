@@ -3,22 +3,34 @@
 -- 0. Pre-flight: checks, before anything changes, that the script can run to the end and replaces
 -- no protection veil did not create. Run the script so that the first error stops it (SnowSQL:
 -- `-o exit_on_error=true`; Snowsight "Run All" stops at the first error).
+-- One row per protected table: the table, whether veil filters its rows, the columns it masks
+-- (a JSON array, as Snowflake stores the names).
 EXECUTE IMMEDIATE $$
 DECLARE
   found INTEGER DEFAULT 0;
+  tbl VARCHAR DEFAULT '';
+  rows_too BOOLEAN DEFAULT FALSE;
+  masked VARCHAR DEFAULT '[]';
   no_database EXCEPTION (-20003, 'veil: no current database: USE DATABASE <the database of the protected tables>, then run the script again (nothing was changed)');
-  foreign_1 EXCEPTION (-20004, 'veil: sales.transactions has a masking or row access policy that veil did not create, on a column or rows that veil protects (see SALES.TRANSACTIONS in POLICY_REFERENCES); veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed)');
+  foreign_policy EXCEPTION (-20004, 'veil: a table that veil protects has a masking or row access policy that veil did not create, on a column veil masks or on its rows; veil would replace or outrank it: detach it, or express it in the repository, then run the script again (nothing was changed). Find it with SELECT * FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => ''<table>'', REF_ENTITY_DOMAIN => ''table'')) for the tables of this block');
+  tables_1 CURSOR FOR SELECT COLUMN1 AS TBL, COLUMN2 AS ROWS_TOO, COLUMN3 AS MASKED FROM VALUES
+    ('SALES.TRANSACTIONS', FALSE, '["CREDIT_CARD"]');
 BEGIN
   IF (CURRENT_DATABASE() IS NULL) THEN
     RAISE no_database;
   END IF;
-  SELECT COUNT(*) INTO :found
-    FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => 'SALES.TRANSACTIONS', REF_ENTITY_DOMAIN => 'table'))
-    WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
-      AND ((POLICY_KIND = 'MASKING_POLICY' AND REF_COLUMN_NAME IN ('CREDIT_CARD')));
-  IF (found > 0) THEN
-    RAISE foreign_1;
-  END IF;
+  FOR c IN tables_1 DO
+    tbl := c.TBL;
+    rows_too := c.ROWS_TOO;
+    masked := c.MASKED;
+    SELECT COUNT(*) INTO :found
+      FROM TABLE(INFORMATION_SCHEMA.POLICY_REFERENCES(REF_ENTITY_NAME => :tbl, REF_ENTITY_DOMAIN => 'table'))
+      WHERE NOT (POLICY_DB = CURRENT_DATABASE() AND POLICY_SCHEMA = 'VEIL' AND (STARTSWITH(POLICY_NAME, 'MASK__') OR STARTSWITH(POLICY_NAME, 'ROWS__')))
+        AND ((:rows_too AND POLICY_KIND = 'ROW_ACCESS_POLICY') OR (POLICY_KIND = 'MASKING_POLICY' AND ARRAY_CONTAINS(REF_COLUMN_NAME::VARIANT, PARSE_JSON(:masked))));
+    IF (found > 0) THEN
+      RAISE foreign_policy;
+    END IF;
+  END FOR;
   RETURN 'veil: pre-flight passed';
 END;
 $$;
