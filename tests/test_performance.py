@@ -310,10 +310,14 @@ def test_a_corrupt_or_foreign_cache_never_changes_an_answer(cache_home: Path) ->
     assert [_veil_check(p) for p in CACHED_INPUTS] == expected  # from the cache
     entries = sorted((cache_home / ".veil-cache" / "parse").iterdir())
     assert len(entries) >= 3
+    results = sorted((cache_home / ".veil-cache" / "result").iterdir())
+    assert len(results) == len(CACHED_INPUTS)
+    entries += results
     blobs = [e.read_bytes() for e in entries]
     damages = [
         lambda b: b[: len(b) // 2],  # truncated
-        lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:],  # one bit of the pickle flipped
+        lambda b: b[:-2] + bytes([b[-2] ^ 1]) + b[-1:],  # one bit of the pickle flipped
+        lambda b: b[:33] + bytes([b[33] ^ 1]) + b[34:],  # a parsed file's digest, a result
         lambda b: bytes([b[0] ^ 1]) + b[1:],  # one bit of the signature flipped
         lambda b: b"",
     ]
@@ -328,12 +332,13 @@ def test_a_corrupt_or_foreign_cache_never_changes_an_answer(cache_home: Path) ->
         entry.write_bytes(blobs[entries.index(entry)])
     import veil.cache
 
-    real = veil.cache._code_fingerprint
+    real = veil.cache._code_fingerprint, veil.cache._source_fingerprint
     try:
         veil.cache._code_fingerprint = lambda: b"another veil"  # type: ignore[assignment]
+        veil.cache._source_fingerprint = lambda: b"another veil"  # type: ignore[assignment]
         assert [_veil_check(p) for p in CACHED_INPUTS] == expected
     finally:
-        veil.cache._code_fingerprint = real
+        veil.cache._code_fingerprint, veil.cache._source_fingerprint = real
 
 
 def test_an_unsigned_cache_entry_is_never_unpickled(cache_home: Path) -> None:
@@ -353,6 +358,9 @@ def test_an_unsigned_cache_entry_is_never_unpickled(cache_home: Path) -> None:
 
     evil = pickle.dumps(Payload())
     for entry in (cache_home / ".veil-cache" / "parse").iterdir():
+        guess = hashlib.sha256(b"a guess").digest()
+        entry.write_bytes(guess + hashlib.sha256(evil).digest() + evil)
+    for entry in (cache_home / ".veil-cache" / "result").iterdir():
         entry.write_bytes(hashlib.sha256(b"a guess").digest() + evil)
     cache = ParseCache.open()
     assert cache is not None
@@ -360,3 +368,41 @@ def test_an_unsigned_cache_entry_is_never_unpickled(cache_home: Path) -> None:
     assert cache.hits == 0
     assert _veil_check("examples/payments") == expected
     assert not marker.exists()
+
+
+def test_the_check_result_is_reused_while_the_parsed_files_are_the_same(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`veil check` reads the diagnostics of a repository whose parsed files (IR, spans and
+    parse diagnostics) are all as in an earlier check, without loading or checking anything; any
+    change to a parsed file checks again."""
+    import veil.checker
+
+    runs: list[int] = []
+    real = veil.checker.check
+
+    def counting(policies: ir.PolicySet) -> object:
+        runs.append(1)
+        return real(policies)
+
+    monkeypatch.setattr(veil.checker, "check", counting)
+
+    def check_runs() -> tuple[tuple[int, str], int]:
+        runs.clear()
+        return _veil_check("examples/payments"), len(runs)
+
+    expected, n = check_runs()
+    assert n == 1 and expected[0] == 0
+    assert check_runs() == (expected, 0)
+    purposes = cache_home / "examples" / "payments" / "purposes.veil"
+    original = purposes.read_text()
+    purposes.write_text(original + "\n# a comment at the end moves nothing\n")
+    assert check_runs() == (expected, 0)
+    purposes.write_text("# a comment above moves every span\n" + original)
+    assert check_runs() == (expected, 1)
+    purposes.write_text(original + "mask nowhere.c with hash\n")
+    (code, output), n = check_runs()
+    assert n == 1 and code == 1 and "nowhere.c" in output
+    assert check_runs()[1] == 0  # the failed result is reused too
+    purposes.write_text(original)
+    assert check_runs() == (expected, 0)

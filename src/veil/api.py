@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import typing as t
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,15 @@ class Checked:
     sources: SourceMap
     files: tuple[Path, ...]
     policies: ir.PolicySet | None = None  # as parsed, for `veil.toml` acceptances
+    #: The caller asked for the diagnostics only (`check(..., program=False)`): `program` and
+    #: `policies` may be None although there is no error.
+    diagnostics_only: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.program is not None and not any(d.is_error for d in self.diagnostics)
+        return (self.program is not None or self.diagnostics_only) and not any(
+            d.is_error for d in self.diagnostics
+        )
 
 
 @contextlib.contextmanager
@@ -58,27 +64,46 @@ def check(
     strict: bool = False,
     config: Config | None = None,
     cache: bool = False,
+    program: bool = True,
 ) -> Checked:
     """Load and check; with `strict`, warnings count as errors. `config` (a `veil.toml`) marks
     the warnings it accepts, which then count as neither. `cache`: read and write parsed files
-    in `.veil-cache/` of the working directory (see `veil.cache`; the CLI turns it on)."""
+    in `.veil-cache/` of the working directory (see `veil.cache`; the CLI turns it on).
+    `program=False`: the caller needs the diagnostics only (`veil check`); with `cache`, the
+    diagnostics of a repository whose parsed files are all as in an earlier check are then
+    read from the cache, and nothing is loaded or checked."""
     with acyclic_work():
-        return _check(paths, strict=strict, config=config, cache=cache)
+        return _check(paths, strict=strict, config=config, cache=cache, program=program)
 
 
 def _check(
-    paths: Sequence[str | Path], *, strict: bool, config: Config | None, cache: bool
+    paths: Sequence[str | Path],
+    *,
+    strict: bool,
+    config: Config | None,
+    cache: bool,
+    program: bool,
 ) -> Checked:
     from veil.cache import ParseCache
     from veil.checker import check as run_checker
 
-    loaded: Loaded = load(paths, ParseCache.open() if cache else None)
-    diags = list(loaded.diagnostics)
-    program: model.Program | None = None
-    if loaded.policies is not None:
-        result = run_checker(loaded.policies)
-        diags.extend(result.diagnostics)
-        program = result.program
+    parse_cache = ParseCache.open() if cache else None
+    # The result depends on the parsed files only; acceptances read the IR, so a repository
+    # with some is checked every time.
+    reuse = not program and not (config is not None and config.accepts)
+    loaded: Loaded = load(paths, parse_cache, reuse=reuse)
+    diags: list[Diagnostic]
+    checked_program: model.Program | None = None
+    if _reused(loaded.reused):
+        diags = list(t.cast(tuple[Diagnostic, ...], loaded.reused))
+    else:
+        diags = list(loaded.diagnostics)
+        if loaded.policies is not None:
+            result = run_checker(loaded.policies)
+            diags.extend(result.diagnostics)
+            checked_program = result.program
+        if parse_cache is not None and loaded.result_key is not None:
+            parse_cache.put_result(loaded.result_key, tuple(diags))
     if config is not None and config.accepts:
         diags = accept(config, diags, loaded.policies, loaded.sources.line)
         if config.path is not None:
@@ -87,14 +112,19 @@ def _check(
         diags = [d.as_error() for d in diags]
     diags = sort_diagnostics(diags)
     if any(d.is_error for d in diags):
-        program = None
+        checked_program = None
     return Checked(
-        program=program,
+        program=checked_program,
         diagnostics=tuple(diags),
         sources=loaded.sources,
         files=loaded.files,
         policies=loaded.policies,
+        diagnostics_only=not program,
     )
+
+
+def _reused(value: object) -> bool:
+    return isinstance(value, tuple) and all(isinstance(d, Diagnostic) for d in value)
 
 
 def compile_program(program: model.Program, target: str) -> tuple[str | None, list[Diagnostic]]:

@@ -4,8 +4,12 @@
   parser (see `parser.lark_cache_file`) and the key that signs the check cache.
 * The check cache, `.veil-cache/` in the working directory (like `.pytest_cache`): every parsed
   file (its IR, or the diagnostics that stopped it), stored under a hash of veil's own parsing
-  code, the file's name and its bytes. A changed file, a changed veil or a changed name misses.
-  Each entry is a pickle signed with HMAC-SHA256 under the per-user key, and read only when the
+  code, the file's name and its bytes, with the SHA-256 digest of what was stored; and the
+  diagnostics of `veil check`, stored under a hash of veil's whole source and the name and
+  digest of every parsed file. A changed file, a changed veil or a changed name misses; a file
+  whose edit leaves its IR, spans and diagnostics as they were (a comment or blank lines at its
+  end) keeps its digest, so the earlier diagnostics are reused without loading anything.
+  Each entry is signed with HMAC-SHA256 under the per-user key, and read only when the
   signature holds: a pickle runs code when loaded, and `.veil-cache/` sits in a working tree
   that a pull request can write to; without the key nobody can forge an entry. An entry that
   is unsigned, corrupt, truncated or moved to another file's name is a miss, never an error.
@@ -14,13 +18,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import io
+import operator
 import os
 import pickle
 import secrets
 import stat
 import tempfile
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,21 +88,100 @@ def _code_fingerprint() -> bytes:
     that turn text into IR (so a development checkout never reads entries of older code)."""
     here = Path(veil.__file__).parent
     digest = hashlib.sha256(veil.__version__.encode())
-    for name in ("parser.py", "transformer.py", "ir.py", "diagnostics.py", "grammar/veil.lark"):
+    for name in (
+        "parser.py",
+        "lalr.py",
+        "transformer.py",
+        "ir.py",
+        "diagnostics.py",
+        "grammar/veil.lark",
+    ):
         digest.update(name.encode() + b"\0" + (here / name).read_bytes())
     return digest.digest()
 
 
+def _source_fingerprint() -> bytes:
+    """What a check depends on besides the parsed files: veil's version and all of its source
+    (the checker reads the method registry, the model, the diagnostics' wording...)."""
+    here = Path(veil.__file__).parent
+    digest = hashlib.sha256(veil.__version__.encode())
+    for path in sorted([*here.rglob("*.py"), *here.rglob("*.lark")]):
+        digest.update(str(path.relative_to(here)).encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+# --------------------------------------------------------------------------------------------
+# Pickling IR fast. A frozen slotted dataclass pickles through `dataclasses`' own
+# `__getstate__`/`__setstate__`, which look the fields up again for every object: at 10,000
+# tables most of the time of writing and reading the cache. Here every dataclass of veil is
+# written as its class and a tuple of its field values, and read back by setting the fields
+# in that order.
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _rebuild(cls: type, values: tuple[object, ...]) -> object:
+    obj: object = object.__new__(cls)
+    for name, value in zip(_fields(cls), values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+_GETTERS: dict[type, t.Callable[[object], tuple[object, ...]] | None] = {}
+
+
+def _getter(cls: type) -> t.Callable[[object], tuple[object, ...]] | None:
+    """The field values of a veil dataclass as a tuple (None for any other class)."""
+    if cls not in _GETTERS:
+        _GETTERS[cls] = None
+        if dataclasses.is_dataclass(cls) and cls.__module__.startswith("veil."):
+            names = _fields(cls)
+            if len(names) > 1:
+                _GETTERS[cls] = operator.attrgetter(*names)
+            else:  # attrgetter of one name gives no tuple, of none is no getter
+                _GETTERS[cls] = lambda o: tuple(getattr(o, n) for n in names)
+    return _GETTERS[cls]
+
+
+class _Pickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> t.Any:
+        cls = type(obj)
+        get = _getter(cls)
+        if get is None:
+            return NotImplemented
+        return _rebuild, (cls, get(obj))
+
+
+def dumps(value: object) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
 @dataclass
 class ParseCache:
-    """Parsed files by content, in `<root>/.veil-cache/parse/`. `hits` and `misses` count
-    lookups (a test reads them)."""
+    """Parsed files by content, in `<root>/.veil-cache/parse/`, and check results by the
+    parsed content of a whole repository, in `<root>/.veil-cache/result/`. `hits` and
+    `misses` count lookups of parsed files, `result_hits` of results (tests read them).
+
+    A parsed file's entry is `MAC(name, digest) ‖ digest ‖ pickle`, `digest` being the
+    pickle's SHA-256: the digest stands for the parsed file (the same digest, the same IR
+    with the same spans and diagnostics), and can be read and trusted without reading the
+    pickle. A result's entry is `MAC(name, pickle) ‖ pickle`."""
 
     folder: Path
     key: bytes
     fingerprint: bytes
     hits: int = 0
     misses: int = 0
+    result_hits: int = 0
     _ready: bool = field(default=False, repr=False)
 
     @staticmethod
@@ -106,7 +193,7 @@ class ParseCache:
         key = _signing_key()
         if key is None:
             return None
-        folder = (root or Path.cwd()) / FOLDER / "parse"
+        folder = (root or Path.cwd()) / FOLDER
         return ParseCache(folder=folder, key=key, fingerprint=_code_fingerprint())
 
     def _name(self, display: str, data: bytes) -> str:
@@ -118,47 +205,105 @@ class ParseCache:
     def _mac(self, name: str, payload: bytes) -> bytes:
         return hmac.new(self.key, name.encode() + b"\0" + payload, hashlib.sha256).digest()
 
+    def digest(self, display: str, data: bytes) -> bytes | None:
+        """The digest of the parsed file, if it is in the cache (reads 64 bytes)."""
+        name = self._name(display, data)
+        try:
+            with open(self.folder / "parse" / name, "rb") as f:
+                head = f.read(64)
+        except OSError:
+            return None
+        if len(head) == 64 and hmac.compare_digest(head[:32], self._mac(name, head[32:])):
+            return head[32:]
+        return None
+
     def get(self, display: str, data: bytes) -> object | None:
         name = self._name(display, data)
         try:
-            blob = (self.folder / name).read_bytes()
+            blob = (self.folder / "parse" / name).read_bytes()
         except OSError:
             self.misses += 1
             return None
-        mac, payload = blob[:32], blob[32:]
-        if len(blob) > 32 and hmac.compare_digest(mac, self._mac(name, payload)):
-            value: object = None
-            try:
-                value = pickle.loads(payload)
-            except Exception:  # signed but unreadable (another Python?): a miss, not an error
-                value = None
+        mac, digest, payload = blob[:32], blob[32:64], blob[64:]
+        if (
+            len(blob) > 64
+            and hmac.compare_digest(mac, self._mac(name, digest))
+            and hmac.compare_digest(digest, hashlib.sha256(payload).digest())
+        ):
+            value = _loads(payload)
             if value is not None:
                 self.hits += 1
                 return value
         self.misses += 1
         return None
 
-    def put(self, display: str, data: bytes, value: object) -> None:
+    def put(self, display: str, data: bytes, value: object) -> bytes | None:
+        """Store a parsed file; its digest, or None when it cannot be stored."""
         name = self._name(display, data)
         try:
-            self._prepare()
-            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
+            payload = dumps(value)
+        except (pickle.PicklingError, RecursionError):
+            return None
+        digest = hashlib.sha256(payload).digest()
+        self._write("parse", name, self._mac(name, digest) + digest + payload)
+        return digest
+
+    def result_key(self, files: list[tuple[str, bytes]]) -> str:
+        """The name of the result of checking these files (display name, digest), in order."""
+        key = hashlib.sha256(b"result\0" + _source_fingerprint())
+        for display, digest in files:
+            encoded = display.encode("utf-8", "surrogatepass")
+            key.update(len(encoded).to_bytes(8, "big") + encoded + digest)
+        return key.hexdigest()
+
+    def get_result(self, name: str) -> object | None:
+        try:
+            blob = (self.folder / "result" / name).read_bytes()
+        except OSError:
+            return None
+        mac, payload = blob[:32], blob[32:]
+        if len(blob) > 32 and hmac.compare_digest(mac, self._mac(name, payload)):
+            value = _loads(payload)
+            if value is not None:
+                self.result_hits += 1
+                return value
+        return None
+
+    def put_result(self, name: str, value: object) -> None:
+        try:
+            payload = dumps(value)
+        except (pickle.PicklingError, RecursionError):
+            return
+        self._write("result", name, self._mac(name, payload) + payload)
+
+    def _write(self, kind: str, name: str, blob: bytes) -> None:
+        try:
+            folder = self._prepare() / kind
+            folder.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(self._mac(name, payload) + payload)
-                os.replace(tmp, self.folder / name)
+                    f.write(blob)
+                os.replace(tmp, folder / name)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-        except (OSError, pickle.PicklingError, RecursionError):
+        except OSError:
             pass  # a cache that cannot be written is no cache
 
-    def _prepare(self) -> None:
-        if self._ready:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        ignore = self.folder.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# veil's check cache: safe to delete\n*\n", encoding="utf-8")
-        self._ready = True
+    def _prepare(self) -> Path:
+        if not self._ready:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# veil's check cache: safe to delete\n*\n", encoding="utf-8")
+            self._ready = True
+        return self.folder
+
+
+def _loads(payload: bytes) -> object | None:
+    try:
+        value: object = pickle.loads(payload)
+    except Exception:  # signed but unreadable (another Python?): a miss, not an error
+        return None
+    return value

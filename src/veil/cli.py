@@ -69,7 +69,9 @@ def check_cmd(paths: tuple[str, ...], strict: bool | None, fmt: str) -> None:
     veil.toml accepts are printed as accepted, with their reason, and count as neither.
     """
     conf = repository_config(paths, fmt)
-    checked = check(paths, strict=effective_strict(strict, conf), config=conf, cache=True)
+    checked = check(
+        paths, strict=effective_strict(strict, conf), config=conf, cache=True, program=False
+    )
     emit_diagnostics(checked.diagnostics, checked.sources, fmt)
     if not checked.ok:
         raise SystemExit(EXIT_POLICY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,16 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Loaded:
+    """`result_key`: the name of the check result of exactly these parsed files in the cache
+    (when `load` was given one and asked for it); `reused`: that result, when `load` found it
+    (then `policies` is None: nothing was loaded)."""
+
     policies: ir.PolicySet | None
     sources: SourceMap
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[Path, ...]
+    result_key: str | None = None
+    reused: object | None = None
 
 
 def _display(path: Path) -> str:
@@ -69,25 +76,34 @@ def _parse(
 ) -> tuple[ir.SourceFile | None, list[Diagnostic]]:
     if cache is not None:
         hit = cache.get(name, data)
-        if (
-            isinstance(hit, tuple)
-            and len(hit) == 2
-            and (hit[0] is None or isinstance(hit[0], ir.SourceFile))
-            and isinstance(hit[1], list)
-        ):
-            return hit
+        if _parsed(hit):
+            return t.cast(tuple[ir.SourceFile | None, list[Diagnostic]], hit)
     parsed = parse_file(text, name)
     if cache is not None:
         cache.put(name, data, parsed)
     return parsed
 
 
-def load(paths: Sequence[str | Path], cache: ParseCache | None = None) -> Loaded:
+def _parsed(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and (value[0] is None or isinstance(value[0], ir.SourceFile))
+        and isinstance(value[1], list)
+    )
+
+
+def load(
+    paths: Sequence[str | Path], cache: ParseCache | None = None, *, reuse: bool = False
+) -> Loaded:
     """Parse every file; all syntax errors of all files are reported together. With `cache`,
-    a file parsed before with the same name and bytes is read from it instead."""
+    a file parsed before with the same name and bytes is read from it instead. With `reuse`
+    too, the cached result of checking the same parsed files is looked up first (by the
+    digests of the parsed files, without reading them), and nothing is loaded when it is
+    there."""
     files, diags = find_files(paths)
     sources = SourceMap()
-    parsed: list[ir.SourceFile] = []
+    read: list[tuple[str, str, bytes]] = []
     for f in files:
         name = _display(f)
         where = Span.point(name, 1, 1)
@@ -130,7 +146,34 @@ def load(paths: Sequence[str | Path], cache: ParseCache | None = None) -> Loaded
             )
             continue
         sources.add(name, text)
-        source_file, file_diags = _parse(text, name, data, cache)
+        read.append((name, text, data))
+    result_key = None
+    fresh: dict[int, tuple[ir.SourceFile | None, list[Diagnostic]]] = {}
+    if cache is not None and reuse and not diags:
+        digests: list[tuple[str, bytes]] = []
+        for i, (name, text, data) in enumerate(read):
+            digest = cache.digest(name, data)
+            if digest is None:  # parse it now; the result may still be there
+                fresh[i] = parse_file(text, name)
+                digest = cache.put(name, data, fresh[i])
+            if digest is None:
+                break
+            digests.append((name, digest))
+        else:
+            result_key = cache.result_key(digests)
+            reused = cache.get_result(result_key)
+            if reused is not None:
+                return Loaded(
+                    policies=None,
+                    sources=sources,
+                    diagnostics=(),
+                    files=tuple(files),
+                    result_key=result_key,
+                    reused=reused,
+                )
+    parsed: list[ir.SourceFile] = []
+    for i, (name, text, data) in enumerate(read):
+        source_file, file_diags = fresh[i] if i in fresh else _parse(text, name, data, cache)
         diags.extend(file_diags)
         if source_file is not None:
             parsed.append(source_file)
@@ -140,4 +183,5 @@ def load(paths: Sequence[str | Path], cache: ParseCache | None = None) -> Loaded
         sources=sources,
         diagnostics=tuple(sort_diagnostics(diags)),
         files=tuple(files),
+        result_key=result_key,
     )
