@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import Span
 from veil.evaluator import Context
 
@@ -149,7 +149,7 @@ def program(
 def unless(
     table: model.TableKey,
     column: str,
-    action: model.MaskAction,
+    action: methods.MaskAction,
     cond: ir.Condition,
     *,
     when: ir.Expr | None = None,
@@ -174,7 +174,7 @@ def unless(
 def always(
     table: model.TableKey,
     column: str,
-    action: model.MaskAction,
+    action: methods.MaskAction,
     *,
     when: ir.Expr | None = None,
     line: int = 1,

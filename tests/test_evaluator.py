@@ -31,7 +31,7 @@ from tests.evalkit import (
     unless,
 )
 from tests.pg import Connection, PgServer, temporary_database
-from veil import ir, model
+from veil import ir, methods, model
 from veil.evaluator import (
     Context,
     EvaluationError,
@@ -613,8 +613,8 @@ def test_mask_arms_first_match_wins() -> None:
         type=model.SqlType(name="varchar"),
         arms=(
             model.MaskArm(action=None, cond=purpose("Fraud Detection"), span=span(2)),
-            model.MaskArm(action=model.MaskEmailDomain(), cond=group("analysts"), span=span(3)),
-            model.MaskArm(action=model.MaskNull(), cond=None, span=span(4)),
+            model.MaskArm(action=methods.MaskEmailDomain(), cond=group("analysts"), span=span(3)),
+            model.MaskArm(action=methods.MaskNull(), cond=None, span=span(4)),
         ),
         policies=(span(1),),
     )
@@ -645,7 +645,7 @@ def test_a_mask_without_a_matching_arm_masks_with_null() -> None:
         arms=(model.MaskArm(action=None, cond=group("nobody")),),
         policies=(span(7),),
     )
-    assert decide_arm(P, mask, ctx()).action == model.MaskNull()
+    assert decide_arm(P, mask, ctx()).action == methods.MaskNull()
     cell = mask_value(P, mask, "x", {}, ctx())
     assert (cell.value, cell.masked, cell.policy) == (None, True, span(7))
 
@@ -655,7 +655,7 @@ def test_when_false_clears_when_null_or_true_masks() -> None:
     mask = unless(
         TX,
         "notes",
-        model.MaskConstant(value="REDACTED"),
+        methods.MaskConstant(value="REDACTED"),
         purpose("Fraud Detection"),
         when=eu,
         line=9,
@@ -676,7 +676,7 @@ def test_when_false_clears_when_null_or_true_masks() -> None:
 
 def test_when_reads_the_row_coerced_to_column_types() -> None:
     old = cmp("<", col("created_at"), lit("2024-01-01"))
-    mask = always(TX, "notes", model.MaskNull(), when=old)
+    mask = always(TX, "notes", methods.MaskNull(), when=old)
     for created, shown in (
         ("2023-05-01 10:00", None),
         ("2024-05-01", "x"),
@@ -687,7 +687,7 @@ def test_when_reads_the_row_coerced_to_column_types() -> None:
 
 
 def test_evaluate_cell_for_unmasked_and_masked_columns() -> None:
-    prog = program(masks=(always(TX, "amount", model.MaskRound(step=Decimal(100))),))
+    prog = program(masks=(always(TX, "amount", methods.MaskRound(step=Decimal(100))),))
     row = {"amount": 1250, "region": "EU"}
     cell = evaluate_cell(prog, TX, "amount", row, ctx())
     assert (cell.value, cell.masked, cell.method) == (Decimal("1300.00"), True, "round")
@@ -762,11 +762,11 @@ def test_evaluate_table() -> None:
             unless(
                 TX,
                 "credit_card",
-                model.MaskShow(side="last", count=4),
+                methods.MaskShow(side="last", count=4),
                 purpose("Fraud Detection"),
                 line=3,
             ),
-            always(TX, "email", model.MaskHash(salt="s", length=12), line=4),
+            always(TX, "email", methods.MaskHash(salt="s", length=12), line=4),
         ),
         rules=(_filter(cmp("!=", col("region"), lit("LATAM"))),),
     )
@@ -812,7 +812,7 @@ def test_undeclared_users_and_projects_see_masked_data() -> None:
             unless(
                 TX,
                 "email",
-                model.MaskNull(),
+                methods.MaskNull(),
                 ir.CondOr(items=(purpose("Fraud Detection"), group("analysts"))),
             ),
         )

@@ -20,19 +20,23 @@ from tests.evalkit import (
     span,
     unless,
 )
-from veil import ir, model
+from veil import ir, methods, model
 from veil.explain import Explanation, explain, explanation_to_json, render_explanation_text
 
 EU = cmp("=", col("region"), lit("EU"))
 MASKS = (
     unless(
-        TX, "credit_card", model.MaskShow(side="last", count=4), purpose("Fraud Detection"), line=3
+        TX,
+        "credit_card",
+        methods.MaskShow(side="last", count=4),
+        purpose("Fraud Detection"),
+        line=3,
     ),
-    always(TX, "email", model.MaskHash(salt="sales.transactions"), line=4),
+    always(TX, "email", methods.MaskHash(salt="sales.transactions"), line=4),
     unless(
         TX,
         "notes",
-        model.MaskConstant(value="REDACTED"),
+        methods.MaskConstant(value="REDACTED"),
         purpose("Fraud Detection"),
         when=EU,
         line=9,
@@ -152,7 +156,7 @@ def test_sub_purpose_project_reveals_and_parent_does_not_satisfy_child() -> None
     expl = explain(P, "alice", "chargebacks", None)
     assert columns(expl)["credit_card"] == ("clear", "reveal")
     child_only = program(
-        (unless(TX, "email", model.MaskNull(), purpose("Fraud Detection.Chargebacks")),)
+        (unless(TX, "email", methods.MaskNull(), purpose("Fraud Detection.Chargebacks")),)
     )
     assert columns(explain(child_only, "alice", "fraud_q4", None))["email"] == ("masked", "null")
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.evalkit import T, col, ctx, program
 from tests.pg import PgServer, temporary_database
-from veil import ir, model
+from veil import ir, methods, model
 from veil.evaluator import EvaluationError, eval_expr
 from veil.masking import (
     TEST_HASH_KEY,
@@ -30,41 +30,41 @@ UTC = dt.UTC
 TEXT = T("text")
 
 
-def masked(action: model.MaskAction, value: object, type_: model.SqlType = TEXT) -> object:
+def masked(action: methods.MaskAction, value: object, type_: model.SqlType = TEXT) -> object:
     return apply_method(action, value, type_)
 
 
-ALL_METHODS: list[model.MaskAction] = [
-    model.MaskNull(),
-    model.MaskHash(salt="s"),
-    model.MaskShow(side="first", count=2),
-    model.MaskShow(side="last", count=2),
-    model.MaskRegex(pattern="a", replacement="b"),
-    model.MaskRound(step=Decimal(10)),
-    model.MaskTruncate(unit="month"),
-    model.MaskEmailDomain(),
+ALL_METHODS: list[methods.MaskAction] = [
+    methods.MaskNull(),
+    methods.MaskHash(salt="s"),
+    methods.MaskShow(side="first", count=2),
+    methods.MaskShow(side="last", count=2),
+    methods.MaskRegex(pattern="a", replacement="b"),
+    methods.MaskRound(step=Decimal(10)),
+    methods.MaskTruncate(unit="month"),
+    methods.MaskEmailDomain(),
 ]
 
 
-@pytest.mark.parametrize("action", ALL_METHODS, ids=model.action_name)
-def test_null_stays_null(action: model.MaskAction) -> None:
+@pytest.mark.parametrize("action", ALL_METHODS, ids=methods.action_name)
+def test_null_stays_null(action: methods.MaskAction) -> None:
     assert masked(action, None) is None
 
 
 def test_constant_replaces_null_too_and_takes_the_column_type() -> None:
-    assert masked(model.MaskConstant(value="REDACTED"), None) == "REDACTED"
-    assert masked(model.MaskConstant(value="REDACTED"), "x") == "REDACTED"
-    assert masked(model.MaskConstant(value=0), 5, T("integer")) == 0
+    assert masked(methods.MaskConstant(value="REDACTED"), None) == "REDACTED"
+    assert masked(methods.MaskConstant(value="REDACTED"), "x") == "REDACTED"
+    assert masked(methods.MaskConstant(value=0), 5, T("integer")) == 0
     assert masked(
-        model.MaskConstant(value="2000-01-01"), dt.date(2024, 5, 1), T("date")
+        methods.MaskConstant(value="2000-01-01"), dt.date(2024, 5, 1), T("date")
     ) == dt.date(2000, 1, 1)
     assert masked(
-        model.MaskConstant(value=7), Decimal(1), T("decimal", precision=5, scale=2)
+        methods.MaskConstant(value=7), Decimal(1), T("decimal", precision=5, scale=2)
     ) == Decimal(7)
 
 
 def test_null_method() -> None:
-    assert masked(model.MaskNull(), "secret") is None
+    assert masked(methods.MaskNull(), "secret") is None
 
 
 def sha256_hex(text: str) -> str:
@@ -83,16 +83,16 @@ def test_the_test_key_is_documented_and_well_formed() -> None:
 def test_hash_is_a_nested_keyed_sha256() -> None:
     k = TEST_HASH_KEY
     expected = sha256_hex(f"{k}:{sha256_hex(f'{k}:salt:héllo')}")
-    assert masked(model.MaskHash(salt="salt"), "héllo") == expected
-    assert masked(model.MaskHash(salt="salt", length=19), "héllo") == expected[:19]
-    assert masked(model.MaskHash(salt=""), "") == sha256_hex(f"{k}:{sha256_hex(f'{k}::')}")
-    assert masked(model.MaskHash(salt="x"), "A") != masked(model.MaskHash(salt="y"), "A")
+    assert masked(methods.MaskHash(salt="salt"), "héllo") == expected
+    assert masked(methods.MaskHash(salt="salt", length=19), "héllo") == expected[:19]
+    assert masked(methods.MaskHash(salt=""), "") == sha256_hex(f"{k}:{sha256_hex(f'{k}::')}")
+    assert masked(methods.MaskHash(salt="x"), "A") != masked(methods.MaskHash(salt="y"), "A")
     assert expected == expected.lower()
 
 
 def test_hash_depends_on_the_key() -> None:
     other = "0" * 64
-    action = model.MaskHash(salt="salt")
+    action = methods.MaskHash(salt="salt")
     assert apply_method(action, "héllo", TEXT, other) == hash_text("salt", "héllo", None, other)
     assert apply_method(action, "héllo", TEXT, other) != masked(action, "héllo")
     # without the key, the unkeyed hash of a guessed value does not match
@@ -121,7 +121,7 @@ def test_a_malformed_key_is_an_error() -> None:
     ],
 )
 def test_show(value: str, side: str, count: int, expected: str) -> None:
-    action = model.MaskShow(side="first" if side == "first" else "last", count=count)
+    action = methods.MaskShow(side="first" if side == "first" else "last", count=count)
     assert masked(action, value) == expected
 
 
@@ -152,7 +152,7 @@ def test_show_keeps_the_length_and_at_most_n_characters(value: str, n: int, side
 def test_regex(
     value: str, pattern: str, replacement: str, length: int | None, expected: str
 ) -> None:
-    action = model.MaskRegex(pattern=pattern, replacement=replacement, length=length)
+    action = methods.MaskRegex(pattern=pattern, replacement=replacement, length=length)
     assert masked(action, value) == expected
 
 
@@ -188,7 +188,7 @@ def test_expand_replacement_group_beyond_the_pattern_is_empty() -> None:
 def test_round(
     value: int | Decimal | float, step: str, type_: model.SqlType, expected: object
 ) -> None:
-    got = masked(model.MaskRound(step=Decimal(step)), value, type_)
+    got = masked(methods.MaskRound(step=Decimal(step)), value, type_)
     assert got == expected
     assert type(got) is type(expected)
     if isinstance(got, Decimal):
@@ -255,22 +255,22 @@ def test_truncate(value: dt.date, unit: str, expected: dt.date) -> None:
     ],
 )
 def test_email_domain(value: str, expected: str | None) -> None:
-    assert masked(model.MaskEmailDomain(), value) == expected
+    assert masked(methods.MaskEmailDomain(), value) == expected
 
 
 @pytest.mark.parametrize(
     ("action", "value"),
     [
-        (model.MaskHash(salt="s"), 5),
-        (model.MaskShow(side="last", count=4), 1234),
-        (model.MaskRegex(pattern="a", replacement="b"), dt.date(2024, 1, 1)),
-        (model.MaskEmailDomain(), b"a@b"),
-        (model.MaskRound(step=Decimal(1)), "12"),
-        (model.MaskRound(step=Decimal(1)), True),
-        (model.MaskTruncate(unit="day"), "2024-01-01"),
+        (methods.MaskHash(salt="s"), 5),
+        (methods.MaskShow(side="last", count=4), 1234),
+        (methods.MaskRegex(pattern="a", replacement="b"), dt.date(2024, 1, 1)),
+        (methods.MaskEmailDomain(), b"a@b"),
+        (methods.MaskRound(step=Decimal(1)), "12"),
+        (methods.MaskRound(step=Decimal(1)), True),
+        (methods.MaskTruncate(unit="day"), "2024-01-01"),
     ],
 )
-def test_a_method_on_the_wrong_type_is_an_error(action: model.MaskAction, value: object) -> None:
+def test_a_method_on_the_wrong_type_is_an_error(action: methods.MaskAction, value: object) -> None:
     with pytest.raises(EvaluationError, match="cannot mask"):
         masked(action, value)
 
@@ -278,86 +278,86 @@ def test_a_method_on_the_wrong_type_is_an_error(action: model.MaskAction, value:
 # --------------------------------------------------------------------------------------------
 # PostgreSQL agrees (the SQL here is what a target is expected to generate)
 
-PG_CASES: list[tuple[str, object, model.MaskAction, model.SqlType]] = [
+PG_CASES: list[tuple[str, object, methods.MaskAction, model.SqlType]] = [
     (
         f"encode(sha256(convert_to('{TEST_HASH_KEY}:' || encode(sha256(convert_to("
         f"'{TEST_HASH_KEY}:s:' || %(v)s::text, 'UTF8')), 'hex'), 'UTF8')), 'hex')",
         "héllo",
-        model.MaskHash(salt="s"),
+        methods.MaskHash(salt="s"),
         TEXT,
     ),
     (
         "CASE WHEN char_length(%(v)s::text) <= 4 THEN repeat('*', char_length(%(v)s::text))"
         " ELSE repeat('*', char_length(%(v)s::text) - 4) || right(%(v)s::text, 4) END",
         "日本語テキスト",
-        model.MaskShow(side="last", count=4),
+        methods.MaskShow(side="last", count=4),
         TEXT,
     ),
     (
         "regexp_replace(%(v)s::text, '\\d+', '#', 'g')",
         "a1b22c333",
-        model.MaskRegex(pattern=r"\d+", replacement="#"),
+        methods.MaskRegex(pattern=r"\d+", replacement="#"),
         TEXT,
     ),
     (
         "regexp_replace(%(v)s::text, 'x*', '-', 'g')",
         "abxd",
-        model.MaskRegex(pattern="x*", replacement="-"),
+        methods.MaskRegex(pattern="x*", replacement="-"),
         TEXT,
     ),
     (
         "regexp_replace(%(v)s::text, '^(.)[^@]*@', '\\1***@', 'g')",
         "alice@example.com",
-        model.MaskRegex(pattern="^(.)[^@]*@", replacement=r"\1***@"),
+        methods.MaskRegex(pattern="^(.)[^@]*@", replacement=r"\1***@"),
         TEXT,
     ),
     (
         "(round(%(v)s::integer::numeric / 100) * 100)::integer",
         -1250,
-        model.MaskRound(step=Decimal(100)),
+        methods.MaskRound(step=Decimal(100)),
         T("integer"),
     ),
     (
         "(round(%(v)s::numeric(12,2) / 0.05) * 0.05)::numeric(12,2)",
         Decimal("-12.375"),
-        model.MaskRound(step=Decimal("0.05")),
+        methods.MaskRound(step=Decimal("0.05")),
         T("decimal", precision=12, scale=2),
     ),
     (
         "(round(%(v)s::float8::numeric / 0.01) * 0.01)::float8",
         2.675,
-        model.MaskRound(step=Decimal("0.01")),
+        methods.MaskRound(step=Decimal("0.01")),
         T("double"),
     ),
     (
         "(round(%(v)s::real::numeric / 0.01) * 0.01)::real",
         0.125,
-        model.MaskRound(step=Decimal("0.01")),
+        methods.MaskRound(step=Decimal("0.01")),
         T("real"),
     ),
     (
         "date_trunc('quarter', %(v)s::timestamp)",
         dt.datetime(2024, 12, 31, 23, 59),
-        model.MaskTruncate(unit="quarter"),
+        methods.MaskTruncate(unit="quarter"),
         T("timestamp"),
     ),
     (
         "date_trunc('quarter', %(v)s::date)::date",
         dt.date(2024, 5, 31),
-        model.MaskTruncate(unit="quarter"),
+        methods.MaskTruncate(unit="quarter"),
         T("date"),
     ),
     (
         "date_trunc('day', %(v)s::timestamptz)",
         dt.datetime(2024, 1, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        model.MaskTruncate(unit="day"),
+        methods.MaskTruncate(unit="day"),
         T("timestamptz"),
     ),
     (
         "CASE WHEN position('@' in %(v)s::text) = 0 THEN NULL"
         " ELSE regexp_replace(%(v)s::text, '^.*@', '') END",
         '"a@b"@example.org',
-        model.MaskEmailDomain(),
+        methods.MaskEmailDomain(),
         TEXT,
     ),
 ]

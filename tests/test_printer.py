@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veil import ir, model
+from veil import ir, methods
 from veil.parser import parse_file
 from veil.printer import (
     action_to_source,
@@ -80,16 +80,16 @@ def test_actions() -> None:
         action_to_source(a)
         for a in (
             None,
-            model.MaskNull(),
-            model.MaskHash(salt="s", length=9),
-            model.MaskEmailDomain(),
-            model.MaskConstant(value="REDACTED"),
-            model.MaskConstant(value=Decimal("0.00")),
-            model.MaskShow(side="last", count=4),
-            model.MaskShow(side="first", count=1),
-            model.MaskRegex(pattern=r"\d", replacement=r"\1"),
-            model.MaskRound(step=Decimal(100)),
-            model.MaskTruncate(unit="quarter"),
+            methods.MaskNull(),
+            methods.MaskHash(salt="s", length=9),
+            methods.MaskEmailDomain(),
+            methods.MaskConstant(value="REDACTED"),
+            methods.MaskConstant(value=Decimal("0.00")),
+            methods.MaskShow(side="last", count=4),
+            methods.MaskShow(side="first", count=1),
+            methods.MaskRegex(pattern=r"\d", replacement=r"\1"),
+            methods.MaskRound(step=Decimal(100)),
+            methods.MaskTruncate(unit="quarter"),
         )
     ] == [
         "reveal",

@@ -30,10 +30,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import NO_SPAN, Span
 from veil.masking import TEST_HASH_KEY, apply_method
-from veil.rowexpr import EvaluationError, coerce_value, eval_expr, eval_predicate
+from veil.methods import EvaluationError
+from veil.rowexpr import coerce_value, eval_expr, eval_predicate
 
 __all__ = [
     "CellResult",
@@ -250,7 +251,7 @@ def visible_row(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CellResult:
-    """The shown value of one cell; `method` is `model.action_name` (`reveal` when clear).
+    """The shown value of one cell; `method` is `methods.action_name` (`reveal` when clear).
 
     `policy` is the span of the arm that decided, or of the mask's first policy when the arm has
     no span or when `when` cleared the cell; None for a column without a mask.
@@ -262,7 +263,7 @@ class CellResult:
     policy: Span | None
 
 
-_FAIL_CLOSED_ARM = model.MaskArm(action=model.MaskNull(), cond=None)
+_FAIL_CLOSED_ARM = model.MaskArm(action=methods.MaskNull(), cond=None)
 
 
 def decide_arm(program: model.Program, mask: model.ColumnMask, ctx: Context) -> model.MaskArm:
@@ -308,7 +309,7 @@ def mask_value(
         )
     span = policy_span(mask, arm)
     shown = apply_method(arm.action, coerce_value(value, mask.type), mask.type, ctx.hash_key)
-    return CellResult(value=shown, masked=True, method=model.action_name(arm.action), policy=span)
+    return CellResult(value=shown, masked=True, method=methods.action_name(arm.action), policy=span)
 
 
 def _when(

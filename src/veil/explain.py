@@ -14,7 +14,7 @@ import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from veil import model
+from veil import methods, model
 from veil.access import (
     Access,
     ColumnState,
@@ -43,7 +43,7 @@ RuleOutcome: t.TypeAlias = t.Literal["all", "none", "where"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ColumnDecision:
-    """`method` is `model.action_name` (`reveal` when clear); `method_source` as written."""
+    """`method` is `methods.action_name` (`reveal` when clear); `method_source` as written."""
 
     column: str
     type: str
@@ -176,7 +176,7 @@ def _column(
         column=mask.column,
         type=str(mask.type),
         outcome=seen.state,
-        method=model.action_name(arm.action) if seen.state != "clear" else "reveal",
+        method=methods.action_name(arm.action) if seen.state != "clear" else "reveal",
         method_source=source if seen.state != "clear" else "reveal",
         when=when,
         decided_by=policy_span(mask, arm),

@@ -737,6 +737,23 @@ def name_source(value: str) -> str:
     return string_source(value)
 
 
+def literal_source(value: LiteralValue) -> str:
+    """A literal in source form: `null`, `true`, `false`, a number, or a double-quoted string.
+
+    A Decimal always prints with a decimal point (`5.0`), so it reads back as a Decimal.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        return text if "." in text else text + ".0"
+    return string_source(value)
+
+
 def string_source(value: str) -> str:
     """A string literal in source form (double quotes, backslash escapes)."""
     out = []

@@ -33,7 +33,7 @@ import re
 import typing as t
 from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.evaluator import mask_of
 from veil.masking import TEST_HASH_KEY, apply_method
 from veil.printer import action_to_source
@@ -211,7 +211,7 @@ class _Session:
         col = table.column(column) if table is not None and column is not None else None
         assert table is not None and column is not None and col is not None
         mask = mask_of(self.program, table_key, column)
-        action: model.MaskAction | None = None
+        action: methods.MaskAction | None = None
         masked = False
         note = self.access(table_key, column, user)
         if note is not None:
@@ -253,7 +253,7 @@ class _Session:
         row: dict[str, object] = {f.column: f.value for f in e.row}
         value = coerce_value(row.get(column), col.type)
         note = self.access(table_key, column, user)
-        action: model.MaskAction | None = None
+        action: methods.MaskAction | None = None
         shown: object = None
         ok = note is None
         if note is None:
@@ -355,16 +355,18 @@ class _Session:
         )
 
 
-def _which(mask: model.ColumnMask | None, value: object, shown: object) -> model.MaskAction | None:
+def _which(
+    mask: model.ColumnMask | None, value: object, shown: object
+) -> methods.MaskAction | None:
     """The mask's method whose reference implementation turns `value` into `shown`."""
     if mask is None:
         return None
     for arm in mask.arms:
         if arm.action is None:
             continue
-        if shown is None and isinstance(arm.action, model.MaskNull):
+        if shown is None and isinstance(arm.action, methods.MaskNull):
             return arm.action
-        if isinstance(arm.action, model.MaskHash):
+        if isinstance(arm.action, methods.MaskHash):
             if isinstance(shown, str) and re.fullmatch(r"[0-9a-f]+", shown):
                 return arm.action  # keyed by the deployment's secret: compared by shape
             continue

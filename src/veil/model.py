@@ -11,10 +11,13 @@ from __future__ import annotations
 import enum
 import typing as t
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from veil import ir
 from veil.diagnostics import NO_SPAN, Span
+
+if t.TYPE_CHECKING:
+    # The lowered masking methods are declared with their registry entries.
+    from veil.methods import MaskAction
 
 TableKey: t.TypeAlias = tuple[str, ...]
 """A table's qualified name as written in its `table` block, e.g. ("sales", "transactions")."""
@@ -100,102 +103,6 @@ class CatalogTable:
     @property
     def name(self) -> str:
         return table_str(self.key)
-
-
-# --------------------------------------------------------------------------------------------
-# Masking actions (checked methods)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskNull:
-    pass
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskConstant:
-    value: str | int | Decimal | bool  # already converted to the column's family
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskHash:
-    """SHA-256 hex of `salt + ":" + value`, salted per table; cut to `length` if set."""
-
-    salt: str
-    length: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskShow:
-    """show_first(n) / show_last(n): keep n characters, replace the others by `*`.
-
-    A value of n characters or fewer is replaced entirely (fail closed).
-    """
-
-    side: t.Literal["first", "last"]
-    count: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskRegex:
-    """Replace every match of `pattern` by `replacement` (`\\1` … group references)."""
-
-    pattern: str
-    replacement: str
-    length: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskRound:
-    """Round to the nearest multiple of `step`, halves away from zero."""
-
-    step: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskTruncate:
-    unit: t.Literal["year", "quarter", "month", "day", "hour"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaskEmailDomain:
-    """Keep what follows the last `@`; NULL when there is none."""
-
-
-MaskAction: t.TypeAlias = (
-    MaskNull
-    | MaskConstant
-    | MaskHash
-    | MaskShow
-    | MaskRegex
-    | MaskRound
-    | MaskTruncate
-    | MaskEmailDomain
-)
-
-
-def action_name(action: MaskAction | None) -> str:
-    """The method name as a user writes it (`reveal` for None)."""
-    match action:
-        case None:
-            return "reveal"
-        case MaskNull():
-            return "null"
-        case MaskConstant():
-            return "constant"
-        case MaskHash():
-            return "hash"
-        case MaskShow(side=side):
-            return f"show_{side}"
-        case MaskRegex():
-            return "regex"
-        case MaskRound():
-            return "round"
-        case MaskTruncate():
-            return "truncate"
-        case MaskEmailDomain():
-            return "email_domain"
-        case _:
-            t.assert_never(action)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

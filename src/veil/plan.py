@@ -22,7 +22,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.access import AccessChange, access_lines, diff_access
 from veil.diagnostics import Diagnostic, sort_diagnostics
 from veil.model import TableKey
@@ -96,7 +96,7 @@ def mask_source(mask: model.ColumnMask) -> str:
     when = f" when {expr_to_source(mask.when)}" if mask.when is not None else ""
     arms = mask.arms
 
-    def method(action: model.MaskAction | None) -> str:
+    def method(action: methods.MaskAction | None) -> str:
         return f"with {action_to_source(action)}"
 
     if len(arms) == 1 and arms[0].cond is None and arms[0].action is not None:

@@ -15,9 +15,8 @@ Dotted object names quote each part with `ir.quote_part`.
 from __future__ import annotations
 
 import typing as t
-from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods
 
 
 def string_literal(value: str) -> str:
@@ -31,20 +30,11 @@ def name_to_source(name: str) -> str:
 
 
 def literal_to_source(value: ir.LiteralValue) -> str:
-    """`null`, `true`, `false`, a number, or a double-quoted string.
+    """`null`, `true`, `false`, a number, or a double-quoted string (`ir.literal_source`).
 
     A Decimal always prints with a decimal point (`5.0`), so it reads back as a Decimal.
     """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        text = format(value, "f")
-        return text if "." in text else text + ".0"
-    return string_literal(value)
+    return ir.literal_source(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,26 +140,13 @@ def _expr(expr: ir.Expr, context: int) -> str:
 # Checked masking methods
 
 
-def action_to_source(action: model.MaskAction | None) -> str:
+def action_to_source(action: methods.MaskAction | None) -> str:
     """A checked method as a user writes it: `reveal`, `hash`, `show_last(4)`, `round(100)` …
 
     The per-table salt and the fitted lengths of `hash`/`regex` are compiler choices and are not
-    shown.
+    shown (each registry entry's `source` gives the arguments a user writes).
     """
-    match action:
-        case None:
-            return "reveal"
-        case model.MaskNull() | model.MaskHash() | model.MaskEmailDomain():
-            return model.action_name(action)
-        case model.MaskConstant(value=value):
-            return f"constant({literal_to_source(value)})"
-        case model.MaskShow(side=side, count=count):
-            return f"show_{side}({count})"
-        case model.MaskRegex(pattern=pattern, replacement=replacement):
-            return f"regex({string_literal(pattern)}, {string_literal(replacement)})"
-        case model.MaskRound(step=step):
-            return f"round({format(step, 'f')})"
-        case model.MaskTruncate(unit=unit):
-            return f"truncate({unit})"
-        case _:
-            t.assert_never(action)
+    if action is None:
+        return "reveal"
+    args = methods.method_of(action).source(action)
+    return f"{action.method}({', '.join(args)})" if args else action.method

@@ -39,17 +39,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from veil import ir, model
+from veil.methods import EXACT, EvaluationError
 
 if t.TYPE_CHECKING:
     from veil.evaluator import Context
 
 UTC = dt.UTC
-EXACT = decimal.Context(prec=400, rounding=decimal.ROUND_HALF_UP)
-"""Decimal context for exact arithmetic (PostgreSQL `numeric` is arbitrary-precision)."""
-
-
-class EvaluationError(Exception):
-    """A value of the wrong type reached an operation (the checker should have rejected it)."""
 
 
 @dataclass(frozen=True, slots=True)

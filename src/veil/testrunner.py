@@ -28,7 +28,7 @@ import typing as t
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import Span
 from veil.evaluator import (
     Context,
@@ -264,16 +264,16 @@ def _value_source(value: object) -> str:
 
 
 def _same_method(
-    expected: ir.Method, action: model.MaskAction | None, lowered: model.MaskAction | None
+    expected: ir.Method, action: methods.MaskAction | None, lowered: methods.MaskAction | None
 ) -> bool:
     """Same method name; and, when the test wrote arguments, the same lowered method
     (`lowered`: the checker's lowering of the expected method for the column)."""
-    if action is None or expected.name != model.action_name(action):
+    if action is None or expected.name != methods.action_name(action):
         return False
     if not expected.args:
         return True
-    if isinstance(action, model.MaskHash):  # the salt and cut length are compiler choices
-        return isinstance(lowered, model.MaskHash)
+    if isinstance(action, methods.MaskHash):  # the salt and cut length are compiler choices
+        return isinstance(lowered, methods.MaskHash)
     return lowered == action
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.checker.helpers import codes, one, run, where
-from veil import ir, model
+from veil import ir, methods, model
 
 
 def deciding(text: str) -> dict[str, model.ColumnMask]:
@@ -15,7 +15,7 @@ def deciding(text: str) -> dict[str, model.ColumnMask]:
 
 
 def first_action(m: model.ColumnMask) -> str:
-    return model.action_name(m.arms[-1].action if m.arms[0].action is None else m.arms[0].action)
+    return methods.action_name(m.arms[-1].action if m.arms[0].action is None else m.arms[0].action)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_equally_specific_unless_masks_with_the_same_method_merge() -> None:
         )
     )
     assert email.arms[1] == model.MaskArm(
-        action=model.MaskHash(salt="sales.transactions"), cond=None
+        action=methods.MaskHash(salt="sales.transactions"), cond=None
     )
     assert [str(s) for s in email.policies] == ["policy.veil:1:1", "policy.veil:2:1"]
     # columns reached by one of them only are not merged

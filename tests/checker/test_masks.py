@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.checker.helpers import codes, one, run, where
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import Severity
 
 
@@ -20,7 +20,7 @@ def mask_of(text: str, column: str) -> model.ColumnMask:
     return found[0]
 
 
-def actions(m: model.ColumnMask) -> list[model.MaskAction | None]:
+def actions(m: model.ColumnMask) -> list[methods.MaskAction | None]:
     return [a.action for a in m.arms]
 
 
@@ -33,7 +33,7 @@ def test_unless_form_lowers_to_reveal_then_method() -> None:
         "sales.transactions.email",
     )
     assert m.type == model.SqlType(name="varchar")
-    assert actions(m) == [None, model.MaskHash(salt="sales.transactions")]
+    assert actions(m) == [None, methods.MaskHash(salt="sales.transactions")]
     assert m.arms[0].cond == ir.PurposeIs(purpose=ir.Name(value="Marketing"))
     assert m.arms[1].cond is None
     assert [str(s) for s in m.policies] == ["policy.veil:1:1"]
@@ -44,7 +44,7 @@ def test_for_form_and_when() -> None:
         "mask amount with round(100) when region = 'EU' for group analysts",
         "sales.transactions.amount",
     )
-    assert actions(m) == [model.MaskRound(step=Decimal(100)), None]
+    assert actions(m) == [methods.MaskRound(step=Decimal(100)), None]
     assert m.arms[0].cond == ir.InGroup(group=ir.Name(value="analysts"))
     assert isinstance(m.when, ir.Compare)
 
@@ -55,7 +55,11 @@ def test_block_form_keeps_its_arms_in_order() -> None:
         "  with email_domain otherwise\n}",
         "sales.transactions.email",
     )
-    assert actions(m) == [None, model.MaskHash(salt="sales.transactions"), model.MaskEmailDomain()]
+    assert actions(m) == [
+        None,
+        methods.MaskHash(salt="sales.transactions"),
+        methods.MaskEmailDomain(),
+    ]
 
 
 def test_w0201_block_without_otherwise_gets_with_null_otherwise() -> None:
@@ -67,7 +71,7 @@ def test_w0201_block_without_otherwise_gets_with_null_otherwise() -> None:
     assert d.help is not None and "with null otherwise" in d.help
     assert r.program is not None
     (m,) = r.program.masks
-    assert actions(m) == [None, model.MaskNull()]
+    assert actions(m) == [None, methods.MaskNull()]
     assert m.arms[-1].cond is None
 
 
@@ -81,49 +85,53 @@ def test_e0207_arm_after_otherwise() -> None:
 @pytest.mark.parametrize(
     ("method", "column", "action"),
     [
-        ("null", "sales.transactions.id", model.MaskNull()),
-        ('constant("REDACTED")', "sales.transactions.notes", model.MaskConstant(value="REDACTED")),
-        ("constant(5)", "sales.transactions.region", model.MaskConstant(value="5")),
-        ("constant(7)", "sales.transactions.id", model.MaskConstant(value=7)),
-        ('constant("12")', "sales.transactions.id", model.MaskConstant(value=12)),
-        ("constant(1.5)", "sales.transactions.amount", model.MaskConstant(value=Decimal("1.5"))),
-        ("constant(true)", "sales.transactions.active", model.MaskConstant(value=True)),
+        ("null", "sales.transactions.id", methods.MaskNull()),
+        (
+            'constant("REDACTED")',
+            "sales.transactions.notes",
+            methods.MaskConstant(value="REDACTED"),
+        ),
+        ("constant(5)", "sales.transactions.region", methods.MaskConstant(value="5")),
+        ("constant(7)", "sales.transactions.id", methods.MaskConstant(value=7)),
+        ('constant("12")', "sales.transactions.id", methods.MaskConstant(value=12)),
+        ("constant(1.5)", "sales.transactions.amount", methods.MaskConstant(value=Decimal("1.5"))),
+        ("constant(true)", "sales.transactions.active", methods.MaskConstant(value=True)),
         (
             'constant("2024-01-31")',
             "sales.transactions.born",
-            model.MaskConstant(value="2024-01-31"),
+            methods.MaskConstant(value="2024-01-31"),
         ),
         (
             'constant("2024-01-31T10:00:00Z")',
             "sales.transactions.created_at",
-            model.MaskConstant(value="2024-01-31T10:00:00"),
+            methods.MaskConstant(value="2024-01-31T10:00:00"),
         ),
         (
             'constant("2024-01-31")',
             "sales.transactions.created_at",
-            model.MaskConstant(value="2024-01-31T00:00:00"),
+            methods.MaskConstant(value="2024-01-31T00:00:00"),
         ),
-        ("show_first(2)", "hr.survey.team", model.MaskShow(side="first", count=2)),
-        ("show_last(4)", "sales.transactions.credit_card", model.MaskShow(side="last", count=4)),
+        ("show_first(2)", "hr.survey.team", methods.MaskShow(side="first", count=2)),
+        ("show_last(4)", "sales.transactions.credit_card", methods.MaskShow(side="last", count=4)),
         (
             'regex("([0-9]+)-([0-9]+)", "\\\\2-\\\\1")',
             "sales.transactions.credit_card",
-            model.MaskRegex(pattern="([0-9]+)-([0-9]+)", replacement="\\2-\\1", length=19),
+            methods.MaskRegex(pattern="([0-9]+)-([0-9]+)", replacement="\\2-\\1", length=19),
         ),
         (
             'regex("a", "b")',
             "sales.transactions.notes",
-            model.MaskRegex(pattern="a", replacement="b"),
+            methods.MaskRegex(pattern="a", replacement="b"),
         ),
-        ("round(0.5)", "sales.transactions.amount", model.MaskRound(step=Decimal("0.5"))),
-        ("round(10)", "hr.survey.score", model.MaskRound(step=Decimal(10))),
-        ("truncate(month)", "sales.transactions.born", model.MaskTruncate(unit="month")),
-        ("truncate(hour)", "sales.transactions.created_at", model.MaskTruncate(unit="hour")),
-        ("email_domain", "sales.transactions.email", model.MaskEmailDomain()),
-        ("hash", "hr.survey.notes", model.MaskHash(salt="hr.survey")),
+        ("round(0.5)", "sales.transactions.amount", methods.MaskRound(step=Decimal("0.5"))),
+        ("round(10)", "hr.survey.score", methods.MaskRound(step=Decimal(10))),
+        ("truncate(month)", "sales.transactions.born", methods.MaskTruncate(unit="month")),
+        ("truncate(hour)", "sales.transactions.created_at", methods.MaskTruncate(unit="hour")),
+        ("email_domain", "sales.transactions.email", methods.MaskEmailDomain()),
+        ("hash", "hr.survey.notes", methods.MaskHash(salt="hr.survey")),
     ],
 )
-def test_methods_lower_to_actions(method: str, column: str, action: model.MaskAction) -> None:
+def test_methods_lower_to_actions(method: str, column: str, action: methods.MaskAction) -> None:
     m = mask_of(f"mask {column} with {method}", column)
     assert actions(m) == [action]
 
@@ -141,7 +149,7 @@ def test_w0203_hash_is_shortened_to_the_column() -> None:
     assert where(d) == "policy.veil:1:23"
     assert d.help is not None and d.help.startswith("the 64-character hash is cut to the 19")
     assert r.program is not None
-    assert actions(r.program.masks[0]) == [model.MaskHash(salt="sales.transactions", length=19)]
+    assert actions(r.program.masks[0]) == [methods.MaskHash(salt="sales.transactions", length=19)]
 
 
 def test_e0205_hash_does_not_fit_a_column_under_8_characters() -> None:
@@ -236,7 +244,7 @@ def test_w0202_tag_selected_column_falls_back_to_null() -> None:
     )
     assert "--strict" in d.help
     assert r.program is not None
-    assert actions(r.program.masks[0]) == [model.MaskNull()]
+    assert actions(r.program.masks[0]) == [methods.MaskNull()]
 
 
 def test_fallback_is_per_column() -> None:
@@ -244,8 +252,8 @@ def test_fallback_is_per_column() -> None:
     assert codes(r) == ["W0103", "W0202"]  # W0103: `piix` looks like a misspelt `pii`
     assert r.program is not None
     by_col = {m.column: actions(m) for m in r.program.masks}
-    assert by_col["amount"] == [model.MaskNull()]
-    assert by_col["email"] == [model.MaskShow(side="last", count=2)]
+    assert by_col["amount"] == [methods.MaskNull()]
+    assert by_col["email"] == [methods.MaskShow(side="last", count=2)]
 
 
 # ------------------------------------------------------------------------------ method errors
@@ -348,6 +356,6 @@ def test_date_and_timestamp_constants_are_normalised() -> None:
     )
     assert r.program is not None
     assert [actions(m) for m in r.program.masks] == [
-        [model.MaskConstant(value=dt.datetime(2024, 1, 31, 10, tzinfo=dt.UTC).isoformat())],
-        [model.MaskConstant(value="2024-01-31T10:00:00")],
+        [methods.MaskConstant(value=dt.datetime(2024, 1, 31, 10, tzinfo=dt.UTC).isoformat())],
+        [methods.MaskConstant(value="2024-01-31T10:00:00")],
     ]

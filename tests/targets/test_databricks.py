@@ -26,7 +26,7 @@ from tests.targets import scenarios
 from tests.targets.scenarios import Scenario
 from tests.verify.spark_local import LocalSpark, SparkSQLError, require_spark, sql_literal
 from tests.verify.sqlfluff_check import parse_script, split_statements
-from veil import model
+from veil import methods, model
 from veil.diagnostics import Severity
 from veil.evaluator import Context, mask_value
 from veil.masking import TEST_HASH_KEY
@@ -700,7 +700,7 @@ def test_value_longer_than_column_is_a_warning(target: DatabricksTarget) -> None
     )
     mask = program.masks[0]
     arm = mask.arms[0]
-    longer = model.MaskConstant(value="longer than eight")
+    longer = methods.MaskConstant(value="longer than eight")
     program = dataclasses.replace(
         program,
         masks=(dataclasses.replace(mask, arms=(dataclasses.replace(arm, action=longer),)),),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import Severity
 from veil.model import SqlType
 from veil.targets import Options, get_target
@@ -56,7 +56,7 @@ def column(n: str, ty: str, **kw: int) -> model.CatalogColumn:
 def unless(
     table: model.TableKey,
     c: model.CatalogColumn,
-    action: model.MaskAction,
+    action: methods.MaskAction,
     cond: ir.Condition,
     when: ir.Expr | None = None,
 ) -> model.ColumnMask:
@@ -92,11 +92,11 @@ def small_program() -> model.Program:
     tx = model.CatalogTable(key=TX, columns=tx_cols)
     cu = model.CatalogTable(key=CU, columns=cu_cols)
     masks = (
-        unless(TX, tx_cols[1], model.MaskShow(side="last", count=4), purpose("Fraud Detection")),
+        unless(TX, tx_cols[1], methods.MaskShow(side="last", count=4), purpose("Fraud Detection")),
         unless(
             TX,
             tx_cols[2],
-            model.MaskHash(salt="sales.transactions"),
+            methods.MaskHash(salt="sales.transactions"),
             ir.CondOr(items=(purpose("Fraud Detection"), group("stewards"))),
         ),
         model.ColumnMask(
@@ -104,7 +104,9 @@ def small_program() -> model.Program:
             column="amount",
             type=tx_cols[3].type,
             arms=(
-                model.MaskArm(action=model.MaskRound(step=Decimal(100)), cond=group("contractors")),
+                model.MaskArm(
+                    action=methods.MaskRound(step=Decimal(100)), cond=group("contractors")
+                ),
                 model.MaskArm(action=None, cond=None),
             ),
         ),
@@ -145,7 +147,9 @@ def small_program() -> model.Program:
 KITCHEN: model.TableKey = ("lab", "kitchen")
 
 
-def arms(*pairs: tuple[model.MaskAction | None, ir.Condition | None]) -> tuple[model.MaskArm, ...]:
+def arms(
+    *pairs: tuple[methods.MaskAction | None, ir.Condition | None],
+) -> tuple[model.MaskArm, ...]:
     return tuple(model.MaskArm(action=a, cond=c) for a, c in pairs)
 
 
@@ -178,7 +182,7 @@ def kitchen_program(
 
     def m(
         n: str,
-        *pairs: tuple[model.MaskAction | None, ir.Condition | None],
+        *pairs: tuple[methods.MaskAction | None, ir.Condition | None],
         when: ir.Expr | None = None,
     ) -> model.ColumnMask:
         return model.ColumnMask(
@@ -189,52 +193,52 @@ def kitchen_program(
         return ir.Literal(value=v)
 
     masks = (
-        m("flag", (model.MaskConstant(value=False), group("marketing")), (None, None)),
+        m("flag", (methods.MaskConstant(value=False), group("marketing")), (None, None)),
         m(
             "small",
             (None, ir.IsUser(user=name("alice"))),
-            (model.MaskRound(step=Decimal(10)), None),
+            (methods.MaskRound(step=Decimal(10)), None),
         ),
-        m("ratio", (None, fd), (model.MaskRound(step=Decimal("0.5")), None)),
+        m("ratio", (None, fd), (methods.MaskRound(step=Decimal("0.5")), None)),
         m(
             "measure",
             (None, ir.HasAttribute(key="department", value="Risk")),
-            (model.MaskRound(step=Decimal(100)), None),
+            (methods.MaskRound(step=Decimal(100)), None),
         ),
         m(
             "price",
             (None, ir.CondNot(item=group("contractors"))),
-            (model.MaskRound(step=Decimal("0.05")), None),
+            (methods.MaskRound(step=Decimal("0.05")), None),
         ),
         m(
             "code",
             (None, ir.CondAnd(items=(group("analysts"), audit))),
-            (model.MaskShow(side="first", count=2), None),
+            (methods.MaskShow(side="first", count=2), None),
         ),
-        m("label", (model.MaskRegex(pattern="([a-z]+)-([0-9]+)", replacement="\\2:\\1"), None)),
+        m("label", (methods.MaskRegex(pattern="([a-z]+)-([0-9]+)", replacement="\\2:\\1"), None)),
         m(
             "body",
             (None, ir.AnyPurpose()),
-            (model.MaskHash(salt="lab.kitchen", length=16), None),
+            (methods.MaskHash(salt="lab.kitchen", length=16), None),
             when=ir.Compare(op="=", left=col("flag"), right=lit(True)),
         ),
-        m("born", (None, group("stewards")), (model.MaskTruncate(unit="quarter"), None)),
+        m("born", (None, group("stewards")), (methods.MaskTruncate(unit="quarter"), None)),
         m(
             "seen",
             (None, purpose("Fraud Detection.Chargebacks")),
-            (model.MaskTruncate(unit="hour"), None),
+            (methods.MaskTruncate(unit="hour"), None),
         ),
-        m("seen_tz", (None, group("auditors")), (model.MaskTruncate(unit="day"), None)),
-        m("doc", (None, ir.IsUser(user=name("sam"))), (model.MaskNull(), None)),
-        m("blob", (model.MaskNull(), None)),
+        m("seen_tz", (None, group("auditors")), (methods.MaskTruncate(unit="day"), None)),
+        m("doc", (None, ir.IsUser(user=name("sam"))), (methods.MaskNull(), None)),
+        m("blob", (methods.MaskNull(), None)),
         m(
             "email",
             (None, fd),
             (
-                model.MaskEmailDomain(),
+                methods.MaskEmailDomain(),
                 ir.CondOr(items=(group("marketing"), ir.HasAttribute(key="region", value="EMEA"))),
             ),
-            (model.MaskHash(salt="lab.kitchen"), None),
+            (methods.MaskHash(salt="lab.kitchen"), None),
         ),
     )
     region_set = ir.UserRef(attr="region")
@@ -325,11 +329,11 @@ def hostile_program() -> model.Program:
     )
     table = model.CatalogTable(key=HOSTILE_TABLE, columns=cols)
     masks = (
-        unless(HOSTILE_TABLE, cols[1], model.MaskConstant(value=HOSTILE), purpose(HOSTILE_NAME)),
+        unless(HOSTILE_TABLE, cols[1], methods.MaskConstant(value=HOSTILE), purpose(HOSTILE_NAME)),
         unless(
             HOSTILE_TABLE,
             cols[2],
-            model.MaskRegex(pattern="[$';\"\\\\]", replacement="\\&"),
+            methods.MaskRegex(pattern="[$';\"\\\\]", replacement="\\&"),
             group(HOSTILE_GROUP),
         ),
     )

@@ -46,7 +46,7 @@ from tests.targets.test_postgres import (
     kitchen_program,
     small_program,
 )
-from veil import model
+from veil import methods, model
 from veil.evaluator import Context, evaluate_table
 from veil.masking import TEST_HASH_KEY
 from veil.model import Family, PurposeState
@@ -990,13 +990,13 @@ def older_program(newer: model.Program) -> model.Program:
         table=legacy.key,
         column="secret",
         type=legacy.columns[1].type,
-        arms=(model.MaskArm(action=model.MaskNull(), cond=None),),
+        arms=(model.MaskArm(action=methods.MaskNull(), cond=None),),
     )
     survey_score = model.ColumnMask(
         table=("hr", "survey"),
         column="score",
         type=model.SqlType(name="integer"),
-        arms=(model.MaskArm(action=model.MaskNull(), cond=None),),
+        arms=(model.MaskArm(action=methods.MaskNull(), cond=None),),
     )
     extra_rule = dataclasses.replace(
         newer.row_rules[0], table=("sales", "transactions"), kind="restrict", where=None

@@ -17,7 +17,7 @@ from tests.targets.scenarios import Scenario
 from tests.verify.attach_rules import sf_row_attachments
 from tests.verify.snowflake_duck import PolicyDDL, SnowflakeDuck, TableSpec, parse_policy_ddl
 from tests.verify.sqlfluff_check import parse_script, split_statements
-from veil import model
+from veil import methods, model
 from veil.evaluator import Context, mask_value
 from veil.masking import TEST_HASH_KEY
 from veil.targets import get_target, governance
@@ -649,7 +649,7 @@ def test_value_longer_than_column(target: SnowflakeTarget) -> None:
                 m,
                 arms=tuple(
                     dataclasses.replace(a, action=dataclasses.replace(a.action, length=None))
-                    if isinstance(a.action, model.MaskRegex)
+                    if isinstance(a.action, methods.MaskRegex)
                     else a
                     for a in m.arms
                 ),

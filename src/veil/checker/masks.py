@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.checker import codes
 from veil.checker.common import column_str, method_text
 from veil.checker.facts import Decision, Facts
@@ -117,9 +117,9 @@ def _action(
     key: tuple[model.TableKey, str],
     column: model.CatalogColumn,
     diags: list[Diagnostic],
-) -> model.MaskAction:
+) -> methods.MaskAction:
     if check_method(method):
-        return model.MaskNull()  # already reported; the program is not built
+        return methods.MaskNull()  # already reported; the program is not built
     fit = fit_method(method, key[0], column)
     shown = column_str(key)
     if fit.problem is not None:
@@ -143,7 +143,7 @@ def _action(
                     "mask of its own to choose a method that fits (`--strict` makes this an error)",
                 )
             )
-        return model.MaskNull()
+        return methods.MaskNull()
     if fit.note is not None:
         diags.append(
             warning(

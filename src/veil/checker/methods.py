@@ -8,28 +8,20 @@ named explicitly, a fallback to `null` with a warning when it was selected by ta
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
 import typing as t
 import warnings
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from veil import ir, model
 from veil.checker import codes
-from veil.checker.common import did_you_mean, literal_text
+from veil.checker.common import did_you_mean
 from veil.diagnostics import Diagnostic, error
-from veil.methods import HASH_HEX_LENGTH, METHODS
+from veil.methods import METHODS, TRUNCATE_UNITS, Fit, Param
 
-F = model.Family
 #: How each method is written, and how many arguments it takes (from the registry).
 USAGE: dict[str, str] = {name: m.usage for name, m in METHODS.items()}
 ARITY: dict[str, int] = {name: m.arity for name, m in METHODS.items()}
-TruncateUnit: t.TypeAlias = t.Literal["year", "quarter", "month", "day", "hour"]
-TRUNCATE_UNITS: tuple[str, ...] = t.get_args(TruncateUnit)
-MIN_HASH_LENGTH = 8
-INT_RANGES: dict[str, int] = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
 def _bad(m: ir.Method, message: str, help_: str | None = None) -> list[Diagnostic]:
@@ -42,7 +34,8 @@ def _is_int(v: ir.LiteralValue) -> bool:
 
 def check_method(m: ir.Method) -> list[Diagnostic]:
     """What is wrong with `m` whatever the column: always errors."""
-    if m.name not in ARITY:
+    spec = METHODS.get(m.name)
+    if spec is None:
         return [
             error(
                 codes.UNKNOWN_METHOD,
@@ -51,33 +44,50 @@ def check_method(m: ir.Method) -> list[Diagnostic]:
                 help=did_you_mean(m.name, ARITY, otherwise="methods: " + ", ".join(ARITY)),
             )
         ]
-    n = ARITY[m.name]
-    if len(m.args) != n:
-        takes = {0: "no arguments", 1: "one argument", 2: "two arguments"}[n]
+    if len(m.args) != spec.arity:
+        takes = {0: "no arguments", 1: "one argument", 2: "two arguments"}[spec.arity]
         return _bad(m, f"`{m.name}` takes {takes}, not {len(m.args)}")
-    arg = m.args[0] if m.args else None
-    if m.name == "constant" and arg is None:
-        return _bad(m, "`constant(null)` is not a constant", "write `with null`")
-    if m.name in ("show_first", "show_last") and not (_is_int(arg) and t.cast(int, arg) >= 0):
-        return _bad(
-            m, f"the argument of `{m.name}` must be a whole number of characters (0 or more)"
-        )
-    if m.name == "round" and not (
-        isinstance(arg, int | Decimal) and not isinstance(arg, bool) and arg > 0
-    ):
-        return _bad(
-            m,
-            "the step of `round` must be a number greater than 0",
-            "write e.g. `round(100)` or `round(0.5)`",
-        )
-    if m.name == "truncate" and arg not in TRUNCATE_UNITS:
-        return _bad(
-            m,
-            f"`truncate` cannot truncate to `{arg}`",
-            did_you_mean(str(arg), TRUNCATE_UNITS, otherwise="units: " + ", ".join(TRUNCATE_UNITS)),
-        )
-    if m.name == "regex":
-        return _check_regex(m)
+    for param, arg in zip(spec.params, m.args, strict=True):
+        problems = _check_arg(m, param, arg)
+        if problems:
+            return problems
+    return []
+
+
+def _check_arg(m: ir.Method, param: Param, arg: ir.LiteralValue) -> list[Diagnostic]:
+    """What is wrong with one argument of `m`, by its kind."""
+    match param:
+        case Param.VALUE:
+            if arg is None:
+                return _bad(m, f"`{m.name}(null)` is not a constant", "write `with null`")
+        case Param.COUNT:
+            if not (_is_int(arg) and t.cast(int, arg) >= 0):
+                return _bad(
+                    m,
+                    f"the argument of `{m.name}` must be a whole number of characters (0 or more)",
+                )
+        case Param.STEP:
+            if not (isinstance(arg, int | Decimal) and not isinstance(arg, bool) and arg > 0):
+                return _bad(
+                    m,
+                    f"the step of `{m.name}` must be a number greater than 0",
+                    f"write e.g. `{m.name}(100)` or `{m.name}(0.5)`",
+                )
+        case Param.UNIT:
+            if arg not in TRUNCATE_UNITS:
+                return _bad(
+                    m,
+                    f"`{m.name}` cannot truncate to `{arg}`",
+                    did_you_mean(
+                        str(arg), TRUNCATE_UNITS, otherwise="units: " + ", ".join(TRUNCATE_UNITS)
+                    ),
+                )
+        case Param.PATTERN:
+            return _check_regex(m)
+        case Param.REPLACEMENT:
+            pass  # checked with its pattern
+        case _:
+            t.assert_never(param)
     return []
 
 
@@ -203,167 +213,9 @@ def bad_replacement(replacement: str, groups: int) -> str | None:
 # ------------------------------------------------------------------------------ fit
 
 
-@dataclass(frozen=True, slots=True)
-class Fit:
-    """A method lowered for one column; or `problem`, why it does not fit the column type."""
-
-    action: model.MaskAction | None = None
-    problem: str | None = None
-    note: str | None = None  # a fitting rendering was chosen (hash shortened)
-
-
 def fit_method(m: ir.Method, table: model.TableKey, column: model.CatalogColumn) -> Fit:
     """`m` (already checked by `check_method`) for one column."""
-    ty = column.type
-    fam = ty.family
     spec = METHODS[m.name]
-    if spec.families is not None and fam not in spec.families:
+    if spec.families is not None and column.type.family not in spec.families:
         return Fit(problem=spec.misfit)
-    match m.name:
-        case "null":
-            return Fit(action=model.MaskNull())
-        case "constant":
-            value, problem = cast_constant(m.args[0], ty)
-            return (
-                Fit(problem=problem)
-                if value is None
-                else Fit(action=model.MaskConstant(value=value))
-            )
-        case "hash":
-            salt = model.table_str(table)
-            n = ty.length
-            if n is None or n >= HASH_HEX_LENGTH:
-                return Fit(action=model.MaskHash(salt=salt))
-            if n < MIN_HASH_LENGTH:
-                return Fit(
-                    problem=f"a hash needs at least {MIN_HASH_LENGTH} characters and "
-                    f"`{ty}` holds {n}"
-                )
-            return Fit(
-                action=model.MaskHash(salt=salt, length=n),
-                note=f"the {HASH_HEX_LENGTH}-character hash is cut to the {n} "
-                f"characters `{ty}` holds",
-            )
-        case "show_first" | "show_last":
-            count = m.args[0]
-            assert isinstance(count, int)
-            return Fit(
-                action=model.MaskShow(
-                    side="first" if m.name == "show_first" else "last", count=count
-                )
-            )
-        case "regex":
-            pattern, replacement = m.args
-            assert isinstance(pattern, str) and isinstance(replacement, str)
-            return Fit(
-                action=model.MaskRegex(pattern=pattern, replacement=replacement, length=ty.length)
-            )
-        case "round":
-            return _fit_round(m.args[0], ty)
-        case "truncate":
-            unit = m.args[0]
-            if unit == "hour" and fam is F.DATE:
-                return Fit(problem="a date has no hours to truncate")
-            return Fit(action=model.MaskTruncate(unit=t.cast(TruncateUnit, unit)))
-        case "email_domain":
-            return Fit(action=model.MaskEmailDomain())
-    raise AssertionError(f"unchecked method {m.name}")  # pragma: no cover
-
-
-def _fit_round(step: ir.LiteralValue, ty: model.SqlType) -> Fit:
-    assert isinstance(step, int | Decimal)
-    if ty.family is F.INTEGER and not isinstance(step, int):
-        return Fit(problem=f"the step of `round` on `{ty}` must be a whole number")
-    return Fit(action=model.MaskRound(step=Decimal(step)))
-
-
-def cast_constant(
-    v: ir.LiteralValue, ty: model.SqlType
-) -> tuple[str | int | Decimal | bool | None, str | None]:
-    """The constant converted to the column's family, or why it cannot be."""
-    shown = literal_text(v)
-    nope = f"`{shown}` cannot be cast to `{ty}`"
-    match ty.family:
-        case F.STRING:
-            s = v if isinstance(v, str) else literal_text(v)
-            if ty.length is not None and len(s) > ty.length:
-                return None, f"`{shown}` is {len(s)} characters long and `{ty}` holds {ty.length}"
-            return s, None
-        case F.INTEGER:
-            i = _as_number(v)
-            if i is None or i != i.to_integral_value():
-                return None, nope
-            bound = INT_RANGES[ty.name]
-            if not -bound <= i < bound:
-                return None, f"`{shown}` is out of the range of `{ty}`"
-            return int(i), None
-        case F.DECIMAL | F.FLOAT:
-            d = _as_number(v)
-            if d is None:
-                return None, nope
-            if ty.family is F.DECIMAL and ty.precision is not None and not _fits(d, ty):
-                return None, f"`{shown}` does not fit `{ty}`"
-            return d, None
-        case F.BOOLEAN:
-            if isinstance(v, bool):
-                return v, None
-            if isinstance(v, str) and v.strip().lower() in ("true", "false"):
-                return v.strip().lower() == "true", None
-            return None, nope
-        case F.DATE | F.TIMESTAMP:
-            return _as_temporal(v, ty, nope)
-        case F.JSON:
-            if isinstance(v, str):
-                try:
-                    json.loads(v)
-                except ValueError:
-                    return None, f"`{shown}` is not JSON text"
-                return v, None
-            return literal_text(v), None
-        case F.BINARY:
-            return None, "a binary column has no constants"
-    raise AssertionError(ty)  # pragma: no cover
-
-
-def _as_number(v: ir.LiteralValue) -> Decimal | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | Decimal):
-        return Decimal(v)
-    try:
-        d = Decimal(v.strip())
-    except InvalidOperation:
-        return None
-    return d if d.is_finite() else None
-
-
-def _fits(d: Decimal, ty: model.SqlType) -> bool:
-    assert ty.precision is not None
-    scale = ty.scale or 0
-    exp = d.as_tuple().exponent
-    assert isinstance(exp, int)
-    if -exp > scale and d != d.quantize(Decimal(1).scaleb(-scale)):
-        return False
-    return abs(d) < Decimal(10) ** (ty.precision - scale)
-
-
-def _as_temporal(v: ir.LiteralValue, ty: model.SqlType, nope: str) -> tuple[str | None, str | None]:
-    if not isinstance(v, str):
-        return None, nope
-    text = v.strip()
-    try:
-        if ty.family is F.DATE:
-            return dt.date.fromisoformat(text).isoformat(), None
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        want = (
-            'a date such as "2024-01-31"'
-            if ty.family is F.DATE
-            else 'a timestamp such as "2024-01-31T12:00:00Z"'
-        )
-        return None, f"{nope}: write {want}"
-    if ty.name == "timestamptz" and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    if ty.name == "timestamp" and value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.isoformat(), None
+    return spec.lower(m.args, table, column.type)

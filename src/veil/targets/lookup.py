@@ -15,7 +15,7 @@ import typing as t
 from dataclasses import dataclass
 from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.methods import method_of
 from veil.model import Family, SqlType, TableKey
@@ -672,7 +672,7 @@ class LookupTarget(Target):
                 longest = None if arm.action is None else method_of(arm.action).longest(arm.action)
                 if longest is None or longest <= limit:
                     continue
-                method = model.action_name(arm.action)
+                method = methods.action_name(arm.action)
                 size = "unbounded" if longest == sys.maxsize else f"up to {longest} characters"
                 make = error if fatal else warning
                 out.append(

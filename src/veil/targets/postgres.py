@@ -28,14 +28,15 @@ import math
 import re
 import textwrap
 import typing as t
+from collections.abc import Mapping
 from decimal import Decimal
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
 from veil.targets import governance
-from veil.targets.base import Options, SqlValue, Target
+from veil.targets.base import MethodSql, Options, SqlValue, Target
 from veil.targets.script import (
     PlanNotes,
     Policy,
@@ -287,11 +288,11 @@ class PostgresTarget(Target):
         return read
 
     # ------------------------------------------------------------------ masking methods
-    def action_sql(self, action: model.MaskAction, c: str, ty: SqlType) -> str:
+    def action_sql(self, action: methods.MaskAction, c: str, ty: SqlType) -> str:
         """String methods see a char(n) value padded to n, as clients (and the evaluator) do:
         PostgreSQL itself drops the trailing blanks of char(n) in length() and casts."""
-        strings = (model.MaskHash, model.MaskShow, model.MaskRegex, model.MaskEmailDomain)
-        if ty.name == "char" and ty.length is not None and isinstance(action, strings):
+        reads_text = methods.method_of(action).families == methods.STRINGS
+        if ty.name == "char" and ty.length is not None and reads_text:
             c = f"pg_catalog.rpad(CAST({c} AS text), {int(ty.length)})"
         return super().action_sql(action, c, ty)
 
@@ -300,6 +301,12 @@ class PostgresTarget(Target):
 
     def sha256_hex_sql(self, text: str) -> str:
         return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text}, 'UTF8')), 'hex')"
+
+    method_sql: t.ClassVar[Mapping[str, MethodSql]] = {
+        **Target.method_sql,
+        "regex": lambda tg, a, c, ty: tg.fit(tg.regex_sql(c, a.pattern, a.replacement), a.length),
+        "email_domain": lambda tg, a, c, ty: tg.email_domain_sql(c),
+    }
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
         # COLLATE "C": ASCII character classes whatever the database's locale.
