@@ -42,6 +42,14 @@ def test_method_of_a_lowered_method() -> None:
     assert method_of(methods.MaskRound(step=Decimal(1))).longest(methods.MaskNull()) is None
 
 
+def test_every_method_is_documented() -> None:
+    """docs/language.md, "Masking methods": one table row per method, starting with its name."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text("utf-8")
+    table = doc.split("### Masking methods", 1)[1].split("\n\n", 3)[2]
+    rows = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert [r.partition("(")[0] for r in rows] == list(METHODS)
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_every_target_writes_every_method(target: str) -> None:
     assert sorted(get_target(target).method_sql) == sorted(METHODS)

@@ -18,7 +18,8 @@ Rows (`RowRule`)
 
 Cells (`ColumnMask`)
     Clear when `when` is FALSE for the row (a NULL `when` masks: fail closed); otherwise the first
-    arm whose condition holds decides (`action` None = clear). The methods are in `masking.py`.
+    arm whose condition holds decides (`action` None = clear). A method's value is its registry
+    entry's (`methods.py`), through `masking.apply_method`.
 
 Row predicates follow SQL (`rowexpr.py`): three-valued logic, NULL = Python None.
 """
@@ -82,7 +83,7 @@ class Context:
     #: (project, purpose, text) the user has acknowledged; None assumes the user acknowledged
     #: every current text (what `veil test` and `veil explain` model by default).
     acknowledged: frozenset[tuple[str, str, str]] | None = None
-    #: The key of the `hash` method (a database keeps its own secret one; see masking.py).
+    #: The key of the `hash` method (a database keeps its own secret one; see methods.py).
     hash_key: str = TEST_HASH_KEY
 
     def __post_init__(self) -> None:

@@ -455,30 +455,24 @@ class Method:
         return method_text(self)
 
 
-# Methods that print `name()` even with no arguments (unless `method_text` is told otherwise).
-_PARENTHESIZED = ("constant", "regex", "round", "show_last", "show_first", "truncate")
-
-
 def method_text(
     m: Method,
     *,
     literal: t.Callable[[LiteralValue], str] | None = None,
-    unit_word: t.Callable[[str], bool] | None = None,
-    bare_when_empty: bool = False,
+    word: t.Callable[[int, str], bool] | None = None,
 ) -> str:
     """The one rendering of a method: `hash`, `show_last(4)`, `constant("x")`.
 
     The callers differ only in these choices: `literal` writes an argument (default: double
-    quotes, backslash escapes); a `truncate` argument for which `unit_word` is true prints as a
-    bare word (`truncate(month)`); `bare_when_empty` prints any method without arguments as
-    its bare name (else only those not in `_PARENTHESIZED`).
+    quotes, backslash escapes); a string argument for which `word(position, value)` is true
+    prints as a bare word (`truncate(month)`). A method without arguments prints as its name.
     """
-    if not m.args and (bare_when_empty or m.name not in _PARENTHESIZED):
+    if not m.args:
         return m.name
     write = literal or _render_arg
-    words = unit_word if m.name == "truncate" else None
     args = (
-        a if words is not None and isinstance(a, str) and words(a) else write(a) for a in m.args
+        a if word is not None and isinstance(a, str) and word(i, a) else write(a)
+        for i, a in enumerate(m.args)
     )
     return f"{m.name}({', '.join(args)})"
 

@@ -13,7 +13,7 @@ import re
 import typing as t
 from dataclasses import dataclass, field
 
-from veil import approvals, ir
+from veil import approvals, ir, methods
 from veil.diagnostics import Span
 from veil.printer import cond_to_source, expr_to_source, literal_to_source
 
@@ -33,7 +33,9 @@ def _n(name: ir.Name) -> str:
 def method_source(m: ir.Method) -> str:
     """`hash`, `show_last(4)`, `truncate(month)` (a unit as a bare word), `constant("x")`."""
     return ir.method_text(
-        m, literal=literal_to_source, unit_word=ir.is_plain_ident, bare_when_empty=True
+        m,
+        literal=literal_to_source,
+        word=lambda i, a: methods.is_word(m.name, i) and ir.is_plain_ident(a),
     )
 
 

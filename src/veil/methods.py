@@ -254,6 +254,12 @@ def method_of(action: MaskAction) -> Method:
     return METHODS[action.method]
 
 
+def is_word(name: str, position: int) -> bool:
+    """Is the argument at `position` of method `name` a bare word (`truncate(month)`)?"""
+    spec = METHODS.get(name)
+    return spec is not None and position < spec.arity and spec.params[position] is Param.UNIT
+
+
 # --------------------------------------------------------------------------------------------
 # Reference values
 

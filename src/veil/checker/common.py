@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from veil import ir, model
+from veil import ir, methods, model
 from veil.diagnostics import Span
 from veil.ir import dotted as dotted
 
@@ -75,4 +75,4 @@ def literal_text(v: ir.LiteralValue) -> str:
 
 def method_text(m: ir.Method) -> str:
     """A method as written (`truncate(month)` with its bare word, not quoted)."""
-    return ir.method_text(m, unit_word=lambda _: len(m.args) == 1)
+    return ir.method_text(m, word=lambda i, _: methods.is_word(m.name, i))

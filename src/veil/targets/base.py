@@ -321,7 +321,7 @@ class Target:
         return sql if length is None else f"LEFT({sql}, {int(length)})"
 
     def hash_sql(self, c: str, salt: str) -> str:
-        """The keyed hash of `masking.hash_text`: sha256_hex(K || ':' || sha256_hex(K || ':' ||
+        """The keyed hash of `methods.hash_text`: sha256_hex(K || ':' || sha256_hex(K || ':' ||
         salt || ':' || c)), K read from the governance table `hash_key` by the policy itself
         (with its owner's rights), so the key is in no definition and no reader can read it."""
         key = self.hash_key_sql()
