@@ -77,6 +77,23 @@ def test_strict_and_target(repo: Path) -> None:
     assert veil("check", "--strict", ".")[0] == 1
 
 
+def test_native_tags_reach_compile_plan_and_emit_sql(repo: Path) -> None:
+    (repo / "p.veil").write_text(
+        REPO + "table shop.people {\n  card varchar(19) tags pii\n}\nmask tagged pii\n",
+        encoding="utf-8",
+    )
+    plain = veil("compile", ".", "-t", "snowflake")[1]
+    config(repo, 'native_tags = ["snowflake"]\n')
+    code, native, _ = veil("compile", ".", "-t", "snowflake")
+    assert code == 0 and "MASK__TAG__" not in plain
+    assert "ALTER TAG VEIL.CLASSIFICATION SET MASKING POLICY VEIL.MASK__TAG__VARCHAR" in native
+    code, _, _ = veil("plan", "--from", ".", "--to", ".", "-t", "snowflake")
+    assert code == 0
+    code, drift, _ = veil("verify", ".", "-t", "snowflake", "--emit-sql")
+    assert code == 0 and "MASK__TAG__VARCHAR" in drift
+    assert veil("compile", ".", "-t", "databricks")[0] == 0  # not a native target: per column
+
+
 def test_an_accepted_warning_is_reported_as_accepted_everywhere(repo: Path) -> None:
     config(repo, "strict = true\n" + ACCEPT)
     code, _, err = veil("check", ".")
@@ -133,6 +150,12 @@ def test_accept_by_file_and_unused_entries(repo: Path) -> None:
         ('target = "postgress"\n', "help: did you mean `postgres`?"),
         ('now = "soon"\n', "veil.toml:1:1: error[L0102]: `now` is not a time"),
         ("strict = 1\n", "error[L0102]: `strict` must be `true` or `false`"),
+        ('native_tags = ["snowflak"]\n', "help: did you mean `snowflake`?"),
+        (
+            'native_tags = ["databricks"]\n',
+            "error[L0102]: `databricks` has no native tag policies veil compiles to",
+        ),
+        ('native_tags = "snowflake"\n', "`native_tags` must be a list of target names"),
         (
             ACCEPT.replace('reason = "order codes are short; a cut hash is fine"\n', ""),
             "veil.toml:2:1: error[L0102]: accepting `W0203` needs a `reason`",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.goldens import RUNTIME, full_script, runtime_text
-from veil.api import check, compile_program
+from veil import config
+from veil.api import check, compile_program, target_options
 from veil.diagnostics import render_text
 from veil.targets import TARGETS, get_target
 from veil.targets.base import join_parts
@@ -105,17 +106,18 @@ def test_script(
     if checked.program is None:
         assert not golden.exists(), f"{case.name} has errors but a golden script"
         return
-    sql, diags = compile_program(checked.program, target)
+    options = target_options(config.load([case])[0], target)  # the case's veil.toml, if any
+    sql, diags = compile_program(checked.program, target, options)
     if sql is None:
         text = "".join(render_text(d, checked.sources) + "\n\n" for d in diags)
         _compare(case / f"expected.{target}.diagnostics", text, update_goldens)
         return
-    tgt = get_target(target)
+    tgt = get_target(target, options)
     own, parts = tgt.layout_parts(tgt.lower(checked.program))
     assert join_parts(own, parts) == sql, "the parts do not make up the script"
     _compare(golden, own, update_goldens)
     assert full_script(golden) == sql
-    again, _ = compile_program(checked.program, target)
+    again, _ = compile_program(checked.program, target, options)
     assert again == sql, "output is not deterministic"
 
 
@@ -132,7 +134,7 @@ def test_no_long_lines(source: Path, target: str) -> None:
     program = check([source]).program
     if program is None:
         return
-    sql, _ = compile_program(program, target)
+    sql, _ = compile_program(program, target, target_options(config.load([source])[0], target))
     if sql is not None:
         assert long_lines(sql, target) == []
 

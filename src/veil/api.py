@@ -14,6 +14,9 @@ from veil.config import Config, accept, display_path
 from veil.diagnostics import Diagnostic, SourceMap, VeilError, sort_diagnostics
 from veil.loader import Loaded, load
 
+if t.TYPE_CHECKING:
+    from veil.targets.base import Options
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Checked:
@@ -127,11 +130,20 @@ def _reused(value: object) -> bool:
     return isinstance(value, tuple) and all(isinstance(d, Diagnostic) for d in value)
 
 
-def compile_program(program: model.Program, target: str) -> tuple[str | None, list[Diagnostic]]:
+def target_options(config: Config, target: str) -> Options:
+    """The compile options of `target` that the repository's `veil.toml` sets."""
+    from veil.targets.base import Options
+
+    return Options(native_tags=target in config.native_tags)
+
+
+def compile_program(
+    program: model.Program, target: str, options: Options | None = None
+) -> tuple[str | None, list[Diagnostic]]:
     """Render a checked program; the target's own rules are checked first."""
     from veil.targets import get_target
 
-    tgt = get_target(target)
+    tgt = get_target(target, options)
     with acyclic_work():
         diags = sort_diagnostics(tgt.check(program))
         if any(d.is_error for d in diags):

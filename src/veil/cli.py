@@ -21,7 +21,7 @@ from veil import (
     cli_tools,
     cli_verify,
 )
-from veil.api import check, compile_program
+from veil.api import check, compile_program, target_options
 from veil.cli_common import (
     EXIT_INTERNAL,
     EXIT_OK,
@@ -102,7 +102,7 @@ def compile_cmd(
     target = effective_target(target, conf)
     checked = checked_or_exit(paths, strict, conf=conf)
     assert checked.program is not None
-    sql, diags = compile_program(checked.program, target)
+    sql, diags = compile_program(checked.program, target, target_options(conf, target))
     diags = accept(conf, diags, checked.policies, checked.sources.line, report_unused=False)
     if strict:
         diags = [d.as_error() for d in diags]

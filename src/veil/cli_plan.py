@@ -229,6 +229,7 @@ def plan_cmd(
     pull-request comment, with the script folded at the end.
     Both OLD and NEW must check without errors. Nothing is written when there is any error.
     """
+    from veil.api import target_options
     from veil.plan import plan_script
     from veil.targets.script import PlanUnsupported
 
@@ -253,6 +254,7 @@ def plan_cmd(
             target,
             old_label=old.label,
             new_label=new.label,
+            options=target_options(conf, target),
         )
     except PlanUnsupported as e:
         click.echo(f"error: {e}", err=True)

@@ -17,6 +17,7 @@ from veil.cli_common import (
     Suggesting,
     checked_or_exit,
     emit_diagnostics,
+    repository_config,
     write_atomic,
 )
 
@@ -133,11 +134,13 @@ def verify_cmd(
 
 
 def _emit_sql(paths: tuple[str, ...], target_name: str, output: str | None) -> None:
+    from veil.api import target_options
     from veil.targets import get_target
     from veil.targets.drift import drift_script
     from veil.targets.lookup import LookupTarget
 
-    target = get_target(target_name)
+    conf = repository_config(list(paths))
+    target = get_target(target_name, target_options(conf, target_name))
     if not isinstance(target, LookupTarget):
         raise click.UsageError(
             "--emit-sql is for snowflake and databricks; on postgres run veil verify --dsn"

@@ -7,6 +7,7 @@ holds `.git`. Command-line options override every setting.
     now = 2026-12-01T00:00:00Z     # the test clock of `veil test` (a TOML date-time or a string)
     strict = true                  # `--strict` for check, compile and plan (`--no-strict` undoes)
     target = "postgres"            # the default `--target` of compile and plan
+    native_tags = ["snowflake"]    # targets whose `mask tagged` is a native tag policy
 
     [[accept]]                     # a warning accepted on purpose: reported as "accepted"
     code = "W0203"
@@ -62,6 +63,9 @@ class Config:
     now: dt.datetime | None = None
     strict: bool | None = None
     target: str | None = None
+    #: Targets that compile `mask tagged` to the platform's own tag policies as well
+    #: (docs/targets/snowflake.md, "Native tag policies").
+    native_tags: tuple[str, ...] = ()
     accepts: tuple[Accept, ...] = field(default=())
 
 
@@ -168,13 +172,15 @@ def _settings(
     def bad(key: str, message: str, help_: str, span: Span | None = None) -> None:
         diags.append(error(BAD_SETTING, message, span or pos.key(key), help=help_))
 
-    known = {"now", "strict", "target", "accept"}
+    known = {"now", "strict", "target", "native_tags", "accept"}
     for key in sorted(set(data) - known):
         close = [k for k in sorted(known) if _close(key, k)]
         bad(
             key,
             f"unknown setting `{key}` in `{FILE_NAME}`",
-            f"did you mean `{close[0]}`?" if close else "the settings: now, strict, target, accept",
+            f"did you mean `{close[0]}`?"
+            if close
+            else "the settings: now, strict, target, native_tags, accept",
         )
     now = data.get("now")
     if now is not None:
@@ -194,10 +200,45 @@ def _settings(
             f"did you mean `{close[0]}`?" if close else f"one of {', '.join(TARGETS)}",
         )
         target = None
+    native = _native_tags(data.get("native_tags"), pos, diags)
     accepts, found = _accepts(data.get("accept"), pos, root)
     diags.extend(found)
-    config = Config(now=now, strict=strict, target=target, accepts=accepts)
+    config = Config(now=now, strict=strict, target=target, native_tags=native, accepts=accepts)
     return config, diags
+
+
+#: The targets with native tag policies.
+NATIVE_TAG_TARGETS = ("snowflake",)
+
+
+def _native_tags(value: object, pos: _Positions, diags: list[Diagnostic]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = value if isinstance(value, list) else None
+    if names is None or not all(isinstance(n, str) for n in names):
+        diags.append(
+            error(
+                BAD_SETTING,
+                "`native_tags` must be a list of target names",
+                pos.key("native_tags"),
+                help='native_tags = ["snowflake"]',
+            )
+        )
+        return ()
+    for name in names:
+        if name not in NATIVE_TAG_TARGETS:
+            close = [x for x in NATIVE_TAG_TARGETS if _close(str(name), x)]
+            diags.append(
+                error(
+                    BAD_SETTING,
+                    f"`{name}` has no native tag policies veil compiles to",
+                    pos.key("native_tags"),
+                    help=f"did you mean `{close[0]}`?"
+                    if close
+                    else "targets with native tag policies: " + ", ".join(NATIVE_TAG_TARGETS),
+                )
+            )
+    return tuple(sorted({n for n in names if n in NATIVE_TAG_TARGETS}))
 
 
 def _close(a: str, b: str) -> bool:

@@ -21,6 +21,15 @@ Cells (`ColumnMask`)
     arm whose condition holds decides (`action` None = clear). A method's value is its registry
     entry's (`methods.py`), through `masking.apply_method`.
 
+Cells under native tag policies (`native_cell`)
+    What a platform's own tag policy shows for a column it tags, known to the repository or not
+    ("a column tagged after the apply"): a column with a mask of its own in the repository
+    keeps it (a policy set on the column beats one bound to a tag); otherwise the deepest
+    `mask tagged` covering the column's platform tag decides (`model.TagMask`), in every row,
+    with the arms for the column's type; its purpose checks are about the table when the
+    repository knows it and fail closed when it does not; a `hash` is salted with the table's
+    name, NULL on an unknown table. No mask covering the tag: clear.
+
 Row predicates follow SQL (`rowexpr.py`): three-valued logic, NULL = Python None.
 """
 
@@ -29,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from veil import ir, methods, model
 from veil.diagnostics import NO_SPAN, Span
@@ -55,6 +64,7 @@ __all__ = [
     "evaluate_table",
     "mask_of",
     "mask_value",
+    "native_cell",
     "policy_span",
     "visible_row",
 ]
@@ -344,6 +354,47 @@ def evaluate_cell(
     if mask is None:
         return CellResult(value=value, masked=False, method="reveal", policy=None)
     return mask_value(program, mask, value, row, ctx)
+
+
+def native_cell(
+    program: model.Program,
+    table: model.TableKey,
+    column: str,
+    type_name: str,
+    tag: str | None,
+    value: object,
+    ctx: Context,
+    row: Mapping[str, object] | None = None,
+) -> CellResult:
+    """The value a native tag policy shows for `column` of `table` (which the repository may
+    not know), a column of type `type_name` (one of `model.TAG_POLICY_TYPES`) that the
+    platform tags `tag` (None: untagged). `row` is read by the column's own mask's `when`."""
+    if program.table(table) is not None:
+        own = mask_of(program, table, column)
+        if own is not None:
+            return mask_value(program, own, value, row or {column: value}, ctx)
+    decided = model.tag_mask_for(program.tag_masks, tag)
+    if decided is None:
+        return CellResult(value=value, masked=False, method="reveal", policy=None)
+    if decided.tied:  # no native policy can be written; the target refuses to compile
+        raise EvaluationError(f"masks on tag `{decided.tag}` tie")
+    source = table if program.table(table) is not None else model.TAGGED_TABLE
+    arms = decided.arms_for(type_name)
+    arm = next(
+        (a for a in arms if a.cond is None or eval_condition(program, a.cond, ctx, source)),
+        _FAIL_CLOSED_ARM,
+    )
+    span = arm.span if arm.span != NO_SPAN else (decided.policies or (None,))[0]
+    if arm.action is None:
+        return CellResult(value=value, masked=False, method="reveal", policy=span)
+    ty = model.SqlType(name=type_name)
+    action = arm.action
+    if isinstance(action, model.MaskHash):
+        if source == model.TAGGED_TABLE:
+            return CellResult(value=None, masked=True, method="hash", policy=span)
+        action = replace(action, salt=model.table_str(table))
+    shown = apply_method(action, coerce_value(value, ty), ty, ctx.hash_key)
+    return CellResult(value=shown, masked=True, method=model.action_name(action), policy=span)
 
 
 def evaluate_table(

@@ -130,6 +130,56 @@ class ColumnMask:
     policies: tuple[Span, ...] = field(default=(), compare=False)
 
 
+#: The table a native tag policy is evaluated on (Snowflake tag-based masking, Unity Catalog ABAC):
+#: a platform policy bound to a tag does not know its table, so its purpose checks name the table
+#: by the tag the script sets on it, and its `hash` salt is that name (`targets/lookup.py`).
+TAGGED_TABLE: TableKey = ("\x00tagged",)
+
+#: The column types a native tag policy is written for, one policy per type (as the platform
+#: matches a tag's policies to a column by data type): a column tagged on the platform is masked
+#: as a column of its type's entry here (no length, precision or scale: the policy cannot know
+#: them).
+TAG_POLICY_TYPES: tuple[str, ...] = (
+    "text",
+    "decimal",
+    "double",
+    "boolean",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "binary",
+    "json",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagMask:
+    """The decision of `mask tagged T` for a column the repository does not know but the
+    platform tags `T` (or a tag under it): per type of `TAG_POLICY_TYPES`, the arms lowered
+    for a column of that type on `TAGGED_TABLE` (a method that does not fit falls back to
+    `null`, as for a column selected by tag). `when` is not kept: a column the repository does
+    not know is masked in every row (fail closed). `tied` masks of equal specificity that do
+    not merge have no arms: a native tag policy cannot be written for them."""
+
+    tag: ir.TagPath
+    arms: tuple[tuple[str, tuple[MaskArm, ...]], ...]
+    tied: bool = False
+    policies: tuple[Span, ...] = field(default=(), compare=False)
+
+    def arms_for(self, type_name: str) -> tuple[MaskArm, ...]:
+        return next(a for n, a in self.arms if n == type_name)
+
+
+def tag_mask_for(masks: t.Iterable[TagMask], tag: str | None) -> TagMask | None:
+    """The mask that decides a column the platform tags `tag`: the deepest `mask tagged` that
+    covers it (a column carries one such tag, so two masks of one depth never both cover it)."""
+    if tag is None:
+        return None
+    path = ir.TagPath(parts=tuple(tag.split(".")))
+    found = [m for m in masks if m.tag.covers(path)]
+    return max(found, key=lambda m: len(m.tag.parts), default=None)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RowRule:
     """One row rule on one table: a row is visible iff `allow` holds for the user, or `where`
@@ -238,6 +288,8 @@ class Program:
     approvers: tuple[ir.Approvers, ...] = ()
     #: The span of each `expect` line of `tests` -> what it names.
     expect_targets: tuple[tuple[Span, ExpectTarget], ...] = ()
+    #: One per tag that a `mask tagged` names, by tag (native tag policies).
+    tag_masks: tuple[TagMask, ...] = ()
 
     #: Lookups by name, built on first use (a lowering asks once per table and per mask, so a
     #: scan per lookup made compiling quadratic). A memo: it never changes an answer, and

@@ -29,6 +29,9 @@ from veil.model import TableKey
 from veil.printer import action_to_source, cond_to_source, expr_to_source, name_to_source
 from veil.targets.script import PlanNotes
 
+if t.TYPE_CHECKING:
+    from veil.targets import Options
+
 Op: t.TypeAlias = t.Literal["+", "-", "~"]
 _OP_ORDER = {"-": 0, "~": 1, "+": 2}
 
@@ -463,12 +466,13 @@ def plan_script(
     *,
     old_label: str = "OLD",
     new_label: str = "NEW",
+    options: Options | None = None,
 ) -> Plan:
-    """The plan for `target` (deterministic). Raises PlanUnsupported for a target without
-    plans."""
+    """The plan for `target` (deterministic), compiled with `options` (both sides). Raises
+    PlanUnsupported for a target without plans."""
     from veil.targets import get_target
 
-    tgt = get_target(target)
+    tgt = get_target(target, options)
     old_diags = tuple(sort_diagnostics([d for d in tgt.check(old) if d.is_error]))
     new_diags = tuple(sort_diagnostics(tgt.check(new)))
     diff = diff_programs(old, new)

@@ -106,6 +106,33 @@ RULES: dict[str, Rule] = {
         "a tag holds at most one masking policy per data type",
         SF + "user-guide/tag-based-masking-policies",
     ),
+    "sf-tag-exists": Rule(
+        "snowflake",
+        "a tag must exist before a masking policy is set on it or it is set on an object",
+        SF + "sql-reference/sql/alter-tag",
+    ),
+    "sf-get-tag-exists": Rule(
+        "snowflake",
+        "the tag that SYSTEM$GET_TAG_ON_CURRENT_COLUMN / _TABLE names must exist when the policy "
+        "runs (\"Tag '<tag_name>' does not exist or not authorized\")",
+        SF
+        + "sql-reference/functions/system_get_tag_on_current_column; "
+        + SF
+        + "sql-reference/functions/system_get_tag_on_current_table",
+    ),
+    "sf-get-tag-column-in-mask": Rule(
+        "snowflake",
+        "SYSTEM$GET_TAG_ON_CURRENT_COLUMN can only be used in a masking (or projection) policy, "
+        "never in a row access policy",
+        SF + "sql-reference/functions/system_get_tag_on_current_column",
+    ),
+    "sf-tag-policy-one-argument": Rule(
+        "snowflake",
+        "a tag-based masking policy is matched to a column by the data type of its signature; "
+        "further (conditional) arguments are bound by column name and the query fails on a "
+        "table without such a column",
+        SF + "user-guide/tag-based-masking-policies",
+    ),
     # ------------------------------------------------------------------ Databricks
     "dbx-function-exists": Rule(
         "databricks",
@@ -190,6 +217,9 @@ class Replay:
     rows: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
     #: tag -> {type: policy}
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: tags that exist (CREATE TAG), and the tag values set: (table, column or None) -> {tag: value}
+    tag_objects: set[str] = field(default_factory=set)
+    tag_values: dict[tuple[str, str | None], dict[str, str]] = field(default_factory=dict)
     principals: set[str] = field(default_factory=set)
     #: Snowflake SQL functions: name -> body (what a policy body reads through them)
     functions: dict[str, str] = field(default_factory=dict)
@@ -199,6 +229,22 @@ class Replay:
 
     def note(self, rule: str, statement: str, detail: str) -> None:
         self.open.append(Finding(rule, statement.strip().splitlines()[0], detail))
+
+    def effective_mask(self, table: str, column: str, column_type: str) -> str | None:
+        """Snowflake: the masking policy that masks a column of `column_type`: its own, which
+        takes precedence over a tag-based one (sf-tag-direct-precedence), else the policy of
+        that type bound to a tag set on the column."""
+        own = self.masks.get((table, column))
+        if own is not None:
+            return own[0]
+        # matched by data type: VARCHAR(10) is a VARCHAR (whether NUMBER(10, 2) matches a
+        # NUMBER policy with its scale intact is not stated: docs/targets/snowflake.md)
+        data_type = re.sub(r"\(.*\)", "", _type(column_type))
+        for tag in sorted(self.tag_values.get((table, column), {})):
+            found = self.tags.get(tag, {}).get(data_type)
+            if found is not None:
+                return found
+        return None
 
 
 # -------------------------------------------------------------------------------------------------
@@ -278,6 +324,17 @@ _SF_TAG_SET = re.compile(
     rf"ALTER\s+TAG\s+({_SF_NAME})\s+SET\s+MASKING\s+POLICY\s+({_SF_NAME})(\s+FORCE)?",
     re.IGNORECASE,
 )
+_SF_CREATE_TAG = re.compile(
+    rf"CREATE\s+(?:OR\s+REPLACE\s+)?TAG\s+(?:IF\s+NOT\s+EXISTS\s+)?({_SF_NAME})", re.IGNORECASE
+)
+_SF_SET_TAG = re.compile(
+    rf"ALTER\s+TABLE\s+({_SF_NAME})\s+(?:(?:MODIFY|ALTER)\s+COLUMN\s+({_SF_NAME})\s+)?SET\s+TAG\s+"
+    rf"({_SF_NAME})\s*=\s*'((?:[^'\\]|\\.)*)'\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
+_SF_GET_TAG = re.compile(
+    r"SYSTEM\$GET_TAG_ON_CURRENT_(COLUMN|TABLE)\(\s*'((?:[^'\\]|\\.)*)'\s*\)", re.IGNORECASE
+)
 
 
 def _split_args(text: str) -> list[tuple[str, str]]:
@@ -331,6 +388,7 @@ def _sf_statements(script: str) -> list[str]:
                 f"ALTER TABLE {tbl} ADD ROW ACCESS POLICY {pol} ON ({cols})"
                 for tbl, pol, _, cols in sf_row_attachments(statement)
             ]
+            out += [m.group(0) for m in _SF_TAG_SET.finditer(statement)]
             continue
         out.append(statement)
     return out
@@ -379,12 +437,26 @@ def _replay_snowflake(
             replay.policies.pop(name, None)
         elif m := _SF_FUNCTION.match(st):
             replay.functions[norm(m.group(1))] = m.group(2)
+        elif m := _SF_CREATE_TAG.match(st):
+            replay.tag_objects.add(norm(m.group(1)))
+        elif m := _SF_SET_TAG.match(st):
+            table, tag = norm(m.group(1)), norm(m.group(3))
+            column = norm(m.group(2)) if m.group(2) else None
+            if tag not in replay.tag_objects:
+                replay.refuse("sf-tag-exists", st, f"tag {tag} does not exist")
+                continue
+            replay.tag_values.setdefault((table, column), {})[tag] = m.group(4)
         elif m := _SF_TAG_SET.match(st):
             tag, name = norm(m.group(1)), norm(m.group(2))
             policy = replay.policies.get(name)
             if policy is None:
                 replay.refuse("sf-policy-exists", st, f"{name} does not exist")
                 continue
+            if tag not in replay.tag_objects:
+                replay.refuse("sf-tag-exists", st, f"tag {tag} does not exist")
+                continue
+            if len(policy.args) != 1:
+                replay.note("sf-tag-policy-one-argument", st, f"{name} binds further columns")
             by_type = replay.tags.setdefault(tag, {})
             ty = policy.args[0][1]
             if ty in by_type and by_type[ty] != name and not m.group(3):
@@ -392,6 +464,7 @@ def _replay_snowflake(
             by_type[ty] = name
     _sf_shared_columns(replay)
     _sf_lookups(replay)
+    _sf_tag_lookups(replay)
 
 
 def _sf_types(
@@ -482,8 +555,25 @@ def _sf_shared_columns(replay: Replay) -> None:
                 )
 
 
+def _sf_tag_lookups(replay: Replay) -> None:
+    """The tags the bodies of attached or tag-bound policies read exist; the column's tag is read
+    by masking policies only."""
+    bound = {p for by_type in replay.tags.values() for p in by_type.values()}
+    attached = {p for p, _ in replay.masks.values()} | bound
+    for name in sorted(attached | {p for p, _ in replay.rows.values()}):
+        policy = replay.policies[name]
+        for m in _SF_GET_TAG.finditer(policy.body):
+            tag = _norm(m.group(2), _SQ, True)
+            if tag not in replay.tag_objects:
+                replay.refuse("sf-get-tag-exists", name, f"{name} reads tag {tag}, never created")
+            if m.group(1).upper() == "COLUMN" and policy.kind != "mask":
+                replay.refuse("sf-get-tag-column-in-mask", name, f"{name} is a row access policy")
+
+
 def _sf_lookups(replay: Replay) -> None:
     protected = {t for t, _ in replay.masks} | set(replay.rows)
+    # a table with a column tagged by a tag that carries masking policies is protected too
+    protected |= {t for (t, _), tags in replay.tag_values.items() if set(tags) & set(replay.tags)}
     attached = {p for p, _ in replay.masks.values()} | {p for p, _ in replay.rows.values()}
     for name in sorted(attached):
         body = replay.policies[name].body

@@ -125,6 +125,7 @@ ALTER TABLE VEIL.USER_GROUP MODIFY COLUMN PRINCIPAL SET MASKING POLICY VEIL.G;
 
 def test_sf_tag_policies_one_per_type() -> None:
     script = """
+CREATE TAG IF NOT EXISTS VEIL.PII;
 CREATE MASKING POLICY IF NOT EXISTS VEIL.A AS (V VARCHAR) RETURNS VARCHAR -> V;
 CREATE MASKING POLICY IF NOT EXISTS VEIL.B AS (V VARCHAR) RETURNS VARCHAR -> NULL;
 ALTER TAG VEIL.PII SET MASKING POLICY VEIL.A;
@@ -132,6 +133,51 @@ ALTER TAG VEIL.PII SET MASKING POLICY VEIL.B;
 ALTER TAG VEIL.PII SET MASKING POLICY VEIL.A FORCE;
 """
     assert rules(replay(script, "snowflake")) == ["sf-tag-one-per-type"]
+
+
+def test_sf_tags_exist_and_are_read_by_masks_only() -> None:
+    script = """
+CREATE MASKING POLICY IF NOT EXISTS VEIL.A AS (V VARCHAR) RETURNS VARCHAR ->
+  CASE WHEN SYSTEM$GET_TAG_ON_CURRENT_COLUMN('VEIL.CLASS') = 'pii' THEN NULL ELSE V END;
+CREATE ROW ACCESS POLICY IF NOT EXISTS VEIL.R AS (B VARCHAR) RETURNS BOOLEAN ->
+  SYSTEM$GET_TAG_ON_CURRENT_COLUMN('VEIL.CLASS') IS NULL;
+ALTER TAG VEIL.CLASS SET MASKING POLICY VEIL.A;
+ALTER TABLE S.T MODIFY COLUMN C SET TAG VEIL.CLASS = 'pii';
+ALTER TABLE S.T ADD ROW ACCESS POLICY VEIL.R ON (B);
+"""
+    # the tag was never created: neither binding happens, and the row policy reads it anyway
+    assert rules(replay(script, "snowflake")) == [
+        "sf-get-tag-column-in-mask",
+        "sf-get-tag-exists",
+        "sf-tag-exists",
+        "sf-tag-exists",
+    ]
+
+
+def test_sf_a_column_policy_takes_precedence_over_a_tag_policy() -> None:
+    script = """
+CREATE TAG IF NOT EXISTS VEIL.CLASS;
+CREATE MASKING POLICY IF NOT EXISTS VEIL.T AS (V VARCHAR) RETURNS VARCHAR -> NULL;
+CREATE MASKING POLICY IF NOT EXISTS VEIL.N AS (V NUMBER) RETURNS NUMBER -> NULL;
+CREATE MASKING POLICY IF NOT EXISTS VEIL.OWN AS (V VARCHAR) RETURNS VARCHAR -> V;
+EXECUTE IMMEDIATE $$
+BEGIN
+  ALTER TAG VEIL.CLASS SET MASKING POLICY VEIL.T;
+  ALTER TAG VEIL.CLASS SET MASKING POLICY VEIL.N;
+END;
+$$;
+ALTER TABLE S.T MODIFY COLUMN A SET TAG VEIL.CLASS = 'pii';
+ALTER TABLE S.T MODIFY COLUMN B SET TAG VEIL.CLASS = 'pii';
+ALTER TABLE S.T MODIFY COLUMN B SET MASKING POLICY VEIL.OWN;
+ALTER TABLE S.U SET TAG VEIL.CLASS = 'pii';
+"""
+    result = replay(script, "snowflake")
+    assert result.violations == []
+    assert result.effective_mask("S.T", "A", "VARCHAR(10)") == "VEIL.T"
+    assert result.effective_mask("S.T", "A", "NUMBER") == "VEIL.N"
+    assert result.effective_mask("S.T", "A", "DATE") is None  # no DATE policy on the tag
+    assert result.effective_mask("S.T", "B", "VARCHAR") == "VEIL.OWN"
+    assert result.effective_mask("S.T", "C", "VARCHAR") is None
 
 
 # -------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class Facts:
     decisions: tuple[Decision, ...] = ()
     # check_masks, check_rows, compute_approvals
     column_masks: tuple[model.ColumnMask, ...] = ()
+    tag_masks: tuple[model.TagMask, ...] = ()
     row_rules: tuple[model.RowRule, ...] = ()
     project_infos: tuple[model.ProjectInfo, ...] = ()
     # check_tests: what each `expect` line names (by the span of the line)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from veil import ir, methods, model
 from veil.checker import codes
 from veil.checker.common import column_str, method_text
+from veil.checker.conflicts import mergeable
 from veil.checker.facts import Decision, Facts
 from veil.checker.methods import check_method, fit_method
 from veil.diagnostics import Diagnostic, error, warning
@@ -29,7 +30,7 @@ def check_masks(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagn
             if clause.method is not None:
                 diags.extend(check_method(clause.method))
     lowered = tuple(_lower(d, masks, facts, diags) for d in facts.decisions)
-    return replace(facts, column_masks=lowered), diags
+    return replace(facts, column_masks=lowered, tag_masks=_tag_masks(masks)), diags
 
 
 def _check_arms(m: ir.Mask) -> list[Diagnostic]:
@@ -77,20 +78,7 @@ def _lower(
     column = facts.column(decision.column)
     deciding = [masks[i] for i in decision.masks]
     first = deciding[0]
-    if len(deciding) == 1:
-        clauses = _arms(first)
-    else:  # equally specific `with M unless C` masks: reveal for C1 or C2 …; with M otherwise
-        conds: list[ir.Condition] = []
-        for m in deciding:
-            cond = m.clauses[0].cond
-            assert cond is not None
-            conds.extend(cond.items if isinstance(cond, ir.CondOr) else (cond,))
-        reveal = ir.MaskClause(
-            method=None,
-            cond=ir.CondOr(items=tuple(conds), span=first.span),
-            span=first.clauses[0].span,
-        )
-        clauses = [reveal, first.clauses[1]]
+    clauses = _deciding_arms(deciding)
     arms = tuple(
         model.MaskArm(
             action=None
@@ -109,6 +97,70 @@ def _lower(
         when=first.when,
         policies=tuple(m.span for m in deciding),
     )
+
+
+def _deciding_arms(deciding: list[ir.Mask]) -> list[ir.MaskClause]:
+    """The arms of the masks that decide: one mask's, or for equally specific `with M unless
+    C` masks: reveal for C1 or C2 …; with M otherwise."""
+    first = deciding[0]
+    if len(deciding) == 1:
+        return _arms(first)
+    conds: list[ir.Condition] = []
+    for m in deciding:
+        cond = m.clauses[0].cond
+        assert cond is not None
+        conds.extend(cond.items if isinstance(cond, ir.CondOr) else (cond,))
+    reveal = ir.MaskClause(
+        method=None,
+        cond=ir.CondOr(items=tuple(conds), span=first.span),
+        span=first.clauses[0].span,
+    )
+    return [reveal, first.clauses[1]]
+
+
+def _tag_masks(masks: tuple[ir.Mask, ...]) -> tuple[model.TagMask, ...]:
+    """One `TagMask` per tag that a `mask tagged` names, for native tag policies: the arms of
+    the masks on that tag (merged like a column's), lowered for each type of a column the
+    platform may tag. Methods that do not fit fall back to `null` without a warning: the
+    columns are not known here (docs/targets say so)."""
+    by_tag: dict[tuple[str, ...], list[ir.Mask]] = {}
+    for m in masks:
+        if isinstance(m.target, ir.TagTarget):
+            by_tag.setdefault(m.target.tag.parts, []).append(m)
+    out = []
+    for parts in sorted(by_tag):
+        group = by_tag[parts]
+        assert isinstance(group[0].target, ir.TagTarget)
+        tag = group[0].target.tag
+        spans = tuple(m.span for m in group)
+        if len(group) > 1 and not mergeable(group):
+            out.append(model.TagMask(tag=tag, arms=(), tied=True, policies=spans))
+            continue
+        clauses = _deciding_arms(group)
+        arms = tuple(
+            (
+                ty,
+                tuple(
+                    model.MaskArm(
+                        action=None if c.method is None else _tag_action(c.method, ty),
+                        cond=c.cond,
+                        span=c.span,
+                    )
+                    for c in clauses
+                ),
+            )
+            for ty in model.TAG_POLICY_TYPES
+        )
+        out.append(model.TagMask(tag=tag, arms=arms, policies=spans))
+    return tuple(out)
+
+
+def _tag_action(method: ir.Method, type_name: str) -> model.MaskAction:
+    if check_method(method):
+        return model.MaskNull()  # already reported; the program is not built
+    column = model.CatalogColumn(name="value", type=model.SqlType(name=type_name))
+    fit = fit_method(method, model.TAGGED_TABLE, column)
+    return fit.action if fit.action is not None else model.MaskNull()
 
 
 def _action(

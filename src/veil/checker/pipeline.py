@@ -101,4 +101,5 @@ def build_program(policies: ir.PolicySet, facts: Facts) -> model.Program:
         tests=policies.of_type(ir.TestCase),
         approvers=policies.of_type(ir.Approvers),
         expect_targets=facts.expect_targets,
+        tag_masks=facts.tag_masks,
     )

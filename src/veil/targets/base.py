@@ -53,6 +53,9 @@ class Options:
     governance_schema: str = "veil"
     #: PostgreSQL: schema suffix of the protected views (`sales` -> `sales_protected`).
     view_schema_suffix: str = "_protected"
+    #: Snowflake: `mask tagged` also compiles to tag-based masking policies, which protect a
+    #: column tagged on the platform after the apply (veil.toml `native_tags`).
+    native_tags: bool = False
 
 
 class Target:

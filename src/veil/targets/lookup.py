@@ -21,7 +21,14 @@ from veil.methods import method_of
 from veil.model import Family, SqlType, TableKey
 from veil.targets import governance
 from veil.targets.base import SqlValue, Target
-from veil.targets.script import GovernanceTable, PlanNotes, Policy, ProtectedTable, Script
+from veil.targets.script import (
+    GovernanceTable,
+    NativeTags,
+    PlanNotes,
+    Policy,
+    ProtectedTable,
+    Script,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,12 +247,33 @@ class LookupTarget(Target):
         declared sub-purpose of P; `any purpose` when there is one. Fail-closed: no row of the
         lookup (no active project, not a member, unapproved or unacknowledged purpose, table
         not a source) is an empty array, so both are false."""
-        call = f"{self.gov('active_purposes')}({self.literal(model.table_str(table))})"
+        call = f"{self.gov('active_purposes')}({self.source_sql(table)})"
         if purpose is None:
             return f"({self.array_size}({call}) > 0)"
         names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
         array = f"{self.array_literal}({', '.join(map(self.literal, names))})"
         return f"{self.array_overlap}({call}, {array})"
+
+    def source_sql(self, table: TableKey) -> str:
+        """The table a policy body's purpose checks are about, as SQL text: its name, or for a
+        native tag policy (`model.TAGGED_TABLE`) the name the platform's tag gives it."""
+        if table == model.TAGGED_TABLE:
+            return self.tagged_source_sql()
+        return self.literal(model.table_str(table))
+
+    def tagged_source_sql(self) -> str:
+        """The name of the table a native tag policy is evaluated on (NULL when unknown)."""
+        raise NotImplementedError(f"{self.name} has no native tag policies")
+
+    def hash_sql(self, c: str, salt: str) -> str:
+        """A native tag policy salts with the table's name from its tag (NULL when unknown,
+        so the hash is NULL)."""
+        if salt != model.table_str(model.TAGGED_TABLE):
+            return super().hash_sql(c, salt)
+        key = self.hash_key_sql()
+        salted = f"':' || {self.tagged_source_sql()} || ':'"
+        inner = self.sha256_hex_sql(f"{key} || {salted} || {self.hash_input_sql(c)}")
+        return self.sha256_hex_sql(f"{key} || ':' || {inner}")
 
     def active_purposes_body(self, source: str) -> str:
         """Body of `active_purposes(source)` (`source` is how the body names its parameter)."""
@@ -568,11 +596,17 @@ class LookupTarget(Target):
         pre-flight checks (`preflight`)."""
         return {"preflight": tuple(self.preflight(program))}
 
+    def native_tags(self, program: model.Program) -> NativeTags | None:
+        """The native tag policies of the script, when the target writes them."""
+        return None
+
     def lower(self, program: model.Program) -> Script:
         self.use_logins(program)
         policies = self.lower_policies(program)
+        native = self.native_tags(program)
         gov_rows = self.governance_rows(program)
-        applied = sorted((p.name, p.kind, p.target, p.detach, p.drop) for _, p in policies)
+        recorded = [p for _, p in policies] + list(native.policies if native else ())
+        applied = sorted((p.name, p.kind, p.target, p.detach, p.drop) for p in recorded)
         written: dict[str, t.Sequence[tuple[SqlValue, ...]]] = {
             **gov_rows,
             "applied_object": applied,
@@ -595,6 +629,7 @@ class LookupTarget(Target):
                 for tb in program.protected_tables
             ),
             layout=self.layout_settings(program),
+            native=native,
         )
 
     def mask_order(self, policy: Policy) -> tuple[t.Any, ...]:
@@ -633,6 +668,7 @@ class LookupTarget(Target):
             gov=self.gov,
             comment=self.comment,
             masks=sorted((p for tb in script.tables for p in tb.masks), key=self.mask_order),
+            native=script.native,
             rows=[p for tb in sorted(script.tables, key=lambda tb: tb.key) for p in tb.rows],
             **script.layout,
         )

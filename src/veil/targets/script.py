@@ -103,6 +103,28 @@ class ProtectedTable:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TagAssignment:
+    """A tag value the script sets on a table (`column` None) or on a column."""
+
+    table: str  # as the script writes it
+    column: str | None
+    tag: str  # the tag, as the script writes it
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NativeTags:
+    """Native tag policies (Snowflake tag-based masking): the tags the script creates (name,
+    comment), the masking policies bound to the classification tag, one per data type
+    (`Policy.table` is the tag), and the tag values it sets on the repository's tables and
+    columns."""
+
+    tags: tuple[tuple[str, str], ...]
+    policies: tuple[Policy, ...]
+    assignments: tuple[TagAssignment, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Script:
     target: str
     governance: tuple[GovernanceTable, ...]
@@ -110,6 +132,8 @@ class Script:
     #: Settings and routine statements the platform's template needs (names of roles,
     #: functions and schemas; SQL shared by several routines). Strings and tuples only.
     layout: Mapping[str, t.Any] = field(default_factory=dict)
+    #: Snowflake with `native_tags`: the tag-based masking policies and the tags they read.
+    native: NativeTags | None = None
 
     def table(self, name: str) -> GovernanceTable:
         """A governance table by its declared name."""

@@ -35,9 +35,10 @@ from veil import model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
+from veil.targets import snowflake_tags
 from veil.targets.base import MethodSql
 from veil.targets.lookup import LookupTarget, columns_read
-from veil.targets.script import Policy
+from veil.targets.script import NativeTags, Policy
 
 
 class SnowflakeTarget(LookupTarget):
@@ -45,7 +46,8 @@ class SnowflakeTarget(LookupTarget):
     longer than its column, T0103 a mixed-case name that Snowflake folds, T0104 `$$` in a name,
     T0105 a column in both a conditional masking policy and a row access policy (an error:
     Snowflake refuses the second attachment), T0106 names
-    Snowflake cannot tell apart."""
+    Snowflake cannot tell apart, T0107 masks on one tag that cannot be one tag-based policy
+    (with `native_tags`)."""
 
     name = "snowflake"
     type_names: t.ClassVar[dict[str, str]] = {
@@ -229,6 +231,12 @@ class SnowflakeTarget(LookupTarget):
         ]
         return out
 
+    def native_tags(self, program: model.Program) -> NativeTags | None:
+        return snowflake_tags.native_tags(self, program)
+
+    def tagged_source_sql(self) -> str:
+        return snowflake_tags.tag_lookup(self, "TABLE", snowflake_tags.SOURCE)
+
     def mask_order(self, policy: Policy) -> tuple[t.Any, ...]:
         return (not policy.exempt, policy.name)  # exempt ones first
 
@@ -265,6 +273,7 @@ class SnowflakeTarget(LookupTarget):
                         f'created with the quoted name "{name}", rename it',
                     )
                 )
+        out += snowflake_tags.tied_diagnostics(self, program)
         return out + self._shared_column_diagnostics(program)
 
     def _shared_column_diagnostics(self, program: model.Program) -> list[Diagnostic]:
