@@ -406,3 +406,20 @@ def test_the_check_result_is_reused_while_the_parsed_files_are_the_same(
     assert check_runs()[1] == 0  # the failed result is reused too
     purposes.write_text(original)
     assert check_runs() == (expected, 0)
+
+
+def test_parsing_on_two_processes_gives_what_one_process_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from veil import loader
+
+    batch = [(text, path) for path, text in _sources()[:120]]
+    serial = [_with_spans(value) for value, _ in loader.parse_many(batch)]
+    monkeypatch.setattr(loader, "PARALLEL_CHARS", 0)
+    monkeypatch.setattr(loader, "_two_cores", lambda: True)
+    both = loader.parse_many(batch)
+    assert [_with_spans(value) for value, _ in both] == serial
+    assert all(blob is None for _, blob in both[: len(batch) // 3])  # parsed here
+    assert all(blob is not None for _, blob in both[-(len(batch) // 3) :])  # by the child
+    monkeypatch.setattr(loader, "_fork_parse", lambda batch: lambda: None)  # a failed child
+    assert [_with_spans(value) for value, _ in loader.parse_many(batch)] == serial

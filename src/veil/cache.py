@@ -237,11 +237,14 @@ class ParseCache:
         self.misses += 1
         return None
 
-    def put(self, display: str, data: bytes, value: object) -> bytes | None:
-        """Store a parsed file; its digest, or None when it cannot be stored."""
+    def put(
+        self, display: str, data: bytes, value: object, payload: bytes | None = None
+    ) -> bytes | None:
+        """Store a parsed file (`payload`: its pickle, when there is one); its digest, or None
+        when it cannot be stored."""
         name = self._name(display, data)
         try:
-            payload = dumps(value)
+            payload = payload or dumps(value)
         except (pickle.PicklingError, RecursionError):
             return None
         digest = hashlib.sha256(payload).digest()
