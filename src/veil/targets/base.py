@@ -22,7 +22,7 @@ from veil import ir, methods, model
 from veil.model import Family, SqlType, TableKey
 from veil.targets import governance
 from veil.targets.script import GovernanceTable, PlanNotes, PlanUnsupported, Script, Value
-from veil.targets.sqllines import lay_out
+from veil.targets.sqllines import lay_out, list_items
 
 SqlValue: t.TypeAlias = str | int | Decimal | bool | float | dt.date | dt.datetime | None
 #: A masking method's SQL on a target: (the target, the lowered method, the column's SQL, the
@@ -111,6 +111,7 @@ class Target:
         self._env.filters["qualified"] = self.qualified
         self._env.filters["sql_type"] = self.sql_type
         self._env.filters["lines"] = lambda sql, n=0: self.lay_out(sql, " " * n)
+        self._env.filters["items"] = lambda items, n=0: list_items(items, " " * n)
         self._env.filters["runtime"] = self._runtime_part
         self._runtime_parts: dict[str, str] | None = None
 

@@ -233,6 +233,18 @@ def lay_out(sql: str, *, indent: str = "", backslash: bool = False) -> str:
     return _Printer().seq(items, indent)
 
 
+def list_items(items: t.Iterable[str], indent: str = "") -> str:
+    """The items of a list, for the inside of its parentheses: on one line when it is short,
+    else one item per line (indented by `indent` and one step; the closing parenthesis that
+    follows starts a line indented by `indent`)."""
+    items = list(items)
+    flat = ", ".join(items)
+    if len(flat) <= LIST_WIDTH:
+        return flat
+    inner = indent + STEP
+    return "\n" + inner + f",\n{inner}".join(items) + "\n" + indent
+
+
 def tokens_outside_literals(sql: str, *, backslash: bool = False) -> list[str] | None:
     """The tokens of `sql` (None if it cannot be read): two texts with the same tokens differ
     only in layout."""
