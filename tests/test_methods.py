@@ -71,7 +71,7 @@ REVERSE = methods.Method(
     params=(methods.Param.COUNT,),
     families=methods.STRINGS,
     misfit="`reverse` masks string columns",
-    action=t.cast(type[methods.MaskAction], MaskReverse),
+    action=MaskReverse,
     lower=lambda args, table, ty: methods.Fit(
         action=t.cast(methods.MaskAction, MaskReverse(keep=t.cast(int, args[0])))
     ),

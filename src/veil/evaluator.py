@@ -19,7 +19,7 @@ Rows (`RowRule`)
 Cells (`ColumnMask`)
     Clear when `when` is FALSE for the row (a NULL `when` masks: fail closed); otherwise the first
     arm whose condition holds decides (`action` None = clear). A method's value is its registry
-    entry's (`methods.py`), through `masking.apply_method`.
+    entry's (`veil.methods`), through `masking.apply_method`.
 
 Cells under native tag policies (`native_cell`)
     What a platform's own tag policy shows for a column it tags, known to the repository or not
@@ -93,7 +93,7 @@ class Context:
     #: (project, purpose, text) the user has acknowledged; None assumes the user acknowledged
     #: every current text (what `veil test` and `veil explain` model by default).
     acknowledged: frozenset[tuple[str, str, str]] | None = None
-    #: The key of the `hash` method (a database keeps its own secret one; see methods.py).
+    #: The key of the `hash` method (a database keeps its own secret one; see methods/values.py).
     hash_key: str = TEST_HASH_KEY
 
     def __post_init__(self) -> None:
