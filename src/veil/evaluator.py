@@ -389,12 +389,12 @@ def native_cell(
         return CellResult(value=value, masked=False, method="reveal", policy=span)
     ty = model.SqlType(name=type_name)
     action = arm.action
-    if isinstance(action, model.MaskHash):
+    if isinstance(action, methods.MaskHash):
         if source == model.TAGGED_TABLE:
             return CellResult(value=None, masked=True, method="hash", policy=span)
         action = replace(action, salt=model.table_str(table))
     shown = apply_method(action, coerce_value(value, ty), ty, ctx.hash_key)
-    return CellResult(value=shown, masked=True, method=model.action_name(action), policy=span)
+    return CellResult(value=shown, masked=True, method=methods.action_name(action), policy=span)
 
 
 def evaluate_table(

@@ -155,12 +155,12 @@ def _tag_masks(masks: tuple[ir.Mask, ...]) -> tuple[model.TagMask, ...]:
     return tuple(out)
 
 
-def _tag_action(method: ir.Method, type_name: str) -> model.MaskAction:
+def _tag_action(method: ir.Method, type_name: str) -> methods.MaskAction:
     if check_method(method):
-        return model.MaskNull()  # already reported; the program is not built
+        return methods.MaskNull()  # already reported; the program is not built
     column = model.CatalogColumn(name="value", type=model.SqlType(name=type_name))
     fit = fit_method(method, model.TAGGED_TABLE, column)
-    return fit.action if fit.action is not None else model.MaskNull()
+    return fit.action if fit.action is not None else methods.MaskNull()
 
 
 def _action(
