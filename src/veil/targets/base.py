@@ -111,7 +111,7 @@ class Target:
         self._env.filters["qualified"] = self.qualified
         self._env.filters["sql_type"] = self.sql_type
         self._env.filters["lines"] = lambda sql, n=0: self.lay_out(sql, " " * n)
-        self._env.filters["items"] = lambda items, n=0: list_items(items, " " * n)
+        self._env.filters["listed"] = lambda items, n=0: list_items(items, " " * n)
         self._env.filters["runtime"] = self._runtime_part
         self._runtime_parts: dict[str, str] | None = None
 
