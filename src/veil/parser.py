@@ -388,8 +388,10 @@ def _tables(lark: Lark) -> lalr.Tables | None:
                 spec = _spec(own_rules[arg])
                 through = spec[2] and spec[3] is None and len(arg.expansion) == 1
                 build = None if spec[1] else getattr(ToIR, spec[0], None)
-                reduction = None if through else lalr.reducer(spec, build)
-                rules.append((len(arg.expansion), arg.origin.name, reduction))
+                terminals = tuple(bool(sym.is_term) for sym in arg.expansion)
+                rules.append((len(arg.expansion), arg.origin.name, None))
+                if not through:
+                    lalr.compile_on_first_use(rules, len(rules) - 1, spec, terminals, build)
             row[symbol] = ~index[arg]
 
     root = contextual.root_lexer
