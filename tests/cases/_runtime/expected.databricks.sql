@@ -155,7 +155,17 @@ GRANT USE SCHEMA ON SCHEMA veil TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.use_project TO `account users`;
 GRANT EXECUTE ON PROCEDURE veil.acknowledge TO `account users`;
 GRANT EXECUTE ON FUNCTION veil.acknowledgement_texts TO `account users`;
--- veil runtime: retired objects and auditors
+-- veil runtime: clean-up loop, retired objects, auditors
+  DO
+    IF stale.detach IS NOT NULL THEN
+      SET stmt = stale.detach;
+      EXECUTE IMMEDIATE stmt;
+    END IF;
+    SET stmt = stale.drop_it;
+    EXECUTE IMMEDIATE stmt;
+    DELETE FROM veil.applied_object WHERE object_name = stale.name;
+  END FOR;
+END;
 -- What earlier veil versions created in veil and this one no longer does (every mask and
 -- filter that called it was replaced above).
 DROP FUNCTION IF EXISTS veil.purpose_active;

@@ -203,7 +203,27 @@ $$
     )
     AND ps.SOURCE_TABLE = SOURCE
 $$;
--- veil runtime: retired objects and auditors
+-- veil runtime: clean-up loop, retired objects, auditors
+BEGIN
+  FOR s IN stale DO
+    obj_name := s.OBJECT_NAME;
+    BEGIN
+      IF (s.DETACH IS NOT NULL) THEN
+        stmt := s.DETACH;
+        EXECUTE IMMEDIATE :stmt;
+      END IF;
+      stmt := s.DROP_IT;
+      EXECUTE IMMEDIATE :stmt;
+      DELETE FROM VEIL.APPLIED_OBJECT WHERE OBJECT_NAME = :obj_name;
+      report := report || 'removed ' || obj_name || '; ';
+    EXCEPTION
+      WHEN OTHER THEN
+        report := report || 'could not remove ' || obj_name || ': ' || SQLERRM || '; ';
+    END;
+  END FOR;
+  RETURN report;
+END;
+$$;
 
 -- 8. Auditors read the audit log. Nobody else holds a privilege on VEIL's tables: only their
 -- owner (the procedures above) writes them. Last, since it needs CREATE ROLE on the account: if it

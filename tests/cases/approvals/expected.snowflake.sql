@@ -181,24 +181,4 @@ DECLARE
         'VEIL.MASK__APP__T__SECRET__13478C2B'
       )
       ORDER BY 1;
-BEGIN
-  FOR s IN stale DO
-    obj_name := s.OBJECT_NAME;
-    BEGIN
-      IF (s.DETACH IS NOT NULL) THEN
-        stmt := s.DETACH;
-        EXECUTE IMMEDIATE :stmt;
-      END IF;
-      stmt := s.DROP_IT;
-      EXECUTE IMMEDIATE :stmt;
-      DELETE FROM VEIL.APPLIED_OBJECT WHERE OBJECT_NAME = :obj_name;
-      report := report || 'removed ' || obj_name || '; ';
-    EXCEPTION
-      WHEN OTHER THEN
-        report := report || 'could not remove ' || obj_name || ': ' || SQLERRM || '; ';
-    END;
-  END FOR;
-  RETURN report;
-END;
-$$;
--- veil runtime: retired objects and auditors
+-- veil runtime: clean-up loop, retired objects, auditors

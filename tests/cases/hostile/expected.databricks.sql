@@ -167,14 +167,4 @@ BEGIN
         'veil.rows__o_brien_drop_table_x___t_1_3c345749'
       )
       ORDER BY 1
-  DO
-    IF stale.detach IS NOT NULL THEN
-      SET stmt = stale.detach;
-      EXECUTE IMMEDIATE stmt;
-    END IF;
-    SET stmt = stale.drop_it;
-    EXECUTE IMMEDIATE stmt;
-    DELETE FROM veil.applied_object WHERE object_name = stale.name;
-  END FOR;
-END;
--- veil runtime: retired objects and auditors
+-- veil runtime: clean-up loop, retired objects, auditors

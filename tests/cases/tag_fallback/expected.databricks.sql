@@ -98,14 +98,4 @@ BEGIN
         'veil.mask__app__people__name'
       )
       ORDER BY 1
-  DO
-    IF stale.detach IS NOT NULL THEN
-      SET stmt = stale.detach;
-      EXECUTE IMMEDIATE stmt;
-    END IF;
-    SET stmt = stale.drop_it;
-    EXECUTE IMMEDIATE stmt;
-    DELETE FROM veil.applied_object WHERE object_name = stale.name;
-  END FOR;
-END;
--- veil runtime: retired objects and auditors
+-- veil runtime: clean-up loop, retired objects, auditors
