@@ -82,6 +82,9 @@ class Target:
     comment_substitution: t.ClassVar[bool] = False
     #: String literals escape with a backslash (`'it\\'s'`), not by doubling the quote.
     backslash_literals: t.ClassVar[bool] = False
+    #: A user-level check is one value per query (PostgreSQL's InitPlans), cheaper per row than a
+    #: `when` that reads the row: a mask tests its leading reveal arms before its `when`.
+    checks_before_when: t.ClassVar[bool] = False
 
     #: The SQL of each masking method of the registry (`veil.methods.METHODS`), by name: here
     #: those every target writes alike; each target adds the others in its own `method_sql`
@@ -296,18 +299,27 @@ class Target:
         col: t.Callable[[str], str],
         predicate_col: t.Callable[[str], str] | None = None,
     ) -> str:
-        """The shown value: `CASE WHEN NOT COALESCE(<when>, TRUE) THEN c WHEN <arm> … END`.
+        """The shown value: `CASE WHEN NOT COALESCE(<when>, TRUE) THEN c WHEN <arm> … END`
+        (with `checks_before_when`, the leading reveal arms come before the `when` test).
 
         Cast to the exact column type, so a view or policy keeps its signature. The `when`
         predicate reads columns through `predicate_col` (default `col`).
         """
         c = col(mask.column)
         whens: list[str] = []
+        arms = list(mask.arms)
         if mask.when is not None:
+            # Arms that reveal, before the first that masks, reveal whether `when` holds or not.
+            while self.checks_before_when and arms:
+                arm = arms[0]
+                if arm.action is not None or arm.cond is None:
+                    break
+                whens.append(f"WHEN {self.cond(arm.cond, mask.table)} THEN {c}")
+                arms.pop(0)
             when = self.expr(mask.when, predicate_col or col)
             whens.append(f"WHEN NOT COALESCE({when}, {self.true_sql}) THEN {c}")
         otherwise = self.cast("NULL", mask.type)
-        for arm in mask.arms:
+        for arm in arms:
             value = c if arm.action is None else self.action_sql(arm.action, c, mask.type)
             if arm.cond is None:
                 otherwise = value

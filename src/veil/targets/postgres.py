@@ -143,6 +143,11 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def typed(method: MethodSql) -> MethodSql:
+    """`method`'s SQL cast to the column's type."""
+    return lambda tg, a, c, ty: tg.cast(method(tg, a, c, ty), ty)
+
+
 def view_body(table_sql: str, columns: t.Sequence[tuple[str, str]]) -> str:
     """The SELECT of a masking view, from (name, sql) of each column, as its digest sees it."""
     return "\n".join(f"{sql} AS {name}" for name, sql in columns) + f"\nFROM {table_sql} AS t"
@@ -179,6 +184,7 @@ class PostgresTarget(Target):
     max_identifier = 63
     current_user = "current_user"
     decimal_work_type = "numeric"
+    checks_before_when = True  # every check is an uncorrelated sub-select: an InitPlan
     base_policy = BASE_POLICY
     dollar_quote = staticmethod(dollar_quote)
 
@@ -302,10 +308,15 @@ class PostgresTarget(Target):
     def sha256_hex_sql(self, text: str) -> str:
         return f"pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to({text}, 'UTF8')), 'hex')"
 
+    # The text that hash, show and email_domain give is cast to the column's type: when every
+    # branch of a mask's CASE has the column's type and modifier, the cast around the CASE is no
+    # operation, so a revealed value is not length-checked row by row. (regex stays text: its
+    # "C" collation is part of the view's column.)
     method_sql: t.ClassVar[Mapping[str, MethodSql]] = {
         **Target.method_sql,
+        **{m: typed(Target.method_sql[m]) for m in ("hash", "show_first", "show_last")},
         "regex": lambda tg, a, c, ty: tg.fit(tg.regex_sql(c, a.pattern, a.replacement), a.length),
-        "email_domain": lambda tg, a, c, ty: tg.email_domain_sql(c),
+        "email_domain": typed(lambda tg, a, c, ty: tg.email_domain_sql(c)),
     }
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:

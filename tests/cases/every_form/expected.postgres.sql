@@ -169,34 +169,38 @@ SELECT
   CAST(
     CASE
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."card"
-      ELSE (
-        CASE
-          WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4)
-          ELSE REPEAT(''*'', LENGTH(t."card"))
-        END
+      ELSE CAST(
+        (
+          CASE
+            WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4)
+            ELSE REPEAT(''*'', LENGTH(t."card"))
+          END
+        ) AS varchar(19)
       )
     END AS varchar(19)
   ) AS "card",
   CAST(
     CASE
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."email"
-      WHEN (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER'')) THEN SUBSTRING(CAST(t."email" AS text) FROM ''@([^@]*)$'')
-      ELSE pg_catalog.encode(
-        pg_catalog.sha256(
-          pg_catalog.convert_to(
-            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-              pg_catalog.sha256(
-                pg_catalog.convert_to(
-                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text),
-                  ''UTF8''
-                )
+      WHEN (SELECT pg_catalog.pg_has_role(current_user, ''analysts'', ''MEMBER'')) THEN CAST(SUBSTRING(CAST(t."email" AS text) FROM ''@([^@]*)$'') AS varchar(254))
+      ELSE CAST(
+        pg_catalog.encode(
+          pg_catalog.sha256(
+            pg_catalog.convert_to(
+              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+                pg_catalog.sha256(
+                  pg_catalog.convert_to(
+                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text),
+                    ''UTF8''
+                  )
+                ),
+                ''hex''
               ),
-              ''hex''
-            ),
-            ''UTF8''
-          )
-        ),
-        ''hex''
+              ''UTF8''
+            )
+          ),
+          ''hex''
+        ) AS varchar(254)
       )
     END AS varchar(254)
   ) AS "email",
@@ -206,18 +210,20 @@ SELECT
         (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders''))
         OR (current_user = ''ana'')
       ) THEN t."phone"
-      ELSE (
-        CASE
-          WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT(''*'', LENGTH(t."phone") - 3)
-          ELSE REPEAT(''*'', LENGTH(t."phone"))
-        END
+      ELSE CAST(
+        (
+          CASE
+            WHEN LENGTH(t."phone") > 3 THEN LEFT(t."phone", 3) || REPEAT(''*'', LENGTH(t."phone") - 3)
+            ELSE REPEAT(''*'', LENGTH(t."phone"))
+          END
+        ) AS varchar(20)
       )
     END AS varchar(20)
   ) AS "phone",
   CAST(
     CASE
-      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note"
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note"
+      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."note"
       ELSE pg_catalog.regexp_replace(CAST(t."note" AS text) COLLATE "C", ''[0-9]'', ''#'', ''g'')
     END AS text
   ) AS "note",
@@ -291,7 +297,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'shop_protected', 'orders', '',
-       '054e841ddaef4ab54ed2f1ed814d5fe5dee81485fa421f805f24094a2f9ee3f0',
+       'd81ba7561c69868ea35e8a9b4a1d8b6902b5cd41a143ea1ac984bf2ccc22ec86',
        pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'shop', 'orders', p.polname,

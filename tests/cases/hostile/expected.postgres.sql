@@ -136,25 +136,27 @@ SELECT
     END AS text
   ) AS "naïve ünïcödé",
   CAST(
-    LEFT(
-      pg_catalog.encode(
-        pg_catalog.sha256(
-          pg_catalog.convert_to(
-            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-              pg_catalog.sha256(
-                pg_catalog.convert_to(
-                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text),
-                  ''UTF8''
-                )
+    CAST(
+      LEFT(
+        pg_catalog.encode(
+          pg_catalog.sha256(
+            pg_catalog.convert_to(
+              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+                pg_catalog.sha256(
+                  pg_catalog.convert_to(
+                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text),
+                    ''UTF8''
+                  )
+                ),
+                ''hex''
               ),
-              ''hex''
-            ),
-            ''UTF8''
-          )
+              ''UTF8''
+            )
+          ),
+          ''hex''
         ),
-        ''hex''
-      ),
-      30
+        30
+      ) AS varchar(30)
     ) AS varchar(30)
   ) AS "back\slash"
 FROM "O''Brien""; DROP TABLE x; --"."t$1" AS t');
@@ -172,7 +174,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'O''Brien"; DROP TABLE x; --_protected', 't$1', '',
-       '0c4ed228a0a87f19df8cfc175398403d40a9e4928bedddd3dee7928657af2f38',
+       '5082117276d3cd83bb129fa0027570a00ab45baee699b9cc8431695db2c89896',
        pg_catalog.pg_get_viewdef('"O''Brien""; DROP TABLE x; --_protected"."t$1"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'O''Brien"; DROP TABLE x; --', 't$1', p.polname,

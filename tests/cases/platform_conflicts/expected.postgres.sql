@@ -108,15 +108,15 @@ SELECT
   t."id" AS "id",
   CAST(
     CASE
-      WHEN NOT COALESCE((t."region" = ''EU''), TRUE) THEN t."note"
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."note"
+      WHEN NOT COALESCE((t."region" = ''EU''), TRUE) THEN t."note"
       ELSE CAST(NULL AS text)
     END AS text
   ) AS "note",
   CAST(
     CASE
-      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."memo"
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Fraud'', ''shop.orders'')) THEN t."memo"
+      WHEN NOT COALESCE((t."qty" > 100), TRUE) THEN t."memo"
       ELSE CAST(NULL AS text)
     END AS text
   ) AS "memo",
@@ -142,7 +142,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'shop_protected', 'orders', '',
-       '7e279c72177e0f0b3a2e1e032e474dadc40c07242c92b06dabe0128335ddf453',
+       '62c326da0c42e1b7b7cc1a66f3ef9e59fda53c686082d9907114ab52611422e1',
        pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'shop', 'orders', p.polname,

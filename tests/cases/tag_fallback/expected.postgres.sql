@@ -79,11 +79,13 @@ INSERT INTO pg_temp.veil_view_sql VALUES ('app_protected', 'people',
 'CREATE OR REPLACE VIEW "app_protected"."people" WITH (security_barrier = true) AS
 SELECT
   CAST(
-    (
-      CASE
-        WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT(''*'', LENGTH(t."name") - 1)
-        ELSE REPEAT(''*'', LENGTH(t."name"))
-      END
+    CAST(
+      (
+        CASE
+          WHEN LENGTH(t."name") > 1 THEN LEFT(t."name", 1) || REPEAT(''*'', LENGTH(t."name") - 1)
+          ELSE REPEAT(''*'', LENGTH(t."name"))
+        END
+      ) AS varchar(100)
     ) AS varchar(100)
   ) AS "name",
   CAST(CAST(NULL AS integer) AS integer) AS "age",
@@ -103,7 +105,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'app_protected', 'people', '',
-       'f08b7db9dd9d90fadf6d0d089d5ca33c35a3d9d07393b2cc66be002204387f4c',
+       '555f4a6969ecf8c305aa6b486cdec06f600b8a1c89d71ac3d2a51fc6dce91438',
        pg_catalog.pg_get_viewdef('"app_protected"."people"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'app', 'people', p.polname,

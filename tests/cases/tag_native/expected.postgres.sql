@@ -127,33 +127,37 @@ SELECT
   CAST(
     CASE
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Support'', ''app.people'')) THEN t."card"
-      ELSE (
-        CASE
-          WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4)
-          ELSE REPEAT(''*'', LENGTH(t."card"))
-        END
+      ELSE CAST(
+        (
+          CASE
+            WHEN LENGTH(t."card") > 4 THEN REPEAT(''*'', LENGTH(t."card") - 4) || RIGHT(t."card", 4)
+            ELSE REPEAT(''*'', LENGTH(t."card"))
+          END
+        ) AS varchar(19)
       )
     END AS varchar(19)
   ) AS "card",
   CAST(
     CASE
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Support'', ''app.people'')) THEN t."email"
-      ELSE pg_catalog.encode(
-        pg_catalog.sha256(
-          pg_catalog.convert_to(
-            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-              pg_catalog.sha256(
-                pg_catalog.convert_to(
-                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."email" AS text),
-                  ''UTF8''
-                )
+      ELSE CAST(
+        pg_catalog.encode(
+          pg_catalog.sha256(
+            pg_catalog.convert_to(
+              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+                pg_catalog.sha256(
+                  pg_catalog.convert_to(
+                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."email" AS text),
+                    ''UTF8''
+                  )
+                ),
+                ''hex''
               ),
-              ''hex''
-            ),
-            ''UTF8''
-          )
-        ),
-        ''hex''
+              ''UTF8''
+            )
+          ),
+          ''hex''
+        ) AS varchar(320)
       )
     END AS varchar(320)
   ) AS "email",
@@ -167,22 +171,24 @@ SELECT
   CAST(
     CASE
       WHEN (SELECT "veil"."has_purpose"(current_user, ''Support'', ''app.people'')) THEN t."phone"
-      ELSE pg_catalog.encode(
-        pg_catalog.sha256(
-          pg_catalog.convert_to(
-            (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-              pg_catalog.sha256(
-                pg_catalog.convert_to(
-                  (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."phone" AS text),
-                  ''UTF8''
-                )
+      ELSE CAST(
+        pg_catalog.encode(
+          pg_catalog.sha256(
+            pg_catalog.convert_to(
+              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
+                pg_catalog.sha256(
+                  pg_catalog.convert_to(
+                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."phone" AS text),
+                    ''UTF8''
+                  )
+                ),
+                ''hex''
               ),
-              ''hex''
-            ),
-            ''UTF8''
-          )
-        ),
-        ''hex''
+              ''UTF8''
+            )
+          ),
+          ''hex''
+        ) AS varchar(64)
       )
     END AS varchar(64)
   ) AS "phone",
@@ -202,7 +208,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'app_protected', 'people', '',
-       '7c5c195756aacb55df9e228e0720523da9a91864482c3d38217d725eb4e3261b',
+       '4b8a5f04872057caa4fa88623c9d1399fd97c3ee69bbedaea1c1f701f65441e7',
        pg_catalog.pg_get_viewdef('"app_protected"."people"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'app', 'people', p.polname,
