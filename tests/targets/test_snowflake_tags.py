@@ -24,6 +24,7 @@ from tests.targets.test_snowflake import (
     active_project,
     governance,
 )
+from tests.targets.test_verify_sql import Account
 from tests.verify.attach_rules import replay
 from tests.verify.snowflake_duck import SnowflakeDuck
 from tests.verify.sqlfluff_check import parse_script
@@ -31,6 +32,8 @@ from veil import model
 from veil.evaluator import mask_value, native_cell
 from veil.model import SqlType
 from veil.targets.base import Options
+from veil.targets.drift import drift_script
+from veil.targets.script import PlanNotes
 from veil.targets.snowflake import SnowflakeTarget
 from veil.targets.snowflake_tags import CLASSIFICATION, SOURCE, tag_lookup
 
@@ -199,3 +202,86 @@ def test_every_native_statement_parses_with_sqlfluff(target: SnowflakeTarget) ->
     statements = [r.statement for r in reports]
     assert any(s.startswith("CREATE TAG IF NOT EXISTS VEIL.CLASSIFICATION") for s in statements)
     assert any("SET TAG VEIL.SOURCE = 'app.people'" in s for s in statements)
+
+
+def test_the_drift_query_checks_the_tag_policies(target: SnowflakeTarget) -> None:
+    """`veil verify --emit-sql`: in an emulated account (tests/targets/test_verify_sql.py) where
+    the script was applied, no row; a tag policy unbound, or bound with another body, or a veil
+    policy bound to the tag that the repository does not produce, is one row each."""
+    program = scenarios.build("case:tag_native", NOW).program
+    account = Account(target, program)
+    native = target.lower(program).native
+    assert native is not None
+    tag = native.policies[0].table
+    for p in native.policies:
+        account.db.execute(
+            "INSERT INTO stub_refs VALUES (?, 'tag mask', ?, ?, ?, NULL)",
+            [tag, account.catalog, account.gov, p.bare],
+        )
+        account.db.execute(
+            "INSERT INTO stub_bodies VALUES (?, ?, ?, ?)",
+            [account.catalog, account.gov, p.bare, f"\n  {p.body}\n"],
+        )
+    assert account.differences() == []
+    first = native.policies[0]
+    account.db.execute("DELETE FROM stub_refs WHERE POLICY_NAME = ?", [first.bare])
+    assert account.differences() == [
+        ("tag mask", first.target, f"none attached; expected {first.bare}")
+    ]
+    account.db.execute(
+        "INSERT INTO stub_refs VALUES (?, 'tag mask', ?, ?, ?, NULL)",
+        [tag, account.catalog, account.gov, first.bare],
+    )
+    account.db.execute("UPDATE stub_bodies SET BODY = 'VAL' WHERE POLICY_NAME = ?", [first.bare])
+    assert account.differences() == [
+        ("tag mask", first.target, f"the body of {first.bare} is not the repository's")
+    ]
+    account.db.execute(
+        "UPDATE stub_bodies SET BODY = ? WHERE POLICY_NAME = ?", [first.body, first.bare]
+    )
+    account.db.execute(
+        "INSERT INTO stub_refs VALUES (?, 'tag mask', ?, ?, 'MASK__TAG__OLD', NULL)",
+        [tag, account.catalog, account.gov],
+    )
+    assert account.differences() == [
+        (
+            "tag mask",
+            tag,
+            "veil policy MASK__TAG__OLD is attached, but the repository does not produce it",
+        )
+    ]
+
+
+def test_a_script_without_native_tags_removes_the_tag_policies(target: SnowflakeTarget) -> None:
+    """The tag policies are recorded in VEIL.APPLIED_OBJECT; a later script without
+    `native_tags` keeps none of them, so its clean-up unsets each from the tag and drops it."""
+    program = scenarios.build("case:tag_native", NOW).program
+    recorded = target.lower(program).table("applied_object").rows
+    tag_rows = [r for r in recorded if r[1] == "tag masking policy"]
+    assert len(tag_rows) == len(model.TAG_POLICY_TYPES)
+    assert all(
+        str(r[3]).startswith("ALTER TAG VEIL.CLASSIFICATION UNSET MASKING POLICY ")
+        for r in tag_rows
+    )
+    plain = SnowflakeTarget().lower(program).table("applied_object").rows
+    kept = {r[0] for r in plain}
+    assert not kept & {r[0] for r in tag_rows}
+
+
+def test_the_native_drift_query_parses_with_sqlfluff(target: SnowflakeTarget) -> None:
+    program = scenarios.build("case:tag_native", NOW).program
+    assert len(parse_script(drift_script(target, program), "snowflake")) == 1
+
+
+def test_the_plan_names_the_tag_policies(target: SnowflakeTarget) -> None:
+    """`veil plan` from a script without `native_tags` to one with them, and back."""
+    program = scenarios.build("case:tag_native", NOW).program
+    plain = SnowflakeTarget()
+    on = target.plan(plain.lower(program), target.lower(program), [], PlanNotes())
+    off = plain.plan(target.lower(program), plain.lower(program), [], PlanNotes())
+    assert "--        + VEIL.MASK__TAG__VARCHAR (tag VEIL.CLASSIFICATION (VARCHAR))" in on
+    assert (
+        "--        - VEIL.MASK__TAG__VARCHAR (tag VEIL.CLASSIFICATION (VARCHAR)): ALTER TAG "
+        "VEIL.CLASSIFICATION UNSET MASKING POLICY VEIL.MASK__TAG__VARCHAR; DROP MASKING POLICY "
+        "VEIL.MASK__TAG__VARCHAR"
+    ) in off

@@ -9,7 +9,9 @@ compares the account with the repository, and the DBA runs it. It returns one ro
 * each masked column: its masking policy / column mask is the repository's (none attached, or
   another one, is a difference) and that policy's body is the compiled one;
 * each table with row rules: its row access policy / row filter likewise;
-* a policy of veil's schema attached to a protected table that the repository does not produce.
+* a policy of veil's schema attached to a protected table that the repository does not produce;
+* with native tag policies (Snowflake `native_tags`): each policy bound to the classification tag
+  and its body, and a policy of veil's schema bound to it that the repository does not produce.
 
 What a platform reads its policy attachments and bodies from is the template
 `<target>/verify_sources.sql.j2` (two CTEs, `refs` and `bodies`, in one shape for both); the
@@ -95,11 +97,24 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
                     "body": rp.body,
                 }
             )
+    native = list(script.native.policies) if script.native else []
+    for tp in native:
+        checks.append(
+            {
+                "shape": "policy",
+                "kind": "tag mask",
+                "object": tp.target,
+                "table": tp.table,
+                "column": None,
+                "expected": target.catalog_name(tp.bare),
+                "body": tp.body,
+            }
+        )
     checks.append(
         {
             "shape": "foreign",
             "expected": sorted(
-                target.catalog_name(p.bare) for p in [*(m for _, m in masks), *rows]
+                target.catalog_name(p.bare) for p in [*(m for _, m in masks), *rows, *native]
             ),
         }
     )
@@ -107,6 +122,7 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
         checks=checks,
         expected=expected,
         refs=[_table_ref(target, keys[k]) for k in sorted(keys)],
+        tag_refs=sorted({tp.table for tp in native}),
         gov_schema=gov_stored,
         gov=target.gov,
         text=text,

@@ -23,8 +23,9 @@ if t.TYPE_CHECKING:
 
 
 def applied_objects(script: Script) -> dict[str, Policy]:
-    """What `script` attaches, by object name."""
-    return {p.name: p for p in script.policies}
+    """What `script` attaches, by object name (Snowflake's tag policies included)."""
+    native = script.native.policies if script.native else ()
+    return {p.name: p for p in (*script.policies, *native)}
 
 
 def lookup_steps(tgt: LookupTarget, old: Script, new: Script) -> list[str]:
