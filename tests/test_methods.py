@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from veil import api, methods
-from veil.checker.methods import ARITY, USAGE
 from veil.evaluator import Context, evaluate_cell
 from veil.formatter import format_source
 from veil.methods import METHODS, method_of
@@ -28,11 +27,6 @@ def test_every_lowered_method_has_one_entry() -> None:
     for name, m in METHODS.items():
         assert m.name == name
         assert m.usage.startswith(name)
-
-
-def test_the_checker_reads_the_registry() -> None:
-    assert {name: m.arity for name, m in METHODS.items()} == ARITY
-    assert {name: m.usage for name, m in METHODS.items()} == USAGE
 
 
 def test_method_of_a_lowered_method() -> None:
@@ -94,8 +88,6 @@ mask name   with reverse(3)
 @pytest.fixture
 def reverse(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(METHODS, "reverse", REVERSE)
-    monkeypatch.setitem(ARITY, "reverse", 1)
-    monkeypatch.setitem(USAGE, "reverse", REVERSE.usage)
     for name in TARGETS:
         sql = type(get_target(name)).method_sql
         assert isinstance(sql, dict)

@@ -19,13 +19,13 @@ from veil.checker.common import did_you_mean
 from veil.diagnostics import Diagnostic, error
 from veil.methods import METHODS, TRUNCATE_UNITS, Fit, Param
 
-#: How each method is written, and how many arguments it takes (from the registry).
-USAGE: dict[str, str] = {name: m.usage for name, m in METHODS.items()}
-ARITY: dict[str, int] = {name: m.arity for name, m in METHODS.items()}
-
 
 def _bad(m: ir.Method, message: str, help_: str | None = None) -> list[Diagnostic]:
-    return [error(codes.BAD_METHOD_ARGS, message, m.span, help=help_ or f"write `{USAGE[m.name]}`")]
+    return [
+        error(
+            codes.BAD_METHOD_ARGS, message, m.span, help=help_ or f"write `{METHODS[m.name].usage}`"
+        )
+    ]
 
 
 def _is_int(v: ir.LiteralValue) -> bool:
@@ -41,7 +41,7 @@ def check_method(m: ir.Method) -> list[Diagnostic]:
                 codes.UNKNOWN_METHOD,
                 f"unknown masking method `{m.name}`",
                 m.span,
-                help=did_you_mean(m.name, ARITY, otherwise="methods: " + ", ".join(ARITY)),
+                help=did_you_mean(m.name, METHODS, otherwise="methods: " + ", ".join(METHODS)),
             )
         ]
     if len(m.args) != spec.arity:

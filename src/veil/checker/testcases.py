@@ -11,10 +11,11 @@ from veil.checker import codes
 from veil.checker.columns import resolve_columns, resolve_table
 from veil.checker.common import did_you_mean, literal_text, name_span
 from veil.checker.facts import Facts
-from veil.checker.methods import ARITY, check_method, fit_method
+from veil.checker.methods import check_method, fit_method
 from veil.checker.names import Names
 from veil.checker.predicates import Typer, literal_type
 from veil.diagnostics import Diagnostic, Span, error
+from veil.methods import METHODS
 
 
 def check_tests(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagnostic]]:
@@ -74,14 +75,14 @@ def _expectation(
 
 
 def _method(method: ir.Method | None) -> list[Diagnostic]:
-    if method is None or method.name in ARITY:
+    if method is None or method.name in METHODS:
         return []
     return [
         error(
             codes.UNKNOWN_METHOD,
             f"unknown masking method `{method.name}`",
             method.span,
-            help=did_you_mean(method.name, ARITY),
+            help=did_you_mean(method.name, METHODS),
         )
     ]
 
