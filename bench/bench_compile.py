@@ -7,10 +7,13 @@ For each size it writes the synthetic repository of bench/synthetic.py (10 colum
 tag and column masks, a filter per table, restrictions, five projects) and runs, each in a fresh
 interpreter so that peak memory is that command's own:
 
-* `veil check` cold (the check cache emptied first) and warm after one catalog file of 100
-  tables changed: wall time of the whole process, interpreter start-up included;
+* `veil check` as a user runs it, interpreter start-up included: cold (the check cache emptied
+  first), on two processes and on one; again with nothing changed; after a comment is appended
+  to one catalog file of 100 tables (its IR is unchanged); after a column is added to one table
+  of that file (the whole repository is checked again);
 * for each target, load + check + compile: CPU and wall seconds of the compile alone
-  (`compile_program`), peak RSS of the process, and the script's size.
+  (`compile_program`), peak RSS of the process, and the script's size (on one process,
+  `VEIL_JOBS=1`, and without the check cache, so the figures compare across sizes).
 
 With `--repeat N` every figure is the median of N runs. The cache lives in the repository's
 `.veil-cache/` folder (see docs/performance.md).
@@ -66,16 +69,16 @@ def run_child(target: str, repo: Path) -> dict[str, float]:
         check=True,
         capture_output=True,
         text=True,
-        env={**os.environ, "VEIL_NO_CACHE": "1"},
+        env={**os.environ, "VEIL_NO_CACHE": "1", "VEIL_JOBS": "1"},
     )
     result: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
     return result
 
 
-def veil_check(repo: Path) -> tuple[float, float]:
+def veil_check(repo: Path, **env: str) -> tuple[float, float]:
     """Wall and CPU seconds of `veil check REPO` as a user runs it (interpreter start-up
-    included; CPU is user + system time of the process, which a loaded machine barely
-    changes)."""
+    included; CPU is user + system time of the process and of the process it forks to parse
+    on a second core, which a loaded machine barely changes)."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,6 +88,7 @@ def veil_check(repo: Path) -> tuple[float, float]:
         check=True,
         capture_output=True,
         cwd=repo,
+        env={**os.environ, **env},
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -96,26 +100,44 @@ def median(samples: list[dict[str, float]], key: str) -> float:
     return statistics.median(s[key] for s in samples)
 
 
+WARM = (
+    "cold (no .veil-cache)",
+    "cold on one process (VEIL_JOBS=1)",
+    "nothing changed",
+    "a comment appended to one file",
+    "a column added to one table",
+)
+
+
 def measure(tables: int, root: Path, repeat: int) -> None:
     repo = synthetic.write(tables, root / f"r{tables}")
-    cold, warm = [], []
+    changed = repo / "catalog" / "f000.veil"
+    original = changed.read_text()
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in WARM}
     for _ in range(repeat):
+        changed.write_text(original)
         shutil.rmtree(repo / ".veil-cache", ignore_errors=True)
-        cold.append(veil_check(repo))
-        changed = repo / "catalog" / "f000.veil"
-        changed.write_text(changed.read_text() + "\n# touched\n")
-        warm.append(veil_check(repo))
+        runs[WARM[1]].append(veil_check(repo, VEIL_JOBS="1"))
+        shutil.rmtree(repo / ".veil-cache", ignore_errors=True)
+        runs[WARM[0]].append(veil_check(repo))
+        runs[WARM[2]].append(veil_check(repo))
+        changed.write_text(original + "\n# touched\n")
+        runs[WARM[3]].append(veil_check(repo))
+        column = original.replace("  score integer\n", "  score integer\n  extra text\n", 1)
+        changed.write_text(column)
+        runs[WARM[4]].append(veil_check(repo))
+    changed.write_text(original)
     checks = [run_child("check", repo) for _ in range(repeat)]
     print(
         f"{tables:>6} tables  check: in-process {median(checks, 'check_cpu'):6.2f} s CPU "
         f"{median(checks, 'check_wall'):6.2f} s wall, {median(checks, 'rss_mb'):5.0f} MB peak"
     )
-    print(
-        f"{'':>14}veil check: cold (no .veil-cache) {statistics.median(c for _, c in cold):6.2f} s "
-        f"CPU {statistics.median(w for w, _ in cold):6.2f} s wall; one file changed "
-        f"{statistics.median(c for _, c in warm):6.2f} s CPU "
-        f"{statistics.median(w for w, _ in warm):6.2f} s wall"
-    )
+    for name in WARM:
+        print(
+            f"{'':>14}veil check, {name + ':':<36}"
+            f"{statistics.median(c for _, c in runs[name]):6.2f} s CPU "
+            f"{statistics.median(w for w, _ in runs[name]):6.2f} s wall"
+        )
     for target in TARGETS:
         runs = [run_child(target, repo) for _ in range(repeat)]
         print(
