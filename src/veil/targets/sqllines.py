@@ -23,7 +23,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 #: A list longer than this (in characters, on one line) is written one item per line.
-LIST_WIDTH = 100
+LIST_WIDTH = 120
 #: A sub-select longer than this is written one clause per line.
 SELECT_WIDTH = 160
 STEP = "  "

@@ -144,10 +144,7 @@ CREATE POLICY "veil_filter_1_2b447ce0" ON "shop"."orders" AS RESTRICTIVE FOR SEL
       (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
       OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
     )
-    OR COALESCE(
-      (CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])),
-      FALSE
-    )
+    OR COALESCE((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])), FALSE)
   ));
 DROP POLICY IF EXISTS "veil_filter_2_1b1aa226" ON "shop"."orders";
 CREATE POLICY "veil_filter_2_1b1aa226" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
@@ -188,12 +185,7 @@ SELECT
           pg_catalog.sha256(
             pg_catalog.convert_to(
               (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(
-                  pg_catalog.convert_to(
-                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text),
-                    ''UTF8''
-                  )
-                ),
+                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text), ''UTF8'')),
                 ''hex''
               ),
               ''UTF8''

@@ -145,12 +145,7 @@ SELECT
           pg_catalog.sha256(
             pg_catalog.convert_to(
               (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(
-                  pg_catalog.convert_to(
-                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."email" AS text),
-                    ''UTF8''
-                  )
-                ),
+                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."email" AS text), ''UTF8'')),
                 ''hex''
               ),
               ''UTF8''
@@ -176,12 +171,7 @@ SELECT
           pg_catalog.sha256(
             pg_catalog.convert_to(
               (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(
-                  pg_catalog.convert_to(
-                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."phone" AS text),
-                    ''UTF8''
-                  )
-                ),
+                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."phone" AS text), ''UTF8'')),
                 ''hex''
               ),
               ''UTF8''
