@@ -1004,3 +1004,87 @@ def test_acknowledgement_is_required_when_tracked() -> None:
     assert not eval_condition(
         program, cond, Context(user="alice", project="fraud_q4", acknowledged=old_text), table
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Native tag policies: a column tagged on the platform after the apply
+
+NATIVE = """
+table s.t {
+  known varchar(40) tags pii.card
+  named varchar(40) tags pii.card
+  plain varchar(40)
+}
+group stewards
+user sue { groups stewards }
+user bob
+mask tagged pii with null
+mask tagged pii.card with show_last(4) unless group stewards
+mask tagged contact with hash
+mask s.t.named with constant("x")
+"""
+
+
+def native_program(tmp_path: Path, text: str = NATIVE) -> model.Program:
+    from veil.api import check
+
+    (tmp_path / "p.veil").write_text(text, encoding="utf-8")
+    found = check([tmp_path]).program
+    assert found is not None
+    return found
+
+
+def test_a_late_column_is_decided_by_the_deepest_tag_mask_covering_its_tag(
+    tmp_path: Path,
+) -> None:
+    from veil.evaluator import native_cell
+
+    p = native_program(tmp_path)
+    bob, sue = Context(user="bob", now=NOW), Context(user="sue", now=NOW)
+    card = "4111111111111111"
+
+    def shown(tag: str | None, who: Context, table: model.TableKey = ("s", "t")) -> object:
+        return native_cell(p, table, "late", "text", tag, card, who).value
+
+    assert shown("pii.card", bob) == "************1111"
+    assert shown("pii.card.pan", bob) == "************1111"  # under pii.card
+    assert shown("pii.card", sue) == card  # the mask's own exception
+    assert shown("pii.name", bob) is None  # only `pii` covers it
+    assert shown("piix", bob) == card  # path segments, not a string prefix
+    assert shown(None, bob) == card  # untagged: clear
+    # a method that does not fit the type falls back to null, as for a catalog column
+    assert (
+        native_cell(p, ("s", "t"), "late", "date", "pii.card", dt.date(2026, 1, 2), bob).value
+        is None
+    )
+    # hashed with the table's name as salt, and NULL on a table the repository does not know
+    salted = hash_text("s.t", card)
+    assert shown("contact.phone", bob) == salted
+    assert shown("contact.phone", bob, ("other", "table")) is None
+
+
+def test_a_column_the_repository_masks_keeps_its_own_mask(tmp_path: Path) -> None:
+    from veil.evaluator import native_cell
+
+    p = native_program(tmp_path)
+    bob = Context(user="bob", now=NOW)
+    # named: its own mask (a named column beats any tag, and Snowflake's column policy beats
+    # the tag's); known: its own tag-selected mask, whatever tag the platform gives it
+    assert native_cell(p, ("s", "t"), "named", "text", "pii.card", "v", bob).value == "x"
+    assert native_cell(p, ("s", "t"), "known", "text", "contact", "1234567", bob).value == "***4567"
+    # a known column without a mask is decided by the platform's tag
+    assert native_cell(p, ("s", "t"), "plain", "text", "pii", "v", bob).value is None
+
+
+def test_tied_masks_on_one_tag_have_no_native_decision(tmp_path: Path) -> None:
+    from veil.evaluator import native_cell
+
+    p = native_program(
+        tmp_path,
+        "table s.t {\n  c varchar(9)\n}\ngroup g\nmask tagged pii with show_first(1) for group g\n"
+        "mask tagged pii with show_last(1) for group g\n",
+    )
+    [tm] = p.tag_masks
+    assert tm.tied and tm.arms == ()
+    with pytest.raises(EvaluationError, match="tie"):
+        native_cell(p, ("s", "t"), "late", "text", "pii", "v", Context(user="x", now=NOW))
