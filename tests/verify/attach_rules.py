@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from tests.verify.sqlfluff_check import split_statements
@@ -177,6 +177,42 @@ RULES: dict[str, Rule] = {
         "a table owner can modify or remove the filters and masks of their table",
         DBX + "data-governance/unity-catalog/abac/abac-vs-rls-cm",
     ),
+    "dbx-abac-function-exists": Rule(
+        "databricks",
+        "an ABAC policy names an existing UDF (with EXECUTE on it)",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-create-policy",
+    ),
+    "dbx-abac-exists": Rule(
+        "databricks",
+        "a policy name is scoped to its securable: CREATE POLICY without OR REPLACE over an "
+        "existing one raises POLICY_ALREADY_EXISTS",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-create-policy",
+    ),
+    "dbx-abac-on-column": Rule(
+        "databricks",
+        "a column mask policy masks ON COLUMN an alias that MATCH COLUMNS defines, and passes "
+        "USING COLUMNS arguments that are such aliases or constant literals, one per further "
+        "parameter of the function",
+        DBX + "sql/language-manual/sql-ref-syntax-ddl-create-policy",
+    ),
+    "dbx-abac-quotas": Rule(
+        "databricks",
+        "at most 3 column conditions per MATCH COLUMNS, 20 principals per policy (TO and EXCEPT), "
+        "100 policies per catalog or schema",
+        DBX + "data-governance/unity-catalog/abac/requirements",
+    ),
+    "dbx-tag-characters": Rule(
+        "databricks",
+        "a tag key or value may not contain . , - = / :",
+        DBX + "database-objects/tags",
+    ),
+    "dbx-abac-and-table-mask": Rule(
+        "databricks",
+        "how a column with a table-level mask and a matching ABAC column mask policy is masked "
+        "is not stated on the pages read (policy evaluation describes conflicts between "
+        "policies)",
+        DBX + "data-governance/unity-catalog/abac/policy-evaluation",
+    ),
     "dbx-second-set": Rule(
         "databricks",
         "whether SET MASK / SET ROW FILTER over an existing one replaces it is not documented",
@@ -223,6 +259,8 @@ class Replay:
     principals: set[str] = field(default_factory=set)
     #: Snowflake SQL functions: name -> body (what a policy body reads through them)
     functions: dict[str, str] = field(default_factory=dict)
+    #: Databricks ABAC policies: (securable, name) -> (function, match conditions by alias)
+    abac: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     def refuse(self, rule: str, statement: str, detail: str) -> None:
         self.violations.append(Finding(rule, statement.strip().splitlines()[0], detail))
@@ -615,6 +653,16 @@ _DBX_PRINCIPALS = re.compile(
     rf"MERGE\s+INTO\s+({_DBX_NAME})\s+AS\s+t\s+USING\s*\(VALUES\s*(.*?)\)\s+AS\s+s\s*\((.*?)\)",
     re.DOTALL | re.IGNORECASE,
 )
+_DBX_POLICY = re.compile(
+    rf"CREATE\s+(OR\s+REPLACE\s+)?POLICY\s+({_DBX_NAME})\s+ON\s+(CATALOG|SCHEMA|TABLE)\s+"
+    rf"({_DBX_NAME})\s+(?:COMMENT\s+'(?:[^'\\]|\\.)*'\s+)?COLUMN\s+MASK\s+({_DBX_NAME})\s+"
+    r"TO\s+(.*?)\s+(?:EXCEPT\s+(.*?)\s+)?FOR\s+TABLES\s*(?:WHEN\s+(.*?)\s*)?"
+    r"(?:MATCH\s+COLUMNS\s+(.*?)\s*)?ON\s+COLUMN\s+(\w+)\s*"
+    r"(?:USING\s+COLUMNS\s*\((.*)\))?\s*$",
+    re.DOTALL | re.IGNORECASE,
+)
+_DBX_TAG_CALL = re.compile(r"has_tag(?:_value)?\s*\(([^)]*)\)", re.IGNORECASE)
+_DBX_TAG_FORBIDDEN = re.compile(r"[.,\-=/:]")
 _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'|NULL|TRUE|FALSE|-?[\d.]+", re.IGNORECASE)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z")
 
@@ -667,6 +715,8 @@ def _replay_databricks(
             replay.rows.pop(norm(m.group(1)), None)
         elif m := _DBX_DROP_FUNCTION.match(st):
             replay.policies.pop(norm(m.group(1)), None)
+        elif m := _DBX_POLICY.match(st):
+            _dbx_policy(replay, st, m, norm)
         elif m := _DBX_PRINCIPALS.match(st):
             columns = [c.strip().lower() for c in m.group(3).split(",")]
             if "principal" not in columns:
@@ -688,6 +738,61 @@ def _replay_databricks(
         fn = replay.policies[name]
         if expected is not None and fn.args and fn.args[0][1] != _type(expected):
             replay.refuse("dbx-mask-returns", name, f"{table}.{column} is {expected}")
+
+
+def _split_top(text: str) -> list[str]:
+    """Comma-separated items outside parentheses and quotes."""
+    out, depth, cur, quote = [], 0, "", False
+    for ch in text + ",":
+        if ch == "'":
+            quote = not quote
+        if ch == "," and depth == 0 and not quote:
+            if cur.strip():
+                out.append(cur.strip())
+            cur = ""
+            continue
+        if not quote:
+            depth += (ch == "(") - (ch == ")")
+        cur += ch
+    return out
+
+
+def _dbx_policy(replay: Replay, st: str, m: re.Match[str], norm: Callable[[str], str]) -> None:
+    """`CREATE [OR REPLACE] POLICY … COLUMN MASK …` (Unity Catalog ABAC)."""
+    securable, name, fn = norm(m.group(4)), norm(m.group(2)), norm(m.group(5))
+    key = (securable, name)
+    if key in replay.abac and not m.group(1):
+        replay.refuse("dbx-abac-exists", st, f"{name} exists on {securable}")
+        return
+    function = replay.policies.get(fn)
+    if function is None:
+        replay.refuse("dbx-abac-function-exists", st, f"{fn} does not exist")
+        return
+    principals = _split_top(m.group(6)) + _split_top(m.group(7) or "")
+    matches: dict[str, str] = {}
+    for item in _split_top(m.group(9) or ""):
+        cond, _, alias = item.rpartition(" AS ") if " AS " in item.upper() else (item, "", "")
+        if not cond:
+            cond, alias = item, ""
+        matches[alias.strip().lower() or f"#{len(matches)}"] = cond.strip()
+    if len(matches) > 3 or len(principals) > 20:
+        replay.refuse(
+            "dbx-abac-quotas", st, f"{len(matches)} conditions, {len(principals)} principals"
+        )
+    on, using = m.group(10).lower(), _split_top(m.group(11) or "")
+    bad = [u for u in using if not u.startswith("'") and u.lower() not in matches]
+    if on not in matches or bad or len(function.args) != 1 + len(using):
+        replay.refuse("dbx-abac-on-column", st, f"ON COLUMN {on}, USING {using} for {fn}")
+    for call in _DBX_TAG_CALL.finditer(" ".join([m.group(8) or "", *matches.values()])):
+        for literal in re.findall(r"'((?:[^'\\]|\\.)*)'", call.group(1)):
+            if _DBX_TAG_FORBIDDEN.search(literal):
+                replay.refuse("dbx-tag-characters", st, f"tag key or value `{literal}`")
+    replay.abac[key] = (fn, matches)
+    on_securable = [k for k in replay.abac if k[0] == securable]
+    if len(on_securable) > 100:
+        replay.refuse("dbx-abac-quotas", st, f"{len(on_securable)} policies on {securable}")
+    if replay.masks:
+        replay.note("dbx-abac-and-table-mask", st, "table-level masks exist beside this policy")
 
 
 # -------------------------------------------------------------------------------------------------

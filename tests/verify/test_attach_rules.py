@@ -215,6 +215,33 @@ WHEN NOT MATCHED THEN INSERT (principal, group_name) VALUES (s.principal, s.grou
     assert {f.rule for f in result.open} == {"dbx-owner-removable", "dbx-second-set"}
 
 
+def test_dbx_abac_rules() -> None:
+    """Unity Catalog ABAC policies (veil does not compile them yet: docs/targets/databricks.md);
+    the model knows their documented restrictions."""
+    script = """
+CREATE OR REPLACE FUNCTION veil.m(v STRING) RETURNS STRING RETURN NULL;
+CREATE OR REPLACE FUNCTION veil.m2(v STRING, k STRING) RETURNS STRING RETURN NULL;
+CREATE POLICY p ON SCHEMA c.s COLUMN MASK veil.m TO `account users` FOR TABLES
+  MATCH COLUMNS has_tag_value('veil_classification', 'pii') AS c ON COLUMN c;
+CREATE POLICY p ON SCHEMA c.s COLUMN MASK veil.m TO `account users` FOR TABLES
+  MATCH COLUMNS has_tag('veil_classification') AS c ON COLUMN c;
+CREATE OR REPLACE POLICY p ON SCHEMA c.s COLUMN MASK veil.m2 TO `account users` EXCEPT admins
+  FOR TABLES WHEN has_tag_value('veil_source', 'sales.orders')
+  MATCH COLUMNS has_tag('veil_classification') AS c ON COLUMN c USING COLUMNS ('x', d);
+CREATE POLICY q ON SCHEMA c.s COLUMN MASK veil.missing TO `account users` FOR TABLES
+  MATCH COLUMNS has_tag('k') AS c ON COLUMN c;
+CREATE POLICY r ON SCHEMA c.s COLUMN MASK veil.m2 TO `account users` FOR TABLES
+  MATCH COLUMNS has_tag('pii.card') AS c ON COLUMN c USING COLUMNS ('sales_orders');
+"""
+    assert rules(replay(script, "databricks")) == [
+        "dbx-abac-exists",
+        "dbx-abac-function-exists",
+        "dbx-abac-on-column",  # d is no alias, and m2 takes two parameters, not three
+        "dbx-tag-characters",  # 'sales.orders'
+        "dbx-tag-characters",  # 'pii.card'
+    ]
+
+
 def test_every_rule_cites_a_page_and_is_exercised() -> None:
     assert all(r.page.startswith("https://") for r in RULES.values())
     assert {r.platform for r in RULES.values()} == set(PLATFORMS)
