@@ -76,10 +76,11 @@ def resolve_conflicts(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list
             by_column.setdefault(key, []).append(i)
     decisions: list[Decision] = []
     ties: dict[tuple[int, ...], list[ColumnKey]] = {}
+    specific = [specificity(m.target) for m in masks]
     for col in sorted(by_column, key=lambda k: (k[0], facts.column_index(k))):
         candidates = by_column[col]
-        best = max(specificity(masks[i].target) for i in candidates)
-        top = tuple(i for i in candidates if specificity(masks[i].target) == best)
+        best = max(specific[i] for i in candidates)
+        top = tuple(i for i in candidates if specific[i] == best)
         if len(top) == 1 or mergeable([masks[i] for i in top]):
             decisions.append(Decision(column=col, masks=top))
         else:

@@ -126,7 +126,25 @@ def _count(lo: int, hi: int) -> str:
     return f"{lo} to {hi} parameters"
 
 
-def _sorted_tags(tags: t.Iterable[ir.TagPath]) -> tuple[ir.TagPath, ...]:
+_TYPES: dict[tuple[str, tuple[int, ...]], model.SqlType] = {}
+
+
+def _checked_type(ct: ir.ColumnType) -> tuple[model.SqlType | None, list[Diagnostic]]:
+    """`check_type`, remembering the types that are right (a catalog repeats a few types
+    thousands of times; a wrong one is checked each time, for its span)."""
+    key = (ct.name, ct.params)
+    known = _TYPES.get(key)
+    if known is not None:
+        return known, []
+    sql_type, found = check_type(ct)
+    if sql_type is not None and not found and len(_TYPES) < 4096:
+        _TYPES[key] = sql_type
+    return sql_type, found
+
+
+def _sorted_tags(tags: tuple[ir.TagPath, ...]) -> tuple[ir.TagPath, ...]:
+    if len(tags) < 2:
+        return tags
     unique = {tg.parts: tg for tg in tags}
     return tuple(unique[k] for k in sorted(unique))
 
@@ -214,7 +232,7 @@ def _table(stmt: ir.Table, diags: list[Diagnostic]) -> model.CatalogTable:
     for col in stmt.columns:
         shown = ir.quote_part(col.name)
         span = name_span(col.span, shown)
-        sql_type, found = check_type(col.type)
+        sql_type, found = _checked_type(col.type)
         diags.extend(found)
         if seen.add(col.name, shown, span, diags, where=where) and sql_type is not None:
             columns.append(

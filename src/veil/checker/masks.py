@@ -8,6 +8,7 @@ selected by tag. A block without `otherwise` ends with `with null otherwise`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from veil import ir, methods, model
@@ -156,11 +157,18 @@ def _tag_masks(masks: tuple[ir.Mask, ...]) -> tuple[model.TagMask, ...]:
 
 
 def _tag_action(method: ir.Method, type_name: str) -> methods.MaskAction:
-    if check_method(method):
+    if _has_problems(method):
         return methods.MaskNull()  # already reported; the program is not built
     column = model.CatalogColumn(name="value", type=model.SqlType(name=type_name))
     fit = fit_method(method, model.TAGGED_TABLE, column)
     return fit.action if fit.action is not None else methods.MaskNull()
+
+
+@functools.lru_cache(maxsize=1024)
+def _has_problems(method: ir.Method) -> bool:
+    """`check_method` found something (already reported): asked once per method as written
+    (spans aside), not once per column it masks."""
+    return bool(check_method(method))
 
 
 def _action(
@@ -170,11 +178,11 @@ def _action(
     column: model.CatalogColumn,
     diags: list[Diagnostic],
 ) -> methods.MaskAction:
-    if check_method(method):
+    if _has_problems(method):
         return methods.MaskNull()  # already reported; the program is not built
     fit = fit_method(method, key[0], column)
-    shown = column_str(key)
     if fit.problem is not None:
+        shown = column_str(key)
         head = f"`{method_text(method)}` cannot mask column `{shown}` of type `{column.type}`"
         if isinstance(target, ir.ColumnTarget):
             fix = (
@@ -200,7 +208,8 @@ def _action(
         diags.append(
             warning(
                 codes.HASH_SHORTENED,
-                f"the hash of column `{shown}` is shortened to {column.type.length} characters",
+                f"the hash of column `{column_str(key)}` is shortened to "
+                f"{column.type.length} characters",
                 method.span,
                 help=f"{fit.note}; shorter hashes collide more often, a column of "
                 "64 characters or more keeps the whole hash",
