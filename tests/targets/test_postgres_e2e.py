@@ -32,6 +32,7 @@ from tests.pg import (
     PgDatabase,
     PgServer,
     RoleFactory,
+    Row,
     explain_text,
     fetch_all,
     temporary_database,
@@ -340,11 +341,13 @@ def compare_with_evaluator(
     table: model.CatalogTable,
     rows: Sequence[Mapping[str, object]],
     acknowledged: Acknowledged,
+    got: Sequence[Row] | None = None,
 ) -> list[str]:
-    """Differences between the view as `user` sees it and the evaluator, told that `user`
-    acknowledged `acknowledged` ([] when equal)."""
+    """Differences between the view as `user` sees it (`got`, read here when not given) and the
+    evaluator, told that `user` acknowledged `acknowledged` ([] when equal)."""
     [(now,)] = fetch_all(conn, "SELECT now()")
-    got = fetch_all(conn, sql.SQL("SELECT * FROM {}").format(view_name(table.key)).as_string())
+    if got is None:
+        got = fetch_all(conn, sql.SQL("SELECT * FROM {}").format(view_name(table.key)).as_string())
     ctx = Context(user=user, project=project, now=now, acknowledged=acknowledged)
     expected = evaluate_table(program, table.key, rows, ctx)
     want = [tuple(r.values()) for r in expected if r is not None]

@@ -227,10 +227,11 @@ def answers(
                 select_project(conn, program, user, project)
                 for tb in program.protected_tables:
                     query = sql.SQL("SELECT * FROM {}").format(view_name(tb.key)).as_string()
-                    seen[(user, project, tb.name)] = canonical(fetch_all(conn, query))
+                    got = fetch_all(conn, query)
+                    seen[(user, project, tb.name)] = canonical(got)
                     mine = [{c.name: r[c.name] for c in tb.columns} for r in rows[tb.key]]
                     problems += compare_with_evaluator(
-                        conn, program, user, project, tb, mine, acknowledged
+                        conn, program, user, project, tb, mine, acknowledged, got
                     )
     return seen, problems
 
