@@ -941,6 +941,28 @@ def test_protected_plans_have_the_shape_of_the_bare_read(payments: Deployment) -
     assert checked >= len(PLAN_READERS) * len(payments.program.protected_tables)
 
 
+def test_a_revealing_mask_costs_one_test_per_row(payments: Deployment) -> None:
+    """Plan shapes behind the column-read figures of docs/performance.md: a mask's CASE is not
+    wrapped in a cast (each masked value has the column's type, so a revealed value is not
+    length-checked per row), and a conditional mask tests its leading reveal arm, an InitPlan
+    value, before its `when`, which reads the row."""
+    for user, project, view in (
+        ("alice", "fraud_q4", "sales_protected.transactions"),
+        ("erin", None, "sales_protected.transactions"),
+        ("dana", None, "hr_protected.survey"),
+    ):
+        with payments.db.connect_as(user, autocommit=False) as conn:
+            select_project(conn, payments.program, user, project)
+            plan = [
+                r[0] for r in fetch_all(conn, f"EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM {view}")
+            ]
+            conn.rollback()
+        output = next(line for line in plan if line.strip().startswith("Output:"))
+        assert "END)::" not in output, (user, output)
+        assert "CASE WHEN (NOT COALESCE" not in output, (user, output)
+        assert output.count("CASE WHEN (InitPlan") >= 2, (user, output)
+
+
 def test_script_notices_and_warnings(payments: Deployment, pg_server: PgServer) -> None:
     assert "ERROR" not in payments.apply_stderr
     warnings = [line for line in payments.apply_stderr.splitlines() if "WARNING" in line]
