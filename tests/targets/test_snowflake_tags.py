@@ -12,8 +12,10 @@ attach-rule model, which decides which policy masks a column: its own, else its 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
+import duckdb
 import pytest
 
 from tests.targets import scenarios
@@ -27,7 +29,7 @@ from tests.targets.test_snowflake import (
 from tests.targets.test_verify_sql import Account
 from tests.verify.attach_rules import replay
 from tests.verify.snowflake_duck import SnowflakeDuck
-from tests.verify.sqlfluff_check import parse_script
+from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.evaluator import mask_value, native_cell
 from veil.model import SqlType
@@ -291,3 +293,35 @@ def test_the_plan_names_the_tag_policies(target: SnowflakeTarget) -> None:
         "VEIL.CLASSIFICATION UNSET MASKING POLICY VEIL.MASK__TAG__VARCHAR; DROP MASKING POLICY "
         "VEIL.MASK__TAG__VARCHAR"
     ) in off
+
+
+def test_the_preflight_refuses_a_foreign_policy_on_the_classification_tag(
+    target: SnowflakeTarget,
+) -> None:
+    """The pre-flight block's query on the tag (run in DuckDB over a stand-in for
+    POLICY_REFERENCES): veil's own tag policies pass, any other masking policy on the tag stops
+    the script before it changes anything."""
+    block = split_statements(target.render(scenarios.check_text(SMALL)))[0]
+    assert "pre-flight passed" in block and "RAISE foreign_tag" in block
+    found = re.search(
+        r"SELECT COUNT\(\*\) INTO :found\s+FROM TABLE\(INFORMATION_SCHEMA\.POLICY_REFERENCES\("
+        r"REF_ENTITY_NAME => 'VEIL.CLASSIFICATION', REF_ENTITY_DOMAIN => 'tag'\)\)\s+WHERE (.*?);",
+        block,
+        re.DOTALL,
+    )
+    assert found is not None
+    where = (
+        found.group(1).replace("CURRENT_DATABASE()", "'DB'").replace("STARTSWITH", "starts_with")
+    )
+    con = duckdb.connect()
+    con.execute("CREATE TABLE refs (POLICY_DB VARCHAR, POLICY_SCHEMA VARCHAR, POLICY_NAME VARCHAR)")
+    for row, refused in [
+        (("DB", "VEIL", "MASK__TAG__VARCHAR"), False),
+        (("DB", "SEC", "PII_STRING"), True),
+        (("OTHER", "VEIL", "MASK__TAG__VARCHAR"), True),
+        (("DB", "VEIL", "HAND_MADE"), True),
+    ]:
+        con.execute("DELETE FROM refs")
+        con.execute("INSERT INTO refs VALUES (?, ?, ?)", list(row))
+        count = con.execute(f"SELECT COUNT(*) FROM refs WHERE {where}").fetchone()
+        assert count is not None and (count[0] > 0) is refused, row
