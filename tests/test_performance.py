@@ -423,3 +423,27 @@ def test_parsing_on_two_processes_gives_what_one_process_gives(
     assert all(blob is not None for _, blob in both[-(len(batch) // 3) :])  # by the child
     monkeypatch.setattr(loader, "_fork_parse", lambda batch: lambda: None)  # a failed child
     assert [_with_spans(value) for value, _ in loader.parse_many(batch)] == serial
+
+
+def test_files_parsed_on_two_processes_are_stored_and_reused(
+    cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two processes, the parent's files are stored by a forked process while it checks:
+    every file is in the cache afterwards, and the next run reuses the result."""
+    import veil.checker
+    from veil import loader
+
+    expected = _veil_check("examples/payments")
+    monkeypatch.setattr(loader, "PARALLEL_CHARS", 0)
+    monkeypatch.setattr(loader, "_two_cores", lambda: True)
+    import shutil
+
+    shutil.rmtree(cache_home / ".veil-cache")
+    assert _veil_check("examples/payments") == expected
+    files = len(list((cache_home / "examples" / "payments").rglob("*.veil")))
+    assert len(list((cache_home / ".veil-cache" / "parse").iterdir())) == files
+    runs: list[int] = []
+    real = veil.checker.check
+    monkeypatch.setattr(veil.checker, "check", lambda p: runs.append(1) or real(p))
+    assert _veil_check("examples/payments") == expected
+    assert runs == []

@@ -105,8 +105,9 @@ def _check(
             result = run_checker(loaded.policies)
             diags.extend(result.diagnostics)
             checked_program = result.program
-        if parse_cache is not None and loaded.result_key is not None:
-            parse_cache.put_result(loaded.result_key, tuple(diags))
+        key = loaded.result_key() if loaded.result_key is not None else None
+        if parse_cache is not None and key is not None:
+            parse_cache.put_result(key, tuple(diags))
     if config is not None and config.accepts:
         diags = accept(config, diags, loaded.policies, loaded.sources.line)
         if config.path is not None:

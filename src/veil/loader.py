@@ -20,15 +20,16 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Loaded:
-    """`result_key`: the name of the check result of exactly these parsed files in the cache
-    (when `load` was given one and asked for it); `reused`: that result, when `load` found it
-    (then `policies` is None: nothing was loaded)."""
+    """`result_key()`: the name of the check result of exactly these parsed files in the
+    cache (when `load` was given one and asked for it), or None when some file could not be
+    stored; it may wait for the process that stores them. `reused`: that result, when `load`
+    found it (then `policies` is None: nothing was loaded)."""
 
     policies: ir.PolicySet | None
     sources: SourceMap
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[Path, ...]
-    result_key: str | None = None
+    result_key: t.Callable[[], str | None] | None = None
     reused: object | None = None
 
 
@@ -107,7 +108,7 @@ def parse_many(batch: list[tuple[str, str]]) -> list[tuple[Parsed, bytes | None]
     if blobs is None or len(blobs) != len(theirs):
         return out + [(parse_file(text, name), None) for text, name in theirs]
     for (text, name), blob in zip(theirs, blobs, strict=True):
-        value = pickle.loads(blob)  # from our own child, through a pipe
+        value = pickle.loads(blob)  # from our own child
         out.append((value, blob) if _parsed(value) else (parse_file(text, name), None))
     return out
 
@@ -124,16 +125,25 @@ def _two_cores() -> bool:
 def _fork_parse(batch: list[tuple[str, str]]) -> t.Callable[[], list[bytes] | None]:
     """Start parsing `batch` in a forked process; the returned function waits for its
     pickles (None if the child failed or could not start)."""
+    return _fork(lambda: [dumps(parse_file(text, name)) for text, name in batch])
+
+
+_T = t.TypeVar("_T")
+
+
+def _fork(work: t.Callable[[], list[_T]]) -> t.Callable[[], list[_T] | None]:
+    """Run `work` in a forked process; the returned function waits for the list it made
+    (None if the child failed or could not start)."""
     try:
         read_end, write_end = os.pipe()
         pid = os.fork()
     except OSError:
         return lambda: None
-    if pid == 0:  # the child: parse, send, and leave without running the parent's exit code
+    if pid == 0:  # the child: work, send, and leave without running the parent's exit code
         code = 1
         try:
             os.close(read_end)
-            payload = pickle.dumps([dumps(parse_file(text, name)) for text, name in batch])
+            payload = pickle.dumps(work())
             with os.fdopen(write_end, "wb") as pipe:
                 pipe.write(payload)
             code = 0
@@ -141,14 +151,14 @@ def _fork_parse(batch: list[tuple[str, str]]) -> t.Callable[[], list[bytes] | No
             os._exit(code)
     os.close(write_end)
 
-    def wait() -> list[bytes] | None:
+    def wait() -> list[_T] | None:
         with os.fdopen(read_end, "rb") as pipe:
             payload = pipe.read()
         _, status = os.waitpid(pid, 0)
         if status != 0:
             return None
-        blobs = pickle.loads(payload)
-        return blobs if isinstance(blobs, list) else None
+        made = pickle.loads(payload)  # from our own child, through a pipe
+        return made if isinstance(made, list) else None
 
     return wait
 
@@ -216,33 +226,62 @@ def load(
             continue
         sources.add(name, text)
         read.append((name, text, data))
-    result_key = None
     values: dict[int, Parsed] = {}
+    digests: dict[int, bytes | None] = {}
+    pending: list[tuple[list[int], t.Callable[[], list[bytes | None] | None]]] = []
 
-    def parse(indices: list[int]) -> dict[int, bytes | None]:
-        """Parse these files (into `values`) and store them in the cache: their digests."""
-        digests: dict[int, bytes | None] = {}
+    def parse(indices: list[int]) -> None:
+        """Parse these files (into `values`) and store them in the cache (their digests into
+        `digests`). When another process parsed some of them, the parent's own are stored by a
+        forked process meanwhile (pickling them is a tenth of the parse), whose digests
+        `pending` waits for."""
         batch = [(read[i][1], read[i][0]) for i in indices]
-        for i, (value, blob) in zip(indices, parse_many(batch), strict=True):
+        parsed = parse_many(batch)
+        own = []
+        for i, (value, blob) in zip(indices, parsed, strict=True):
             values[i] = value
-            if cache is not None:
+            if cache is not None and blob is not None:
                 digests[i] = cache.put(read[i][0], read[i][2], value, blob)
-        return digests
+            elif cache is not None:
+                own.append(i)
+        if cache is None or not own:
+            return
+        if len(own) < len(indices):  # two processes parsed them: two store them
+            store = cache
+            pending.append((own, _fork(lambda: [store.put(*read_value(i)) for i in own])))
+        else:
+            digests.update((i, cache.put(*read_value(i))) for i in own)
 
-    if cache is not None and reuse and not diags:
-        digests = {i: cache.digest(name, data) for i, (name, _, data) in enumerate(read)}
-        digests.update(parse([i for i, d in digests.items() if d is None]))
-        known = [(read[i][0], d) for i, d in digests.items() if d is not None]
-        if len(known) == len(read):  # the result may still be there
-            result_key = cache.result_key(known)
-            reused = cache.get_result(result_key)
+    def read_value(i: int) -> tuple[str, bytes, Parsed]:
+        return read[i][0], read[i][2], values[i]
+
+    def result_key() -> str | None:
+        assert cache is not None
+        for own, wait in pending:
+            stored = wait()
+            digests.update(zip(own, stored or [None] * len(own), strict=True))
+        pending.clear()
+        known = [(read[i][0], digests.get(i)) for i in range(len(read))]
+        if any(d is None for _, d in known):
+            return None
+        return cache.result_key(t.cast(list[tuple[str, bytes]], known))
+
+    keyed = cache is not None and reuse and not diags
+    if keyed:
+        assert cache is not None
+        digests.update((i, cache.digest(name, data)) for i, (name, _, data) in enumerate(read))
+        parse([i for i, d in digests.items() if d is None])
+        # Every file has its digest, unless so many were parsed that they are still being
+        # stored (a result for them would be a coincidence): the result may still be there.
+        if not pending:
+            key = result_key()
+            reused = cache.get_result(key) if key is not None else None
             if reused is not None:
                 return Loaded(
                     policies=None,
                     sources=sources,
                     diagnostics=(),
                     files=tuple(files),
-                    result_key=result_key,
                     reused=reused,
                 )
     missing = []
@@ -254,6 +293,8 @@ def load(
             else:
                 missing.append(i)
     parse(missing)
+    if pending and not keyed:
+        result_key()  # wait for the files to be stored (nobody asks for the key)
     parsed: list[ir.SourceFile] = []
     for i in range(len(read)):
         source_file, file_diags = values[i]
@@ -266,5 +307,5 @@ def load(
         sources=sources,
         diagnostics=tuple(sort_diagnostics(diags)),
         files=tuple(files),
-        result_key=result_key,
+        result_key=result_key if keyed else None,
     )
