@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import threading
 import typing as t
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,8 +115,12 @@ def parse_many(batch: list[tuple[str, str]]) -> list[tuple[Parsed, bytes | None]
 
 
 def _two_cores() -> bool:
+    """Forking is worth it and safe: two cores, Linux, and no other thread (a forked child
+    of a threaded program could wait forever on a lock another thread held)."""
     if os.environ.get(JOBS, "").strip() == "1" or sys.platform != "linux":
         return False  # fork is Linux's to trust here; elsewhere one process does it all
+    if threading.active_count() != 1:
+        return False
     try:
         return len(os.sched_getaffinity(0)) >= 2
     except (AttributeError, OSError):  # pragma: no cover - no affinity on this system
