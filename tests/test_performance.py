@@ -127,6 +127,38 @@ def test_parser_cache_is_used_written_and_survives_corruption(
     assert _parse_with_fresh_parser(SAMPLE) == expected  # a corrupt file is rebuilt
 
 
+def test_valid_files_are_parsed_without_importing_lark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse tables are kept as plain data in the private cache folder, so a command on
+    valid files never imports Lark; a damaged tables file is rebuilt, with the same result."""
+    import subprocess
+
+    monkeypatch.delenv("VEIL_NO_LARK_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("VEIL_NO_CACHE", "1")
+    script = (
+        "import sys; from veil.api import check; "
+        f"c = check([{str(ROOT / 'examples' / 'payments')!r}]); "
+        "print(c.ok, len(c.diagnostics), 'lark' in sys.modules)"
+    )
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    assert run() == "True 0 True"  # builds the tables with Lark and keeps them
+    (tables,) = (tmp_path / "veil").glob("tables-*.marshal")
+    assert tables.stat().st_mode & 0o077 == 0
+    assert run() == "True 0 False"
+    for damage in (b"", b"garbage", tables.read_bytes()[:100]):
+        tables.write_bytes(damage)
+        assert run() == "True 0 True"  # rebuilt
+        assert run() == "True 0 False"
+
+
 def test_parser_cache_is_never_read_from_a_folder_others_can_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +250,7 @@ def test_ir_built_while_parsing_equals_the_tree_walk_spans_included(
     from veil import parser
 
     if loop == "lark":  # what parses a file that veil's loop leaves to Lark's
-        monkeypatch.setattr(parser, "_tables", lambda lark: None)
+        monkeypatch.setattr(parser, "_tables_for", lambda lark: None)
     for path, text in _sources():
         fast, fast_diags = parser.parse_file(text, path)
         slow, slow_diags = _via_tree(text, path)

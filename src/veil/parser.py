@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import importlib.util
+import marshal
 import os
+import re
+import sys
+import tempfile
 import threading
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-from lark import Lark, Token, Tree
-from lark.exceptions import (
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-)
+from pathlib import Path
 
 from veil import __version__, ir, lalr
 from veil.cache import private_file_ok, private_folder
 from veil.diagnostics import Diagnostic, Span, error
+
+if t.TYPE_CHECKING:  # Lark is imported where it is used: a valid file is parsed without it
+    from lark import Lark, Token, Tree
+    from lark.exceptions import UnexpectedInput
 
 #: Terminal names as users know them, for "expected …" messages.
 _TERMINAL_NAMES: dict[str, str] = {
@@ -88,6 +91,8 @@ def lark_cache_file() -> str | bool:
 
 def _build(**options: t.Any) -> Lark:
     """The one grammar, as an LALR parser with the contextual lexer, in strict mode."""
+    from lark import Lark
+
     return Lark.open_from_package(
         "veil",
         "veil.lark",
@@ -127,6 +132,8 @@ def _token_text(tok: Token) -> str:
 
 
 def _span_of(path: str, e: UnexpectedInput) -> Span:
+    from lark.exceptions import UnexpectedToken
+
     line = e.line if isinstance(e.line, int) and e.line > 0 else 1
     col = e.column if isinstance(e.column, int) and e.column > 0 else 1
     width = 1
@@ -136,6 +143,8 @@ def _span_of(path: str, e: UnexpectedInput) -> Span:
 
 
 def _syntax_diagnostic(path: str, text: str, e: UnexpectedInput) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     span = _span_of(path, e)
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream
@@ -194,6 +203,8 @@ MAX_DEPTH = 200
 
 def _check_depth(tree: Tree[Token], path: str) -> None:
     """Reject trees nested deeper than MAX_DEPTH expression levels, without recursing."""
+    from lark import Tree
+
     stack: list[tuple[Tree[Token], int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
@@ -214,6 +225,8 @@ def _check_depth(tree: Tree[Token], path: str) -> None:
 
 def parse_tree(text: str, path: str, parser: Lark | None = None) -> Tree[Token]:
     """Parse to a Lark tree; raises `ParseFailure` with one diagnostic on a syntax error."""
+    from lark.exceptions import UnexpectedInput
+
     if not text.endswith("\n"):
         text += "\n"
     try:
@@ -227,6 +240,8 @@ def parse_tree(text: str, path: str, parser: Lark | None = None) -> Tree[Token]:
 def _build_ir(tree: Tree[Token], builder: t.Any) -> t.Any:
     """Bottom-up: the builder's method named after each rule gets the rule's position and its
     built children (tokens as they are, `None` for an absent optional part)."""
+    from lark import Tree
+
     children = [_build_ir(c, builder) if isinstance(c, Tree) else c for c in tree.children]
     build = getattr(builder, str(tree.data), None)
     if build is None:  # pragma: no cover - every rule of the grammar has a method
@@ -252,8 +267,7 @@ def _parse_file(
 
     if not text.endswith("\n"):
         text += "\n"
-    lark = parser or _lark()
-    tables = _tables(lark)
+    tables = _tables_for(parser)
     root: lalr.Node | None = None
     if tables is not None:
         transformer = ToIR(path)
@@ -262,8 +276,10 @@ def _parse_file(
         except lalr.Fallback:
             root = None
     if root is None:  # a syntax error, or a case for Lark's loop
+        from lark.exceptions import UnexpectedInput
+
         transformer = ToIR(path)
-        fast = _fast(lark)
+        fast = _fast(parser or _lark())
         with fast.lock:
             run = fast.run
             run.builder, run.failure = transformer, None
@@ -353,10 +369,83 @@ def _fast(lark: Lark) -> _Fast:
     return _Fast(frontend=frontend, run=run, lock=threading.Lock())
 
 
+#: `_tables_data`'s format; a file of another format is not read.
+_DATA_FORMAT = 1
+
+
 @functools.cache
 def _tables(lark: Lark) -> lalr.Tables | None:
     """`lark`'s parse table and contextual lexer for `lalr.parse`; None when `lark` uses
     something that loop does not do (then Lark's loop parses every file)."""
+    data = _tables_data(lark)
+    if data is None:
+        return None
+    callbacks: dict[str, t.Any] = dict(lark.options.lexer_callbacks or {})
+    return _tables_from(data, callbacks)
+
+
+def _tables_for(lark: Lark | None) -> lalr.Tables | None:
+    return _default_tables() if lark is None else _tables(lark)
+
+
+@functools.cache
+def _default_tables() -> lalr.Tables | None:
+    """The tables of veil's parser, from the user's private cache folder when they are there:
+    a command that parses valid files then never imports Lark (about a quarter of the start-up
+    of `veil check` on a small repository). The file is plain data (`marshal`: it cannot run
+    code), named after the grammar, this module, `lalr.py`, Lark and Python, and read only
+    from a folder and file that only the user can write; any other is rebuilt from Lark."""
+    path = _tables_file()
+    if path is not None:
+        try:
+            data = marshal.loads(path.read_bytes())
+            if isinstance(data, dict) and data.get("format") == _DATA_FORMAT:
+                return _tables_from(data, {})
+        except (OSError, ValueError, EOFError, TypeError, KeyError):
+            pass  # missing or unreadable: rebuilt below
+    data = _tables_data(_lark())
+    if data is None:  # pragma: no cover - veil's own parser is always one the loop runs
+        return None
+    if path is not None:
+        _write_private(path, marshal.dumps(data))
+    return _tables_from(data, {})
+
+
+def _tables_file() -> Path | None:
+    if os.environ.get("VEIL_NO_LARK_CACHE"):
+        return None
+    folder = private_folder()
+    if folder is None:
+        return None
+    here = Path(__file__).parent
+    digest = hashlib.sha256(f"{__version__} {sys.version}".encode())
+    for part in (here / "grammar" / "veil.lark", here / "parser.py", here / "lalr.py"):
+        digest.update(part.read_bytes())
+    spec = importlib.util.find_spec("lark")  # its version, without importing it
+    if spec is None or spec.origin is None:  # pragma: no cover - Lark is a dependency
+        return None
+    lark_init = Path(spec.origin)
+    digest.update(lark_init.read_bytes())
+    path = folder / f"tables-{digest.hexdigest()[:32]}.marshal"
+    return path if private_file_ok(path) else None
+
+
+def _write_private(path: Path, blob: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass  # a cache that cannot be written is no cache
+
+
+def _tables_data(lark: Lark) -> dict[str, t.Any] | None:
+    """`lark`'s parse table and contextual lexer as plain data (see `_tables_from`)."""
     from lark.lexer import ContextualLexer, UnlessCallback
     from lark.parsers.lalr_analysis import Shift
 
@@ -372,14 +461,13 @@ def _tables(lark: Lark) -> lalr.Tables | None:
         return None
     table = frontend.parser.parser.parse_table
     own_rules = {rule: rule for rule in frontend.parser.parser.callbacks}
-    from veil.transformer import ToIR
-
-    rules: list[tuple[int, str, lalr.Reducer | None]] = []
+    rules: list[tuple[int, str, lalr.Spec, tuple[bool, ...], bool]] = []
     index: dict[t.Any, int] = {}
     actions: dict[int, dict[str, int]] = {}
     for state, acts in table.states.items():
         row = actions[state] = {}
         for symbol, (action, arg) in acts.items():
+            symbol = str(symbol)  # marshal takes no str subclass (Lark's names are Tokens)
             if action is Shift:
                 row[symbol] = arg
                 continue
@@ -387,26 +475,77 @@ def _tables(lark: Lark) -> lalr.Tables | None:
                 index[arg] = len(rules)
                 spec = _spec(own_rules[arg])
                 through = spec[2] and spec[3] is None and len(arg.expansion) == 1
-                build = None if spec[1] else getattr(ToIR, spec[0], None)
                 terminals = tuple(bool(sym.is_term) for sym in arg.expansion)
-                rules.append((len(arg.expansion), arg.origin.name, None))
-                if not through:
-                    lalr.compile_on_first_use(rules, len(rules) - 1, spec, terminals, build)
+                origin = str(arg.origin.name)
+                rules.append((len(arg.expansion), origin, spec, terminals, through))
             row[symbol] = ~index[arg]
-
-    root = contextual.root_lexer
 
     def keywords_of(callback: dict[str, t.Any]) -> dict[str, dict[str, str]]:
         return {
-            name: {term.pattern.value: term.name for term in cb.scanner.terminals}
+            str(name): {str(term.pattern.value): str(term.name) for term in cb.scanner.terminals}
             for name, cb in callback.items()
             if isinstance(cb, UnlessCallback)
         }
 
-    def match_of(scanner: t.Any) -> lalr.Match:
-        if len(scanner._mres) == 1:
-            return t.cast(lalr.Match, scanner._mres[0].match)
-        mres = tuple(scanner._mres)
+    def patterns_of(scanner: t.Any) -> list[tuple[str, int]]:
+        return [(str(mre.pattern), int(mre.flags)) for mre in scanner._mres]
+
+    root = contextual.root_lexer
+    master_patterns = patterns_of(root.scanner)  # builds `callback` too
+    master_keywords = keywords_of(root.callback)
+    embedders: dict[str, set[str]] = {}
+    for name, words in master_keywords.items():
+        for keyword in words.values():
+            embedders.setdefault(keyword, set()).add(name)
+    fast: dict[int, tuple[list[str], dict[str, dict[str, str]]]] = {}
+    own: dict[int, tuple[list[tuple[str, int]], dict[str, dict[str, str]]]] = {}
+    for state, basic in contextual.lexers.items():
+        names = frozenset(str(term.name) for term in basic.terminals)
+        # The grammar-wide expression finds the state's token when every keyword the state
+        # accepts is spelled by a name terminal it accepts too (the state's expression then
+        # lacks the keyword's own alternative, like the grammar-wide one).
+        if all(names & embedders[n] for n in names if n in embedders):
+            words = {
+                name: {text: kw for text, kw in master_keywords[name].items() if kw in names}
+                for name in names & master_keywords.keys()
+            }
+            fast[state] = (sorted(names), words)
+        else:
+            own[state] = (patterns_of(basic.scanner), keywords_of(basic.callback))
+    return {
+        "format": _DATA_FORMAT,
+        "actions": actions,
+        "rules": rules,
+        "start": table.start_states["start"],
+        "end": table.end_states["start"],
+        "ignore": sorted(map(str, root.ignore_types)),
+        "newline_types": sorted(map(str, root.newline_types)),
+        "master": (master_patterns, master_keywords),
+        "fast": fast,
+        "own": own,
+    }
+
+
+def _tables_from(
+    data: dict[str, t.Any], on_ignored: dict[str, t.Callable[[lalr.Tok], object]]
+) -> lalr.Tables:
+    """`lalr.Tables` from `_tables_data`'s plain data; each rule's code and each state's
+    lexer are made on first use."""
+    from veil.transformer import ToIR
+
+    rules: list[tuple[int, str, lalr.Reducer | None]] = []
+    for size, origin, spec, terminals, through in data["rules"]:
+        rules.append((size, origin, None))
+        if not through:
+            build = None if spec[1] else getattr(ToIR, spec[0], None)
+            lalr.compile_on_first_use(rules, len(rules) - 1, spec, tuple(terminals), build)
+    fast, own = data["fast"], data["own"]
+    master: list[lalr.Match] = []
+
+    def match_of(patterns: list[tuple[str, int]]) -> lalr.Match:
+        mres = [re.compile(pattern, flags) for pattern, flags in patterns]
+        if len(mres) == 1:
+            return mres[0].match
 
         def match(text: str, pos: int) -> t.Any:  # pragma: no cover - veil's grammar is small
             for mre in mres:
@@ -417,36 +556,24 @@ def _tables(lark: Lark) -> lalr.Tables | None:
 
         return match
 
-    master = match_of(root.scanner)
-    master_keywords = keywords_of(root.callback)
-    embedders: dict[str, set[str]] = {}
-    for name, words in master_keywords.items():
-        for keyword in words.values():
-            embedders.setdefault(keyword, set()).add(name)
-
     def lexer(state: int) -> lalr.StateLexer:
-        basic = contextual.lexers[state]
-        names = frozenset(term.name for term in basic.terminals)
-        # The grammar-wide expression finds the state's token when every keyword the state
-        # accepts is spelled by a name terminal it accepts too (the state's expression then
-        # lacks the keyword's own alternative, like the grammar-wide one).
-        if all(names & embedders[n] for n in names if n in embedders):
-            words = {
-                name: {text: kw for text, kw in master_keywords[name].items() if kw in names}
-                for name in names & master_keywords.keys()
-            }
-            return lalr.StateLexer(master, words, names)
-        return lalr.StateLexer(match_of(basic.scanner), keywords_of(basic.callback))
+        if state in fast:
+            if not master:
+                master.append(match_of(data["master"][0]))
+            accept, words = fast[state]
+            return lalr.StateLexer(master[0], words, frozenset(accept))
+        patterns, words = own[state]
+        return lalr.StateLexer(match_of(patterns), words)
 
     return lalr.Tables(
-        actions=actions,
+        actions=data["actions"],
         rules=rules,
-        start=table.start_states["start"],
-        end=table.end_states["start"],
-        ignore=frozenset(root.ignore_types),
-        newline_types=frozenset(root.newline_types),
+        start=data["start"],
+        end=data["end"],
+        ignore=frozenset(data["ignore"]),
+        newline_types=frozenset(data["newline_types"]),
         lexer=lexer,
-        on_ignored=dict(callbacks),
+        on_ignored=on_ignored,
     )
 
 
