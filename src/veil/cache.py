@@ -133,13 +133,14 @@ _MAKERS: dict[type, t.Callable[[tuple[object, ...]], object]] = {}
 def _rebuild(cls: type, values: tuple[object, ...]) -> object:
     make = _MAKERS.get(cls)
     if make is None:
-        make = _MAKERS[cls] = _maker(cls)
+        make = _MAKERS[cls] = maker(cls)
     return make(values)
 
 
-def _maker(cls: type) -> t.Callable[[tuple[object, ...]], object]:
-    """A function that makes a `cls` from its field values: straight-line code that sets each
-    slot through its descriptor (twice as fast as a loop of `object.__setattr__`)."""
+def maker(cls: type) -> t.Callable[[tuple[object, ...]], object]:
+    """A function that makes a `cls` (a veil dataclass) from its field values in order, as its
+    `__init__` would: straight-line code that sets each slot through its descriptor (twice as
+    fast as a loop of `object.__setattr__`, three times as fast as a frozen `__init__`)."""
     names = _fields(cls)
     slots = [vars(cls).get(name) for name in names]
     if not all(type(slot).__name__ == "member_descriptor" for slot in slots):

@@ -12,6 +12,7 @@ import typing as t
 from decimal import Decimal
 
 from veil import ir
+from veil.cache import maker
 from veil.diagnostics import Diagnostic, Span, error
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
@@ -86,12 +87,17 @@ def unescape(raw: str, span: Span) -> str:
     return "".join(out)
 
 
+#: `Span(file=…, line=…, col=…, end_line=…, end_col=…)` from a tuple of those: a parse makes a
+#: span per node, and a frozen dataclass's `__init__` costs three times as much.
+_span_of = t.cast(t.Callable[[tuple[str, int, int, int, int]], Span], maker(Span))
+
+
 def _tok_span(path: str, tok: Token) -> Span:
     line = tok.line or 1
     col = tok.column or 1
     end_line = tok.end_line or line
     end_col = tok.end_column or col + len(str(tok))
-    return Span(file=path, line=line, col=col, end_line=end_line, end_col=end_col)
+    return _span_of((path, line, col, end_line, end_col))
 
 
 _T = t.TypeVar("_T")
@@ -108,13 +114,7 @@ class ToIR:
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return Span.point(self.path, 1, 1)
-        return Span(
-            file=self.path,
-            line=meta.line,
-            col=meta.column,
-            end_line=meta.end_line,
-            end_col=meta.end_column,
-        )
+        return _span_of((self.path, meta.line, meta.column, meta.end_line, meta.end_column))
 
     def _word(self, tok: Token) -> str:
         if tok.type == "NAME" and str(tok) in ir.KEYWORDS:
