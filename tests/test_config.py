@@ -91,7 +91,12 @@ def test_native_tags_reach_compile_plan_and_emit_sql(repo: Path) -> None:
     assert code == 0
     code, drift, _ = veil("verify", ".", "-t", "snowflake", "--emit-sql")
     assert code == 0 and "MASK__TAG__VARCHAR" in drift
-    assert veil("compile", ".", "-t", "databricks")[0] == 0  # not a native target: per column
+    code, dbx, _ = veil("compile", ".", "-t", "databricks")
+    assert code == 0 and "CREATE OR REPLACE POLICY" not in dbx  # not listed: per column only
+    config(repo, 'native_tags = ["databricks"]\n')
+    code, dbx, _ = veil("compile", ".", "-t", "databricks")
+    assert code == 0 and "CREATE OR REPLACE POLICY veil_tag__pii ON TABLE shop.people" in dbx
+    assert veil("plan", "--from", ".", "--to", ".", "-t", "databricks")[0] == 0
 
 
 def test_an_accepted_warning_is_reported_as_accepted_everywhere(repo: Path) -> None:
@@ -152,8 +157,8 @@ def test_accept_by_file_and_unused_entries(repo: Path) -> None:
         ("strict = 1\n", "error[L0102]: `strict` must be `true` or `false`"),
         ('native_tags = ["snowflak"]\n', "help: did you mean `snowflake`?"),
         (
-            'native_tags = ["databricks"]\n',
-            "error[L0102]: `databricks` has no native tag policies veil compiles to",
+            'native_tags = ["postgres"]\n',
+            "error[L0102]: `postgres` has no native tag policies veil compiles to",
         ),
         ('native_tags = "snowflake"\n', "`native_tags` must be a list of target names"),
         (

@@ -208,7 +208,7 @@ def _settings(
 
 
 #: The targets with native tag policies.
-NATIVE_TAG_TARGETS = ("snowflake",)
+NATIVE_TAG_TARGETS = ("databricks", "snowflake")
 
 
 def _native_tags(value: object, pos: _Positions, diags: list[Diagnostic]) -> tuple[str, ...]:

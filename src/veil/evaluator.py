@@ -29,6 +29,9 @@ Cells under native tag policies (`native_cell`)
     with the arms for the column's type; its purpose checks are about the table when the
     repository knows it and fail closed when it does not; a `hash` is salted with the table's
     name, NULL on an unknown table. No mask covering the tag: clear.
+    `abac_cell` is Databricks' variant: only the catalog's tables have policies, a policy
+    matches one `mask tagged` tag exactly, and a column with its own mask that a policy also
+    matches has two masks, so its queries fail (EvaluationError).
 
 Row predicates follow SQL (`rowexpr.py`): three-valued logic, NULL = Python None.
 """
@@ -54,6 +57,7 @@ __all__ = [
     "NoPurpose",
     "PurposeCheck",
     "RowResult",
+    "abac_cell",
     "check_purposes",
     "coerce_row",
     "decide_arm",
@@ -395,6 +399,32 @@ def native_cell(
         action = replace(action, salt=model.table_str(table))
     shown = apply_method(action, coerce_value(value, ty), ty, ctx.hash_key)
     return CellResult(value=shown, masked=True, method=methods.action_name(action), policy=span)
+
+
+def abac_cell(
+    program: model.Program,
+    table: model.TableKey,
+    column: str,
+    type_name: str,
+    tag: str | None,
+    value: object,
+    ctx: Context,
+    row: Mapping[str, object] | None = None,
+) -> CellResult:
+    """What Databricks' native tag policies (Unity Catalog ABAC) show for `column` of `table`,
+    a column of type `type_name` whose governed tag names the veil tag `tag` (None: untagged).
+    Unlike `native_cell`: only tables of the catalog have the policies (another table's column
+    is clear), a policy matches the tag of one `mask tagged` exactly (a tag under it is not
+    matched), and a column with its own mask that a policy also matches has two masks, so
+    every query of it fails (EvaluationError)."""
+    if program.table(table) is None or tag is None:
+        return native_cell(program, table, column, type_name, None, value, ctx, row)
+    exact = next((m for m in program.tag_masks if str(m.tag) == tag), None)
+    if exact is None:
+        return native_cell(program, table, column, type_name, None, value, ctx, row)
+    if mask_of(program, table, column) is not None:
+        raise EvaluationError(f"`{column}` has its own mask and the policy of tag `{tag}`")
+    return native_cell(program, table, column, type_name, tag, value, ctx, row)
 
 
 def evaluate_table(

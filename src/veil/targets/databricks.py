@@ -33,15 +33,17 @@ from veil import ir, model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
+from veil.targets import databricks_tags
 from veil.targets.base import MethodSql
 from veil.targets.lookup import LookupTarget, find_nodes
-from veil.targets.script import Policy
+from veil.targets.script import NativeTags, Policy
 
 
 class DatabricksTarget(LookupTarget):
     """Diagnostic codes (docs/errors.md): T0201 `decimal` without precision, T0202 a masked value
     longer than its column, T0203 names Databricks cannot tell apart, T0204 `${` in a name,
-    T0205 a user whose login is not an email address."""
+    T0205 a user whose login is not an email address, T0206 masks on one tag that cannot be one
+    ABAC policy and T0207 more tags than ABAC policies per table (both with `native_tags`)."""
 
     name = "databricks"
     current_user = "current_user()"
@@ -207,9 +209,19 @@ class DatabricksTarget(LookupTarget):
             out.append((key, policy))
         return out
 
+    def native_tags(self, program: model.Program) -> NativeTags | None:
+        return databricks_tags.native_tags(self, program)
+
+    def tagged_source_sql(self) -> str:
+        """A tag mask function is told its table by the policy (`USING COLUMNS ('<t>')`)."""
+        return self.ident(databricks_tags.SOURCE_ARG)
+
     def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
+        native = self.options.native_tags and bool(program.tag_masks)
         return {
             **super().layout_settings(program),
+            "tag_key": databricks_tags.TAG_KEY,
+            "tag_values": databricks_tags.allowed_values(program) if native else (),
             "active_purposes_body": self.active_purposes_body("active_purposes.source"),
             "schema_stored": self.options.governance_schema.lower(),
         }
@@ -233,6 +245,7 @@ class DatabricksTarget(LookupTarget):
                 if "${" in name
             ]
             + self.login_diagnostics(program)
+            + databricks_tags.diagnostics(self, program)
         )
 
     def login_diagnostics(self, program: model.Program) -> list[Diagnostic]:

@@ -126,7 +126,7 @@ BEGIN
              WHEN target IN (
                'column app.t.secret'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

@@ -355,7 +355,7 @@ BEGIN
                'table shop.orders',
                'table shop.refunds'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

@@ -156,7 +156,7 @@ BEGIN
                'column O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé',
                'table O\'Brien"; DROP TABLE x; --.t$1'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

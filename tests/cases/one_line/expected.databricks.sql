@@ -108,7 +108,7 @@ BEGIN
              WHEN target IN (
                'column sales.transactions.credit_card'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

@@ -139,7 +139,7 @@ BEGIN
                'column shop.orders.qty',
                'table shop.orders'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

@@ -88,7 +88,7 @@ BEGIN
                'column app.people.born',
                'column app.people.name'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object

@@ -10,6 +10,12 @@ BEGIN
                AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
     SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: app.people has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
   END IF;
+  IF EXISTS (SELECT 1 FROM information_schema.column_tags
+             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 'people'
+               AND lower(column_name) IN ('born', 'card', 'email', 'name', 'phone', 'salary')
+               AND tag_name = 'veil_class') THEN
+    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: app.people has a column that veil masks and that carries the tag veil_class (see information_schema.column_tags); with an ABAC policy it would have two masks and every query of it would fail: unset the tag, then run the script again (nothing was changed)';
+  END IF;
   VALUES ('veil: pre-flight passed');
 END;
 
@@ -147,17 +153,333 @@ RETURN CAST(
 );
 ALTER TABLE app.people ALTER COLUMN salary SET MASK veil.mask__app__people__salary;
 
+-- 5b. Native tag policies (veil.toml native_tags): one mask function per `mask tagged`, and on every
+-- table of the catalog one ABAC column mask policy per function, matching the columns whose
+-- governed tag veil_class has its value. Databricks Runtime 16.4 or later, or serverless compute or
+-- a SQL warehouse (docs/targets/databricks.md, "Native tag policies"). An account admin creates the
+-- governed tag veil_class first, allowing exactly these values:
+--   contact, finance__salary, pii, pii__card
+
+-- tag veil_class = contact
+CREATE OR REPLACE FUNCTION veil.mask__tag__contact(val VARIANT, source STRING)
+RETURNS VARIANT
+COMMENT 'veil: masks the columns tagged veil_class = contact'
+RETURN CASE
+    WHEN schema_of_variant(val) = 'STRING' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS STRING)
+          ELSE sha2(
+            (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source || ':' || CAST(val AS STRING), 256),
+            256
+          )
+        END AS STRING
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(NULL AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(NULL AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DOUBLE)
+          ELSE CAST(NULL AS DOUBLE)
+        END AS DOUBLE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BOOLEAN)
+          ELSE CAST(NULL AS BOOLEAN)
+        END AS BOOLEAN
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'DATE' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DATE)
+          ELSE CAST(NULL AS DATE)
+        END AS DATE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP_NTZ)
+          ELSE CAST(NULL AS TIMESTAMP_NTZ)
+        END AS TIMESTAMP_NTZ
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP)
+          ELSE CAST(NULL AS TIMESTAMP)
+        END AS TIMESTAMP
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BINARY)
+          ELSE CAST(NULL AS BINARY)
+        END AS BINARY
+      ) AS VARIANT
+    )
+    ELSE CAST(NULL AS VARIANT)
+  END;
+
+-- tag veil_class = finance__salary
+CREATE OR REPLACE FUNCTION veil.mask__tag__finance_salary_b65e531f(val VARIANT, source STRING)
+RETURNS VARIANT
+COMMENT 'veil: masks the columns tagged veil_class = finance__salary'
+RETURN CASE
+    WHEN schema_of_variant(val) = 'STRING' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS STRING)
+          ELSE CAST(NULL AS STRING)
+        END AS STRING
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(ROUND(CAST(CAST(val AS DECIMAL(38, 18)) AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(ROUND(CAST(CAST(val AS DECIMAL(38, 18)) AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DOUBLE)
+          ELSE CAST(ROUND(CAST(CAST(val AS DOUBLE) AS DECIMAL(38, 10)), -3) AS DOUBLE)
+        END AS DOUBLE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS BOOLEAN)
+          ELSE CAST(NULL AS BOOLEAN)
+        END AS BOOLEAN
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'DATE' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DATE)
+          ELSE CAST(NULL AS DATE)
+        END AS DATE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS TIMESTAMP_NTZ)
+          ELSE CAST(NULL AS TIMESTAMP_NTZ)
+        END AS TIMESTAMP_NTZ
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS TIMESTAMP)
+          ELSE CAST(NULL AS TIMESTAMP)
+        END AS TIMESTAMP
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
+      CAST(
+        CASE
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS BINARY)
+          ELSE CAST(NULL AS BINARY)
+        END AS BINARY
+      ) AS VARIANT
+    )
+    ELSE CAST(NULL AS VARIANT)
+  END;
+
+-- tag veil_class = pii
+CREATE OR REPLACE FUNCTION veil.mask__tag__pii(val VARIANT, source STRING)
+RETURNS VARIANT
+COMMENT 'veil: masks the columns tagged veil_class = pii'
+RETURN CASE
+    WHEN schema_of_variant(val) = 'STRING' THEN CAST(CAST(CAST(NULL AS STRING) AS STRING) AS VARIANT)
+    WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(CAST(CAST(NULL AS DECIMAL(38, 18)) AS DECIMAL(38, 18)) AS VARIANT)
+    WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(CAST(CAST(NULL AS DECIMAL(38, 18)) AS DECIMAL(38, 18)) AS VARIANT)
+    WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(CAST(CAST(NULL AS DOUBLE) AS DOUBLE) AS VARIANT)
+    WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(CAST(CAST(NULL AS BOOLEAN) AS BOOLEAN) AS VARIANT)
+    WHEN schema_of_variant(val) = 'DATE' THEN CAST(CAST(CAST(NULL AS DATE) AS DATE) AS VARIANT)
+    WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(CAST(CAST(NULL AS TIMESTAMP_NTZ) AS TIMESTAMP_NTZ) AS VARIANT)
+    WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(CAST(CAST(NULL AS TIMESTAMP) AS TIMESTAMP) AS VARIANT)
+    WHEN schema_of_variant(val) = 'BINARY' THEN CAST(CAST(CAST(NULL AS BINARY) AS BINARY) AS VARIANT)
+    ELSE CAST(NULL AS VARIANT)
+  END;
+
+-- tag veil_class = pii__card
+CREATE OR REPLACE FUNCTION veil.mask__tag__pii_card_ae7b34b7(val VARIANT, source STRING)
+RETURNS VARIANT
+COMMENT 'veil: masks the columns tagged veil_class = pii__card'
+RETURN CASE
+    WHEN schema_of_variant(val) = 'STRING' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS STRING)
+          ELSE (
+            CASE
+              WHEN LENGTH(CAST(val AS STRING)) > 4 THEN REPEAT('*', LENGTH(CAST(val AS STRING)) - 4) || RIGHT(CAST(val AS STRING), 4)
+              ELSE REPEAT('*', LENGTH(CAST(val AS STRING)))
+            END
+          )
+        END AS STRING
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(NULL AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          ELSE CAST(NULL AS DECIMAL(38, 18))
+        END AS DECIMAL(38, 18)
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DOUBLE)
+          ELSE CAST(NULL AS DOUBLE)
+        END AS DOUBLE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BOOLEAN)
+          ELSE CAST(NULL AS BOOLEAN)
+        END AS BOOLEAN
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'DATE' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DATE)
+          ELSE CAST(NULL AS DATE)
+        END AS DATE
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP_NTZ)
+          ELSE CAST(NULL AS TIMESTAMP_NTZ)
+        END AS TIMESTAMP_NTZ
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP)
+          ELSE CAST(NULL AS TIMESTAMP)
+        END AS TIMESTAMP
+      ) AS VARIANT
+    )
+    WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
+      CAST(
+        CASE
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BINARY)
+          ELSE CAST(NULL AS BINARY)
+        END AS BINARY
+      ) AS VARIANT
+    )
+    ELSE CAST(NULL AS VARIANT)
+  END;
+
+CREATE OR REPLACE POLICY veil_tag__contact ON TABLE app.people
+COMMENT 'veil: masks the columns tagged veil_class = contact'
+COLUMN MASK veil.mask__tag__contact
+TO `account users`
+FOR TABLES
+MATCH COLUMNS has_tag_value('veil_class', 'contact') AS c
+ON COLUMN c
+USING COLUMNS ('app.people');
+
+CREATE OR REPLACE POLICY veil_tag__finance_salary_21247eda ON TABLE app.people
+COMMENT 'veil: masks the columns tagged veil_class = finance__salary'
+COLUMN MASK veil.mask__tag__finance_salary_b65e531f
+TO `account users`
+FOR TABLES
+MATCH COLUMNS has_tag_value('veil_class', 'finance__salary') AS c
+ON COLUMN c
+USING COLUMNS ('app.people');
+
+CREATE OR REPLACE POLICY veil_tag__pii ON TABLE app.people
+COMMENT 'veil: masks the columns tagged veil_class = pii'
+COLUMN MASK veil.mask__tag__pii
+TO `account users`
+FOR TABLES
+MATCH COLUMNS has_tag_value('veil_class', 'pii') AS c
+ON COLUMN c
+USING COLUMNS ('app.people');
+
+CREATE OR REPLACE POLICY veil_tag__pii_card_d81b6fdf ON TABLE app.people
+COMMENT 'veil: masks the columns tagged veil_class = pii__card'
+COLUMN MASK veil.mask__tag__pii_card_ae7b34b7
+TO `account users`
+FOR TABLES
+MATCH COLUMNS has_tag_value('veil_class', 'pii__card') AS c
+ON COLUMN c
+USING COLUMNS ('app.people');
+
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
 
 -- 7. What this script attached, so that a newer script can remove what it no longer needs ---------
 MERGE INTO veil.applied_object AS t
 USING (VALUES
+  ('POLICY veil_tag__contact ON TABLE app.people', 'column mask policy', 'table app.people tag veil_class = contact', '', 'DROP POLICY veil_tag__contact ON TABLE app.people'),
+  ('POLICY veil_tag__finance_salary_21247eda ON TABLE app.people', 'column mask policy', 'table app.people tag veil_class = finance__salary', '', 'DROP POLICY veil_tag__finance_salary_21247eda ON TABLE app.people'),
+  ('POLICY veil_tag__pii ON TABLE app.people', 'column mask policy', 'table app.people tag veil_class = pii', '', 'DROP POLICY veil_tag__pii ON TABLE app.people'),
+  ('POLICY veil_tag__pii_card_d81b6fdf ON TABLE app.people', 'column mask policy', 'table app.people tag veil_class = pii__card', '', 'DROP POLICY veil_tag__pii_card_d81b6fdf ON TABLE app.people'),
   ('veil.mask__app__people__born', 'column mask', 'column app.people.born', 'ALTER TABLE app.people ALTER COLUMN born DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__born'),
   ('veil.mask__app__people__card', 'column mask', 'column app.people.card', 'ALTER TABLE app.people ALTER COLUMN card DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__card'),
   ('veil.mask__app__people__email', 'column mask', 'column app.people.email', 'ALTER TABLE app.people ALTER COLUMN email DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__email'),
   ('veil.mask__app__people__name', 'column mask', 'column app.people.name', 'ALTER TABLE app.people ALTER COLUMN name DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__name'),
   ('veil.mask__app__people__phone', 'column mask', 'column app.people.phone', 'ALTER TABLE app.people ALTER COLUMN phone DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__phone'),
-  ('veil.mask__app__people__salary', 'column mask', 'column app.people.salary', 'ALTER TABLE app.people ALTER COLUMN salary DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__salary')
+  ('veil.mask__app__people__salary', 'column mask', 'column app.people.salary', 'ALTER TABLE app.people ALTER COLUMN salary DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__salary'),
+  ('veil.mask__tag__contact', 'tag mask function', 'tag veil_class = contact', 'DROP FUNCTION IF EXISTS veil.mask__tag__contact', 'DROP FUNCTION IF EXISTS veil.mask__tag__contact'),
+  ('veil.mask__tag__finance_salary_b65e531f', 'tag mask function', 'tag veil_class = finance__salary', 'DROP FUNCTION IF EXISTS veil.mask__tag__finance_salary_b65e531f', 'DROP FUNCTION IF EXISTS veil.mask__tag__finance_salary_b65e531f'),
+  ('veil.mask__tag__pii', 'tag mask function', 'tag veil_class = pii', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii'),
+  ('veil.mask__tag__pii_card_ae7b34b7', 'tag mask function', 'tag veil_class = pii__card', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii_card_ae7b34b7', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii_card_ae7b34b7')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
 WHEN MATCHED AND (
@@ -179,24 +501,40 @@ BEGIN
     SELECT object_name AS name,
            CASE
              WHEN target IN (
+               'table app.people tag veil_class = contact',
+               'table app.people tag veil_class = finance__salary',
+               'table app.people tag veil_class = pii',
+               'table app.people tag veil_class = pii__card',
                'column app.people.born',
                'column app.people.card',
                'column app.people.email',
                'column app.people.name',
                'column app.people.phone',
-               'column app.people.salary'
+               'column app.people.salary',
+               'tag veil_class = contact',
+               'tag veil_class = finance__salary',
+               'tag veil_class = pii',
+               'tag veil_class = pii__card'
              ) THEN NULL
-             ELSE detach_sql
+             ELSE NULLIF(detach_sql, '')
            END AS detach,
            drop_sql AS drop_it
       FROM veil.applied_object
       WHERE object_name NOT IN (
+        'POLICY veil_tag__contact ON TABLE app.people',
+        'POLICY veil_tag__finance_salary_21247eda ON TABLE app.people',
+        'POLICY veil_tag__pii ON TABLE app.people',
+        'POLICY veil_tag__pii_card_d81b6fdf ON TABLE app.people',
         'veil.mask__app__people__born',
         'veil.mask__app__people__card',
         'veil.mask__app__people__email',
         'veil.mask__app__people__name',
         'veil.mask__app__people__phone',
-        'veil.mask__app__people__salary'
+        'veil.mask__app__people__salary',
+        'veil.mask__tag__contact',
+        'veil.mask__tag__finance_salary_b65e531f',
+        'veil.mask__tag__pii',
+        'veil.mask__tag__pii_card_ae7b34b7'
       )
       ORDER BY 1
 -- veil runtime: clean-up loop, retired objects, auditors

@@ -1,0 +1,165 @@
+"""Databricks native tag policies (`native_tags`): "a column tagged after the apply".
+
+The tag mask functions of a script run in a local Spark for a column the repository does not
+know, on a table it knows, of each type, under every (user, project) context, and are compared
+with the reference evaluator's answer for such a column (`evaluator.abac_cell`). Spark has no
+Unity Catalog: what the policy does around the function is the only stub — the column's value
+cast to the function's VARIANT parameter, the table's name as the constant `USING COLUMNS`
+passes, and the result cast back to the column's type. Which columns a policy matches, and that
+a column with its own mask and a matching policy fails its queries, are the evaluator's and the
+attach-rule model's (replayed here) to say.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from tests.targets import scenarios
+from tests.targets.test_databricks import (
+    DOCUMENTED_GAPS,
+    JSON_OPTIONS,
+    from_json,
+    install,
+    literal,
+    set_active,
+    spark,  # noqa: F401 (the shared session fixture)
+)
+from tests.verify.attach_rules import replay
+from tests.verify.spark_local import LocalSpark
+from tests.verify.sqlfluff_check import parse_script
+from veil import model
+from veil.diagnostics import Severity
+from veil.evaluator import Context, EvaluationError, abac_cell
+from veil.model import SqlType
+from veil.targets.base import Options
+from veil.targets.databricks import DatabricksTarget
+from veil.targets.databricks_tags import decode_tag, encode_tag
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+LATE = "late_column"
+
+#: A late column's type as Databricks declares it, its veil type, and sample values.
+VALUES: list[tuple[str, str, list[object]]] = [
+    ("STRING", "text", ["4111111111111111", "ann@example.com", "", None]),
+    ("DECIMAL(10,2)", "decimal", [Decimal("12345.67"), Decimal("-501.00"), None]),
+    ("BIGINT", "decimal", [Decimal("123456"), None]),
+    ("DOUBLE", "double", [1234.5, None]),
+    ("BOOLEAN", "boolean", [True, None]),
+    ("DATE", "date", [dt.date(2026, 5, 17), None]),
+    ("TIMESTAMP_NTZ", "timestamp", [dt.datetime(2026, 5, 17, 14, 23, 5), None]),
+]
+
+
+@pytest.fixture(scope="module")
+def target() -> DatabricksTarget:
+    return DatabricksTarget(Options(native_tags=True))
+
+
+def test_tag_encoding_is_injective_and_allowed() -> None:
+    paths = ["pii", "pii.card", "pii_card", "pii__card", "a.b_c", "a_b.c", "x-y", "é.z", "_u", "."]
+    encoded = [encode_tag(p) for p in paths]
+    assert len(set(encoded)) == len(paths)
+    assert [decode_tag(e) for e in encoded] == paths
+    for e in encoded:  # letters, digits and `_` only: nothing a tag value may not hold
+        assert all(c.isascii() and (c.isalnum() or c == "_") for c in e), e
+
+
+def test_script_replays_against_the_attach_rules(target: DatabricksTarget) -> None:
+    program = scenarios.build("case:tag_native", NOW).program
+    script = target.render(program)
+    first = replay(script, "databricks")
+    # the case's users are not email addresses (warning T0205, as on every such case)
+    assert not [v for v in first.violations if v.rule != "dbx-principal-email"], first.violations
+    policies = {k for k in first.abac}
+    assert len(policies) == len(program.tag_masks) * len(program.tables)
+    again = replay(script, "databricks", after=first)  # CREATE OR REPLACE: a re-apply passes
+    assert not [v for v in again.violations if v.rule != "dbx-principal-email"]
+
+
+def test_every_statement_parses_with_sqlfluff(target: DatabricksTarget) -> None:
+    program = scenarios.build("case:tag_native", NOW).program
+    reports = parse_script(target.render(program), "databricks")
+    used = {gap for r in reports for gap in r.gaps}
+    assert "dbx_create_policy" in used
+    assert used <= {*DOCUMENTED_GAPS, "dbx_create_policy"}
+
+
+def test_quota_and_tied_masks_are_compile_errors(target: DatabricksTarget) -> None:
+    tags = "\n".join(f"mask tagged t{i} with null" for i in range(51))
+    program = scenarios.check_text(f"table s.t {{ a text tags t0 }}\n{tags}\n")
+    diags = target.check(program)
+    assert [d.code for d in diags if d.severity is Severity.ERROR] == ["T0207"]
+    assert "databricks" in (diags[-1].help or "")
+    tied = scenarios.check_text(
+        "table s.t { a text }\nmask tagged p with null unless group g\n"
+        "mask tagged p with hash unless group h\ngroup g\ngroup h\n"
+    )
+    assert "T0206" in [d.code for d in target.check(tied)]
+
+
+def test_abac_cell_differs_from_snowflake_where_the_platform_does() -> None:
+    program = scenarios.build("case:tag_native", NOW).program
+    bob = Context(user="bob", project=None, now=NOW)
+    people: model.TableKey = ("app", "people")
+    masked = abac_cell(program, people, LATE, "text", "pii", "v", bob)
+    assert masked.masked and masked.value is None
+    # a tag under a masked one is not matched by has_tag_value: clear (the governed tag's
+    # allowed values keep such a value from being set)
+    assert abac_cell(program, people, LATE, "text", "pii.card.pan", "v", bob).value == "v"
+    # a table the catalog does not declare has no policy
+    assert abac_cell(program, ("zz", "later"), LATE, "text", "pii", "v", bob).value == "v"
+    # a column with its own mask that a policy also matches: two masks, the query fails
+    with pytest.raises(EvaluationError):
+        abac_cell(program, people, "email", "text", "pii", "a@b.c", bob)
+    # its own mask alone still decides
+    own = abac_cell(program, people, "email", "text", None, "a@b.c", bob)
+    assert own.masked
+
+
+@pytest.mark.spark
+def test_tag_functions_agree_with_the_evaluator_on_late_columns(
+    spark: LocalSpark,  # noqa: F811
+    target: DatabricksTarget,
+) -> None:
+    scenario = scenarios.build("case:tag_native", NOW)
+    program = scenario.program
+    script = target.render(program)
+    install(spark, target, scenario, script, NOW)
+    login = target.logins(program)
+    tables = [tb.key for tb in program.tables]
+    cases = [
+        (key, str(tm.tag), sql_type, type_name, value)
+        for key in tables
+        for tm in program.tag_masks
+        for sql_type, type_name, values in VALUES
+        for value in values
+    ]
+    fields = []
+    for i, (key, tag, sql_type, _, value) in enumerate(cases):
+        fn = target.gov(target.object_name("mask", "tag", tag))
+        arg = f"CAST(CAST({literal(target, value)} AS {sql_type}) AS VARIANT)"
+        # Unity Catalog casts the function's VARIANT result to the column's type
+        source = literal(target, model.table_str(key))
+        fields.append(f"'c{i}', CAST({fn}({arg}, {source}) AS {sql_type})")
+    query = f"SELECT to_json(named_struct({', '.join(fields)}), {JSON_OPTIONS})"
+    problems: list[str] = []
+    for ctx in scenario.contexts:
+        user = login.get(ctx.user, ctx.user)
+        set_active(spark, target, [(user, ctx.project, NOW)] if ctx.project else [])
+        with spark.as_user(user):
+            got = json.loads(spark.spark.sql(query).collect()[0][0], parse_float=Decimal)
+        for i, (key, tag, sql_type, type_name, value) in enumerate(cases):
+            ref = abac_cell(program, key, LATE, type_name, tag, value, ctx).value
+            if sql_type == "BIGINT" and isinstance(ref, Decimal):
+                ref = int(ref.to_integral_value()) if ref == ref.to_integral_value() else ref
+            engine = from_json(got.get(f"c{i}"), SqlType(name=type_name))
+            if not scenarios.same(engine, ref):
+                problems.append(
+                    f"{ctx.user}/{ctx.project} {model.table_str(key)} {tag} {sql_type} "
+                    f"{value!r}: spark {engine!r}, evaluator {ref!r}"
+                )
+    assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
