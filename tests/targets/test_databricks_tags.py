@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 
+import duckdb
 import pytest
+import sqlglot
 
 from tests.targets import scenarios
 from tests.targets.test_databricks import (
@@ -30,7 +33,7 @@ from tests.targets.test_databricks import (
 )
 from tests.verify.attach_rules import replay
 from tests.verify.spark_local import LocalSpark
-from tests.verify.sqlfluff_check import parse_script
+from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import model
 from veil.diagnostics import Severity
 from veil.evaluator import Context, EvaluationError, abac_cell
@@ -38,6 +41,7 @@ from veil.model import SqlType
 from veil.targets.base import Options
 from veil.targets.databricks import DatabricksTarget
 from veil.targets.databricks_tags import decode_tag, encode_tag
+from veil.targets.script import PlanNotes
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 LATE = "late_column"
@@ -130,36 +134,84 @@ def test_tag_functions_agree_with_the_evaluator_on_late_columns(
     script = target.render(program)
     install(spark, target, scenario, script, NOW)
     login = target.logins(program)
-    tables = [tb.key for tb in program.tables]
-    cases = [
-        (key, str(tm.tag), sql_type, type_name, value)
-        for key in tables
-        for tm in program.tag_masks
-        for sql_type, type_name, values in VALUES
-        for value in values
-    ]
-    fields = []
-    for i, (key, tag, sql_type, _, value) in enumerate(cases):
+    key = program.tables[0].key
+    source = literal(target, model.table_str(key))
+    rows = [(sql_type, type_name, v) for sql_type, type_name, values in VALUES for v in values]
+
+    def query(tag: str) -> str:
+        """One call of the tag's function per type (the planner inlines each call's body),
+        over that type's sample values."""
         fn = target.gov(target.object_name("mask", "tag", tag))
-        arg = f"CAST(CAST({literal(target, value)} AS {sql_type}) AS VARIANT)"
-        # Unity Catalog casts the function's VARIANT result to the column's type
-        source = literal(target, model.table_str(key))
-        fields.append(f"'c{i}', CAST({fn}({arg}, {source}) AS {sql_type})")
-    query = f"SELECT to_json(named_struct({', '.join(fields)}), {JSON_OPTIONS})"
+        parts = []
+        for sql_type, _, values in VALUES:
+            first = sum(len(v) for t, _, v in VALUES[: [x[0] for x in VALUES].index(sql_type)])
+            data = ", ".join(f"({first + n}, {literal(target, v)})" for n, v in enumerate(values))
+            # Unity Catalog casts the column to VARIANT and the result back to its type
+            shown = f"CAST({fn}(CAST(CAST(v AS {sql_type}) AS VARIANT), {source}) AS {sql_type})"
+            parts.append(
+                f"SELECT idx, to_json(named_struct('v', {shown}), {JSON_OPTIONS}) "
+                f"FROM VALUES {data} AS t(idx, v)"
+            )
+        return " UNION ALL ".join(parts)
+
     problems: list[str] = []
-    for ctx in scenario.contexts:
-        user = login.get(ctx.user, ctx.user)
-        set_active(spark, target, [(user, ctx.project, NOW)] if ctx.project else [])
-        with spark.as_user(user):
-            got = json.loads(spark.spark.sql(query).collect()[0][0], parse_float=Decimal)
-        for i, (key, tag, sql_type, type_name, value) in enumerate(cases):
-            ref = abac_cell(program, key, LATE, type_name, tag, value, ctx).value
-            if sql_type == "BIGINT" and isinstance(ref, Decimal):
-                ref = int(ref.to_integral_value()) if ref == ref.to_integral_value() else ref
-            engine = from_json(got.get(f"c{i}"), SqlType(name=type_name))
-            if not scenarios.same(engine, ref):
-                problems.append(
-                    f"{ctx.user}/{ctx.project} {model.table_str(key)} {tag} {sql_type} "
-                    f"{value!r}: spark {engine!r}, evaluator {ref!r}"
-                )
+    users = sorted({c.user for c in scenario.contexts})
+    for project in dict.fromkeys(c.project for c in scenario.contexts):
+        set_active(
+            spark, target, [(login.get(u, u), project, NOW) for u in users] if project else []
+        )
+        for tm in program.tag_masks:
+            tag = str(tm.tag)
+            # analysed once per round; Spark puts current_user() in at optimisation
+            analysed = spark.spark.sql(query(tag))
+            for ctx in (c for c in scenario.contexts if c.project == project):
+                with spark.as_user(login.get(ctx.user, ctx.user)):
+                    got = dict(tuple(r) for r in analysed.select("*").collect())
+                for idx, (sql_type, type_name, value) in enumerate(rows):
+                    ref = abac_cell(program, key, LATE, type_name, tag, value, ctx).value
+                    raw = json.loads(got[idx], parse_float=Decimal).get("v")
+                    engine = from_json(raw, SqlType(name=type_name))
+                    if not scenarios.same(engine, ref):
+                        problems.append(
+                            f"{ctx.user}/{ctx.project} {tag} {sql_type} {value!r}: "
+                            f"spark {engine!r}, evaluator {ref!r}"
+                        )
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
+
+
+def test_a_script_without_native_tags_drops_the_policies_then_the_functions(
+    target: DatabricksTarget,
+) -> None:
+    """The clean-up query of a script without `native_tags` (run in DuckDB over
+    veil.applied_object as the native script left it) selects every ABAC policy, with nothing
+    to detach, before the functions they name; the plan's header lists the same."""
+    from tests.test_plan import databricks_merge_source
+
+    program = scenarios.build("case:tag_native", NOW).program
+    plain = DatabricksTarget()
+    rows = databricks_merge_source(target.render(program), "veil.applied_object")
+    statements = split_statements(plain.render(program))
+    cleanup = next(s for s in statements if "FOR stale AS" in s)
+    select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", cleanup, re.S)
+    assert select is not None
+    with duckdb.connect() as duck:
+        duck.execute("CREATE SCHEMA veil")
+        duck.execute(
+            "CREATE TABLE veil.applied_object (object_name VARCHAR, object_kind VARCHAR, "
+            "target VARCHAR, detach_sql VARCHAR, drop_sql VARCHAR)"
+        )
+        duck.executemany("INSERT INTO veil.applied_object VALUES (?, ?, ?, ?, ?)", rows)
+        query = sqlglot.transpile(select.group(1), read="databricks", write="duckdb")[0]
+        got = duck.execute(query).fetchall()
+    drops = [d for _, detach, d in got if detach is None]
+    assert len(got) == len(drops) == len(program.tag_masks) * (len(program.tables) + 1)
+    policies = [d for d in drops if d.startswith("DROP POLICY ")]
+    assert drops[: len(policies)] == policies  # every policy before any function
+    assert all(
+        d.startswith("DROP FUNCTION IF EXISTS veil.mask__tag__") for d in drops[len(policies) :]
+    )
+    header = plain.plan(target.lower(program), plain.lower(program), [], PlanNotes())
+    assert (
+        "- POLICY veil_tag__pii ON TABLE app.people (table app.people tag veil_class = pii): "
+        "DROP POLICY veil_tag__pii ON TABLE app.people\n"
+    ) in header

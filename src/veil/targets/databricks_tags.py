@@ -112,7 +112,8 @@ def function_body(target: DatabricksTarget, tm: model.TagMask) -> str:
     val = target.ident(ARG)
     whens = []
     for test, type_name, read in VARIANT_TYPES:
-        typed = f"CAST({val} AS {target.sql_type(read)})"
+        # try_: a branch of another type never raises, whatever the engine evaluates early
+        typed = f"try_variant_get({val}, '$', {target.literal(target.sql_type(read))})"
         mask = model.ColumnMask(
             table=model.TAGGED_TABLE, column=ARG, type=read, arms=tm.arms_for(type_name)
         )
@@ -142,8 +143,8 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
                 params=((target.ident(ARG), "VARIANT"), (target.ident(SOURCE_ARG), "STRING")),
                 returns="VARIANT",
                 body=target.lay_out(function_body(target, tm), "  "),
-                # nothing to detach: the function is removed after the policies that name it
-                detach=f"DROP FUNCTION IF EXISTS {name}",
+                # nothing to detach: the clean-up drops it after the policies that name it
+                detach="",
                 drop=f"DROP FUNCTION IF EXISTS {name}",
                 bare=bare,
             )

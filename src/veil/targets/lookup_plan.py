@@ -59,7 +59,8 @@ def lookup_steps(tgt: LookupTarget, old: Script, new: Script) -> list[str]:
         if o.target in protected:
             lines.append(f"       - {o.name} ({o.target}, replaced in step 2): {o.drop}")
         else:
-            lines.append(f"       - {o.name} ({o.target}): {o.detach}; {o.drop}")
+            undo = "; ".join(x for x in (o.detach, o.drop) if x)  # an ABAC policy: drop only
+            lines.append(f"       - {o.name} ({o.target}): {undo}")
     lines += [] if gone else ["       none"]
     return lines
 

@@ -168,9 +168,9 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS STRING)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'STRING')
           ELSE sha2(
-            (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source || ':' || CAST(val AS STRING), 256),
+            (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source || ':' || try_variant_get(val, '$', 'STRING'), 256),
             256
           )
         END AS STRING
@@ -179,7 +179,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -187,7 +187,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -195,7 +195,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DOUBLE)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(NULL AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -203,7 +203,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BOOLEAN)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -211,7 +211,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DATE)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -219,7 +219,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP_NTZ)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -227,7 +227,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -235,7 +235,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BINARY)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
@@ -251,7 +251,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS STRING)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'STRING')
           ELSE CAST(NULL AS STRING)
         END AS STRING
       ) AS VARIANT
@@ -259,31 +259,31 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DECIMAL(38, 18))
-          ELSE CAST(ROUND(CAST(CAST(val AS DECIMAL(38, 18)) AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
     )
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DECIMAL(38, 18))
-          ELSE CAST(ROUND(CAST(CAST(val AS DECIMAL(38, 18)) AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
     )
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DOUBLE)
-          ELSE CAST(ROUND(CAST(CAST(val AS DOUBLE) AS DECIMAL(38, 10)), -3) AS DOUBLE)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DOUBLE')
+          ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DOUBLE') AS DECIMAL(38, 10)), -3) AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
     )
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS BOOLEAN)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -291,7 +291,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS DATE)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -299,7 +299,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS TIMESTAMP_NTZ)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -307,7 +307,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS TIMESTAMP)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -315,7 +315,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN CAST(val AS BINARY)
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
@@ -348,11 +348,11 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS STRING)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'STRING')
           ELSE (
             CASE
-              WHEN LENGTH(CAST(val AS STRING)) > 4 THEN REPEAT('*', LENGTH(CAST(val AS STRING)) - 4) || RIGHT(CAST(val AS STRING), 4)
-              ELSE REPEAT('*', LENGTH(CAST(val AS STRING)))
+              WHEN LENGTH(try_variant_get(val, '$', 'STRING')) > 4 THEN REPEAT('*', LENGTH(try_variant_get(val, '$', 'STRING')) - 4) || RIGHT(try_variant_get(val, '$', 'STRING'), 4)
+              ELSE REPEAT('*', LENGTH(try_variant_get(val, '$', 'STRING')))
             END
           )
         END AS STRING
@@ -361,7 +361,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -369,7 +369,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DECIMAL(38, 18))
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -377,7 +377,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DOUBLE)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(NULL AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -385,7 +385,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BOOLEAN)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -393,7 +393,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS DATE)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -401,7 +401,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP_NTZ)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -409,7 +409,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS TIMESTAMP)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -417,7 +417,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN CAST(val AS BINARY)
+          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
@@ -476,10 +476,10 @@ USING (VALUES
   ('veil.mask__app__people__name', 'column mask', 'column app.people.name', 'ALTER TABLE app.people ALTER COLUMN name DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__name'),
   ('veil.mask__app__people__phone', 'column mask', 'column app.people.phone', 'ALTER TABLE app.people ALTER COLUMN phone DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__phone'),
   ('veil.mask__app__people__salary', 'column mask', 'column app.people.salary', 'ALTER TABLE app.people ALTER COLUMN salary DROP MASK', 'DROP FUNCTION IF EXISTS veil.mask__app__people__salary'),
-  ('veil.mask__tag__contact', 'tag mask function', 'tag veil_class = contact', 'DROP FUNCTION IF EXISTS veil.mask__tag__contact', 'DROP FUNCTION IF EXISTS veil.mask__tag__contact'),
-  ('veil.mask__tag__finance_salary_b65e531f', 'tag mask function', 'tag veil_class = finance__salary', 'DROP FUNCTION IF EXISTS veil.mask__tag__finance_salary_b65e531f', 'DROP FUNCTION IF EXISTS veil.mask__tag__finance_salary_b65e531f'),
-  ('veil.mask__tag__pii', 'tag mask function', 'tag veil_class = pii', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii'),
-  ('veil.mask__tag__pii_card_ae7b34b7', 'tag mask function', 'tag veil_class = pii__card', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii_card_ae7b34b7', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii_card_ae7b34b7')
+  ('veil.mask__tag__contact', 'tag mask function', 'tag veil_class = contact', '', 'DROP FUNCTION IF EXISTS veil.mask__tag__contact'),
+  ('veil.mask__tag__finance_salary_b65e531f', 'tag mask function', 'tag veil_class = finance__salary', '', 'DROP FUNCTION IF EXISTS veil.mask__tag__finance_salary_b65e531f'),
+  ('veil.mask__tag__pii', 'tag mask function', 'tag veil_class = pii', '', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii'),
+  ('veil.mask__tag__pii_card_ae7b34b7', 'tag mask function', 'tag veil_class = pii__card', '', 'DROP FUNCTION IF EXISTS veil.mask__tag__pii_card_ae7b34b7')
 ) AS s(object_name, object_kind, target, detach_sql, drop_sql)
 ON t.object_name = s.object_name
 WHEN MATCHED AND (
