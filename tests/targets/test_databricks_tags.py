@@ -215,3 +215,55 @@ def test_a_script_without_native_tags_drops_the_policies_then_the_functions(
         "- POLICY veil_tag__pii ON TABLE app.people (table app.people tag veil_class = pii): "
         "DROP POLICY veil_tag__pii ON TABLE app.people\n"
     ) in header
+
+
+def test_the_preflight_refuses_a_masked_column_that_carries_the_tag(
+    target: DatabricksTarget,
+) -> None:
+    """The pre-flight block's query on information_schema.column_tags (run in DuckDB over a
+    stand-in): `veil_class` on a column veil masks stops the script before it changes anything;
+    on another column, or another tag on a masked column, it passes."""
+    program = scenarios.build("case:tag_native", NOW).program
+    block = split_statements(target.render(program))[0]
+    found = re.search(
+        r"IF EXISTS \((SELECT 1 FROM information_schema\.column_tags.*?)\) THEN", block, re.S
+    )
+    assert found is not None
+    query = found.group(1).replace("information_schema.column_tags", "ct")
+    query = query.replace("current_catalog()", "'main'")
+    for row, refused in [
+        (("main", "app", "people", "card", "veil_class", "pii__card"), True),
+        (("MAIN", "App", "People", "Email", "veil_class", "pii"), True),
+        (("main", "app", "people", "notes", "veil_class", "pii"), False),  # not masked by veil
+        (("main", "app", "people", "card", "other_tag", "pii"), False),
+        (("other", "app", "people", "card", "veil_class", "pii"), False),
+    ]:
+        with duckdb.connect() as duck:
+            duck.execute(
+                "CREATE TABLE ct (catalog_name VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
+                "column_name VARCHAR, tag_name VARCHAR, tag_value VARCHAR)"
+            )
+            duck.execute("INSERT INTO ct VALUES (?, ?, ?, ?, ?, ?)", row)
+            assert bool(duck.execute(query).fetchall()) is refused, row
+    without = split_statements(DatabricksTarget().render(program))[0]
+    assert "column_tags" not in without  # only with native_tags
+
+
+def test_the_attach_rules_allow_50_policies_per_table() -> None:
+    """The quota T0207 keeps veil under, as the attach-rule model applies it."""
+    function = (
+        "CREATE OR REPLACE FUNCTION veil.f(val VARIANT, source STRING) RETURNS VARIANT "
+        "RETURN val;\n"
+    )
+
+    def policy(i: int) -> str:
+        return (
+            f"CREATE OR REPLACE POLICY p{i} ON TABLE app.people COLUMN MASK veil.f "
+            "TO `account users` FOR TABLES MATCH COLUMNS has_tag_value('veil_class', 'x') AS c "
+            "ON COLUMN c USING COLUMNS ('app.people');\n"
+        )
+
+    fifty = function + "".join(policy(i) for i in range(50))
+    assert not replay(fifty, "databricks").violations
+    over = replay(fifty + policy(50), "databricks").violations
+    assert [v.rule for v in over] == ["dbx-abac-quotas"]

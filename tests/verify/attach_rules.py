@@ -198,7 +198,7 @@ RULES: dict[str, Rule] = {
     "dbx-abac-quotas": Rule(
         "databricks",
         "at most 3 column conditions per MATCH COLUMNS, 20 principals per policy (TO and EXCEPT), "
-        "100 policies per catalog or schema",
+        "100 policies per catalog or schema, 50 per table",
         DBX + "data-governance/unity-catalog/abac/requirements",
     ),
     "dbx-tag-characters": Rule(
@@ -789,7 +789,7 @@ def _dbx_policy(replay: Replay, st: str, m: re.Match[str], norm: Callable[[str],
                 replay.refuse("dbx-tag-characters", st, f"tag key or value `{literal}`")
     replay.abac[key] = (fn, matches)
     on_securable = [k for k in replay.abac if k[0] == securable]
-    if len(on_securable) > 100:
+    if len(on_securable) > (50 if m.group(3).upper() == "TABLE" else 100):
         replay.refuse("dbx-abac-quotas", st, f"{len(on_securable)} policies on {securable}")
     if replay.masks:
         replay.note("dbx-abac-and-table-mask", st, "table-level masks exist beside this policy")
