@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import veil
+from veil.diagnostics import Span
 
 FOLDER = ".veil-cache"
 #: Set to any value to turn the check cache off (the bench measures cold runs with it).
@@ -160,6 +161,11 @@ def maker(cls: type) -> t.Callable[[tuple[object, ...]], object]:
     code.append("    return obj")
     exec("\n".join(code), namespace)  # code made above from the class's fields
     return t.cast(t.Callable[[tuple[object, ...]], object], namespace["make"])
+
+
+#: `Span(file=…, line=…, col=…, end_line=…, end_col=…)` from a tuple of those, at a third of the
+#: frozen dataclass's `__init__`: parsing and the checker make one per node and column.
+make_span = t.cast(t.Callable[[tuple[str, int, int, int, int]], Span], maker(Span))
 
 
 _GETTERS: dict[type, t.Callable[[object], tuple[object, ...]] | None] = {}

@@ -12,7 +12,7 @@ import typing as t
 from decimal import Decimal
 
 from veil import ir
-from veil.cache import maker
+from veil.cache import make_span
 from veil.diagnostics import Diagnostic, Span, error
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
@@ -87,17 +87,12 @@ def unescape(raw: str, span: Span) -> str:
     return "".join(out)
 
 
-#: `Span(file=…, line=…, col=…, end_line=…, end_col=…)` from a tuple of those: a parse makes a
-#: span per node, and a frozen dataclass's `__init__` costs three times as much.
-_span_of = t.cast(t.Callable[[tuple[str, int, int, int, int]], Span], maker(Span))
-
-
 def _tok_span(path: str, tok: Token) -> Span:
     line = tok.line or 1
     col = tok.column or 1
     end_line = tok.end_line or line
     end_col = tok.end_column or col + len(str(tok))
-    return _span_of((path, line, col, end_line, end_col))
+    return make_span((path, line, col, end_line, end_col))
 
 
 _T = t.TypeVar("_T")
@@ -114,7 +109,7 @@ class ToIR:
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return Span.point(self.path, 1, 1)
-        return _span_of((self.path, meta.line, meta.column, meta.end_line, meta.end_column))
+        return make_span((self.path, meta.line, meta.column, meta.end_line, meta.end_column))
 
     def _word(self, tok: Token) -> str:
         if tok.type == "NAME" and str(tok) in ir.KEYWORDS:

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterable
 
 from veil import ir, methods, model
+from veil.cache import make_span
 from veil.diagnostics import Span
 from veil.ir import dotted as dotted
 
@@ -42,13 +43,8 @@ def join_help(*parts: str | None) -> str | None:
 
 def name_span(start: Span, written: str) -> Span:
     """The span of a name written at the start of `start` (when the IR has no span of its own)."""
-    return Span(
-        file=start.file,
-        line=start.line,
-        col=start.col,
-        end_line=start.line,
-        end_col=start.col + max(1, len(written)),
-    )
+    line, col = start.line, start.col
+    return make_span((start.file, line, col, line, col + max(1, len(written))))
 
 
 def column_str(key: ColumnKey) -> str:

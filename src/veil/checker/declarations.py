@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import typing as t
 from dataclasses import replace
 
@@ -142,6 +143,12 @@ def _checked_type(ct: ir.ColumnType) -> tuple[model.SqlType | None, list[Diagnos
     return sql_type, found
 
 
+@functools.lru_cache(maxsize=4096)
+def _quoted(name: str) -> str:
+    """`ir.quote_part`, asked once per column name however many tables have it."""
+    return ir.quote_part(name)
+
+
 def _sorted_tags(tags: tuple[ir.TagPath, ...]) -> tuple[ir.TagPath, ...]:
     if len(tags) < 2:
         return tags
@@ -228,13 +235,14 @@ def collect_declarations(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, l
 def _table(stmt: ir.Table, diags: list[Diagnostic]) -> model.CatalogTable:
     seen = _Seen("column")
     columns: list[model.CatalogColumn] = []
-    where = f" in table `{stmt.name}`"
     for col in stmt.columns:
-        shown = ir.quote_part(col.name)
+        shown = _quoted(col.name)
         span = name_span(col.span, shown)
         sql_type, found = _checked_type(col.type)
         diags.extend(found)
-        if seen.add(col.name, shown, span, diags, where=where) and sql_type is not None:
+        if col.name in seen.first:
+            seen.add(col.name, shown, span, diags, where=f" in table `{stmt.name}`")
+        elif seen.add(col.name, shown, span, diags) and sql_type is not None:
             columns.append(
                 model.CatalogColumn(
                     name=col.name, type=sql_type, tags=_sorted_tags(col.tags), span=span
