@@ -655,19 +655,23 @@ def test_the_databricks_plan(tmp_path: Path) -> None:
     rows.update({r[0]: r for r in databricks_merge_source(statements_text(statements), table)})
     select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", statements[cleanup], re.S)
     assert select is not None
+    got = databricks_cleanup(select.group(1), sorted(rows.values()))
+    assert got == expected_cleanup(before, after)
+    assert got  # the pair removes something
+
+
+def databricks_cleanup(select: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What the clean-up block's query (Databricks SQL, through sqlglot) selects in DuckDB over
+    `rows` of veil.applied_object."""
     with duckdb.connect() as duck:
         duck.execute("CREATE SCHEMA veil")
         duck.execute(
             "CREATE TABLE veil.applied_object (object_name VARCHAR, object_kind VARCHAR, "
             "target VARCHAR, detach_sql VARCHAR, drop_sql VARCHAR)"
         )
-        duck.executemany(
-            "INSERT INTO veil.applied_object VALUES (?, ?, ?, ?, ?)", sorted(rows.values())
-        )
-        query = sqlglot.transpile(select.group(1), read="databricks", write="duckdb")[0]
-        got = duck.execute(query).fetchall()
-    assert got == expected_cleanup(before, after)
-    assert got  # the pair removes something
+        duck.executemany("INSERT INTO veil.applied_object VALUES (?, ?, ?, ?, ?)", rows)
+        query = sqlglot.transpile(select, read="databricks", write="duckdb")[0]
+        return duck.execute(query).fetchall()
 
 
 def statements_text(statements: list[str]) -> str:

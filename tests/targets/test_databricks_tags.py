@@ -19,7 +19,6 @@ from decimal import Decimal
 
 import duckdb
 import pytest
-import sqlglot
 
 from tests.targets import scenarios
 from tests.targets.test_databricks import (
@@ -185,7 +184,7 @@ def test_a_script_without_native_tags_drops_the_policies_then_the_functions(
     """The clean-up query of a script without `native_tags` (run in DuckDB over
     veil.applied_object as the native script left it) selects every ABAC policy, with nothing
     to detach, before the functions they name; the plan's header lists the same."""
-    from tests.test_plan import databricks_merge_source
+    from tests.test_plan import databricks_cleanup, databricks_merge_source
 
     program = scenarios.build("case:tag_native", NOW).program
     plain = DatabricksTarget()
@@ -194,15 +193,7 @@ def test_a_script_without_native_tags_drops_the_policies_then_the_functions(
     cleanup = next(s for s in statements if "FOR stale AS" in s)
     select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", cleanup, re.S)
     assert select is not None
-    with duckdb.connect() as duck:
-        duck.execute("CREATE SCHEMA veil")
-        duck.execute(
-            "CREATE TABLE veil.applied_object (object_name VARCHAR, object_kind VARCHAR, "
-            "target VARCHAR, detach_sql VARCHAR, drop_sql VARCHAR)"
-        )
-        duck.executemany("INSERT INTO veil.applied_object VALUES (?, ?, ?, ?, ?)", rows)
-        query = sqlglot.transpile(select.group(1), read="databricks", write="duckdb")[0]
-        got = duck.execute(query).fetchall()
+    got = databricks_cleanup(select.group(1), rows)
     drops = [d for _, detach, d in got if detach is None]
     assert len(got) == len(drops) == len(program.tag_masks) * (len(program.tables) + 1)
     policies = [d for d in drops if d.startswith("DROP POLICY ")]

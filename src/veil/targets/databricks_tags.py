@@ -194,19 +194,7 @@ def diagnostics(target: DatabricksTarget, program: model.Program) -> list[Diagno
     than Unity Catalog allows policies on a table (T0207)."""
     if not target.options.native_tags:
         return []
-    out = [
-        error(
-            "T0206",
-            f"the masks on tag `{tm.tag}` cannot be one ABAC column mask policy",
-            tm.policies[-1],
-            help="with `native_tags`, every column tagged on databricks is masked by one "
-            "function per tag: write the masks on this tag as one `mask tagged … { … }` block, "
-            "or as `with M unless …` with the same method",
-            related=tm.policies[:-1],
-        )
-        for tm in program.tag_masks
-        if tm.tied
-    ]
+    out = target.tied_tag_diagnostics(program, "T0206", "ABAC column mask policy", "function")
     if len(program.tag_masks) > MAX_POLICIES_PER_TABLE:
         extra = sorted(program.tag_masks, key=lambda m: m.tag.parts)[MAX_POLICIES_PER_TABLE]
         out.append(

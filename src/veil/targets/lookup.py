@@ -600,6 +600,27 @@ class LookupTarget(Target):
         """The native tag policies of the script, when the target writes them."""
         return None
 
+    def tied_tag_diagnostics(
+        self, program: model.Program, code: str, policy: str, decision: str
+    ) -> list[Diagnostic]:
+        """With `native_tags`, masks of one tag that do not merge cannot be one `policy` (the
+        platform's word) deciding a column tagged later: one `decision` per tag."""
+        if not self.options.native_tags:
+            return []
+        return [
+            error(
+                code,
+                f"the masks on tag `{tm.tag}` cannot be one {policy}",
+                tm.policies[-1],
+                help=f"with `native_tags`, every column tagged on {self.name} is masked by one "
+                f"{decision} per tag: write the masks on this tag as one `mask tagged … {{ … }}` "
+                "block, or as `with M unless …` with the same method",
+                related=tm.policies[:-1],
+            )
+            for tm in program.tag_masks
+            if tm.tied
+        ]
+
     def lower(self, program: model.Program) -> Script:
         self.use_logins(program)
         policies = self.lower_policies(program)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import typing as t
 
 from veil import model
-from veil.diagnostics import Diagnostic, error
+from veil.diagnostics import Diagnostic
 from veil.model import SqlType
 from veil.targets.script import NativeTags, Policy, TagAssignment
 
@@ -145,18 +145,4 @@ def native_tags(target: SnowflakeTarget, program: model.Program) -> NativeTags |
 
 def tied_diagnostics(target: SnowflakeTarget, program: model.Program) -> list[Diagnostic]:
     """Masks of one tag that do not merge cannot be one tag-based policy."""
-    if not target.options.native_tags:
-        return []
-    return [
-        error(
-            "T0107",
-            f"the masks on tag `{tm.tag}` cannot be one tag-based masking policy",
-            tm.policies[-1],
-            help="with `native_tags`, every column tagged on snowflake is masked by one "
-            "decision per tag: write the masks on this tag as one `mask tagged … { … }` block, "
-            "or as `with M unless …` with the same method",
-            related=tm.policies[:-1],
-        )
-        for tm in program.tag_masks
-        if tm.tied
-    ]
+    return target.tied_tag_diagnostics(program, "T0107", "tag-based masking policy", "decision")
