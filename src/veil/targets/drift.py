@@ -11,7 +11,8 @@ compares the account with the repository, and the DBA runs it. It returns one ro
 * each table with row rules: its row access policy / row filter likewise;
 * a policy of veil's schema attached to a protected table that the repository does not produce;
 * with native tag policies (Snowflake `native_tags`): each policy bound to the classification tag
-  and its body, and a policy of veil's schema bound to it that the repository does not produce.
+  and its body, and a policy of veil's schema bound to it that the repository does not produce
+  (Databricks' ABAC policies are not checked yet; docs/targets/databricks.md).
 
 What a platform reads its policy attachments and bodies from is the template
 `<target>/verify_sources.sql.j2` (two CTEs, `refs` and `bodies`, in one shape for both); the
@@ -98,7 +99,9 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
                 }
             )
     native = list(script.native.policies) if script.native else []
-    for tp in native:
+    # Databricks' ABAC policies and their functions are not read back yet (its sources list
+    # no ABAC policy): only Snowflake's tag-based policies are checked; both are known names.
+    for tp in (p for p in native if p.kind == "tag masking policy"):
         checks.append(
             {
                 "shape": "policy",
