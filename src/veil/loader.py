@@ -115,14 +115,18 @@ def parse_many(batch: list[tuple[str, str]]) -> list[tuple[Parsed, bytes | None]
 
 
 def _two_cores() -> bool:
-    """Forking is worth it and safe: two cores, Linux, and no other thread (a forked child
-    of a threaded program could wait forever on a lock another thread held)."""
+    """Forking is worth it and safe: Linux, two cores and one of them idle (the load average
+    below the cores less a half), and no other thread (a forked child of a threaded program
+    could wait forever on a lock another thread held)."""
     if os.environ.get(JOBS, "").strip() == "1" or sys.platform != "linux":
         return False  # fork is Linux's to trust here; elsewhere one process does it all
     if threading.active_count() != 1:
         return False
     try:
-        return len(os.sched_getaffinity(0)) >= 2
+        cores = len(os.sched_getaffinity(0))
+        # A second process only helps when a core is idle; on a busy machine it costs CPU
+        # that other programs would have used, for no earlier answer.
+        return cores >= 2 and os.getloadavg()[0] < cores - 0.5
     except (AttributeError, OSError):  # pragma: no cover - no affinity on this system
         return False
 
