@@ -479,3 +479,34 @@ def test_files_parsed_on_two_processes_are_stored_and_reused(
     monkeypatch.setattr(veil.checker, "check", lambda p: runs.append(1) or real(p))
     assert _veil_check("examples/payments") == expected
     assert runs == []
+
+
+def test_the_transformers_fast_makers_make_what_the_classes_make() -> None:
+    """The IR nodes the transformer makes without their `__init__` (cache.keyword_maker) are
+    the objects the classes make, field by field, defaults and spans included."""
+    import dataclasses
+
+    from veil import transformer
+    from veil.cache import keyword_maker, make_span
+    from veil.diagnostics import Span
+
+    span = Span(file="f.veil", line=2, col=3, end_line=4, end_col=5)
+    assert _with_spans(make_span(("f.veil", 2, 3, 4, 5))) == _with_spans(span)
+    tag = ir.TagPath(parts=("pii", "email"), span=span)
+    cases: list[tuple[type, dict[str, object]]] = [
+        (ir.ObjectName, {"parts": ("s", "t"), "span": span}),
+        (ir.ObjectName, {"parts": ("t",)}),
+        (ir.TagPath, {"parts": ("pii",), "span": span}),
+        (ir.Name, {"value": "Fraud Detection", "span": span}),
+        (ir.ColumnType, {"name": "varchar", "params": (19,), "span": span}),
+        (ir.ColumnType, {"name": "text"}),
+        (ir.Column, {"name": "c", "type": ir.ColumnType(name="t"), "tags": (tag,), "span": span}),
+        (ir.Column, {"name": "c", "type": ir.ColumnType(name="text")}),
+    ]
+    for cls, fields in cases:
+        made = keyword_maker(cls)(**fields)
+        assert type(made) is cls
+        assert _with_spans(made) == _with_spans(cls(**fields))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.span = span  # type: ignore[misc]
+    assert transformer._Column is not ir.Column  # the transformer does use a maker
