@@ -12,6 +12,7 @@ attach-rule model's (replayed here) to say.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -273,3 +274,19 @@ def test_the_drift_query_reports_no_false_difference_for_the_abac_policies(
     assert "'tag mask' AS KIND" not in query
     assert "expected veil_tag__" not in query and "expected mask__tag__" not in query
     assert parse_script(query, "databricks")
+
+
+def test_the_attach_rules_refuse_a_masked_column_that_a_policy_also_matches(
+    target: DatabricksTarget,
+) -> None:
+    """A column tagged after the apply: on a column veil does not mask, the policy is its one
+    mask; on a column veil masks, two masks reach it and its queries fail (as
+    `evaluator.abac_cell` says), which is why the pre-flight refuses such a column."""
+    program = scenarios.build("case:tag_native", NOW).program
+    applied = replay(target.render(program), "databricks")
+    for column, refused in [("notes", False), ("card", True)]:
+        account = dataclasses.replace(
+            applied, tag_values={("app.people", column): {"veil_class": "pii"}}
+        )
+        found = [v.rule for v in replay("", "databricks", after=account).violations]
+        assert ("dbx-two-masks" in found) is refused, (column, found)

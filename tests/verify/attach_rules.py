@@ -213,6 +213,12 @@ RULES: dict[str, Rule] = {
         "policies)",
         DBX + "data-governance/unity-catalog/abac/policy-evaluation",
     ),
+    "dbx-two-masks": Rule(
+        "databricks",
+        "a column that its own column mask and an ABAC column mask policy both reach has two "
+        "masks, and every query of it fails (conflicts between multiple policies)",
+        DBX + "data-governance/unity-catalog/abac/policy-evaluation",
+    ),
     "dbx-second-set": Rule(
         "databricks",
         "whether SET MASK / SET ROW FILTER over an existing one replaces it is not documented",
@@ -733,6 +739,7 @@ def _replay_databricks(
                             st,
                             f"`{principal}` in {norm(m.group(1))} is not an email address",
                         )
+    _dbx_two_masks(replay)
     for (table, column), (name, _) in replay.masks.items():
         expected = (catalog or {}).get((table, column))
         fn = replay.policies[name]
@@ -793,6 +800,23 @@ def _dbx_policy(replay: Replay, st: str, m: re.Match[str], norm: Callable[[str],
         replay.refuse("dbx-abac-quotas", st, f"{len(on_securable)} policies on {securable}")
     if replay.masks:
         replay.note("dbx-abac-and-table-mask", st, "table-level masks exist beside this policy")
+
+
+def _dbx_two_masks(replay: Replay) -> None:
+    """Columns whose tags (`Replay.tag_values`, as the account holds them: the tests set them
+    for a column tagged after the apply) an ABAC policy of their table matches, and which have
+    a column mask of their own."""
+    for (table, column), tags in sorted(replay.tag_values.items(), key=str):
+        if column is None or (table, column) not in replay.masks:
+            continue
+        for (securable, name), (_, matches) in sorted(replay.abac.items()):
+            if securable != table:
+                continue
+            for cond in matches.values():
+                call = _DBX_TAG_CALL.search(cond)
+                args = re.findall(r"'((?:[^'\\]|\\.)*)'", call.group(1)) if call else []
+                if args and args[0] in tags and (len(args) == 1 or tags[args[0]] == args[1]):
+                    replay.refuse("dbx-two-masks", f"{name} ON TABLE {table}", f"{table}.{column}")
 
 
 # -------------------------------------------------------------------------------------------------
