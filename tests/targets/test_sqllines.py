@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from veil.api import check
 from veil.targets import TARGETS, get_target
-from veil.targets.sqllines import lay_out, tokens_outside_literals
+from veil.targets.sqllines import _parse, _Printer, _tokens, lay_out, tokens_outside_literals
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SOURCES = [ROOT / "examples" / "payments", *sorted((ROOT / "tests" / "cases").glob("[!_]*/"))]
@@ -107,3 +109,44 @@ def test_long_select_one_clause_per_line() -> None:
     assert lines[:3] == ["SELECT t.a", "FROM x t", "LEFT JOIN y s ON t.k = s.k"]
     assert lines[3] == "WHERE t.column_0 = s.column_0"
     assert lines[4:] == [f"  AND t.column_{i} = s.column_{i}" for i in range(1, 6)]
+
+
+@settings(max_examples=300, deadline=None)
+@example(["(", " ", "a", ")"])
+@example(["f", "(", "x", " ", "]"])
+@example(["a", "  ", "b"])
+@example([" ", "a"])
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "b",
+                "and",
+                "OR",
+                "Case",
+                "brand",
+                "(",
+                ")",
+                "[",
+                "]",
+                ",",
+                "'x  y'",
+                " ",
+                "  ",
+                "\n",
+                "\t",
+                "SELECT",
+                "x1",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_what_lay_out_returns_unread_is_what_reading_it_gives(parts: list[str]) -> None:
+    """The shortcut for short plain texts gives exactly what reading them gives."""
+    sql = "".join(parts)
+    tokens = _tokens(sql, False)
+    items = None if tokens is None else _parse(tokens)
+    read = sql if items is None else _Printer().seq(items, "")
+    assert lay_out(sql) == read

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import typing as t
 from dataclasses import dataclass, field
+from itertools import chain
 
 #: A list longer than this (in characters, on one line) is written one item per line.
 LIST_WIDTH = 120
@@ -29,22 +30,25 @@ SELECT_WIDTH = 160
 STEP = "  "
 
 _QUOTED = r'"(?:[^"]|"")*"|`(?:[^`]|``)*`'
-_TOKEN_DOUBLED = re.compile(rf"\s+|'[^']*(?:''[^']*)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+")
+# Each match is the whitespace before a token, then the token: one `findall` reads a body.
+_TOKEN_DOUBLED = re.compile(rf"(\s*)('[^']*(?:''[^']*)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+)")
 _TOKEN_BACKSLASH = re.compile(
-    rf"\s+|'(?:[^'\\]|\\.)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+", re.DOTALL
+    rf"(\s*)('(?:[^'\\]|\\.)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+)", re.DOTALL
 )
 _CLAUSES = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "UNION", "JOIN"})
 _JOIN_PREFIXES = frozenset({"LEFT", "RIGHT", "INNER", "FULL", "CROSS"})
 
 
-@dataclass(slots=True)
 class _Tok:
-    text: str
-    space: bool  # whitespace stood before it
+    """A token; `word` is its text in upper case, what keywords are compared with. (A plain
+    class: a body has hundreds of tokens, and a dataclass's generated __init__ costs twice.)"""
 
-    @property
-    def word(self) -> str:
-        return self.text.upper()
+    __slots__ = ("space", "text", "word")
+
+    def __init__(self, text: str, space: bool) -> None:
+        self.text = text
+        self.space = space  # whitespace stood before it
+        self.word = text.upper()
 
 
 @dataclass(slots=True)
@@ -63,20 +67,12 @@ _Item: t.TypeAlias = _Tok | _Group
 
 def _tokens(sql: str, backslash: bool) -> list[_Tok] | None:
     pattern = _TOKEN_BACKSLASH if backslash else _TOKEN_DOUBLED
-    out: list[_Tok] = []
-    pos, space = 0, False
-    while pos < len(sql):
-        m = pattern.match(sql, pos)
-        if m is None:  # an unterminated quote
-            return None
-        text = m.group()
-        if text.isspace():
-            space = True
-        else:
-            out.append(_Tok(text, space))
-            space = False
-        pos = m.end()
-    return out
+    found = pattern.findall(sql)
+    # Every character is whitespace or part of a token, except an unterminated quote, which
+    # no token matches: then the tokens fall short of the text.
+    if sum(map(len, chain.from_iterable(found))) != len(sql.rstrip()):
+        return None
+    return [_Tok(text, bool(space)) for space, text in found]
 
 
 def _parse(tokens: list[_Tok]) -> list[_Item] | None:
@@ -95,19 +91,6 @@ def _parse(tokens: list[_Tok]) -> list[_Item] | None:
     return stack[0].items if len(stack) == 1 else None
 
 
-def _flat(items: t.Sequence[_Item]) -> str:
-    out: list[str] = []
-    for i, item in enumerate(items):
-        if i and item.space:
-            out.append(" ")
-        if isinstance(item, _Tok):
-            out.append(item.text)
-        else:
-            assert item.close is not None
-            out.append(item.open.text + _flat(item.items) + item.close.text)
-    return "".join(out)
-
-
 def _is_select(items: t.Sequence[_Item]) -> bool:
     return bool(items) and isinstance(items[0], _Tok) and items[0].word in ("SELECT", "WITH")
 
@@ -115,6 +98,25 @@ def _is_select(items: t.Sequence[_Item]) -> bool:
 class _Printer:
     def __init__(self) -> None:
         self._breaks: dict[int, bool] = {}
+        self._flat: dict[int, str] = {}
+
+    def flat(self, items: t.Sequence[_Item]) -> str:
+        """`items` on one line, as the lowering wrote them (once per sequence: deciding how
+        to break a sequence asks for the text of every sequence in it)."""
+        key = id(items)
+        text = self._flat.get(key)
+        if text is None:
+            out: list[str] = []
+            for i, item in enumerate(items):
+                if i and item.space:
+                    out.append(" ")
+                if isinstance(item, _Tok):
+                    out.append(item.text)
+                else:
+                    assert item.close is not None
+                    out.append(item.open.text + self.flat(item.items) + item.close.text)
+            text = self._flat[key] = "".join(out)
+        return text
 
     def breaks(self, items: t.Sequence[_Item]) -> bool:
         """Whether `items` are written over several lines."""
@@ -125,7 +127,7 @@ class _Printer:
 
     def _decide(self, items: t.Sequence[_Item]) -> bool:
         if _is_select(items):
-            return len(_flat(items)) > SELECT_WIDTH
+            return len(self.flat(items)) > SELECT_WIDTH
         if any(isinstance(i, _Tok) and i.word in ("AND", "OR", "CASE") for i in items):
             return True
         if any(isinstance(i, _Group) and self.breaks(i.items) for i in items):
@@ -138,7 +140,7 @@ class _Printer:
             not _is_select(items)
             and any(isinstance(i, _Tok) and i.text == "," for i in items)
             and (
-                len(_flat(items)) > LIST_WIDTH
+                len(self.flat(items)) > LIST_WIDTH
                 or any(isinstance(i, _Group) and self.breaks(i.items) for i in items)
             )
         )
@@ -146,14 +148,14 @@ class _Printer:
     def group(self, g: _Group, indent: str) -> str:
         assert g.close is not None
         if not self.breaks(g.items):
-            return g.open.text + _flat(g.items) + g.close.text
+            return g.open.text + self.flat(g.items) + g.close.text
         inner = indent + STEP
         return f"{g.open.text}\n{inner}{self.seq(g.items, inner)}\n{indent}{g.close.text}"
 
     def seq(self, items: t.Sequence[_Item], indent: str) -> str:
         """`items` starting at the start of a line indented by `indent`."""
         if not self.breaks(items):
-            return _flat(items)
+            return self.flat(items)
         select = _is_select(items)
         listed = self.listed(items)
         out: list[str] = []
@@ -220,12 +222,20 @@ class _Printer:
         )
 
 
+# What a text needs for `lay_out` to return it as it is without reading it: no keyword that
+# breaks a line, no whitespace but single spaces, none just inside a bracket (reading would
+# drop it), and short enough to be no long list.
+_NEEDS_READING = re.compile(r"\s\s|[^\S ]|[(\[] | [)\]]|\b(?:AND|OR|CASE)\b", re.IGNORECASE)
+
+
 def lay_out(sql: str, *, indent: str = "", backslash: bool = False) -> str:
     """`sql` laid out over lines; the first line is not indented (it continues wherever the
     caller writes it), the others start with `indent` and the indentation of their nesting.
 
     `backslash`: string literals escape with a backslash (`'it\\'s'`) rather than by doubling
     the quote (`'it''s'`)."""
+    if len(sql) <= LIST_WIDTH and sql == sql.strip() and _NEEDS_READING.search(sql) is None:
+        return sql
     tokens = _tokens(sql, backslash)
     items = None if tokens is None else _parse(tokens)
     if items is None:
