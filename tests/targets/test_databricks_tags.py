@@ -179,28 +179,31 @@ def test_tag_functions_agree_with_the_evaluator_on_late_columns(
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} mismatches)"
 
 
-def test_a_script_without_native_tags_drops_the_policies_then_the_functions(
-    target: DatabricksTarget,
-) -> None:
+@pytest.mark.parametrize("schema", ["veil", "Gov"])
+def test_a_script_without_native_tags_drops_the_policies_then_the_functions(schema: str) -> None:
     """The clean-up query of a script without `native_tags` (run in DuckDB over
     veil.applied_object as the native script left it) selects every ABAC policy, with nothing
-    to detach, before the functions they name; the plan's header lists the same."""
+    to detach, before the functions they name, also where the functions' names sort first
+    (`Gov.mask__…` < `POLICY …`); the plan's header lists the same."""
     from tests.test_plan import databricks_cleanup, databricks_merge_source
 
     program = scenarios.build("case:tag_native", NOW).program
-    plain = DatabricksTarget()
-    rows = databricks_merge_source(target.render(program), "veil.applied_object")
+    target = DatabricksTarget(Options(native_tags=True, governance_schema=schema))
+    plain = DatabricksTarget(Options(governance_schema=schema))
+    applied = target.qualified((schema, "applied_object"))
+    rows = databricks_merge_source(target.render(program), applied)
     statements = split_statements(plain.render(program))
     cleanup = next(s for s in statements if "FOR stale AS" in s)
-    select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY 1)\s+DO", cleanup, re.S)
+    select = re.search(r"FOR stale AS\s+(SELECT .*?ORDER BY [^\n]*)\s+DO", cleanup, re.S)
     assert select is not None
-    got = databricks_cleanup(select.group(1), rows)
+    got = databricks_cleanup(select.group(1).replace(applied, "veil.applied_object"), rows)
     drops = [d for _, detach, d in got if detach is None]
     assert len(got) == len(drops) == len(program.tag_masks) * (len(program.tables) + 1)
     policies = [d for d in drops if d.startswith("DROP POLICY ")]
     assert drops[: len(policies)] == policies  # every policy before any function
     assert all(
-        d.startswith("DROP FUNCTION IF EXISTS veil.mask__tag__") for d in drops[len(policies) :]
+        d.startswith(f"DROP FUNCTION IF EXISTS {target.qualified((schema, 'mask__tag__'))}")
+        for d in drops[len(policies) :]
     )
     header = plain.plan(target.lower(program), plain.lower(program), [], PlanNotes())
     assert (

@@ -133,5 +133,6 @@ BEGIN
       WHERE object_name NOT IN (
         'veil.mask__app__t__secret'
       )
-      ORDER BY 1
+      -- A policy is dropped before the function it names, whatever the names are.
+      ORDER BY CASE WHEN object_kind = 'column mask policy' THEN 0 ELSE 1 END, 1
 -- veil runtime: clean-up loop, retired objects, auditors

@@ -375,5 +375,6 @@ BEGIN
         'veil.rows__shop__orders',
         'veil.rows__shop__refunds'
       )
-      ORDER BY 1
+      -- A policy is dropped before the function it names, whatever the names are.
+      ORDER BY CASE WHEN object_kind = 'column mask policy' THEN 0 ELSE 1 END, 1
 -- veil runtime: clean-up loop, retired objects, auditors

@@ -166,5 +166,6 @@ BEGIN
         'veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523',
         'veil.rows__o_brien_drop_table_x___t_1_3c345749'
       )
-      ORDER BY 1
+      -- A policy is dropped before the function it names, whatever the names are.
+      ORDER BY CASE WHEN object_kind = 'column mask policy' THEN 0 ELSE 1 END, 1
 -- veil runtime: clean-up loop, retired objects, auditors

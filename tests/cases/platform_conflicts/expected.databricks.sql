@@ -149,5 +149,6 @@ BEGIN
         'veil.mask__shop__orders__qty',
         'veil.rows__shop__orders'
       )
-      ORDER BY 1
+      -- A policy is dropped before the function it names, whatever the names are.
+      ORDER BY CASE WHEN object_kind = 'column mask policy' THEN 0 ELSE 1 END, 1
 -- veil runtime: clean-up loop, retired objects, auditors

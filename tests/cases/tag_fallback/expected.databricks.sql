@@ -97,5 +97,6 @@ BEGIN
         'veil.mask__app__people__born',
         'veil.mask__app__people__name'
       )
-      ORDER BY 1
+      -- A policy is dropped before the function it names, whatever the names are.
+      ORDER BY CASE WHEN object_kind = 'column mask policy' THEN 0 ELSE 1 END, 1
 -- veil runtime: clean-up loop, retired objects, auditors
