@@ -613,7 +613,7 @@ def test_the_snowflake_plan(tmp_path: Path) -> None:
     table = "VEIL.APPLIED_OBJECT"
     rows = {r[0]: r for r in merge_source(get_target("snowflake").render(old), table)}
     rows.update({r[0]: r for r in merge_source(statements_text(statements), table)})
-    select = re.search(r"CURSOR FOR\s+(SELECT .*?ORDER BY 1)", statements[cleanup], re.S)
+    select = re.search(r"CURSOR FOR\s+(WITH .*?ORDER BY 1)", statements[cleanup], re.S)
     assert select is not None
     cols = [
         f"{c} VARCHAR" for c in ("OBJECT_NAME", "OBJECT_KIND", "TARGET", "DETACH_SQL", "DROP_SQL")

@@ -106,20 +106,19 @@ def test_snowflake_preflight_finds_foreign_policies(payments: scenarios.Scenario
 
 
 def _dbx_checks(block: str) -> list[tuple[str, str]]:
-    """(relation, DuckDB query) for each IF EXISTS check of the Databricks block."""
+    """(relation, DuckDB query counting what it finds) for each `SET found = (…)` query of the
+    Databricks block."""
     out = []
     for m in re.finditer(
-        r"IF EXISTS \((SELECT 1 FROM information_schema\.(\w+)\s+WHERE .*?)\) THEN",
+        r"SET found = \(SELECT array_join\(.*?\)\)\), ', '\)\s+FROM information_schema\.(\w+) "
+        r"(\w)\s(.*?)\);\n",
         block,
         re.DOTALL,
     ):
-        query = (
-            m.group(1)
-            .replace("information_schema.", "")
-            .replace("current_catalog()", "'main'")
-            .replace("startswith", "starts_with")
-        )
-        out.append((m.group(2), query))
+        query = f"SELECT count(*) FROM {m.group(1)} {m.group(2)} {m.group(3)}".replace(
+            "current_catalog()", "'main'"
+        ).replace("startswith", "starts_with")
+        out.append((m.group(1), query))
     return out
 
 
@@ -141,7 +140,7 @@ def test_databricks_preflight_finds_foreign_masks_and_filters(
     )
 
     def refused() -> bool:
-        return any(con.execute(q).fetchall() for _, q in checks)
+        return any(con.execute(q).fetchall()[0][0] for _, q in checks)
 
     assert not refused()
     con.execute(

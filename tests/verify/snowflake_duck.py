@@ -508,19 +508,18 @@ class SnowflakeDuck:
         macros, so that policy bodies can call them. `CURRENT_USER()` in them is the `user` of
         each evaluation; an empty result is an empty list, as Snowflake's ARRAY_AGG gives."""
         pattern = re.compile(
-            r"CREATE OR REPLACE FUNCTION (\S+)\((\w+) \w+\)\s+RETURNS ARRAY\b.*?\$\$(.*?)\$\$",
+            r"CREATE OR REPLACE FUNCTION (\S+)\(([\w ,]*)\)\s+RETURNS ARRAY\b.*?\$\$(.*?)\$\$",
             re.DOTALL,
         )
-        for name, param, query in pattern.findall(script):
+        for name, params, query in pattern.findall(script):
+            names = ", ".join(p.split()[0].lower() for p in params.split(","))
             tree = sqlglot.parse_one(query.strip(), read="snowflake")
             for node in list(tree.find_all(exp.CurrentUser)):
                 node.replace(
                     exp.Anonymous(this="getvariable", expressions=[exp.Literal.string("veil_user")])
                 )
             duck = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
-            self.con.execute(
-                f"CREATE OR REPLACE MACRO {name}({param.lower()}) AS (COALESCE(({duck}), []))"
-            )
+            self.con.execute(f"CREATE OR REPLACE MACRO {name}({names}) AS (COALESCE(({duck}), []))")
 
     def reset(self) -> None:
         """Drop every table made by :meth:`set_table` (much cheaper than a new connection)."""

@@ -57,6 +57,8 @@ class DatabricksTarget(LookupTarget):
     array_size = "size"
     array_overlap = "arrays_overlap"
     array_literal = "array"
+    array_contains = "array_contains({array}, {item})"
+    text_type = "STRING"
     default_decimal: t.ClassVar[tuple[int, int]] = (10, 0)
     type_names: t.ClassVar[dict[str, str]] = {
         "integer": "INT",
@@ -108,10 +110,20 @@ class DatabricksTarget(LookupTarget):
 
     def now_sql(self) -> str:
         """UTC wall-clock time (`TIMESTAMP_NTZ`): veil reads a `timestamp` column as UTC."""
-        return "convert_timezone('UTC', current_timestamp())"
+        return self.utc_wall_sql("current_timestamp()")
 
     def today_sql(self) -> str:
         return f"to_date({self.now_sql()})"
+
+    def utc_wall_sql(self, c: str) -> str:
+        """An instant's UTC wall-clock time, computed from its epoch microseconds: nothing here
+        reads the session time zone. (`convert_timezone('UTC', c)` would, twice: inside a SQL
+        function Spark casts `c` with the zone the function was created in but takes the
+        source zone from the session, so under another zone it is off by the difference.)"""
+        return (
+            f"(CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ) + unix_micros({c}) "
+            "* INTERVAL '0.000001' SECOND)"
+        )
 
     # ------------------------------------------------------------------ methods
     def sha256_hex_sql(self, text: str) -> str:
@@ -161,6 +173,14 @@ class DatabricksTarget(LookupTarget):
             "columns": tuple(self.ident(c.name) for c in args),
         }
 
+    def _mask_body(
+        self, program: model.Program, mask: model.ColumnMask, col: t.Callable[[str], str]
+    ) -> str:
+        return self.mask_sql(mask, col, self.predicate_reader(program, mask.table, col))
+
+    def _rows_body(self, program: model.Program, key: TableKey, col: t.Callable[[str], str]) -> str:
+        return self.row_sql(program.rules_of(key), self.predicate_reader(program, key, col))
+
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         if column is None:
             return f"ALTER TABLE {table} DROP ROW FILTER"
@@ -175,7 +195,7 @@ class DatabricksTarget(LookupTarget):
             fn = self.function_context(
                 self.mask_args(program, mask),
                 self.object_name("mask", *mask.table, mask.column),
-                functools.partial(self.mask_sql, mask),
+                functools.partial(self._mask_body, program, mask),
             )
             table, column = self.table_sql(mask.table), self.ident(mask.column)
             policy = Policy(
@@ -194,7 +214,7 @@ class DatabricksTarget(LookupTarget):
             fn = self.function_context(
                 self.row_args(program, key),
                 self.object_name("rows", *key),
-                functools.partial(self.row_sql, program.rules_of(key)),
+                functools.partial(self._rows_body, program, key),
             )
             table = self.table_sql(key)
             policy = Policy(
@@ -216,13 +236,39 @@ class DatabricksTarget(LookupTarget):
         """A tag mask function is told its table by the policy (`USING COLUMNS ('<t>')`)."""
         return self.ident(databricks_tags.SOURCE_ARG)
 
+    def preflight_groups(self, program: model.Program) -> list[dict[str, t.Any]]:
+        """The pre-flight's checks grouped by catalog: where its information_schema is, the
+        catalog (SQL), and the (schema, table, column) veil masks and (schema, table) it
+        filters there, in lower case as Unity Catalog keeps them."""
+        groups: dict[str, dict[str, t.Any]] = {}
+        for p in self.preflight(program):
+            parts = [part.lower() for part in p["parts"]]
+            three = len(parts) == 3
+            info = "information_schema"
+            if three:
+                info = f"{self.ident(p['parts'][0])}.{info}"
+            g = groups.setdefault(
+                info,
+                {
+                    "info": info,
+                    "catalog": self.literal(parts[0]) if three else "current_catalog()",
+                    "masked": [],
+                    "filtered": [],
+                },
+            )
+            g["masked"] += [(parts[-2], parts[-1], c.lower()) for c in p["masked"]]
+            if p["rows"]:
+                g["filtered"].append((parts[-2], parts[-1]))
+        return [groups[k] for k in sorted(groups)]
+
     def layout_settings(self, program: model.Program) -> dict[str, t.Any]:
         native = self.options.native_tags and bool(program.tag_masks)
         return {
             **super().layout_settings(program),
             "tag_key": databricks_tags.TAG_KEY,
             "tag_values": databricks_tags.allowed_values(program) if native else (),
-            "active_purposes_body": self.active_purposes_body("active_purposes.source"),
+            "preflight_groups": self.preflight_groups(program),
+            "lookups": self.lookup_functions(lambda fn, name: f"{fn}.{name}"),
             "schema_stored": self.options.governance_schema.lower(),
         }
 

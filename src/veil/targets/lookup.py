@@ -199,11 +199,14 @@ class LookupTarget(Target):
     def gov_col(self, alias: str, column: str) -> str:
         return f"{alias}.{self.ident(column)}"
 
-    def principal_is_me(self, column: str) -> str:
-        """User names match case-insensitively (both platforms fold unquoted user names)."""
-        return f"UPPER({column}) = UPPER({self.current_user})"
+    def principal_is_me(self, column: str, me: str | None = None) -> str:
+        """User names match case-insensitively (both platforms fold unquoted user names); `me`
+        is the SQL of the user (the current user when None)."""
+        return f"UPPER({column}) = UPPER({me or self.current_user})"
 
-    def purpose_query_sql(self, select: str, source: str, purpose_match: str | None) -> str:
+    def purpose_query_sql(
+        self, select: str, source: str, purpose_match: str | None, me: str | None = None
+    ) -> str:
         """`SELECT select` over the user's purposes: the selected project has the user as a
         member, is a source project of `source` (SQL) and has an approved purpose (`pp`)
         matching `purpose_match` (any when None) whose acknowledgement text is NULL or one the
@@ -219,10 +222,10 @@ class LookupTarget(Target):
                 ("project_source", "ps"),
             )
         )
-        joins += " " + self.acknowledged_join_sql()
+        joins += " " + self.acknowledged_join_sql(me)
         where = [
-            self.principal_is_me(c("ap", "principal")),
-            self.principal_is_me(c("pm", "principal")),
+            self.principal_is_me(c("ap", "principal"), me),
+            self.principal_is_me(c("pm", "principal"), me),
             c("pp", "approved"),
             f"({c('pp', 'acknowledgement')} IS NULL OR {c('ma', 'principal')} IS NOT NULL)",
             f"{c('ps', 'source_table')} = {source}",
@@ -234,20 +237,29 @@ class LookupTarget(Target):
             f"WHERE {' AND '.join(where)}"
         )
 
-    #: The one purpose lookup of every policy body, `<gov>.active_purposes('<table>')`, returns
-    #: the caller's purposes for the table as an array; these spell its aggregate (which must
-    #: give an empty array, never NULL, over no rows), its size, a literal array and an overlap.
+    #: The lookups of the policy bodies, one SQL function each, called with the caller's user
+    #: name as their last argument: the purposes the user acts under for a table
+    #: (`active_purposes(source, caller_name)`), the user's groups (`user_groups(caller_name)`)
+    #: and values of an attribute (`user_values(attribute_key, caller_name)`). Each returns an
+    #: array, empty (never NULL) when there is nothing; these spell the aggregate, an array's
+    #: size, a literal array, an overlap, membership and the string type.
     purposes_agg: t.ClassVar[str] = "ARRAY_AGG(DISTINCT {})"
     array_size: t.ClassVar[str] = "ARRAY_SIZE"
     array_overlap: t.ClassVar[str] = "ARRAYS_OVERLAP"
     array_literal: t.ClassVar[str] = "ARRAY_CONSTRUCT"
+    array_contains: t.ClassVar[str] = "ARRAY_CONTAINS({item}::VARIANT, {array})"
+    text_type: t.ClassVar[str] = "VARCHAR"
+
+    def lookup_call(self, function: str, *args: str) -> str:
+        """A call of lookup `function`, the current user passed last."""
+        return f"{self.gov(function)}({', '.join([*args, self.current_user])})"
 
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
         """`purpose P` holds when the purposes the user acts under for the table include P or a
         declared sub-purpose of P; `any purpose` when there is one. Fail-closed: no row of the
         lookup (no active project, not a member, unapproved or unacknowledged purpose, table
         not a source) is an empty array, so both are false."""
-        call = f"{self.gov('active_purposes')}({self.source_sql(table)})"
+        call = self.lookup_call("active_purposes", self.source_sql(table))
         if purpose is None:
             return f"({self.array_size}({call}) > 0)"
         names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
@@ -275,58 +287,103 @@ class LookupTarget(Target):
         inner = self.sha256_hex_sql(f"{key} || {salted} || {self.hash_input_sql(c)}")
         return self.sha256_hex_sql(f"{key} || ':' || {inner}")
 
-    def active_purposes_body(self, source: str) -> str:
-        """Body of `active_purposes(source)` (`source` is how the body names its parameter)."""
-        name = self.gov_col("pp", "purpose_name")
-        return self.purpose_query_sql(self.purposes_agg.format(name), source, None)
-
-    def purpose_exists_sql(self, source: str, purpose_match: str | None) -> str:
-        """EXISTS over `purpose_query_sql`."""
-        return f"EXISTS ({self.purpose_query_sql('1', source, purpose_match)})"
-
-    def user_values_sql(self, attr: str) -> str:
+    def user_array_sql(self, attr: str) -> str:
         """The current user's values of an attribute, or (`groups`) their declared groups."""
         if attr == "groups":
-            return (
-                f"SELECT {self.gov_col('ug', 'group_name')} FROM {self.gov('user_group')} ug "
-                f"WHERE {self.principal_is_me(self.gov_col('ug', 'principal'))}"
-            )
-        return (
-            f"SELECT {self.gov_col('ua', 'attribute_value')} "
-            f"FROM {self.gov('user_attribute')} ua "
-            f"WHERE {self.principal_is_me(self.gov_col('ua', 'principal'))} "
-            f"AND {self.gov_col('ua', 'attribute_name')} = {self.literal(attr)}"
-        )
+            return self.lookup_call("user_groups")
+        return self.lookup_call("user_values", self.literal(attr))
+
+    def contains_sql(self, item: str, array: str) -> str:
+        return self.array_contains.format(item=item, array=array)
 
     def in_user_sql(self, item: str, attr: str, negated: bool) -> str:
         """The evaluator's rule spelled out: an empty set gives FALSE (TRUE for `not in`), a
-        NULL item NULL otherwise. Spark 4 answers FALSE, not NULL, for `NULL IN (subquery)`, so
-        the NULL case is explicit. The item stays outside the subqueries, where no governance
-        column can shadow it."""
-        values = self.user_values_sql(attr)
-        found = f"{item} {'NOT IN' if negated else 'IN'} ({values})"
+        NULL item NULL otherwise. The values are strings, compared with the item's text."""
+        values = self.user_array_sql(attr)
+        found = self.contains_sql(f"CAST({item} AS {self.text_type})", values)
         return (
-            f"(CASE WHEN NOT EXISTS ({values}) THEN {self.literal(negated)} "
-            f"WHEN {item} IS NULL THEN NULL ELSE {found} END)"
+            f"(CASE WHEN {self.array_size}({values}) = 0 THEN {self.literal(negated)} "
+            f"WHEN {item} IS NULL THEN NULL ELSE {'NOT ' if negated else ''}{found} END)"
         )
 
     def group_sql(self, group: str) -> str:
         """Membership as the repository declares it (`veil.user_group`), like the evaluator:
         never the platform's roles or groups, which a user can switch off (Snowflake's
         `USE SECONDARY ROLES NONE`) or hold through a role hierarchy."""
-        return (
-            f"EXISTS ({self.user_values_sql('groups')} "
-            f"AND {self.gov_col('ug', 'group_name')} = {self.literal(group)})"
-        )
+        return self.contains_sql(self.literal(group), self.user_array_sql("groups"))
 
     def attribute_sql(self, key: str, value: str) -> str:
-        return (
-            f"EXISTS ({self.user_values_sql(key)} "
-            f"AND {self.gov_col('ua', 'attribute_value')} = {self.literal(value)})"
+        return self.contains_sql(self.literal(value), self.user_array_sql(key))
+
+    def lookup_functions(self, param: t.Callable[[str, str], str]) -> list[dict[str, t.Any]]:
+        """The three lookup functions for the template: name, parameters (name, STRING or
+        VARCHAR), comment and body. `param(function, name)` is how a body names its parameter."""
+        c = self.gov_col
+        agg = self.purposes_agg.format
+        caller = "caller_name"
+
+        def me(fn: str) -> str:
+            return param(fn, caller)
+
+        groups = (
+            f"SELECT {agg(c('ug', 'group_name'))} FROM {self.gov('user_group')} ug "
+            f"WHERE {self.principal_is_me(c('ug', 'principal'), me('user_groups'))}"
         )
+        values = (
+            f"SELECT {agg(c('ua', 'attribute_value'))} FROM {self.gov('user_attribute')} ua "
+            f"WHERE {self.principal_is_me(c('ua', 'principal'), me('user_values'))} "
+            f"AND {c('ua', 'attribute_name')} = {param('user_values', 'attribute_key')}"
+        )
+        purposes = self.purpose_query_sql(
+            agg(c("pp", "purpose_name")),
+            param("active_purposes", "source"),
+            None,
+            me("active_purposes"),
+        )
+        return [
+            {
+                "name": self.gov("active_purposes"),
+                "params": ("source", caller),
+                "comment": "the purposes the user acts under for a source table",
+                "body": purposes,
+            },
+            {
+                "name": self.gov("user_groups"),
+                "params": (caller,),
+                "comment": "the groups the repository declares for the user",
+                "body": groups,
+            },
+            {
+                "name": self.gov("user_values"),
+                "params": ("attribute_key", caller),
+                "comment": "the values of an attribute the repository declares for the user",
+                "body": values,
+            },
+        ]
 
     def user_sql(self, user: str) -> str:
         return f"(UPPER({self.current_user}) = UPPER({self.literal(self.login(user))}))"
+
+    # ------------------------------------------------------------------ time
+    # Time in predicates is UTC wall-clock time, as on PostgreSQL and in the evaluator: `now()`
+    # is UTC (`now_sql`), and a `timestamptz` column is read as its UTC wall-clock time, so a
+    # comparison never goes through the session's time zone.
+    def utc_wall_sql(self, c: str) -> str:
+        """A `timestamptz` value as its UTC wall-clock time, of the type `now_sql` has."""
+        raise NotImplementedError
+
+    def predicate_reader(
+        self, program: model.Program, key: TableKey, col: t.Callable[[str], str]
+    ) -> t.Callable[[str], str]:
+        """`col` for the predicates of a table's policies: its `timestamptz` columns read as
+        their UTC wall-clock time."""
+        table = program.table(key)
+        instants = {c.name for c in table.columns if c.type.name == "timestamptz"} if table else ()
+
+        def read(name: str) -> str:
+            return self.utc_wall_sql(col(name)) if name in instants else col(name)
+
+        return read
 
     # ------------------------------------------------------------------ what a policy reads
     def mask_args(
@@ -477,9 +534,9 @@ class LookupTarget(Target):
         return out
 
     # ------------------------------------------------------------------ acknowledgements
-    def acknowledged_join_sql(self) -> str:
-        """LEFT JOIN of the current user's acknowledgement of exactly `pp`'s text in its
-        project (`ma` is NULL when there is none)."""
+    def acknowledged_join_sql(self, me: str | None = None) -> str:
+        """LEFT JOIN of the user's acknowledgement (`me`, the current user when None) of exactly
+        `pp`'s text in its project (`ma` is NULL when there is none)."""
         c = self.gov_col
         same = " AND ".join(
             f"{c('ma', col)} = {c('pp', col)}"
@@ -487,7 +544,7 @@ class LookupTarget(Target):
         )
         return (
             f"LEFT JOIN {self.gov('member_acknowledgement')} ma ON {same} "
-            f"AND {self.principal_is_me(c('ma', 'principal'))}"
+            f"AND {self.principal_is_me(c('ma', 'principal'), me)}"
         )
 
     def acknowledgement_texts_sql(self, project: str) -> str:

@@ -73,6 +73,10 @@ class SnowflakeTarget(LookupTarget):
     mask_kind = "masking policy"
     rows_kind = "row access policy"
 
+    #: `VEIL.ACTIVE_PURPOSES(SOURCE)`, before the lookups took the user as an argument (a
+    #: function's arguments are part of its name on Snowflake, so the old one would stay).
+    retired: t.ClassVar[tuple[str, ...]] = ("FUNCTION active_purposes(VARCHAR)",)
+
     def stored_name(self, name: str) -> str:
         return name.upper() if self.plain_name.match(name) else name
 
@@ -106,6 +110,11 @@ class SnowflakeTarget(LookupTarget):
 
     def today_sql(self) -> str:
         return "CAST(SYSDATE() AS DATE)"
+
+    def utc_wall_sql(self, c: str) -> str:
+        """The instant converted to UTC, then its offset dropped (a `TIMESTAMP_TZ` compared
+        with `SYSDATE()` would otherwise go through the session's TIMEZONE)."""
+        return f"CAST(CONVERT_TIMEZONE('UTC', {c}) AS TIMESTAMP_NTZ)"
 
     def email_domain_sql(self, c: str) -> str:
         return f"IFF(CONTAINS({c}, '@'), SPLIT_PART({c}, '@', -1), NULL)"
@@ -166,7 +175,12 @@ class SnowflakeTarget(LookupTarget):
             column=column,
             params=tuple(policy["signature"]),
             returns=self.sql_type(mask.type),
-            body=self.lay_out(self.mask_sql(mask, policy["arg"]), "  "),
+            body=self.lay_out(
+                self.mask_sql(
+                    mask, policy["arg"], self.predicate_reader(program, mask.table, policy["arg"])
+                ),
+                "  ",
+            ),
             columns=tuple(policy["columns"]),
             detach=self.detach_sql(self.mask_kind, table, column, name),
             drop=self.drop_sql(self.mask_kind, name),
@@ -187,7 +201,12 @@ class SnowflakeTarget(LookupTarget):
             table=table,
             params=tuple(policy["signature"]),
             returns="BOOLEAN",
-            body=self.lay_out(self.row_sql(program.rules_of(key), policy["arg"]), "  "),
+            body=self.lay_out(
+                self.row_sql(
+                    program.rules_of(key), self.predicate_reader(program, key, policy["arg"])
+                ),
+                "  ",
+            ),
             columns=tuple(policy["columns"]),
             detach=self.detach_sql(self.rows_kind, table, None, name),
             drop=self.drop_sql(self.rows_kind, name),
@@ -244,7 +263,7 @@ class SnowflakeTarget(LookupTarget):
         return {
             **super().layout_settings(program),
             "schema_stored": self.stored_name(self.options.governance_schema),
-            "active_purposes_body": self.active_purposes_body("SOURCE"),
+            "lookups": self.lookup_functions(lambda fn, name: name.upper()),
         }
 
     # ------------------------------------------------------------------ checks

@@ -3,12 +3,22 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 't'
-               AND lower(column_name) IN ('secret')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: app.t has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('app', 't', 'secret')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -80,17 +90,16 @@ DELETE FROM veil.user_group;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column app.t.secret
 CREATE OR REPLACE FUNCTION veil.mask__app__t__secret(secret STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.t.secret'
 RETURN CAST(
   CASE
     WHEN (
-      arrays_overlap(veil.active_purposes('app.t'), array('A'))
-      OR arrays_overlap(veil.active_purposes('app.t'), array('B'))
-      OR arrays_overlap(veil.active_purposes('app.t'), array('C'))
-      OR arrays_overlap(veil.active_purposes('app.t'), array('D'))
+      arrays_overlap(veil.active_purposes('app.t', current_user()), array('A'))
+      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('B'))
+      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('C'))
+      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('D'))
     ) THEN secret
     ELSE CAST(NULL AS STRING)
   END AS STRING

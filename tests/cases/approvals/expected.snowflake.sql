@@ -126,7 +126,6 @@ DELETE FROM VEIL.USER_GROUP;
 -- given its body by SET BODY, which also updates a policy an earlier script created, and only then
 -- attached: the body is written once, and a policy is never attached before it has it.
 
--- column app.t.secret
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__T__SECRET__13478C2B AS (SECRET VARCHAR(64)) RETURNS VARCHAR(64) ->
   CAST(NULL AS VARCHAR(64))
   COMMENT = 'veil: masks app.t.secret';
@@ -134,10 +133,10 @@ ALTER MASKING POLICY VEIL.MASK__APP__T__SECRET__13478C2B SET BODY ->
   CAST(
     CASE
       WHEN (
-        ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('A'))
-        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('B'))
-        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('C'))
-        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t'), ARRAY_CONSTRUCT('D'))
+        ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t', CURRENT_USER()), ARRAY_CONSTRUCT('A'))
+        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t', CURRENT_USER()), ARRAY_CONSTRUCT('B'))
+        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t', CURRENT_USER()), ARRAY_CONSTRUCT('C'))
+        OR ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('app.t', CURRENT_USER()), ARRAY_CONSTRUCT('D'))
       ) THEN SECRET
       ELSE CAST(NULL AS VARCHAR(64))
     END AS VARCHAR(64)
@@ -171,14 +170,17 @@ DECLARE
   obj_name VARCHAR DEFAULT '';
   stmt VARCHAR DEFAULT '';
   stale CURSOR FOR
-    SELECT OBJECT_NAME AS OBJECT_NAME,
-           IFF(TARGET IN (
-             'column app.t.secret'
-           ), NULL, DETACH_SQL) AS DETACH,
-           DROP_SQL AS DROP_IT
-      FROM VEIL.APPLIED_OBJECT
-      WHERE OBJECT_NAME NOT IN (
-        'VEIL.MASK__APP__T__SECRET__13478C2B'
-      )
+    WITH marked AS (
+      SELECT OBJECT_NAME AS OBJECT_NAME, TARGET AS TARGET, DETACH_SQL AS DETACH_SQL, DROP_SQL AS DROP_SQL,
+             OBJECT_NAME IN (
+               'VEIL.MASK__APP__T__SECRET__13478C2B'
+             ) AS IS_CURRENT
+        FROM VEIL.APPLIED_OBJECT
+    )
+    SELECT m.OBJECT_NAME,
+           IFF(m.TARGET IN (SELECT c.TARGET FROM marked c WHERE c.IS_CURRENT), NULL, m.DETACH_SQL) AS DETACH,
+           m.DROP_SQL AS DROP_IT
+      FROM marked m
+      WHERE NOT m.IS_CURRENT
       ORDER BY 1;
 -- veil runtime: clean-up loop, retired objects, auditors

@@ -3,28 +3,46 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'orders'
-               AND lower(column_name) IN ('card', 'email', 'note', 'paid_at', 'phone', 'placed_at', 'placed_on', 'qty', 'score', 'total', 'vip')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.orders has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('shop', 'orders', 'card'),
+                 ('shop', 'orders', 'email'),
+                 ('shop', 'orders', 'note'),
+                 ('shop', 'orders', 'paid_at'),
+                 ('shop', 'orders', 'phone'),
+                 ('shop', 'orders', 'placed_at'),
+                 ('shop', 'orders', 'placed_on'),
+                 ('shop', 'orders', 'qty'),
+                 ('shop', 'orders', 'score'),
+                 ('shop', 'orders', 'total'),
+                 ('shop', 'orders', 'vip'),
+                 ('shop', 'refunds', 'reason')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
-  IF EXISTS (SELECT 1 FROM information_schema.row_filters
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'orders'
-               AND NOT (lower(filter_catalog) = lower(current_catalog()) AND lower(filter_schema) = 'veil' AND startswith(lower(filter_name), 'rows__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.orders has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
-  END IF;
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'refunds'
-               AND lower(column_name) IN ('reason')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.refunds has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
-  END IF;
-  IF EXISTS (SELECT 1 FROM information_schema.row_filters
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'refunds'
-               AND NOT (lower(filter_catalog) = lower(current_catalog()) AND lower(filter_schema) = 'veil' AND startswith(lower(filter_name), 'rows__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.refunds has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', f.schema_name, f.table_name))), ', ')
+               FROM information_schema.row_filters f
+               JOIN (VALUES
+                 ('shop', 'orders'),
+                 ('shop', 'refunds')
+               ) AS v(schema_name, table_name)
+                 ON lower(f.schema_name) = v.schema_name AND lower(f.table_name) = v.table_name
+               WHERE lower(f.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(f.filter_catalog) = lower(current_catalog()) AND lower(f.filter_schema) = 'veil' AND startswith(lower(f.filter_name), 'rows__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -98,13 +116,12 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column shop.orders.card
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__card(card STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.card'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN card
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN card
     ELSE (
       CASE
         WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4)
@@ -115,14 +132,13 @@ RETURN CAST(
 );
 ALTER TABLE shop.orders ALTER COLUMN card SET MASK veil.mask__shop__orders__card;
 
--- column shop.orders.email
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.email'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN email
-    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN email
+    WHEN array_contains(veil.user_groups(current_user()), 'analysts') THEN (
       CASE
         WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1)
       END
@@ -135,39 +151,36 @@ RETURN CAST(
 );
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;
 
--- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
 RETURN CAST(
   CASE
     WHEN NOT COALESCE((qty > 100), TRUE) THEN note
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN note
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN note
     ELSE regexp_replace(note, '[0-9]', '#')
   END AS STRING
 );
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (qty);
 
--- column shop.orders.paid_at
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__paid_at(paid_at TIMESTAMP)
 RETURNS TIMESTAMP
 COMMENT 'veil: masks shop.orders.paid_at'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at
     ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP)
   END AS TIMESTAMP
 );
 ALTER TABLE shop.orders ALTER COLUMN paid_at SET MASK veil.mask__shop__orders__paid_at;
 
--- column shop.orders.phone
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__phone(phone STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.phone'
 RETURN CAST(
   CASE
     WHEN (
-      arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks'))
+      arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks'))
       OR (UPPER(current_user()) = UPPER('ana'))
     ) THEN phone
     ELSE (
@@ -180,75 +193,62 @@ RETURN CAST(
 );
 ALTER TABLE shop.orders ALTER COLUMN phone SET MASK veil.mask__shop__orders__phone;
 
--- column shop.orders.placed_at
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__placed_at(placed_at TIMESTAMP_NTZ)
 RETURNS TIMESTAMP_NTZ
 COMMENT 'veil: masks shop.orders.placed_at'
 RETURN CAST(CAST(date_trunc('QUARTER', placed_at) AS TIMESTAMP_NTZ) AS TIMESTAMP_NTZ);
 ALTER TABLE shop.orders ALTER COLUMN placed_at SET MASK veil.mask__shop__orders__placed_at;
 
--- column shop.orders.placed_on
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__placed_on(placed_on DATE)
 RETURNS DATE
 COMMENT 'veil: masks shop.orders.placed_on'
 RETURN CAST(
   CASE
-    WHEN EXISTS (
-      SELECT ua.attribute_value
-      FROM veil.user_attribute ua
-      WHERE UPPER(ua.principal) = UPPER(current_user())
-        AND ua.attribute_name = 'region'
-        AND ua.attribute_value = 'US'
-    ) THEN placed_on
+    WHEN array_contains(veil.user_values('region', current_user()), 'US') THEN placed_on
     ELSE CAST(date_trunc('MONTH', placed_on) AS DATE)
   END AS DATE
 );
 ALTER TABLE shop.orders ALTER COLUMN placed_on SET MASK veil.mask__shop__orders__placed_on;
 
--- column shop.orders.qty
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__qty(qty INT)
 RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
 RETURN CAST(
   CASE
-    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
+    WHEN (NOT array_contains(veil.user_groups(current_user()), 'analysts')) THEN CAST(0 AS INT)
     ELSE qty
   END AS INT
 );
 ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 
--- column shop.orders.score
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__score(score DOUBLE)
 RETURNS DOUBLE
 COMMENT 'veil: masks shop.orders.score'
 RETURN CAST(CAST((ROUND(CAST(score AS DECIMAL(38, 10)) / 0.5) * 0.5) AS DOUBLE) AS DOUBLE);
 ALTER TABLE shop.orders ALTER COLUMN score SET MASK veil.mask__shop__orders__score;
 
--- column shop.orders.total
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__total(total DECIMAL(12, 2))
 RETURNS DECIMAL(12, 2)
 COMMENT 'veil: masks shop.orders.total'
 RETURN CAST(
   CASE
-    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2))
+    WHEN array_contains(veil.user_groups(current_user()), 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2))
     ELSE total
   END AS DECIMAL(12, 2)
 );
 ALTER TABLE shop.orders ALTER COLUMN total SET MASK veil.mask__shop__orders__total;
 
--- column shop.orders.vip
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__vip(vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: masks shop.orders.vip'
 RETURN CAST(
   CASE
-    WHEN (size(veil.active_purposes('shop.orders')) > 0) THEN vip
+    WHEN (size(veil.active_purposes('shop.orders', current_user())) > 0) THEN vip
     ELSE CAST(FALSE AS BOOLEAN)
   END AS BOOLEAN
 );
 ALTER TABLE shop.orders ALTER COLUMN vip SET MASK veil.mask__shop__orders__vip;
 
--- column shop.refunds.reason
 CREATE OR REPLACE FUNCTION veil.mask__shop__refunds__reason(reason STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.refunds.reason'
@@ -257,32 +257,31 @@ ALTER TABLE shop.refunds ALTER COLUMN reason SET MASK veil.mask__shop__refunds__
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
 
--- table shop.orders
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(region STRING, placed_at TIMESTAMP_NTZ, vip BOOLEAN)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
 RETURN (
   (
     (
-      arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud', 'Fraud.Chargebacks'))
-      OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+      arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks'))
+      OR array_contains(veil.user_groups(current_user()), 'auditors')
     )
     OR COALESCE(
       (
         CASE
-          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
+          WHEN size(veil.user_values('region', current_user())) = 0 THEN FALSE
           WHEN region IS NULL THEN NULL
-          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
+          ELSE array_contains(veil.user_values('region', current_user()), CAST(region AS STRING))
         END
       ),
       FALSE
     )
   )
   AND (
-    EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+    array_contains(veil.user_groups(current_user()), 'auditors')
     OR COALESCE(
       (
-        (placed_at >= (convert_timezone('UTC', current_timestamp()) - INTERVAL '90 day'))
+        (placed_at >= ((CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ) + unix_micros(current_timestamp()) * INTERVAL '0.000001' SECOND) - INTERVAL '90 day'))
         OR (vip IS NOT NULL)
       ),
       FALSE
@@ -291,14 +290,13 @@ RETURN (
 );
 ALTER TABLE shop.orders SET ROW FILTER veil.rows__shop__orders ON (region, placed_at, vip);
 
--- table shop.refunds
 CREATE OR REPLACE FUNCTION veil.rows__shop__refunds()
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.refunds'
 RETURN (
-  arrays_overlap(veil.active_purposes('shop.refunds'), array('Fraud.Chargebacks'))
-  OR arrays_overlap(veil.active_purposes('shop.refunds'), array('Audit'))
-  OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+  arrays_overlap(veil.active_purposes('shop.refunds', current_user()), array('Fraud.Chargebacks'))
+  OR arrays_overlap(veil.active_purposes('shop.refunds', current_user()), array('Audit'))
+  OR array_contains(veil.user_groups(current_user()), 'auditors')
 );
 ALTER TABLE shop.refunds SET ROW FILTER veil.rows__shop__refunds ON ();
 

@@ -3,17 +3,36 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'o\'brien"; drop table x; --' AND lower(table_name) = 't$1'
-               AND lower(column_name) IN ('back\\slash', 'col"; delete from y; --', 'naïve ünïcödé')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: O\'Brien"; DROP TABLE x; --.t$1 has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('o\'brien"; drop table x; --', 't$1', 'back\\slash'),
+                 ('o\'brien"; drop table x; --', 't$1', 'col"; delete from y; --'),
+                 ('o\'brien"; drop table x; --', 't$1', 'naïve ünïcödé')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
-  IF EXISTS (SELECT 1 FROM information_schema.row_filters
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'o\'brien"; drop table x; --' AND lower(table_name) = 't$1'
-               AND NOT (lower(filter_catalog) = lower(current_catalog()) AND lower(filter_schema) = 'veil' AND startswith(lower(filter_name), 'rows__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: O\'Brien"; DROP TABLE x; --.t$1 has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', f.schema_name, f.table_name))), ', ')
+               FROM information_schema.row_filters f
+               JOIN (VALUES
+                 ('o\'brien"; drop table x; --', 't$1')
+               ) AS v(schema_name, table_name)
+                 ON lower(f.schema_name) = v.schema_name AND lower(f.table_name) = v.table_name
+               WHERE lower(f.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(f.filter_catalog) = lower(current_catalog()) AND lower(f.filter_schema) = 'veil' AND startswith(lower(f.filter_name), 'rows__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -72,7 +91,6 @@ DELETE FROM veil.user_group;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column O'Brien"; DROP TABLE x; --.t$1.back\slash
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.back\\slash'
@@ -87,25 +105,23 @@ RETURN CAST(
 );
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `back\slash` SET MASK veil.mask__o_brien_drop_table_x___t_1__back_slash_a2139434;
 
--- column O'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('O\'Brien"; DROP TABLE x; --.t$1'), array('O\'Brien"; DROP TABLE x; --')) THEN arg1
+    WHEN arrays_overlap(veil.active_purposes('O\'Brien"; DROP TABLE x; --.t$1', current_user()), array('O\'Brien"; DROP TABLE x; --')) THEN arg1
     ELSE CAST('\'; DROP TABLE z; -- $$ $veil$ \\ \n' AS STRING)
   END AS STRING
 );
 ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `col"; DELETE FROM y; --` SET MASK veil.mask__o_brien_drop_table_x___t_1__col_delete_from_y__d439526e;
 
--- column O'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé
 CREATE OR REPLACE FUNCTION veil.mask__o_brien_drop_table_x___t_1__na_ve_n_c_d__3ebe5523(arg1 STRING)
 RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé'
 RETURN CAST(
   CASE
-    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'g\'; DROP ROLE x; --') THEN arg1
+    WHEN array_contains(veil.user_groups(current_user()), 'g\'; DROP ROLE x; --') THEN arg1
     ELSE regexp_replace(arg1, '\'', '\\\\\'')
   END AS STRING
 );
@@ -113,7 +129,6 @@ ALTER TABLE `O'Brien"; DROP TABLE x; --`.`t$1` ALTER COLUMN `naïve ünïcödé`
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
 
--- table O'Brien"; DROP TABLE x; --.t$1
 CREATE OR REPLACE FUNCTION veil.rows__o_brien_drop_table_x___t_1_3c345749(arg1 STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of O\'Brien"; DROP TABLE x; --.t$1'

@@ -3,12 +3,22 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'sales' AND lower(table_name) = 'transactions'
-               AND lower(column_name) IN ('credit_card')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: sales.transactions has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('sales', 'transactions', 'credit_card')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -67,13 +77,12 @@ DELETE FROM veil.user_group;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column sales.transactions.credit_card
 CREATE OR REPLACE FUNCTION veil.mask__sales__transactions__credit_card(credit_card STRING)
 RETURNS STRING
 COMMENT 'veil: masks sales.transactions.credit_card'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('sales.transactions'), array('Fraud Detection')) THEN credit_card
+    WHEN arrays_overlap(veil.active_purposes('sales.transactions', current_user()), array('Fraud Detection')) THEN credit_card
     ELSE CAST(NULL AS STRING)
   END AS STRING
 );

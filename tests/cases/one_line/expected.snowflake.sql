@@ -100,14 +100,13 @@ DELETE FROM VEIL.USER_GROUP;
 -- given its body by SET BODY, which also updates a policy an earlier script created, and only then
 -- attached: the body is written once, and a policy is never attached before it has it.
 
--- column sales.transactions.credit_card
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6 AS (CREDIT_CARD VARCHAR(19)) RETURNS VARCHAR(19) ->
   CAST(NULL AS VARCHAR(19))
   COMMENT = 'veil: masks sales.transactions.credit_card';
 ALTER MASKING POLICY VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6 SET BODY ->
   CAST(
     CASE
-      WHEN ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('sales.transactions'), ARRAY_CONSTRUCT('Fraud Detection')) THEN CREDIT_CARD
+      WHEN ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('sales.transactions', CURRENT_USER()), ARRAY_CONSTRUCT('Fraud Detection')) THEN CREDIT_CARD
       ELSE CAST(NULL AS VARCHAR(19))
     END AS VARCHAR(19)
   );
@@ -140,14 +139,17 @@ DECLARE
   obj_name VARCHAR DEFAULT '';
   stmt VARCHAR DEFAULT '';
   stale CURSOR FOR
-    SELECT OBJECT_NAME AS OBJECT_NAME,
-           IFF(TARGET IN (
-             'column sales.transactions.credit_card'
-           ), NULL, DETACH_SQL) AS DETACH,
-           DROP_SQL AS DROP_IT
-      FROM VEIL.APPLIED_OBJECT
-      WHERE OBJECT_NAME NOT IN (
-        'VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6'
-      )
+    WITH marked AS (
+      SELECT OBJECT_NAME AS OBJECT_NAME, TARGET AS TARGET, DETACH_SQL AS DETACH_SQL, DROP_SQL AS DROP_SQL,
+             OBJECT_NAME IN (
+               'VEIL.MASK__SALES__TRANSACTIONS__CREDIT_CARD__A85499A6'
+             ) AS IS_CURRENT
+        FROM VEIL.APPLIED_OBJECT
+    )
+    SELECT m.OBJECT_NAME,
+           IFF(m.TARGET IN (SELECT c.TARGET FROM marked c WHERE c.IS_CURRENT), NULL, m.DETACH_SQL) AS DETACH,
+           m.DROP_SQL AS DROP_IT
+      FROM marked m
+      WHERE NOT m.IS_CURRENT
       ORDER BY 1;
 -- veil runtime: clean-up loop, retired objects, auditors

@@ -3,17 +3,36 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'orders'
-               AND lower(column_name) IN ('memo', 'note', 'qty')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.orders has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('shop', 'orders', 'memo'),
+                 ('shop', 'orders', 'note'),
+                 ('shop', 'orders', 'qty')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
-  IF EXISTS (SELECT 1 FROM information_schema.row_filters
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'shop' AND lower(table_name) = 'orders'
-               AND NOT (lower(filter_catalog) = lower(current_catalog()) AND lower(filter_schema) = 'veil' AND startswith(lower(filter_name), 'rows__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: shop.orders has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', f.schema_name, f.table_name))), ', ')
+               FROM information_schema.row_filters f
+               JOIN (VALUES
+                 ('shop', 'orders')
+               ) AS v(schema_name, table_name)
+                 ON lower(f.schema_name) = v.schema_name AND lower(f.table_name) = v.table_name
+               WHERE lower(f.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(f.filter_catalog) = lower(current_catalog()) AND lower(f.filter_schema) = 'veil' AND startswith(lower(f.filter_name), 'rows__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a row filter that veil did not create (see information_schema.row_filters); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -44,39 +63,36 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column shop.orders.memo
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__memo(memo STRING, qty INT)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.memo'
 RETURN CAST(
   CASE
     WHEN NOT COALESCE((qty > 100), TRUE) THEN memo
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN memo
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud')) THEN memo
     ELSE CAST(NULL AS STRING)
   END AS STRING
 );
 ALTER TABLE shop.orders ALTER COLUMN memo SET MASK veil.mask__shop__orders__memo USING COLUMNS (qty);
 
--- column shop.orders.note
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__note(note STRING, region STRING)
 RETURNS STRING
 COMMENT 'veil: masks shop.orders.note'
 RETURN CAST(
   CASE
     WHEN NOT COALESCE((region = 'EU'), TRUE) THEN note
-    WHEN arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud')) THEN note
+    WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud')) THEN note
     ELSE CAST(NULL AS STRING)
   END AS STRING
 );
 ALTER TABLE shop.orders ALTER COLUMN note SET MASK veil.mask__shop__orders__note USING COLUMNS (region);
 
--- column shop.orders.qty
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__qty(qty INT)
 RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
 RETURN CAST(
   CASE
-    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
+    WHEN (NOT array_contains(veil.user_groups(current_user()), 'analysts')) THEN CAST(0 AS INT)
     ELSE qty
   END AS INT
 );
@@ -84,19 +100,18 @@ ALTER TABLE shop.orders ALTER COLUMN qty SET MASK veil.mask__shop__orders__qty;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
 
--- table shop.orders
 CREATE OR REPLACE FUNCTION veil.rows__shop__orders(qty INT, region STRING)
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
 RETURN (
-  arrays_overlap(veil.active_purposes('shop.orders'), array('Fraud'))
+  arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud'))
   OR COALESCE(
     (
       (
         CASE
-          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
+          WHEN size(veil.user_values('region', current_user())) = 0 THEN FALSE
           WHEN region IS NULL THEN NULL
-          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
+          ELSE array_contains(veil.user_values('region', current_user()), CAST(region AS STRING))
         END
       )
       AND (qty < 1000)

@@ -3,12 +3,24 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 'people'
-               AND lower(column_name) IN ('age', 'born', 'name')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: app.people has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('app', 'people', 'age'),
+                 ('app', 'people', 'born'),
+                 ('app', 'people', 'name')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   VALUES ('veil: pre-flight passed');
 END;
@@ -27,21 +39,18 @@ DELETE FROM veil.user_group;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column app.people.age
 CREATE OR REPLACE FUNCTION veil.mask__app__people__age(age INT)
 RETURNS INT
 COMMENT 'veil: masks app.people.age'
 RETURN CAST(CAST(NULL AS INT) AS INT);
 ALTER TABLE app.people ALTER COLUMN age SET MASK veil.mask__app__people__age;
 
--- column app.people.born
 CREATE OR REPLACE FUNCTION veil.mask__app__people__born(born DATE)
 RETURNS DATE
 COMMENT 'veil: masks app.people.born'
 RETURN CAST(CAST(NULL AS DATE) AS DATE);
 ALTER TABLE app.people ALTER COLUMN born SET MASK veil.mask__app__people__born;
 
--- column app.people.name
 CREATE OR REPLACE FUNCTION veil.mask__app__people__name(name STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.name'

@@ -52,7 +52,6 @@ DELETE FROM VEIL.USER_GROUP;
 -- given its body by SET BODY, which also updates a policy an earlier script created, and only then
 -- attached: the body is written once, and a policy is never attached before it has it.
 
--- column app.people.age
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12 AS (AGE INTEGER) RETURNS INTEGER ->
   CAST(NULL AS INTEGER)
   COMMENT = 'veil: masks app.people.age';
@@ -60,7 +59,6 @@ ALTER MASKING POLICY VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12 SET BODY ->
   CAST(CAST(NULL AS INTEGER) AS INTEGER);
 ALTER TABLE APP.PEOPLE MODIFY COLUMN AGE SET MASKING POLICY VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12 FORCE;
 
--- column app.people.born
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__BORN__55EADBFC AS (BORN DATE) RETURNS DATE ->
   CAST(NULL AS DATE)
   COMMENT = 'veil: masks app.people.born';
@@ -68,7 +66,6 @@ ALTER MASKING POLICY VEIL.MASK__APP__PEOPLE__BORN__55EADBFC SET BODY ->
   CAST(CAST(NULL AS DATE) AS DATE);
 ALTER TABLE APP.PEOPLE MODIFY COLUMN BORN SET MASKING POLICY VEIL.MASK__APP__PEOPLE__BORN__55EADBFC FORCE;
 
--- column app.people.name
 CREATE MASKING POLICY IF NOT EXISTS VEIL.MASK__APP__PEOPLE__NAME__FC1AF806 AS (NAME VARCHAR(100)) RETURNS VARCHAR(100) ->
   CAST(NULL AS VARCHAR(100))
   COMMENT = 'veil: masks app.people.name';
@@ -112,18 +109,19 @@ DECLARE
   obj_name VARCHAR DEFAULT '';
   stmt VARCHAR DEFAULT '';
   stale CURSOR FOR
-    SELECT OBJECT_NAME AS OBJECT_NAME,
-           IFF(TARGET IN (
-             'column app.people.age',
-             'column app.people.born',
-             'column app.people.name'
-           ), NULL, DETACH_SQL) AS DETACH,
-           DROP_SQL AS DROP_IT
-      FROM VEIL.APPLIED_OBJECT
-      WHERE OBJECT_NAME NOT IN (
-        'VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12',
-        'VEIL.MASK__APP__PEOPLE__BORN__55EADBFC',
-        'VEIL.MASK__APP__PEOPLE__NAME__FC1AF806'
-      )
+    WITH marked AS (
+      SELECT OBJECT_NAME AS OBJECT_NAME, TARGET AS TARGET, DETACH_SQL AS DETACH_SQL, DROP_SQL AS DROP_SQL,
+             OBJECT_NAME IN (
+               'VEIL.MASK__APP__PEOPLE__AGE__9EDFFC12',
+               'VEIL.MASK__APP__PEOPLE__BORN__55EADBFC',
+               'VEIL.MASK__APP__PEOPLE__NAME__FC1AF806'
+             ) AS IS_CURRENT
+        FROM VEIL.APPLIED_OBJECT
+    )
+    SELECT m.OBJECT_NAME,
+           IFF(m.TARGET IN (SELECT c.TARGET FROM marked c WHERE c.IS_CURRENT), NULL, m.DETACH_SQL) AS DETACH,
+           m.DROP_SQL AS DROP_IT
+      FROM marked m
+      WHERE NOT m.IS_CURRENT
       ORDER BY 1;
 -- veil runtime: clean-up loop, retired objects, auditors

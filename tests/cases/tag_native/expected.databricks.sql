@@ -3,12 +3,27 @@
 -- 0. Pre-flight: checks, before anything changes, that no column mask or row filter veil did not
 -- create sits on what veil protects (SET MASK and SET ROW FILTER would replace it). Run the script
 -- so that the first error stops it (docs/targets/databricks.md, "Applying").
+-- One query per relation of information_schema and catalog, over the list of what veil masks and
+-- filters; the error names what it found.
 BEGIN
-  IF EXISTS (SELECT 1 FROM information_schema.column_masks
-             WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 'people'
-               AND lower(column_name) IN ('born', 'card', 'email', 'name', 'phone', 'salary')
-               AND NOT (lower(mask_catalog) = lower(current_catalog()) AND lower(mask_schema) = 'veil' AND startswith(lower(mask_name), 'mask__'))) THEN
-    SIGNAL SQLSTATE '42501' SET MESSAGE_TEXT = 'veil: app.people has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)';
+  DECLARE found STRING;
+  DECLARE veil_error MAP<STRING, STRING>;
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', m.schema_name, m.table_name, m.column_name))), ', ')
+               FROM information_schema.column_masks m
+               JOIN (VALUES
+                 ('app', 'people', 'born'),
+                 ('app', 'people', 'card'),
+                 ('app', 'people', 'email'),
+                 ('app', 'people', 'name'),
+                 ('app', 'people', 'phone'),
+                 ('app', 'people', 'salary')
+               ) AS v(schema_name, table_name, column_name)
+                 ON lower(m.schema_name) = v.schema_name AND lower(m.table_name) = v.table_name AND lower(m.column_name) = v.column_name
+               WHERE lower(m.catalog_name) = lower(current_catalog())
+                 AND NOT (lower(m.mask_catalog) = lower(current_catalog()) AND lower(m.mask_schema) = 'veil' AND startswith(lower(m.mask_name), 'mask__')));
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
   IF EXISTS (SELECT 1 FROM information_schema.column_tags
              WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 'people'
@@ -80,20 +95,18 @@ WHEN NOT MATCHED BY SOURCE THEN DELETE;
 
 -- 5. Column masks: one function per masked column ------------------------------------------------
 
--- column app.people.born
 CREATE OR REPLACE FUNCTION veil.mask__app__people__born(born DATE)
 RETURNS DATE
 COMMENT 'veil: masks app.people.born'
 RETURN CAST(CAST(NULL AS DATE) AS DATE);
 ALTER TABLE app.people ALTER COLUMN born SET MASK veil.mask__app__people__born;
 
--- column app.people.card
 CREATE OR REPLACE FUNCTION veil.mask__app__people__card(card STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.card'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('app.people'), array('Support')) THEN card
+    WHEN arrays_overlap(veil.active_purposes('app.people', current_user()), array('Support')) THEN card
     ELSE (
       CASE
         WHEN LENGTH(card) > 4 THEN REPEAT('*', LENGTH(card) - 4) || RIGHT(card, 4)
@@ -104,13 +117,12 @@ RETURN CAST(
 );
 ALTER TABLE app.people ALTER COLUMN card SET MASK veil.mask__app__people__card;
 
--- column app.people.email
 CREATE OR REPLACE FUNCTION veil.mask__app__people__email(email STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.email'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('app.people'), array('Support')) THEN email
+    WHEN arrays_overlap(veil.active_purposes('app.people', current_user()), array('Support')) THEN email
     ELSE sha2(
       (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':app.people:' || email, 256),
       256
@@ -119,20 +131,18 @@ RETURN CAST(
 );
 ALTER TABLE app.people ALTER COLUMN email SET MASK veil.mask__app__people__email;
 
--- column app.people.name
 CREATE OR REPLACE FUNCTION veil.mask__app__people__name(name STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.name'
 RETURN CAST(CAST(NULL AS STRING) AS STRING);
 ALTER TABLE app.people ALTER COLUMN name SET MASK veil.mask__app__people__name;
 
--- column app.people.phone
 CREATE OR REPLACE FUNCTION veil.mask__app__people__phone(phone STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.people.phone'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('app.people'), array('Support')) THEN phone
+    WHEN arrays_overlap(veil.active_purposes('app.people', current_user()), array('Support')) THEN phone
     ELSE sha2(
       (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':app.people:' || phone, 256),
       256
@@ -141,13 +151,12 @@ RETURN CAST(
 );
 ALTER TABLE app.people ALTER COLUMN phone SET MASK veil.mask__app__people__phone;
 
--- column app.people.salary
 CREATE OR REPLACE FUNCTION veil.mask__app__people__salary(salary DECIMAL(10, 2))
 RETURNS DECIMAL(10, 2)
 COMMENT 'veil: masks app.people.salary'
 RETURN CAST(
   CASE
-    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN salary
+    WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN salary
     ELSE CAST(ROUND(CAST(salary AS DECIMAL(38, 10)), -3) AS DECIMAL(10, 2))
   END AS DECIMAL(10, 2)
 );
@@ -168,7 +177,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'STRING')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'STRING')
           ELSE sha2(
             (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source || ':' || try_variant_get(val, '$', 'STRING'), 256),
             256
@@ -179,7 +188,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -187,7 +196,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -195,7 +204,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(NULL AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -203,7 +212,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -211,7 +220,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DATE')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -219,7 +228,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -227,7 +236,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -235,7 +244,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
@@ -251,7 +260,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'STRING')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'STRING')
           ELSE CAST(NULL AS STRING)
         END AS STRING
       ) AS VARIANT
@@ -259,7 +268,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -267,7 +276,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -275,7 +284,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DOUBLE')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DOUBLE') AS DECIMAL(38, 10)), -3) AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -283,7 +292,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BOOLEAN')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -291,7 +300,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DATE')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -299,7 +308,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -307,7 +316,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -315,7 +324,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BINARY')
+          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
@@ -348,7 +357,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'STRING')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'STRING')
           ELSE (
             CASE
               WHEN LENGTH(try_variant_get(val, '$', 'STRING')) > 4 THEN REPEAT('*', LENGTH(try_variant_get(val, '$', 'STRING')) - 4) || RIGHT(try_variant_get(val, '$', 'STRING'), 4)
@@ -361,7 +370,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -369,7 +378,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(NULL AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -377,7 +386,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(NULL AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -385,7 +394,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -393,7 +402,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'DATE')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -401,7 +410,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -409,7 +418,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -417,7 +426,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN arrays_overlap(veil.active_purposes(source), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
+          WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
