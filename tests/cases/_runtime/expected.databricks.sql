@@ -43,10 +43,10 @@ BEGIN
   END IF;
 END;
 -- veil runtime: routines
--- 3. The lookups of the masks and row filters ----------------------------------------------------
--- Each an array (empty when there is nothing): the purposes the user acts under for a source table
--- (approved, acknowledged, in the selected project, as a member), the user's groups, the user's
--- values of an attribute. The user is an argument (current_user() at each call).
+-- 3. The purpose lookup of the masks and row filters ---------------------------------------------
+-- The purposes a user acts under for a source table (approved, acknowledged, in the selected
+-- project, as a member): an empty array when none. The user is an argument (current_user() at
+-- each call).
 CREATE OR REPLACE FUNCTION veil.active_purposes(source STRING, caller_name STRING)
 RETURNS ARRAY<STRING>
 COMMENT 'veil: the purposes the user acts under for a source table'
@@ -67,17 +67,6 @@ WHERE UPPER(ap.principal) = UPPER(active_purposes.caller_name)
     OR ma.principal IS NOT NULL
   )
   AND ps.source_table = active_purposes.source;
-CREATE OR REPLACE FUNCTION veil.user_groups(caller_name STRING)
-RETURNS ARRAY<STRING>
-COMMENT 'veil: the groups the repository declares for the user'
-RETURN SELECT collect_set(ug.group_name) FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(user_groups.caller_name);
-CREATE OR REPLACE FUNCTION veil.user_values(attribute_key STRING, caller_name STRING)
-RETURNS ARRAY<STRING>
-COMMENT 'veil: the values of an attribute the repository declares for the user'
-RETURN SELECT collect_set(ua.attribute_value)
-FROM veil.user_attribute ua
-WHERE UPPER(ua.principal) = UPPER(user_values.caller_name)
-  AND ua.attribute_name = user_values.attribute_key;
 
 -- 4. Users' procedures ----------------------------------------------------------------------------
 -- Definer's rights: they write veil's runtime tables for the caller, keyed by current_user(),

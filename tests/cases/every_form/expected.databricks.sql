@@ -138,7 +138,7 @@ COMMENT 'veil: masks shop.orders.email'
 RETURN CAST(
   CASE
     WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN email
-    WHEN array_contains(veil.user_groups(current_user()), 'analysts') THEN (
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts') THEN (
       CASE
         WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1)
       END
@@ -204,7 +204,13 @@ RETURNS DATE
 COMMENT 'veil: masks shop.orders.placed_on'
 RETURN CAST(
   CASE
-    WHEN array_contains(veil.user_values('region', current_user()), 'US') THEN placed_on
+    WHEN EXISTS (
+      SELECT ua.attribute_value
+      FROM veil.user_attribute ua
+      WHERE UPPER(ua.principal) = UPPER(current_user())
+        AND ua.attribute_name = 'region'
+        AND ua.attribute_value = 'US'
+    ) THEN placed_on
     ELSE CAST(date_trunc('MONTH', placed_on) AS DATE)
   END AS DATE
 );
@@ -215,7 +221,7 @@ RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
 RETURN CAST(
   CASE
-    WHEN (NOT array_contains(veil.user_groups(current_user()), 'analysts')) THEN CAST(0 AS INT)
+    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
     ELSE qty
   END AS INT
 );
@@ -232,7 +238,7 @@ RETURNS DECIMAL(12, 2)
 COMMENT 'veil: masks shop.orders.total'
 RETURN CAST(
   CASE
-    WHEN array_contains(veil.user_groups(current_user()), 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2))
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'contractors') THEN CAST(ROUND(CAST(total AS DECIMAL(38, 10)), -1) AS DECIMAL(12, 2))
     ELSE total
   END AS DECIMAL(12, 2)
 );
@@ -264,21 +270,21 @@ RETURN (
   (
     (
       arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks'))
-      OR array_contains(veil.user_groups(current_user()), 'auditors')
+      OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
     )
     OR COALESCE(
       (
         CASE
-          WHEN size(veil.user_values('region', current_user())) = 0 THEN FALSE
+          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
           WHEN region IS NULL THEN NULL
-          ELSE array_contains(veil.user_values('region', current_user()), CAST(region AS STRING))
+          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
         END
       ),
       FALSE
     )
   )
   AND (
-    array_contains(veil.user_groups(current_user()), 'auditors')
+    EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
     OR COALESCE(
       (
         (placed_at >= ((CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ) + unix_micros(current_timestamp()) * INTERVAL '0.000001' SECOND) - INTERVAL '90 day'))
@@ -296,7 +302,7 @@ COMMENT 'veil: rows of shop.refunds'
 RETURN (
   arrays_overlap(veil.active_purposes('shop.refunds', current_user()), array('Fraud.Chargebacks'))
   OR arrays_overlap(veil.active_purposes('shop.refunds', current_user()), array('Audit'))
-  OR array_contains(veil.user_groups(current_user()), 'auditors')
+  OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
 );
 ALTER TABLE shop.refunds SET ROW FILTER veil.rows__shop__refunds ON ();
 

@@ -121,7 +121,7 @@ RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.naïve ünïcödé'
 RETURN CAST(
   CASE
-    WHEN array_contains(veil.user_groups(current_user()), 'g\'; DROP ROLE x; --') THEN arg1
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'g\'; DROP ROLE x; --') THEN arg1
     ELSE regexp_replace(arg1, '\'', '\\\\\'')
   END AS STRING
 );

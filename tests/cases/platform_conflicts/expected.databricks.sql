@@ -92,7 +92,7 @@ RETURNS INT
 COMMENT 'veil: masks shop.orders.qty'
 RETURN CAST(
   CASE
-    WHEN (NOT array_contains(veil.user_groups(current_user()), 'analysts')) THEN CAST(0 AS INT)
+    WHEN (NOT EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'analysts')) THEN CAST(0 AS INT)
     ELSE qty
   END AS INT
 );
@@ -109,9 +109,9 @@ RETURN (
     (
       (
         CASE
-          WHEN size(veil.user_values('region', current_user())) = 0 THEN FALSE
+          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
           WHEN region IS NULL THEN NULL
-          ELSE array_contains(veil.user_values('region', current_user()), CAST(region AS STRING))
+          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
         END
       )
       AND (qty < 1000)

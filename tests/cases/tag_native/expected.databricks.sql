@@ -156,7 +156,7 @@ RETURNS DECIMAL(10, 2)
 COMMENT 'veil: masks app.people.salary'
 RETURN CAST(
   CASE
-    WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN salary
+    WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN salary
     ELSE CAST(ROUND(CAST(salary AS DECIMAL(38, 10)), -3) AS DECIMAL(10, 2))
   END AS DECIMAL(10, 2)
 );
@@ -260,7 +260,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'STRING' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'STRING')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'STRING')
           ELSE CAST(NULL AS STRING)
         END AS STRING
       ) AS VARIANT
@@ -268,7 +268,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BIGINT' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -276,7 +276,7 @@ RETURN CASE
     WHEN schema_of_variant(val) LIKE 'DECIMAL(%' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DECIMAL(38, 18)')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DECIMAL(38, 18)') AS DECIMAL(38, 10)), -3) AS DECIMAL(38, 18))
         END AS DECIMAL(38, 18)
       ) AS VARIANT
@@ -284,7 +284,7 @@ RETURN CASE
     WHEN schema_of_variant(val) IN ('DOUBLE', 'FLOAT') THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DOUBLE')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DOUBLE')
           ELSE CAST(ROUND(CAST(try_variant_get(val, '$', 'DOUBLE') AS DECIMAL(38, 10)), -3) AS DOUBLE)
         END AS DOUBLE
       ) AS VARIANT
@@ -292,7 +292,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BOOLEAN' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'BOOLEAN')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BOOLEAN')
           ELSE CAST(NULL AS BOOLEAN)
         END AS BOOLEAN
       ) AS VARIANT
@@ -300,7 +300,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'DATE' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'DATE')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'DATE')
           ELSE CAST(NULL AS DATE)
         END AS DATE
       ) AS VARIANT
@@ -308,7 +308,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP_NTZ' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP_NTZ')
           ELSE CAST(NULL AS TIMESTAMP_NTZ)
         END AS TIMESTAMP_NTZ
       ) AS VARIANT
@@ -316,7 +316,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'TIMESTAMP' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'TIMESTAMP')
           ELSE CAST(NULL AS TIMESTAMP)
         END AS TIMESTAMP
       ) AS VARIANT
@@ -324,7 +324,7 @@ RETURN CASE
     WHEN schema_of_variant(val) = 'BINARY' THEN CAST(
       CAST(
         CASE
-          WHEN array_contains(veil.user_groups(current_user()), 'hr_admins') THEN try_variant_get(val, '$', 'BINARY')
+          WHEN EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'hr_admins') THEN try_variant_get(val, '$', 'BINARY')
           ELSE CAST(NULL AS BINARY)
         END AS BINARY
       ) AS VARIANT
