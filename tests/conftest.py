@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -14,6 +15,20 @@ from tests.pg import (
     fail_or_skip,
     temporary_database,
 )
+
+# =================================================================================================
+# Workers (pytest-xdist, `-n auto` in pyproject.toml)
+# =================================================================================================
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """One worker per core, at most four (each starts its own PostgreSQL and, for the Spark
+    tests, its own JVM); one where VEIL_TEST_DSN names a server the workers would share, since
+    tests create roles by fixed names and roles belong to the whole server."""
+    if os.environ.get("VEIL_TEST_DSN"):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
 
 # =================================================================================================
 # PostgreSQL (tests/pg.py explains where the server comes from)
