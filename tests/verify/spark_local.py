@@ -486,6 +486,9 @@ def get_local_spark() -> LocalSpark:
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.session.timeZone", "UTC")
+            # Optimising the larger test queries (every tag function inlined for seven types)
+            # outgrew the default 1 GB heap; the machines have 24 GB for at most four workers.
+            .config("spark.driver.memory", "2g")
             .getOrCreate()
         )
     except Exception as exc:  # JVM start failures come in many types
