@@ -167,7 +167,7 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
             policies.append(
                 Policy(
                     kind="column mask policy",
-                    # the clean-up drops in name order: `POLICY …` before `veil.mask__tag__…`
+                    # the clean-up drops this kind first, before the function it names
                     name=f"POLICY {policy} ON TABLE {sql}",
                     target=f"table {model.table_str(table.key)} tag {TAG_KEY} = {value}",
                     table=sql,
