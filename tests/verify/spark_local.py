@@ -489,6 +489,12 @@ def get_local_spark() -> LocalSpark:
             # Optimising the larger test queries (every tag function inlined for seven types)
             # outgrew the default 1 GB heap; the machines have 24 GB for at most four workers.
             .config("spark.driver.memory", "2g")
+            # Every hash relation a broadcast join builds takes at least one memory page, and the
+            # default page is the execution pool / cores / 16, rounded up: 64 MB here. A query
+            # over every table of a scenario broadcasts dozens of governance look-ups, one page
+            # each, on four threads at once, and a 2 GB heap ran out ("Not enough memory to
+            # build and broadcast the table"). The tables are a few rows; 1 MB pages hold them.
+            .config("spark.buffer.pageSize", "1m")
             .getOrCreate()
         )
     except Exception as exc:  # JVM start failures come in many types
