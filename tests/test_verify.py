@@ -126,7 +126,7 @@ DRIFTS: dict[str, tuple[str, list[str]]] = {
         ["error: policy everyone on sales.transactions: not created by this repository"],
     ),
     "view replaced by hand": (
-        "CREATE OR REPLACE VIEW sales_protected.transactions WITH (security_barrier = true)"
+        "CREATE OR REPLACE VIEW sales_protected.transactions"
         " AS SELECT {columns}"
         " FROM sales.transactions",
         ["error: sales_protected.transactions: replaced after the apply (its definition changed)"],

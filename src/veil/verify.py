@@ -488,7 +488,6 @@ class _Comparison:
         name = self.qualified(vschema, vname)
         found = self.q(
             "SELECT c.oid, c.relkind, pg_catalog.pg_get_userbyid(c.relowner),"
-            " coalesce(c.reloptions, '{}'::text[]),"
             " CASE c.relkind WHEN 'v' THEN pg_catalog.pg_get_viewdef(c.oid) END,"
             " pg_catalog.pg_get_userbyid(n.nspowner)"
             " FROM pg_catalog.pg_class AS c"
@@ -499,7 +498,7 @@ class _Comparison:
         if not found:
             self.add("view", name, "the protected view does not exist")
             return
-        oid, relkind, owner, options, definition, schema_owner = found[0]
+        oid, relkind, owner, definition, schema_owner = found[0]
         if schema_owner != self.target.view_role:
             self.add(
                 "schema",
@@ -511,8 +510,6 @@ class _Comparison:
             return
         if owner != self.target.view_role:
             self.add("view", name, f"owned by `{owner}`, not `{self.target.view_role}`")
-        if "security_barrier=true" not in options:
-            self.add("view", name, "is not a security_barrier view")
         columns = [
             str(c)
             for (c,) in self.q(

@@ -8,12 +8,10 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
-from tests.pg import PgServer, fetch_all, temporary_database
+from tests.pg import fetch_all
 from tests.security.world import (
     BYPASS,
     CARDS,
@@ -28,23 +26,10 @@ from tests.security.world import (
     WRITER,
     World,
     leaks_a_card,
-    make_world,
 )
 
 TX = "sales.transactions"
 ALL_ROWS = 48
-
-
-@pytest.fixture(scope="module")
-def w(pg_server: PgServer) -> Iterator[World]:
-    made: list[str] = []
-    try:
-        with temporary_database(pg_server) as db:
-            world, made = make_world(pg_server, db)
-            yield world
-    finally:
-        for role in (*reversed(made), *TARGET.own_roles):
-            pg_server.drop_role(role)
 
 
 def masked(w: World, role: str, *setup: str, project: str | None = None) -> None:

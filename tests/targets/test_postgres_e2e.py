@@ -916,7 +916,9 @@ def zero_parallel_costs(conn: Connection) -> None:
 def test_protected_plans_have_the_shape_of_the_bare_read(payments: Deployment) -> None:
     """What decides a protected read's cost on a large table (docs/performance.md): every
     per-user check, lookup and the hash key are InitPlans (once per query, never a per-row call
-    or SubPlan), and wherever the bare table read gets a parallel plan the view read does too."""
+    or SubPlan), the view is flattened into the query (no `Subquery Scan`: a `security_barrier`
+    view projects every row twice), and wherever the bare table read gets a parallel plan the
+    view read does too."""
     with payments.db.admin_connect() as conn:
         zero_parallel_costs(conn)
         bare = {
@@ -935,6 +937,7 @@ def test_protected_plans_have_the_shape_of_the_bare_read(payments: Deployment) -
                 plan = [r[0] for r in fetch_all(conn, f"EXPLAIN (VERBOSE, COSTS OFF) {view}")]
                 where = (user, project, view, "\n".join(plan))
                 assert not any("SubPlan" in line for line in plan), where
+                assert not any("Subquery Scan" in line for line in plan), where
                 for line in plan:
                     if re.search(r"\bveil\.|pg_has_role", line):
                         assert ONCE_PER_QUERY.match(line), (line, *where)

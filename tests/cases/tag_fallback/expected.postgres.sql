@@ -63,6 +63,11 @@ ON CONFLICT ("table_schema", "table_name") DO UPDATE SET
 
 -- =============================================================================================
 -- Protected tables: row policies on the table, masks in a view that consumers read instead.
+-- The views are not security_barrier views: they have no WHERE of their own (the row rules are
+-- row policies on the table, which PostgreSQL applies before any condition of the reader's that
+-- is not leakproof, flattened view or not), and a reader's condition on a masked column reads
+-- the view's masking expression, never the column. A barrier would only make every read project
+-- twice.
 -- =============================================================================================
 
 CREATE SCHEMA IF NOT EXISTS "app_protected" AUTHORIZATION "veil_views";
@@ -76,7 +81,7 @@ CREATE POLICY "veil_base" ON "app"."people" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
 GRANT SELECT ON TABLE "app"."people" TO "veil_views";
 INSERT INTO pg_temp.veil_view_sql VALUES ('app_protected', 'people',
-'CREATE OR REPLACE VIEW "app_protected"."people" WITH (security_barrier = true) AS
+'CREATE OR REPLACE VIEW "app_protected"."people" AS
 SELECT
   CAST(
     CAST(
