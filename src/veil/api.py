@@ -99,6 +99,10 @@ def _check(
     checked_program: model.Program | None = None
     if _reused(loaded.reused):
         diags = list(t.cast(tuple[Diagnostic, ...], loaded.reused))
+        # Checked file by file: kept for the whole repository too, as a whole check is.
+        key = loaded.result_key() if loaded.result_key is not None else None
+        if parse_cache is not None and key is not None:
+            parse_cache.put_result(key, tuple(diags))
     else:
         diags = list(loaded.diagnostics)
         if loaded.policies is not None:

@@ -230,6 +230,17 @@ def dumps(value: object) -> bytes:
     return buffer.getvalue()
 
 
+def content_digest(value: object) -> bytes:
+    """SHA-256 of a value of veil's dataclasses, tuples and scalars that depends on the values
+    only (a pickle without its memo, so objects shared or not, read from the cache or parsed,
+    give the same bytes); spans included."""
+    buffer = io.BytesIO()
+    pickler = _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True  # no memo: the IR is a tree
+    pickler.dump(value)
+    return hashlib.sha256(buffer.getvalue()).digest()
+
+
 @dataclass
 class ParseCache:
     """Parsed files by content, in `<root>/.veil-cache/parse/`, and check results by the
@@ -248,6 +259,7 @@ class ParseCache:
     misses: int = 0
     result_hits: int = 0
     _ready: bool = field(default=False, repr=False)
+    _source: bytes | None = field(default=None, repr=False)
 
     @staticmethod
     def open(root: Path | None = None) -> ParseCache | None:
@@ -325,24 +337,43 @@ class ParseCache:
         return key.hexdigest()
 
     def get_result(self, name: str) -> object | None:
+        value = self.get_entry("result", name)
+        if value is not None:
+            self.result_hits += 1
+        return value
+
+    def put_result(self, name: str, value: object) -> None:
+        self.put_entry("result", name, value)
+
+    def entry_name(self, kind: str, *parts: bytes) -> str:
+        """The name of an entry of `kind` made of `parts` (and veil's whole source)."""
+        key = hashlib.sha256(kind.encode() + b"\0" + self.source_fingerprint())
+        for part in parts:
+            key.update(len(part).to_bytes(8, "big") + part)
+        return key.hexdigest()
+
+    def source_fingerprint(self) -> bytes:
+        if self._source is None:
+            self._source = _source_fingerprint()
+        return self._source
+
+    def get_entry(self, kind: str, name: str) -> object | None:
+        """A signed entry of `kind` (a folder: `result`, `summary`, `unit`), or None."""
         try:
-            blob = (self.folder / "result" / name).read_bytes()
+            blob = (self.folder / kind / name).read_bytes()
         except OSError:
             return None
         mac, payload = blob[:32], blob[32:]
         if len(blob) > 32 and hmac.compare_digest(mac, self._mac(name, payload)):
-            value = _loads(payload)
-            if value is not None:
-                self.result_hits += 1
-                return value
+            return _loads(payload)
         return None
 
-    def put_result(self, name: str, value: object) -> None:
+    def put_entry(self, kind: str, name: str, value: object) -> None:
         try:
             payload = dumps(value)
         except (pickle.PicklingError, RecursionError):
             return
-        self._write("result", name, self._mac(name, payload) + payload)
+        self._write(kind, name, self._mac(name, payload) + payload)
 
     def _write(self, kind: str, name: str, blob: bytes) -> None:
         try:

@@ -181,6 +181,35 @@ def _parsed(value: object) -> bool:
     )
 
 
+def _check_by_file(
+    cache: ParseCache,
+    read: list[tuple[str, str, bytes]],
+    values: dict[int, Parsed],
+    parse: t.Callable[[list[int]], None],
+) -> tuple[Diagnostic, ...] | None:
+    """The diagnostics of loading and checking these files, file by file from the cache
+    (`checker/units.py`), reading or parsing only the files it needs; None when the
+    repository must be checked as a whole."""
+    from veil.checker.units import File, check_quickly
+
+    def parsed(i: int) -> Parsed:
+        if i not in values:
+            hit = cache.get(read[i][0], read[i][2])
+            if _parsed(hit):
+                values[i] = t.cast(Parsed, hit)
+            else:
+                parse([i])
+        return values[i]
+
+    return check_quickly(
+        cache,
+        [
+            File(name=name, data=data, parsed=lambda i=i: parsed(i))  # type: ignore[misc]
+            for i, (name, _, data) in enumerate(read)
+        ],
+    )
+
+
 def load(
     paths: Sequence[str | Path], cache: ParseCache | None = None, *, reuse: bool = False
 ) -> Loaded:
@@ -293,6 +322,16 @@ def load(
                     files=tuple(files),
                     reused=reused,
                 )
+        quick = _check_by_file(cache, read, values, parse)
+        if quick is not None:
+            return Loaded(
+                policies=None,
+                sources=sources,
+                diagnostics=(),
+                files=tuple(files),
+                result_key=result_key,
+                reused=quick,
+            )
     missing = []
     for i, (name, _, data) in enumerate(read):
         if i not in values:

@@ -40,7 +40,7 @@ def resolve_names(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Dia
             case ir.Project():
                 diags.extend(names.purposes(stmt.purposes))
                 diags.extend(names.users(stmt.members))
-                for src in stmt.sources:
+                for src in () if facts.partial else stmt.sources:
                     diags.extend(resolve_table(facts.tables, src)[1])
             case ir.Approvers():
                 if stmt.purpose is not None:
@@ -99,26 +99,30 @@ def _mask_target(
     match target:
         case ir.ColumnTarget(name=name):
             found, errs = resolve_columns(facts.tables, name, every=True)
-            diags.extend(errs)
+            if not (facts.partial and len(name.parts) == 1):
+                diags.extend(errs)
             return found
         case ir.TagTarget(tag=tag):
             found = tagged(facts.tables, tag)
-            if not found:
-                diags.append(
-                    warning(
-                        codes.UNUSED_TAG,
-                        f"no column is tagged `{tag}`, so this mask matches nothing",
-                        tag.span,
-                        help=did_you_mean(
-                            str(tag),
-                            all_tags(facts.tables),
-                            otherwise="tag columns in their `table` block or with `tag T on t.c`",
-                        ),
-                    )
-                )
+            if not found and not facts.partial:
+                diags.append(unused_tag(tag, all_tags(facts.tables)))
             return found
         case _:
             t.assert_never(target)
+
+
+def unused_tag(tag: ir.TagPath, tags: list[str]) -> Diagnostic:
+    """A `mask tagged T` that reaches no column; `tags`: every tag of the catalog."""
+    return warning(
+        codes.UNUSED_TAG,
+        f"no column is tagged `{tag}`, so this mask matches nothing",
+        tag.span,
+        help=did_you_mean(
+            str(tag),
+            tags,
+            otherwise="tag columns in their `table` block or with `tag T on t.c`",
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,9 +60,10 @@ class CheckResult:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def check(policies: ir.PolicySet) -> CheckResult:
-    """Run the passes in order; stop after the first that reports an error."""
-    facts = Facts()
+def check(policies: ir.PolicySet, *, partial: bool = False) -> CheckResult:
+    """Run the passes in order; stop after the first that reports an error. `partial`: the
+    policies are a part of the repository (see `Facts.partial`)."""
+    facts = Facts(partial=partial)
     found: list[Diagnostic] = []
     failed = False
     for _name, run in PASSES:

@@ -1,0 +1,259 @@
+"""Checking a repository file by file, so that a re-check after one file changed checks that
+file only (`veil check`; the compile needs the whole program and never comes here).
+
+A repository qualifies when its files split into
+
+* **catalog files**: only `table` blocks, and `filter`, `restrict` and qualified-column masks
+  (`mask s.t.c …`) on tables of the same file, as `veil catalog import` writes them; and
+* **context files**: everything else — purposes, groups, users, projects, approvals and the
+  masks by tag or bare column name — but no table, `filter`, `restrict`, `tag … on`, `test` or
+  qualified-column mask;
+
+with no table declared twice and no qualifier of a catalog file's mask that also ends another
+table's name. Then every diagnostic of a whole check is one of
+
+* a diagnostic of **a catalog file's unit**: the passes run on the file with the purposes,
+  groups, users and masks of the context files (in repository order). Its tables, its
+  statements and the context's masks on its columns see there exactly what they see in the
+  whole repository: a table is named only by its own file, and a column is reached only by
+  masks of its own file or of the context. The unit keeps what is written in the file and the
+  context's warnings about the file's columns (W0202, W0203, W0204);
+* a diagnostic of **the context**: the passes run on the context files alone, where the names
+  that only the whole catalog can answer are left out (`Facts.partial`);
+* one computed here over the files' summaries: a mask on a tag no column carries (W0101), and a
+  tag no policy names, warned once at its first use (W0103, the earliest of the units').
+
+A unit's diagnostics are a pure function of the policies it checks, so they are kept in the
+check cache under a hash of veil's source, the file's name and bytes and the context's
+purposes, groups, users and masks (with their spans); a file's summary (its table names, column
+names and tags) under its name and bytes. Whenever something is not as above, or any part
+reports an error (errors read the whole repository: "did you mean" over every table, the
+tables a mask reaches), `check_quickly` returns None and the whole repository is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from veil import ir, model
+from veil.cache import ParseCache, content_digest
+from veil.checker import codes
+from veil.checker.common import dotted
+from veil.checker.names import unused_tag
+from veil.checker.pipeline import check
+from veil.diagnostics import Diagnostic, sort_diagnostics
+
+Parsed = tuple[ir.SourceFile | None, list[Diagnostic]]
+
+#: Warnings of the context's masks about one column or table of a unit.
+COLUMN_CODES = frozenset({codes.FALLBACK_TO_NULL, codes.HASH_SHORTENED, codes.NULL_COMPARISON})
+#: What a unit reads of the context files.
+CONTEXT = (ir.Purpose, ir.Group, ir.User, ir.Mask)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    """What the whole-repository checks need of one parsed file."""
+
+    parse_diags: tuple[Diagnostic, ...]
+    #: None: a parse error, or a file that is neither a catalog nor a context file.
+    kind: t.Literal["catalog", "context"] | None
+    keys: tuple[model.TableKey, ...] = ()
+    column_names: frozenset[str] = frozenset()
+    #: every tag of a column and every ancestor of one
+    tags: frozenset[tuple[str, ...]] = frozenset()
+
+
+def summarize(parsed: Parsed) -> Summary:
+    source, diags = parsed
+    kind = None if source is None or any(d.is_error for d in diags) else _kind(source)
+    if source is None or kind != "catalog":
+        return Summary(parse_diags=tuple(diags), kind=kind)
+    tables = [s for s in source.statements if isinstance(s, ir.Table)]
+    return Summary(
+        parse_diags=tuple(diags),
+        kind=kind,
+        keys=tuple(tb.name.parts for tb in tables),
+        column_names=frozenset(c.name for tb in tables for c in tb.columns),
+        tags=frozenset(
+            tg.parts[:i]
+            for tb in tables
+            for c in tb.columns
+            for tg in c.tags
+            for i in range(1, len(tg.parts) + 1)
+        ),
+    )
+
+
+def _kind(source: ir.SourceFile) -> t.Literal["catalog", "context"] | None:
+    own = {s.name.parts for s in source.statements if isinstance(s, ir.Table)}
+    catalog = True
+    context = not own
+    for s in source.statements:
+        match s:
+            case ir.Table():
+                pass
+            case ir.Filter() | ir.Restrict():
+                catalog = catalog and s.table.parts in own
+                context = False
+            case ir.Mask(target=ir.ColumnTarget(name=name)) if len(name.parts) > 1:
+                catalog = catalog and name.parts[:-1] in own
+                context = False
+            case ir.Mask() | ir.Purpose() | ir.Group() | ir.User() | ir.Project():
+                catalog = False
+            case ir.Approvers() | ir.Approve() | ir.Revoke():
+                catalog = False
+            case ir.TagOn() | ir.TestCase():
+                return None
+            case _:
+                t.assert_never(s)
+    return "catalog" if catalog else "context" if context else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class File:
+    """One file of the repository, in repository order: `parsed()` reads or parses it."""
+
+    name: str
+    data: bytes
+    parsed: Callable[[], Parsed]
+
+
+def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic, ...] | None:
+    """The diagnostics of loading and checking `files` (as the whole check gives them, in any
+    order), from the units kept in `cache` and those it checks; None when the repository does
+    not qualify or some part reports an error (see the module docstring)."""
+    summaries = [_summary(cache, f) for f in files]
+    if not files or any(s.kind is None for s in summaries):
+        return None
+    catalog = [i for i, s in enumerate(summaries) if s.kind == "catalog"]
+    contexts = [i for i, s in enumerate(summaries) if s.kind == "context"]
+    keys = [k for i in catalog for k in summaries[i].keys]
+    known = set(keys)
+    if len(known) != len(keys):
+        return None  # a table declared twice
+    # A qualified mask names a table of its own file; no other table may end with that name.
+    if any(k[i:] in known for k in keys for i in range(1, len(k))):
+        return None
+    context = {i: _source(files[i]) for i in contexts}
+    if any(s is None for s in context.values()):
+        return None
+    sources = t.cast(dict[int, ir.SourceFile], context)
+    found = _repository_wide(sources.values(), [summaries[i] for i in catalog], known)
+    if found is None:
+        return None
+    partial = [_context_part(sources[i]) for i in contexts]
+    marks = [
+        (files[i].name, content_digest(p.statements))
+        for i, p in zip(contexts, partial, strict=True)
+    ]
+    whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
+    name = cache.entry_name("context", *(b for n, d in whole for b in (n.encode(), d)))
+    context_diags = _cached(cache, "context", name, lambda: _check(list(sources.values()), None))
+    if context_diags is None:
+        return None
+    found.extend(context_diags)
+    first_tag: dict[str, Diagnostic] = {}
+    for i in catalog:
+        f = files[i]
+        before = sum(1 for j in contexts if j < i)
+        parts = [b for n, d in marks[:before] for b in (n.encode(), d)]
+        parts += [f.name.encode(), hashlib.sha256(f.data).digest()]
+        parts += [b for n, d in marks[before:] for b in (n.encode(), d)]
+        unit_name = cache.entry_name("unit", *parts)
+
+        def run(f: File = f, before: int = before) -> tuple[Diagnostic, ...] | None:
+            source = _source(f)
+            if source is None:
+                return None
+            return _check([*partial[:before], source, *partial[before:]], f.name)
+
+        unit = _cached(cache, "unit", unit_name, run)
+        if unit is None:
+            return None
+        for d in unit:
+            if d.code == codes.TAG_NAMED_BY_NO_POLICY:  # warned once, where first written
+                was = first_tag.get(d.message)
+                if was is None or d.span < was.span:
+                    first_tag[d.message] = d
+            else:
+                found.append(d)
+    found.extend(first_tag.values())
+    loaded = [d for s in summaries for d in s.parse_diags]
+    return (*sort_diagnostics(loaded), *sort_diagnostics(found))
+
+
+def _summary(cache: ParseCache, f: File) -> Summary:
+    name = cache.entry_name("summary", f.name.encode("utf-8", "surrogatepass"), f.data)
+    kept = cache.get_entry("summary", name)
+    if isinstance(kept, Summary):
+        return kept
+    summary = summarize(f.parsed())
+    cache.put_entry("summary", name, summary)
+    return summary
+
+
+def _source(f: File) -> ir.SourceFile | None:
+    source, diags = f.parsed()
+    return None if any(d.is_error for d in diags) else source
+
+
+def _context_part(source: ir.SourceFile) -> ir.SourceFile:
+    return ir.SourceFile(
+        path=source.path, statements=tuple(s for s in source.statements if isinstance(s, CONTEXT))
+    )
+
+
+def _cached(
+    cache: ParseCache,
+    kind: str,
+    name: str,
+    run: Callable[[], tuple[Diagnostic, ...] | None],
+) -> tuple[Diagnostic, ...] | None:
+    kept = cache.get_entry(kind, name)
+    if isinstance(kept, tuple) and all(isinstance(d, Diagnostic) for d in kept):
+        return kept
+    made = run()
+    if made is not None:
+        cache.put_entry(kind, name, made)
+    return made
+
+
+def _check(sources: list[ir.SourceFile], unit: str | None) -> tuple[Diagnostic, ...] | None:
+    """The diagnostics of the context (`unit` None) or of one catalog file's unit; None on an
+    error."""
+    result = check(ir.PolicySet(files=tuple(sources)), partial=True)
+    if any(d.is_error for d in result.diagnostics):
+        return None
+    if unit is None:
+        return result.diagnostics
+    return tuple(d for d in result.diagnostics if d.span.file == unit or d.code in COLUMN_CODES)
+
+
+def _repository_wide(
+    context: t.Iterable[ir.SourceFile], catalog: list[Summary], tables: set[model.TableKey]
+) -> list[Diagnostic] | None:
+    """What the context's names mean over the whole catalog: a project's sources and a bare
+    column a mask names must exist (else None: an error); a mask on a tag no column carries
+    is warned about."""
+    columns = frozenset().union(*(s.column_names for s in catalog))
+    tags: frozenset[tuple[str, ...]] = frozenset().union(*(s.tags for s in catalog))
+    found: list[Diagnostic] = []
+    for source in context:
+        for s in source.statements:
+            if isinstance(s, ir.Project) and any(p.parts not in tables for p in s.sources):
+                return None
+            if isinstance(s, ir.Mask):
+                match s.target:
+                    case ir.ColumnTarget(name=name):
+                        if name.parts[-1] not in columns:
+                            return None
+                    case ir.TagTarget(tag=tag):
+                        if tag.parts not in tags:
+                            found.append(unused_tag(tag, sorted(dotted(p) for p in tags)))
+                    case _:
+                        t.assert_never(s.target)
+    return found

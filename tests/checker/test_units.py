@@ -1,0 +1,221 @@
+"""`veil check` file by file (`checker/units.py`): after any edit, the diagnostics read from the
+units kept in the check cache are those of a whole check without any cache, text and order;
+a re-check after one file changed checks that file's unit only."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from veil.api import check
+from veil.checker import units
+from veil.diagnostics import render_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _synthetic() -> object:
+    spec = importlib.util.spec_from_file_location("synthetic", ROOT / "bench" / "synthetic.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+synthetic = _synthetic()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nine tables in three catalog files, a private cache home, the repository as the
+    working directory."""
+    monkeypatch.delenv("VEIL_NO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    root = synthetic.write(9, tmp_path / "repo", per_file=3)  # type: ignore[attr-defined]
+    monkeypatch.chdir(root)
+    return root
+
+
+Runs = dict[str, list[str]]
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
+    """The units and contexts checked (by file name), and the whole checks."""
+    seen: Runs = {"units": [], "whole": []}
+    real = units._check
+
+    def counting(sources: list[object], unit: str | None) -> object:
+        seen["units"].append(unit or "<context>")
+        return real(sources, unit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(units, "_check", counting)
+    import veil.checker
+
+    whole = veil.checker.check
+    monkeypatch.setattr(veil.checker, "check", lambda p: seen["whole"].append("x") or whole(p))
+    return seen
+
+
+def _output(*, cache: bool) -> tuple[bool, str]:
+    checked = check(["."], cache=cache, program=False)
+    text = "".join(render_text(d, checked.sources) + "\n" for d in checked.diagnostics)
+    return checked.ok, text
+
+
+def _same_as_a_whole_check(runs: Runs) -> Runs:
+    for seen in runs.values():
+        seen.clear()
+    cached = _output(cache=True)
+    done = {k: list(v) for k, v in runs.items()}
+    assert cached == _output(cache=False)
+    return done
+
+
+def _edit(path: Path, change: Callable[[str], str]) -> None:
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def test_one_changed_file_checks_that_files_unit_only(repo: Path, runs: Runs) -> None:
+    first = _same_as_a_whole_check(runs)
+    assert sorted(first["units"]) == [
+        "<context>",
+        "catalog/f000.veil",
+        "catalog/f001.veil",
+        "catalog/f002.veil",
+    ]
+    assert first["whole"] == []
+    _edit(
+        repo / "catalog" / "f001.veil",
+        lambda s: s.replace("  score integer\n", "  score integer\n  x text\n", 1),
+    )
+    assert _same_as_a_whole_check(runs) == {"units": ["catalog/f001.veil"], "whole": []}
+    _edit(repo / "catalog" / "f001.veil", lambda s: "# shifts every span\n" + s)
+    assert _same_as_a_whole_check(runs) == {"units": ["catalog/f001.veil"], "whole": []}
+    _edit(repo / "people.veil", lambda s: s + "user extra\n")  # every unit reads the users
+    assert sorted(_same_as_a_whole_check(runs)["units"]) == [
+        "<context>",
+        "catalog/f000.veil",
+        "catalog/f001.veil",
+        "catalog/f002.veil",
+    ]
+    _edit(repo / "projects.veil", lambda s: "# a comment\n" + s)  # units read no project
+    assert _same_as_a_whole_check(runs) == {"units": ["<context>"], "whole": []}
+
+
+CROSS_FILE_EDITS: list[tuple[str, str, Callable[[str], str]]] = [
+    # a tag no column carries, then carried by a column of another file
+    ("policies.veil", "a tag mask", lambda s: s + "mask tagged phi.ssn with null\n"),
+    (
+        "catalog/f002.veil",
+        "the tag",
+        lambda s: s.replace("  score integer\n", "  ssn text tags phi.ssn\n", 1),
+    ),
+    # a bare column no table has (an error), then added to a table of another file
+    ("policies.veil", "a column mask", lambda s: s + "mask taxid with null\n"),
+    (
+        "catalog/f000.veil",
+        "the column",
+        lambda s: s.replace("  score integer\n", "  score integer\n  taxid text\n", 1),
+    ),
+    # a method that fits no column of the tag: one warning per column, in every unit
+    (
+        "policies.veil",
+        "a fallback",
+        lambda s: s.replace(
+            "mask tagged pii.card with show_last(4)", "mask tagged pii.card with round(10)"
+        ),
+    ),
+    # `= null` in a `when`: a warning per table the mask reaches
+    ("policies.veil", "a null comparison", lambda s: s.replace("when ok = true", "when ok = null")),
+    # a misspelled tag in two files: warned once, where first written
+    ("catalog/f001.veil", "a near tag", lambda s: s.replace("tags pii.email", "tags pii_email")),
+    ("catalog/f002.veil", "a near tag", lambda s: s.replace("tags pii.email", "tags pii_email")),
+    ("catalog/f000.veil", "a near tag", lambda s: s.replace("tags pii.email", "tags pii_email")),
+    # a conflict between a mask of the context and a tag of a catalog file
+    ("policies.veil", "a second tag mask", lambda s: s + "mask tagged pii.email with hash\n"),
+    (
+        "catalog/f001.veil",
+        "a column with both tags",
+        lambda s: s.replace("tags pii.card", "tags pii.card, pii.email", 1),
+    ),
+    (
+        "catalog/f001.veil",
+        "the conflict resolved",
+        lambda s: s.replace("tags pii.card, pii.email", "tags pii.card", 1),
+    ),
+    # a condition on a user, who is then removed
+    (
+        "catalog/f002.veil",
+        "a user condition",
+        lambda s: s.replace("unless purpose Fraud\n", "unless user u3\n", 1),
+    ),
+    ("people.veil", "the user removed", lambda s: s.replace("user u3 ", "user u3x ")),
+    ("people.veil", "the user back", lambda s: s.replace("user u3x ", "user u3 ")),
+    # a table declared twice, in two files
+    ("catalog/f000.veil", "a duplicate", lambda s: s + "table s0.t5 { id bigint }\n"),
+    ("catalog/f000.veil", "no duplicate", lambda s: s.replace("table s0.t5 { id bigint }\n", "")),
+    # a context file before the catalog, then a table in a context file
+    ("a_first.veil", "a context file first", lambda s: "purpose Extra\nmask score with null\n"),
+    ("people.veil", "a table in the context", lambda s: s + "table hr.people { id bigint }\n"),
+    ("people.veil", "no table", lambda s: s.replace("table hr.people { id bigint }\n", "")),
+    # a project source that does not exist, then exists
+    ("projects.veil", "an unknown source", lambda s: s.replace("sources ", "sources s9.t99, ", 1)),
+    ("catalog/f002.veil", "the source declared", lambda s: s + "table s9.t99 { id bigint }\n"),
+]
+
+
+def test_cross_file_edits_give_what_a_whole_check_gives(repo: Path, runs: Runs) -> None:
+    _same_as_a_whole_check(runs)
+    whole = []
+    for rel, what, change in CROSS_FILE_EDITS:
+        path = repo / rel
+        if not path.exists():
+            path.write_text("", encoding="utf-8")
+        _edit(path, change)
+        if _same_as_a_whole_check(runs)["whole"]:
+            whole.append(what)
+    # The others were checked file by file; an error is reported by a whole check.
+    assert whole == [
+        "a column mask",
+        "a column with both tags",
+        "the user removed",
+        "a duplicate",
+        "a table in the context",
+        "an unknown source",
+    ]
+
+
+def test_a_corrupt_unit_summary_or_context_never_changes_an_answer(repo: Path, runs: Runs) -> None:
+    _edit(repo / "policies.veil", lambda s: s + "mask tagged phi.ssn with null\n")
+    _edit(repo / "catalog" / "f001.veil", lambda s: s.replace("tags pii.email", "tags pii_email"))
+    expected = _output(cache=False)
+    assert _output(cache=True) == expected
+    entries = [
+        e
+        for kind in ("unit", "summary", "context")
+        for e in (repo / ".veil-cache" / kind).iterdir()
+    ]
+    shutil.rmtree(repo / ".veil-cache" / "result")
+    blobs = [e.read_bytes() for e in entries]
+    damages = [
+        lambda b: b[: len(b) // 2],
+        lambda b: b[:-2] + bytes([b[-2] ^ 1]) + b[-1:],
+        lambda b: bytes([b[0] ^ 1]) + b[1:],
+        lambda b: b"",
+    ]
+    for damage in damages:
+        for entry, blob in zip(entries, blobs, strict=True):
+            entry.write_bytes(damage(blob))
+        shutil.rmtree(repo / ".veil-cache" / "result", ignore_errors=True)
+        assert _output(cache=True) == expected
+    units_only = [e for e in entries if e.parent.name == "unit"]
+    moved = [blobs[entries.index(e)] for e in units_only]
+    for entry, blob in zip(units_only, moved[1:] + moved[:1], strict=True):
+        entry.write_bytes(blob)  # every unit moved to another unit's name
+    shutil.rmtree(repo / ".veil-cache" / "result", ignore_errors=True)
+    assert _output(cache=True) == expected
