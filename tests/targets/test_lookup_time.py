@@ -111,3 +111,63 @@ def test_databricks_functions_do_not_depend_on_the_session_time_zone(
             assert got == expected(program, "noted", now), zone
     finally:
         conf.set("spark.sql.session.timeZone", before)
+
+
+TRUNCATED = """
+table app.stamped {
+  id bigint; y timestamptz; q timestamptz; m timestamptz; d timestamptz; h timestamptz
+}
+mask app.stamped.y with truncate(year)
+mask app.stamped.q with truncate(quarter)
+mask app.stamped.m with truncate(month)
+mask app.stamped.d with truncate(day)
+mask app.stamped.h with truncate(hour)
+"""
+#: Instants a few hours from a year, quarter, month and day boundary in UTC (and one across
+#: the switch to daylight saving time in Los Angeles), and NULL.
+INSTANTS = (
+    dt.datetime(2025, 12, 31, 22, 30, 5, tzinfo=dt.UTC),
+    dt.datetime(2026, 1, 1, 2, 15, tzinfo=dt.UTC),
+    dt.datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    dt.datetime(2026, 4, 1, 0, 30, tzinfo=dt.UTC),
+    dt.datetime(2026, 3, 8, 10, 30, tzinfo=dt.UTC),
+    dt.datetime(1969, 12, 31, 23, 0, 1, tzinfo=dt.UTC),
+    None,
+)
+
+
+def test_databricks_truncate_of_a_timestamptz_is_utc(spark: LocalSpark) -> None:
+    """`truncate` of a `timestamptz` cuts the instant in UTC, as the evaluator does, whatever
+    `spark.sql.session.timeZone` is: readers in two zones see the same values."""
+    program = check_text(TRUNCATED)
+    units = ("y", "q", "m", "d", "h")
+    conf = spark.spark.conf
+    before = conf.get("spark.sql.session.timeZone")
+    rows = [{"id": i, **dict.fromkeys(units, v)} for i, v in enumerate(INSTANTS)]
+    seen = evaluate_table(program, ("app", "stamped"), rows, Context(user="u"))
+    want = [
+        tuple(None if r[u] is None else int(r[u].timestamp() * 1_000_000) for u in units)
+        for r in seen
+        if r is not None
+    ]
+    new_year = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000
+    assert want[1][3] == new_year  # the evaluator cuts in UTC
+    calls = ", ".join(f"unix_micros(veil.mask__app__stamped__{u}(ts))" for u in units)
+    values = ", ".join(
+        f"({i}, CAST({'NULL' if v is None else repr(v.isoformat(sep=' '))} AS TIMESTAMP))"
+        for i, v in enumerate(INSTANTS)
+    )
+    query = f"SELECT {calls} FROM VALUES {values} AS a(i, ts) ORDER BY i"
+    try:
+        # A local Spark keeps the session time zone a SQL function was created under (so
+        # create them away from UTC), Databricks' pages do not say: query under two zones.
+        conf.set("spark.sql.session.timeZone", "America/Los_Angeles")
+        for statement in function_statements(DatabricksTarget().render(program)):
+            if "veil.mask__app__stamped__" in statement:
+                spark.create_function(statement)
+        for zone in ("America/Los_Angeles", "Pacific/Kiritimati"):
+            conf.set("spark.sql.session.timeZone", zone)
+            got = [tuple(r) for r in spark.sql(query)]
+            assert got == want, zone
+    finally:
+        conf.set("spark.sql.session.timeZone", before)

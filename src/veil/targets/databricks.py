@@ -150,7 +150,20 @@ class DatabricksTarget(LookupTarget):
         return f"regexp_replace({c}, {self.literal(pattern)}, {self.literal(''.join(out))})"
 
     def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        if ty.name == "timestamptz":
+            return self.utc_trunc_sql(c, unit)
         return f"date_trunc({self.literal(unit.upper())}, {c})"
+
+    def utc_trunc_sql(self, c: str, unit: str) -> str:
+        """An instant cut to `unit` in UTC, as epoch microseconds: an hour or a day is a whole
+        multiple of them (`pmod` keeps instants before 1970 right), a month, quarter or year
+        starts on the day `trunc` (a DATE function) gives for its UTC date. `date_trunc` of a
+        `TIMESTAMP` cuts in the session time zone; nothing here reads it."""
+        if unit in ("hour", "day"):
+            step = 3_600_000_000 if unit == "hour" else 86_400_000_000
+            return f"timestamp_micros(unix_micros({c}) - pmod(unix_micros({c}), {step}))"
+        day = f"trunc(CAST({self.utc_wall_sql(c)} AS DATE), {self.literal(unit.upper())})"
+        return f"timestamp_micros(unix_date({day}) * 86400000000)"
 
     def email_domain_sql(self, c: str) -> str:
         return f"(CASE WHEN instr({c}, '@') > 0 THEN substring_index({c}, '@', -1) END)"

@@ -169,7 +169,7 @@ COMMENT 'veil: masks shop.orders.paid_at'
 RETURN CAST(
   CASE
     WHEN arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks')) THEN paid_at
-    ELSE CAST(date_trunc('HOUR', paid_at) AS TIMESTAMP)
+    ELSE CAST(timestamp_micros(unix_micros(paid_at) - pmod(unix_micros(paid_at), 3600000000)) AS TIMESTAMP)
   END AS TIMESTAMP
 );
 ALTER TABLE shop.orders ALTER COLUMN paid_at SET MASK veil.mask__shop__orders__paid_at;
