@@ -4,7 +4,7 @@
 --
 -- Run it on a SQL warehouse or a cluster with Databricks Runtime 17.0 or later, as the principal
 -- that owns the protected tables and veil's schema, with the catalog of the protected tables as the
--- current catalog (USE CATALOG …) (docs/targets/databricks.md).
+-- current catalog (USE CATALOG …); see docs/targets/databricks.md.
 -- Applying it again changes nothing; applying a newer script converges on the newer policies.
 -- veil runtime: governance schema
 -- 1. Governance schema and tables ----------------------------------------------------------------
