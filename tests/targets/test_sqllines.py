@@ -111,11 +111,43 @@ def test_long_select_one_clause_per_line() -> None:
     assert lines[4:] == [f"  AND t.column_{i} = s.column_{i}" for i in range(1, 6)]
 
 
+def _read(sql: str, indent: str = "", backslash: bool = False) -> str:
+    tokens = _tokens(sql, backslash)
+    items = None if tokens is None else _parse(tokens)
+    return sql if items is None else _Printer().seq(items, indent)
+
+
+def test_quoted_tokens_do_not_change_the_layout_but_their_length_does() -> None:
+    """`lay_out` lays out a shape shared by many texts (their quoted tokens blanked) and puts
+    the tokens back: the result is what reading each text gives, also where a quoted token's
+    length decides whether a list is broken."""
+    for backslash in (False, True):
+        escaped = "'it\\'s OR ('" if backslash else "'it''s OR ('"
+        shapes: dict[tuple[str, str], str] = {}
+        lines = set()
+        for k in range(60, 90):
+            for c in "az":
+                sql = (
+                    f'COALESCE((x IN (\'{c * k}\', {escaped}, "b AND ""c", `d`)), FALSE) '
+                    f"AND y IN ('{c}', '2')"
+                )
+                laid = lay_out(sql, indent="  ", backslash=backslash, shapes=shapes)
+                assert laid == _read(sql, "  ", backslash)
+                assert tokens_outside_literals(laid, backslash=backslash) == (
+                    tokens_outside_literals(sql, backslash=backslash)
+                )
+                lines.add(laid.count("\n"))
+        assert len(lines) > 1  # the lists are broken from some lengths on
+        assert len(shapes) == 30  # one per length
+
+
 @settings(max_examples=300, deadline=None)
 @example(["(", " ", "a", ")"])
 @example(["f", "(", "x", " ", "]"])
 @example(["a", "  ", "b"])
 @example([" ", "a"])
+@example(["(", "'it''s OR'", " ", "OR", " ", "'", "b", ")"])
+@example(["(", "'a\\' OR'", " ", "OR", " ", '"q AND"', " ", "AND", " ", "b", ")"])
 @given(
     st.lists(
         st.sampled_from(
@@ -132,6 +164,12 @@ def test_long_select_one_clause_per_line() -> None:
                 "]",
                 ",",
                 "'x  y'",
+                "'it''s OR'",
+                "'",
+                '"q AND"',
+                '"',
+                "'a\\' OR'",
+                "'a long literal, with a comma, OR ( a bracket'",
                 " ",
                 "  ",
                 "\n",
@@ -144,9 +182,8 @@ def test_long_select_one_clause_per_line() -> None:
     )
 )
 def test_what_lay_out_returns_unread_is_what_reading_it_gives(parts: list[str]) -> None:
-    """The shortcut for short plain texts gives exactly what reading them gives."""
+    """The shortcut for short plain texts, and laying out the text's shape (its quoted tokens
+    blanked) before putting them back, give exactly what reading the text itself gives."""
     sql = "".join(parts)
-    tokens = _tokens(sql, False)
-    items = None if tokens is None else _parse(tokens)
-    read = sql if items is None else _Printer().seq(items, "")
-    assert lay_out(sql) == read
+    for backslash in (False, True):
+        assert lay_out(sql, indent="  ", backslash=backslash) == _read(sql, "  ", backslash)

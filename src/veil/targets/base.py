@@ -117,6 +117,9 @@ class Target:
         self._env.filters["listed"] = lambda items, n=0: list_items(items, " " * n)
         self._env.filters["runtime"] = self._runtime_part
         self._runtime_parts: dict[str, str] | None = None
+        #: The layouts of the bodies laid out so far (`sqllines.lay_out`): a target renders
+        #: one script.
+        self._shapes: dict[tuple[str, str], str] = {}
 
     # ------------------------------------------------------------------ quoting (override)
     def ident(self, name: str) -> str:
@@ -132,7 +135,7 @@ class Target:
     def lay_out(self, sql: str, indent: str = "") -> str:
         """A generated expression laid out over lines (`sqllines.lay_out`): its first line
         continues where it is written, the others start with `indent`."""
-        return lay_out(sql, indent=indent, backslash=self.backslash_literals)
+        return lay_out(sql, indent=indent, backslash=self.backslash_literals, shapes=self._shapes)
 
     def literal(self, value: SqlValue) -> str:
         """A value as a SQL literal. Strings: single quotes doubled, nothing else special."""

@@ -228,14 +228,57 @@ class _Printer:
 _NEEDS_READING = re.compile(r"\s\s|[^\S ]|[(\[] | [)\]]|\b(?:AND|OR|CASE)\b", re.IGNORECASE)
 
 
-def lay_out(sql: str, *, indent: str = "", backslash: bool = False) -> str:
+def lay_out(
+    sql: str,
+    *,
+    indent: str = "",
+    backslash: bool = False,
+    shapes: dict[tuple[str, str], str] | None = None,
+) -> str:
     """`sql` laid out over lines; the first line is not indented (it continues wherever the
     caller writes it), the others start with `indent` and the indentation of their nesting.
 
     `backslash`: string literals escape with a backslash (`'it\\'s'`) rather than by doubling
-    the quote (`'it''s'`)."""
+    the quote (`'it''s'`). `shapes`: the layouts of earlier calls with the same `backslash`
+    (see below), kept by the caller for one script."""
     if len(sql) <= LIST_WIDTH and sql == sql.strip() and _NEEDS_READING.search(sql) is None:
         return sql
+    # The layout depends on the words, the brackets and the lengths, never on what a string
+    # literal or a quoted name holds: each is read as one token, and only its length counts.
+    # So the text is laid out with every quoted token blanked to `'xx…'` of the same length
+    # (the policies of thousands of tables then share a few dozen shapes, which differ only in
+    # the names they quote), and the quoted tokens are put back in order: the layout changes
+    # no token, so the laid-out shape holds them in the same order at the same places.
+    quoted = _QUOTED_BACKSLASH if backslash else _QUOTED_DOUBLED
+    found: list[str] = []
+    shape = quoted.sub(lambda m: _blank(m[0], found), sql)
+    if shapes is None:
+        shapes = {}
+    elif len(shapes) >= MAX_SHAPES:
+        shapes.clear()
+    laid = shapes.get((shape, indent))
+    if laid is None:
+        laid = shapes[shape, indent] = _read(shape, indent, backslash)
+    if not found:
+        return laid
+    put_back = iter(found)
+    return quoted.sub(lambda m: next(put_back), laid)
+
+
+#: How many layouts `shapes` keeps: a repository whose bodies share no shape then costs a
+#: bounded amount of memory.
+MAX_SHAPES = 4096
+_QUOTED_DOUBLED = re.compile(rf"'[^']*(?:''[^']*)*'|{_QUOTED}")
+_QUOTED_BACKSLASH = re.compile(rf"'(?:[^'\\]|\\.)*'|{_QUOTED}", re.DOTALL)
+
+
+def _blank(token: str, found: list[str]) -> str:
+    found.append(token)
+    return token[0] + "x" * (len(token) - 2) + token[-1]
+
+
+def _read(sql: str, indent: str, backslash: bool) -> str:
+    """`sql` laid out, read token by token (as it is if it cannot be read)."""
     tokens = _tokens(sql, backslash)
     items = None if tokens is None else _parse(tokens)
     if items is None:
