@@ -10,7 +10,8 @@ interpreter so that peak memory is that command's own:
 * `veil check` as a user runs it, interpreter start-up included: cold (the check cache emptied
   first), on two processes and on one; again with nothing changed; after a comment is appended
   to one catalog file of 100 tables (its IR is unchanged); after a column is added to one table
-  of that file (the whole repository is checked again);
+  of that file (that file is checked again with the context files, the other files' results
+  are read from the check cache: docs/performance.md, "Checking file by file");
 * for each target, load + check + compile: CPU and wall seconds of the compile alone
   (`compile_program`), peak RSS of the process, and the script's size (on one process,
   `VEIL_JOBS=1`, and without the check cache, so the figures compare across sizes).
