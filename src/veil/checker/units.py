@@ -151,7 +151,7 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
         for i, p in zip(contexts, partial, strict=True)
     ]
     whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
-    name = cache.entry_name("context", *(b for n, d in whole for b in (n.encode(), d)))
+    name = cache.entry_name("context", *(b for n, d in whole for b in (_bytes(n), d)))
     context_diags = _cached(cache, "context", name, lambda: _check(list(sources.values()), None))
     if context_diags is None:
         return None
@@ -160,9 +160,9 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
     for i in catalog:
         f = files[i]
         before = sum(1 for j in contexts if j < i)
-        parts = [b for n, d in marks[:before] for b in (n.encode(), d)]
-        parts += [f.name.encode(), hashlib.sha256(f.data).digest()]
-        parts += [b for n, d in marks[before:] for b in (n.encode(), d)]
+        parts = [b for n, d in marks[:before] for b in (_bytes(n), d)]
+        parts += [b"\0unit", _bytes(f.name), hashlib.sha256(f.data).digest()]
+        parts += [b for n, d in marks[before:] for b in (_bytes(n), d)]
         unit_name = cache.entry_name("unit", *parts)
 
         def run(f: File = f, before: int = before) -> tuple[Diagnostic, ...] | None:
@@ -187,7 +187,7 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
 
 
 def _summary(cache: ParseCache, f: File) -> Summary:
-    name = cache.entry_name("summary", f.name.encode("utf-8", "surrogatepass"), f.data)
+    name = cache.entry_name("summary", _bytes(f.name), f.data)
     kept = cache.get_entry("summary", name)
     if isinstance(kept, Summary):
         return kept
@@ -257,3 +257,7 @@ def _repository_wide(
                     case _:
                         t.assert_never(s.target)
     return found
+
+
+def _bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
