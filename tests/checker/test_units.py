@@ -191,7 +191,9 @@ def test_cross_file_edits_give_what_a_whole_check_gives(repo: Path, runs: Runs) 
     ]
 
 
-def test_a_corrupt_unit_summary_or_context_never_changes_an_answer(repo: Path, runs: Runs) -> None:
+def test_a_corrupt_unit_summary_or_context_never_changes_an_answer(
+    repo: Path, runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _edit(repo / "policies.veil", lambda s: s + "mask tagged phi.ssn with null\n")
     _edit(repo / "catalog" / "f001.veil", lambda s: s.replace("tags pii.email", "tags pii_email"))
     expected = _output(cache=False)
@@ -220,6 +222,19 @@ def test_a_corrupt_unit_summary_or_context_never_changes_an_answer(repo: Path, r
         entry.write_bytes(blob)  # every unit moved to another unit's name
     shutil.rmtree(repo / ".veil-cache" / "result", ignore_errors=True)
     assert _output(cache=True) == expected
+    for entry, blob in zip(entries, blobs, strict=True):
+        entry.write_bytes(blob)
+    shutil.rmtree(repo / ".veil-cache" / "result", ignore_errors=True)
+    runs["units"].clear()
+    assert _output(cache=True) == expected and runs["units"] == []  # all read back
+    import veil.cache
+
+    _edit(repo / "catalog" / "f001.veil", lambda s: s.replace("tags pii_email", "tags pii.email"))
+    expected = _output(cache=False)
+    monkeypatch.setattr(veil.cache, "_source_fingerprint", lambda: b"another veil")
+    runs["units"].clear()
+    assert _output(cache=True) == expected  # a stale veil: every entry misses
+    assert len(runs["units"]) == 4
 
 
 def _random_edit(repo: Path, rng: random.Random, originals: dict[Path, str]) -> None:
