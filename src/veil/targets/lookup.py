@@ -54,18 +54,42 @@ _N = t.TypeVar("_N")
 
 def find_nodes(node: object, cls: type[_N]) -> list[_N]:
     """Every `cls` node inside an IR or model value (dataclasses and tuples), in order."""
+    out: list[_N] = []
+    _find(node, cls, out, {})
+    return out
+
+
+def _find(node: object, cls: type[_N], out: list[_N], seen: dict[int, list[_N]]) -> None:
+    # The policies of many tables share their IR (one tag mask masks a column of each table),
+    # so what a dataclass holds is collected once per walk and repeated from `seen`: every node
+    # reached is held by the root, so no id is reused during the walk.
     if isinstance(node, cls):
-        return [node]
-    if isinstance(node, tuple):
-        return [found for item in node for found in find_nodes(item, cls)]
-    if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return [
-            found
-            for f in dataclasses.fields(node)
-            if f.name != "span"
-            for found in find_nodes(getattr(node, f.name), cls)
-        ]
-    return []
+        out.append(node)
+    elif isinstance(node, tuple):
+        for item in node:
+            _find(item, cls, out, seen)
+    else:
+        names = _FIELDS.get(type(node))
+        if names is None:
+            names = _FIELDS[type(node)] = _field_names(type(node))
+        if not names:
+            return
+        found = seen.get(id(node))
+        if found is None:
+            found = seen[id(node)] = []
+            for name in names:
+                _find(getattr(node, name), cls, found, seen)
+        out.extend(found)
+
+
+#: class -> the fields `find_nodes` reads (a dataclass's fields but its span; none otherwise).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(klass: type) -> tuple[str, ...]:
+    if not dataclasses.is_dataclass(klass):
+        return ()
+    return tuple(f.name for f in dataclasses.fields(klass) if f.name != "span")
 
 
 def columns_read(node: object) -> set[str]:
