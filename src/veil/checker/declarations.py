@@ -299,6 +299,8 @@ def apply_tags(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagno
     diags: list[Diagnostic] = []
     added: dict[tuple[model.TableKey, str], list[ir.TagPath]] = {}
     for stmt in policies.of_type(ir.TagOn):
+        if facts.partial and stmt.target.parts[:-1] not in facts.tables:
+            continue  # a table of another part of the repository (see `Facts.partial`)
         found, errs = resolve_columns(facts.tables, stmt.target, every=False)
         diags.extend(errs)
         for key in found:

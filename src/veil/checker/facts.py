@@ -30,7 +30,8 @@ class Decision:
 class Facts:
     #: The policies are a part of the repository (`checker/units.py`): names that only the
     #: whole catalog can answer (a bare column or a tag that a mask targets, a project's
-    #: sources) are not reported here; `units.py` checks them over the whole repository.
+    #: sources, a `tag … on` a table of another part) are not reported here; `units.py`
+    #: checks them over the whole repository.
     partial: bool = False
     # collect_declarations
     tables: Mapping[model.TableKey, model.CatalogTable] = field(default_factory=dict)

@@ -5,19 +5,20 @@ A repository qualifies when its files split into
 
 * **catalog files**: only `table` blocks, and `filter`, `restrict` and qualified-column masks
   (`mask s.t.c …`) on tables of the same file, as `veil catalog import` writes them; and
-* **context files**: everything else — purposes, groups, users, projects, approvals and the
-  masks by tag or bare column name — but no table, `filter`, `restrict`, `tag … on`, `test` or
-  qualified-column mask;
+* **context files**: everything else — purposes, groups, users, projects, approvals, the
+  masks by tag or bare column name, `tag … on` a qualified column — but no table, `filter`,
+  `restrict`, `test` or qualified-column mask;
 
 with no table declared twice and no qualifier of a catalog file's mask that also ends another
 table's name. Then every diagnostic of a whole check is one of
 
 * a diagnostic of **a catalog file's unit**: the passes run on the file with the purposes,
-  groups, users and masks of the context files (in repository order). Its tables, its
-  statements and the context's masks on its columns see there exactly what they see in the
-  whole repository: a table is named only by its own file, and a column is reached only by
-  masks of its own file or of the context. The unit keeps what is written in the file and the
-  context's warnings about the file's columns (W0202, W0203, W0204);
+  groups, users and masks of the context files and their `tag … on` lines for the file's
+  tables (in repository order). Its tables, its statements and the context's masks on its
+  columns see there exactly what they see in the whole repository: a table is named only by
+  its own file or by a context file's `tag … on` its exact name, and a column is reached only
+  by masks of its own file or of the context. The unit keeps what is written in the file and
+  the warnings written in the context about the file's columns (W0202, W0203, W0204, W0103);
 * a diagnostic of **the context**: the passes run on the context files alone, where the names
   that only the whole catalog can answer are left out (`Facts.partial`);
 * one computed here over the files' summaries: a mask on a tag no column carries (W0101), and a
@@ -25,7 +26,7 @@ table's name. Then every diagnostic of a whole check is one of
 
 A unit's diagnostics are a pure function of the policies it checks, so they are kept in the
 check cache under a hash of veil's source, the file's name and bytes and the context's
-purposes, groups, users and masks (with their spans); a file's summary (its table names, column
+purposes, groups, users, masks and `tag … on` its tables (with their spans); a file's summary (its table names, column
 names and tags) under its name and bytes. Whenever something is not as above, or any part
 reports an error (errors read the whole repository: "did you mean" over every table, the
 tables a mask reaches), `check_quickly` returns None and the whole repository is checked.
@@ -48,8 +49,16 @@ from veil.diagnostics import Diagnostic, sort_diagnostics
 
 Parsed = tuple[ir.SourceFile | None, list[Diagnostic]]
 
-#: Warnings of the context's masks about one column or table of a unit.
-COLUMN_CODES = frozenset({codes.FALLBACK_TO_NULL, codes.HASH_SHORTENED, codes.NULL_COMPARISON})
+#: A unit's warnings written in a context file: the context's masks on one of the unit's
+#: columns or tables, and a tag a `tag … on` gives one of its columns.
+COLUMN_CODES = frozenset(
+    {
+        codes.FALLBACK_TO_NULL,
+        codes.HASH_SHORTENED,
+        codes.NULL_COMPARISON,
+        codes.TAG_NAMED_BY_NO_POLICY,
+    }
+)
 #: What a unit reads of the context files.
 CONTEXT = (ir.Purpose, ir.Group, ir.User, ir.Mask)
 
@@ -106,6 +115,8 @@ def _kind(source: ir.SourceFile) -> t.Literal["catalog", "context"] | None:
                 catalog = False
             case ir.Approvers() | ir.Approve() | ir.Revoke():
                 catalog = False
+            case ir.TagOn(target=target) if len(target.parts) > 1:
+                catalog = False  # a context file's, on a table of one catalog file
             case ir.TagOn() | ir.TestCase():
                 return None
             case _:
@@ -150,6 +161,14 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
         (files[i].name, content_digest(p.statements))
         for i, p in zip(contexts, partial, strict=True)
     ]
+    # `tag … on` a table: read by that table's unit only, in its place among the statements
+    tag_ons: list[dict[model.TableKey, list[tuple[int, ir.TagOn]]]] = []
+    for i in contexts:
+        by_table: dict[model.TableKey, list[tuple[int, ir.TagOn]]] = {}
+        for n, s in enumerate(sources[i].statements):
+            if isinstance(s, ir.TagOn):
+                by_table.setdefault(s.target.parts[:-1], []).append((n, s))
+        tag_ons.append(by_table)
     whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
     name = cache.entry_name("context", *(b for n, d in whole for b in (_bytes(n), d)))
     context_diags = _cached(cache, "context", name, lambda: _check(list(sources.values()), None))
@@ -160,16 +179,30 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
     for i in catalog:
         f = files[i]
         before = sum(1 for j in contexts if j < i)
-        parts = [b for n, d in marks[:before] for b in (_bytes(n), d)]
+        own = [
+            sorted(x for k in summaries[i].keys for x in by_table.get(k, ())) if by_table else []
+            for by_table in tag_ons
+        ]
+        context_parts = [
+            (_bytes(n), d, content_digest(tuple(tags)) if tags else b"")
+            for (n, d), tags in zip(marks, own, strict=True)
+        ]
+        parts = [b for part in context_parts[:before] for b in part]
         parts += [b"\0unit", _bytes(f.name), hashlib.sha256(f.data).digest()]
-        parts += [b for n, d in marks[before:] for b in (_bytes(n), d)]
+        parts += [b for part in context_parts[before:] for b in part]
         unit_name = cache.entry_name("unit", *parts)
 
-        def run(f: File = f, before: int = before) -> tuple[Diagnostic, ...] | None:
+        def run(
+            f: File = f, before: int = before, own: list[list[tuple[int, ir.TagOn]]] = own
+        ) -> tuple[Diagnostic, ...] | None:
             source = _source(f)
             if source is None:
                 return None
-            return _check([*partial[:before], source, *partial[before:]], f.name)
+            read = [
+                _with_tag_ons(p, sources[j], tags)
+                for p, j, tags in zip(partial, contexts, own, strict=True)
+            ]
+            return _check([*read[:before], source, *read[before:]], f.name)
 
         unit = _cached(cache, "unit", unit_name, run)
         if unit is None:
@@ -207,6 +240,22 @@ def _context_part(source: ir.SourceFile) -> ir.SourceFile:
     )
 
 
+def _with_tag_ons(
+    part: ir.SourceFile, source: ir.SourceFile, tags: list[tuple[int, ir.TagOn]]
+) -> ir.SourceFile:
+    """A context file's part that a unit reads, with the `tag … on` lines of the unit's
+    tables in their places."""
+    if not tags:
+        return part
+    keep = {n for n, _ in tags}
+    return ir.SourceFile(
+        path=source.path,
+        statements=tuple(
+            s for n, s in enumerate(source.statements) if isinstance(s, CONTEXT) or n in keep
+        ),
+    )
+
+
 def _cached(
     cache: ParseCache,
     kind: str,
@@ -241,6 +290,14 @@ def _repository_wide(
     is warned about."""
     columns = frozenset().union(*(s.column_names for s in catalog))
     tags: frozenset[tuple[str, ...]] = frozenset().union(*(s.tags for s in catalog))
+    context = list(context)
+    for source in context:
+        for s in source.statements:
+            if isinstance(s, ir.TagOn):
+                if s.target.parts[:-1] not in tables:
+                    return None  # an unknown table: an error
+                # the column is checked by its table's unit; an error there stops here
+                tags |= {tg.parts[:i] for tg in s.tags for i in range(1, len(tg.parts) + 1)}
     found: list[Diagnostic] = []
     for source in context:
         for s in source.statements:
