@@ -9,8 +9,8 @@ A repository qualifies when its files split into
   masks by tag or bare column name, `tag … on` a qualified column — but no table, `filter`,
   `restrict`, `test` or qualified-column mask;
 
-with no table declared twice and no qualifier of a catalog file's mask that also ends another
-table's name. Then every diagnostic of a whole check is one of
+with no table declared twice and no table name that also ends another table's name (a mask's
+qualifier then names one table). Then every diagnostic of a whole check is one of
 
 * a diagnostic of **a catalog file's unit**: the passes run on the file with the purposes,
   groups, users and masks of the context files and their `tag … on` lines for the file's
@@ -26,10 +26,11 @@ table's name. Then every diagnostic of a whole check is one of
 
 A unit's diagnostics are a pure function of the policies it checks, so they are kept in the
 check cache under a hash of veil's source, the file's name and bytes and the context's
-purposes, groups, users, masks and `tag … on` its tables (with their spans); a file's summary (its table names, column
-names and tags) under its name and bytes. Whenever something is not as above, or any part
-reports an error (errors read the whole repository: "did you mean" over every table, the
-tables a mask reaches), `check_quickly` returns None and the whole repository is checked.
+purposes, groups, users, masks and `tag … on` its tables (with their spans); a file's summary
+(its table names, column names and tags) under its name and bytes. Whenever something is not
+as above, or any part reports an error (errors read the whole repository: "did you mean" over
+every table, the tables a mask reaches), `check_quickly` returns None and the whole repository
+is checked.
 """
 
 from __future__ import annotations
