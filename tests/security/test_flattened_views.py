@@ -27,8 +27,8 @@ LEAK = (
 )
 
 
-def leak(v: str = "v") -> str:
-    return f"pg_temp.leak({ARGS.format(v=v)})"
+#: The leaky call on the view's alias `v`.
+LEAK_CALL = "pg_temp.leak(" + ARGS.format(v="v") + ")"
 
 
 #: Where an attacker puts the leaky call; `{leak}` on the view's alias `v`.
@@ -68,7 +68,7 @@ ATTACKS = {
 }
 
 
-def secrets(w: World, role: str) -> tuple[set[str], list[str]]:
+def exposure(w: World, role: str) -> tuple[set[str], list[str]]:
     """(ids `role` sees, base values `role` must never see: every clear card and email long
     enough to be told from a masked value, which the view masks for `role`)."""
     visible = {str(i) for (i,) in w.run(role, f"SELECT id FROM {V}")}
@@ -83,12 +83,12 @@ def secrets(w: World, role: str) -> tuple[set[str], list[str]]:
 def test_a_leaky_function_sees_visible_rows_and_masked_values(
     w: World, role: str, attack: str
 ) -> None:
-    visible, hidden = secrets(w, role)
+    visible, hidden = exposure(w, role)
     notices: list[str] = []
     with w.attempt(role) as conn:
         conn.add_notice_handler(lambda d: notices.append(str(d.message_primary)))
         fetch_all(conn, LEAK)
-        for statement in ATTACKS[attack].format(leak=leak()).split("; "):
+        for statement in ATTACKS[attack].format(leak=LEAK_CALL).split("; "):
             fetch_all(conn, statement)
     assert notices, attack  # the function ran: the attack is not vacuous
     seen = {n.removeprefix("leak ").split("|")[0] for n in notices}
