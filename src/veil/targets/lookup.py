@@ -137,6 +137,11 @@ class LookupTarget(Target):
         #: (`use_logins`).
         self._logins: dict[str, str] = {}
         self._purposes: tuple[str, ...] = ()
+        self._logins_of: model.Program | None = None
+        #: What `mask_args` and `rule_args` found for `_args_of` (the checks, the lowering and
+        #: the script's sections each ask them for every mask and table).
+        self._args_of: model.Program | None = None
+        self._args: dict[t.Hashable, tuple[object, tuple[model.CatalogColumn, ...]]] = {}
 
     # ------------------------------------------------------------------ logins
     def logins(self, program: model.Program) -> dict[str, str]:
@@ -154,6 +159,9 @@ class LookupTarget(Target):
     def use_logins(self, program: model.Program) -> None:
         """Lower `user X` conditions and purpose checks of `program` with its logins and its
         declared purposes."""
+        if self._logins_of is program:
+            return  # called for each policy
+        self._logins_of = program
         self._logins = self.logins(program)
         self._purposes = tuple(sorted(p.name for p in program.purposes))
 
@@ -414,18 +422,38 @@ class LookupTarget(Target):
         self, program: model.Program, mask: model.ColumnMask
     ) -> tuple[model.CatalogColumn, ...]:
         """The masked column, then the other columns its `when` reads, in catalog order."""
+        args = self._args_memo(program)
+        # Keyed by identity, and the mask is kept with its answer, so its id is not reused.
+        found = args.get(id(mask))
+        if found is not None and found[0] is mask:
+            return found[1]
         table = program.table(mask.table)
         if table is None:
             raise ValueError(f"unknown table {model.table_str(mask.table)}")
         read = columns_read(mask.when) - {mask.column}
         first = [c for c in table.columns if c.name == mask.column]
-        return (*first, *(c for c in table.columns if c.name in read))
+        out = (*first, *(c for c in table.columns if c.name in read))
+        args[id(mask)] = (mask, out)
+        return out
 
     def rule_args(self, program: model.Program, key: TableKey) -> tuple[model.CatalogColumn, ...]:
         """The columns the row rules of a table read, in catalog order."""
+        args = self._args_memo(program)
+        found = args.get(("rules", key))
+        if found is not None:
+            return found[1]
         table = program.table(key)
         read = columns_read(program.rules_of(key))
-        return tuple(c for c in (table.columns if table else ()) if c.name in read)
+        out = tuple(c for c in (table.columns if table else ()) if c.name in read)
+        args["rules", key] = (key, out)
+        return out
+
+    def _args_memo(
+        self, program: model.Program
+    ) -> dict[t.Hashable, tuple[object, tuple[model.CatalogColumn, ...]]]:
+        if self._args_of is not program:
+            self._args_of, self._args = program, {}
+        return self._args
 
     def arg_names(self, cols: t.Sequence[model.CatalogColumn]) -> dict[str, str]:
         """Column -> the name of its argument in a policy or function signature: the column's
