@@ -1,4 +1,4 @@
-"""PostgreSQL 15+: row security, `security_barrier` views and SECURITY DEFINER purpose checks.
+"""PostgreSQL 15+: row security, masking views (flattened, no barrier) and SECURITY DEFINER checks.
 
 The script (templates/postgres/script.sql.j2) is applied with `psql -X -v ON_ERROR_STOP=1 -1 -f`.
 It creates the governance schema, synchronises its rows with the repository, defines the helper
