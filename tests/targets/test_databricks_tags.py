@@ -256,6 +256,67 @@ def test_the_preflight_refuses_a_masked_column_that_carries_the_tag(
     assert "column_tags" not in without  # only with native_tags
 
 
+def test_the_preflight_refuses_a_governed_tag_that_does_not_exist(
+    target: DatabricksTarget,
+) -> None:
+    """The pre-flight block reads system.tags.governed_tags (run in DuckDB over a stand-in):
+    without a live governed tag `veil_class` the script stops before it changes anything, not
+    at its first `CREATE POLICY` after sections 1 to 5 have run."""
+    program = scenarios.build("case:tag_native", NOW).program
+    statements = split_statements(target.render(program))
+    found = re.search(
+        r"IF NOT EXISTS \((SELECT 1 FROM system\.tags\.governed_tags.*?)\) THEN\s+SIGNAL",
+        statements[0],
+        re.S,
+    )
+    assert found is not None and "pre-flight passed" in statements[0]
+    assert not any("governed_tags" in s for s in statements[1:])
+    query = found.group(1).replace("system.tags.governed_tags", "gt")
+    for rows, refused in [
+        ([("veil_class", None)], False),
+        ([("veil_class", dt.datetime(2026, 1, 1)), ("veil_class", None)], False),  # made again
+        ([("veil_class", dt.datetime(2026, 1, 1))], True),  # deleted
+        ([("VEIL_CLASS_OTHER", None)], True),
+        ([], True),
+    ]:
+        with duckdb.connect() as duck:
+            duck.execute("CREATE TABLE gt (tag_key VARCHAR, deleted_at TIMESTAMP)")
+            if rows:
+                duck.executemany("INSERT INTO gt VALUES (?, ?)", rows)
+            assert (not duck.execute(query).fetchall()) is refused, rows
+    without = split_statements(DatabricksTarget().render(program))[0]
+    assert "governed_tags" not in without  # only with native_tags
+
+
+def test_the_preflight_refuses_a_tagged_column_of_a_table_the_repository_does_not_declare(
+    target: DatabricksTarget,
+) -> None:
+    """veil's ABAC policies sit on the tables the repository declares; a column of another table
+    of the catalog tagged with a value veil masks would stay clear, so the pre-flight (run in
+    DuckDB over a stand-in of information_schema.column_tags) names that table and stops. A
+    tag value veil does not mask, another catalog, or a declared table do not stop it."""
+    from tests.targets.test_preflight import _dbx_checks
+
+    program = scenarios.build("case:tag_native", NOW).program
+    block = split_statements(target.render(program))[0]
+    [query] = [q for relation, q in _dbx_checks(block) if relation == "column_tags"]
+    for row, refused in [
+        (("main", "app", "late", "ssn", "veil_class", "pii"), True),
+        (("MAIN", "Other", "Late", "Card", "veil_class", "pii__card"), True),
+        (("main", "app", "late", "ssn", "veil_class", "pii__name"), False),  # not masked
+        (("main", "app", "late", "ssn", "other_tag", "pii"), False),
+        (("other", "app", "late", "ssn", "veil_class", "pii"), False),  # another catalog
+        (("main", "App", "People", "notes", "veil_class", "pii"), False),  # declared: a policy
+    ]:
+        with duckdb.connect() as duck:
+            duck.execute(
+                "CREATE TABLE column_tags (catalog_name VARCHAR, schema_name VARCHAR, "
+                "table_name VARCHAR, column_name VARCHAR, tag_name VARCHAR, tag_value VARCHAR)"
+            )
+            duck.execute("INSERT INTO column_tags VALUES (?, ?, ?, ?, ?, ?)", row)
+            assert duck.execute(query).fetchall()[0][0] == refused, row
+
+
 def test_the_attach_rules_allow_50_policies_per_table() -> None:
     """The quota T0207 keeps veil under, as the attach-rule model applies it."""
     function = (
@@ -274,21 +335,6 @@ def test_the_attach_rules_allow_50_policies_per_table() -> None:
     assert not replay(fifty, "databricks").violations
     over = replay(fifty + policy(50), "databricks").violations
     assert [v.rule for v in over] == ["dbx-abac-quotas"]
-
-
-def test_the_drift_query_reports_no_false_difference_for_the_abac_policies(
-    target: DatabricksTarget,
-) -> None:
-    """`veil verify --emit-sql` does not read ABAC policies back yet: it must not report them
-    (or their functions) as missing, and it is the query without `native_tags`, as far as
-    the tag policies go."""
-    from veil.targets.drift import drift_script
-
-    program = scenarios.build("case:tag_native", NOW).program
-    query = drift_script(target, program)
-    assert "'tag mask' AS KIND" not in query
-    assert "expected veil_tag__" not in query and "expected mask__tag__" not in query
-    assert parse_script(query, "databricks")
 
 
 def test_the_attach_rules_refuse_a_masked_column_that_a_policy_also_matches(

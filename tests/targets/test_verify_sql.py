@@ -110,7 +110,7 @@ class Account:
         """`sql` in DuckDB's dialect, the platform sources replaced by the stub tables."""
         tree = sqlglot.parse_one(sql, read=self.dialect)
         for cte in tree.find_all(exp.CTE):
-            if cte.alias in ("refs", "bodies"):
+            if cte.alias in ("refs", "bodies", "abac", "tagged"):
                 cte.set("this", sqlglot.parse_one(f"SELECT * FROM stub_{cte.alias}"))
         return tree.sql(dialect="duckdb")
 
@@ -292,3 +292,108 @@ def test_the_databricks_query_runs_in_spark() -> None:
     assert spark.sql(query) == [
         ("governance-row", member.name, "row (p, mallory) is not in the repository")
     ]
+
+
+def test_the_databricks_abac_policies_are_checked() -> None:
+    """With `native_tags`: over a workspace with every ABAC policy and tag mask function of the
+    repository the query returns only its `not-checked` row (what the information schema does
+    not show); then each drift, made one at a time, returns exactly its row."""
+    from veil.targets.base import Options
+
+    target = DatabricksTarget(Options(native_tags=True))
+    program = scenarios.build("case:tag_native", NOW).program
+    a = Account(target, program)
+    native = target.lower(program).native
+    assert native is not None
+    a.db.execute(
+        "CREATE TABLE stub_abac (CATALOG_NAME VARCHAR, SCHEMA_NAME VARCHAR, TABLE_NAME VARCHAR,"
+        " POLICY_NAME VARCHAR, POLICY_TYPE VARCHAR, PRINCIPALS VARCHAR, EXCEPTED INTEGER)"
+    )
+    a.db.execute(
+        "CREATE TABLE stub_tagged (CATALOG_NAME VARCHAR, SCHEMA_NAME VARCHAR,"
+        " TABLE_NAME VARCHAR, COLUMN_NAME VARCHAR, TAG_VALUE VARCHAR)"
+    )
+    policies = [p for p in native.policies if p.kind == "column mask policy"]
+    functions = [p for p in native.policies if p.kind == "tag mask function"]
+    for p in policies:
+        a.db.execute(
+            "INSERT INTO stub_abac VALUES"
+            " (?, 'app', 'people', ?, 'COLUMN_MASK', 'account users', 0)",
+            [a.catalog, p.bare],
+        )
+    for f in functions:
+        a.db.execute(
+            "INSERT INTO stub_bodies VALUES (?, ?, ?, ?)", [a.catalog, a.gov, f.bare, f.body]
+        )
+    unchecked = (
+        "not-checked",
+        "ABAC policies",
+        "the function each policy calls, the table name it passes (USING COLUMNS) and its "
+        "MATCH COLUMNS condition: information_schema.abac_policy_definitions does not show them",
+    )
+    assert a.differences() == [unchecked]
+    pii = "table app.people tag veil_class = pii"
+
+    def drift(change: str, undo: str, *rows: tuple[str, str, str]) -> None:
+        a.db.execute(change)
+        assert a.differences() == sorted([*rows, unchecked]), change
+        a.db.execute(undo)
+        assert a.differences() == [unchecked]
+
+    drift(
+        "UPDATE stub_abac SET POLICY_NAME = 'gone' WHERE POLICY_NAME = 'veil_tag__pii'",
+        "UPDATE stub_abac SET POLICY_NAME = 'veil_tag__pii' WHERE POLICY_NAME = 'gone'",
+        ("tag mask", pii, "none attached; expected veil_tag__pii"),
+    )
+    drift(
+        "UPDATE stub_abac SET EXCEPTED = 1 WHERE POLICY_NAME = 'veil_tag__pii'",
+        "UPDATE stub_abac SET EXCEPTED = 0",
+        ("tag mask", pii, "applies to account users except 1 principals; expected account users"),
+    )
+    drift(
+        "INSERT INTO stub_abac VALUES ('" + a.catalog + "', 'app', 'old', 'veil_tag__pii',"
+        " 'COLUMN_MASK', 'account users', 0)",
+        "DELETE FROM stub_abac WHERE TABLE_NAME = 'old'",
+        (
+            "tag mask",
+            "app.old",
+            "veil policy veil_tag__pii is attached, but the repository does not produce it",
+        ),
+    )
+    drift(
+        "INSERT INTO stub_tagged VALUES ('" + a.catalog + "', 'app', 'late', 'ssn', 'pii')",
+        "DELETE FROM stub_tagged",
+        (
+            "tag mask",
+            "app.late",
+            "column ssn is tagged veil_class = pii, but the repository "
+            "does not declare the table: no policy of veil masks it",
+        ),
+    )
+    drift(
+        "INSERT INTO stub_tagged VALUES ('" + a.catalog + "', 'app', 'people', 'card', 'pii')",
+        "DELETE FROM stub_tagged",
+        (
+            "mask",
+            "column app.people.card",
+            "carries veil_class = pii: its own mask and the "
+            "policy of that tag are two masks, and every query of it fails",
+        ),
+    )
+    # a tagged column of a declared table that veil does not mask is the policy's to mask
+    a.db.execute("INSERT INTO stub_tagged VALUES (?, 'app', 'people', 'notes', 'pii')", [a.catalog])
+    assert a.differences() == [unchecked]
+    f = functions[0]
+    a.db.execute("UPDATE stub_bodies SET BODY = 'NULL' WHERE POLICY_NAME = ?", [f.bare])
+    assert a.differences() == [
+        unchecked,
+        ("tag mask", f.target, f"the body of {f.bare} is not the repository's"),
+    ]
+    a.db.execute("UPDATE stub_bodies SET BODY = ? WHERE POLICY_NAME = ?", [f"\n{f.body} ", f.bare])
+    assert a.differences() == [unchecked]  # the blanks around a body do not count
+    drift(
+        f"UPDATE stub_bodies SET POLICY_NAME = 'x' WHERE POLICY_NAME = '{f.bare}'",
+        f"UPDATE stub_bodies SET POLICY_NAME = '{f.bare}' WHERE POLICY_NAME = 'x'",
+        ("tag mask", f.target, f"function {f.bare} is missing"),
+    )
+    assert parse_script(drift_script(target, program), "databricks")

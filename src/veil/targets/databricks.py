@@ -285,6 +285,9 @@ class DatabricksTarget(LookupTarget):
     def native_tags(self, program: model.Program) -> NativeTags | None:
         return databricks_tags.native_tags(self, program)
 
+    def drift_settings(self, program: model.Program) -> dict[str, t.Any]:
+        return databricks_tags.drift_settings(self, program)
+
     def tagged_source_sql(self) -> str:
         """A tag mask function is told its table by the policy (`USING COLUMNS ('<t>')`)."""
         return self.ident(databricks_tags.SOURCE_ARG)
@@ -320,6 +323,7 @@ class DatabricksTarget(LookupTarget):
             **super().layout_settings(program),
             "tag_key": databricks_tags.TAG_KEY,
             "tag_values": databricks_tags.allowed_values(program) if native else (),
+            "abac_groups": databricks_tags.preflight_groups(self, program) if native else (),
             "preflight_groups": self.preflight_groups(program),
             "lookups": self.lookup_functions(lambda fn, name: f"{fn}.{name}")[:1],
             "schema_stored": self.options.governance_schema.lower(),

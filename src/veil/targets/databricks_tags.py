@@ -184,6 +184,71 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
     )
 
 
+def preflight_groups(target: DatabricksTarget, program: model.Program) -> list[dict[str, t.Any]]:
+    """Per catalog of the repository's tables (the current one for `schema.table`): where its
+    information_schema is, the catalog (SQL), and the (schema, table) the repository declares
+    there, in lower case as Unity Catalog keeps them. The pre-flight refuses a column tagged
+    with a masked value in any other table of those catalogs: no policy of veil is on it."""
+    groups: dict[str, dict[str, t.Any]] = {}
+    for table in program.tables:
+        parts = [p.lower() for p in table.key]
+        three = len(parts) == 3
+        info = f"{target.ident(table.key[0])}.information_schema" if three else "information_schema"
+        g = groups.setdefault(
+            info,
+            {
+                "info": info,
+                "catalog": target.literal(parts[0]) if three else "current_catalog()",
+                "declared": set(),
+            },
+        )
+        g["declared"].add((parts[-2], parts[-1]))
+    return [{**groups[k], "declared": sorted(groups[k]["declared"])} for k in sorted(groups)]
+
+
+def drift_settings(target: DatabricksTarget, program: model.Program) -> dict[str, t.Any]:
+    """What `veil verify --emit-sql` checks of the native tag policies (nothing without them):
+    the policies expected on each declared table, the tag mask functions and their bodies, the
+    information schemas to read, the masked values and the columns veil masks itself."""
+    native = native_tags(target, program)
+    if native is None:
+        return {"abac": None}
+
+    def catalog(key: model.TableKey) -> str:
+        return target.literal(key[0].lower()) if len(key) == 3 else "lower(current_catalog())"
+
+    def where(key: model.TableKey) -> tuple[str, str, str]:
+        return (catalog(key), target.literal(key[-2].lower()), target.literal(key[-1].lower()))
+
+    keys = {target.table_sql(table.key): table.key for table in program.tables}
+    policies = [
+        (
+            *where(keys[p.table]),
+            target.literal(target.catalog_name(p.bare)),
+            target.literal(p.target),
+        )
+        for p in native.policies
+        if p.kind == "column mask policy"
+    ]
+    return {
+        "abac": {
+            "tag_key": TAG_KEY,
+            "tag_values": allowed_values(program),
+            "sources": preflight_groups(target, program),
+            "policies": policies,
+            "functions": [
+                {"object": f.target, "name": target.catalog_name(f.bare), "body": f.body}
+                for f in native.policies
+                if f.kind == "tag mask function"
+            ],
+            "masked": [
+                (*where(m.table), target.literal(m.column.lower()))
+                for m in sorted(program.masks, key=lambda m: (m.table, m.column))
+            ],
+        }
+    }
+
+
 def allowed_values(program: model.Program) -> tuple[str, ...]:
     """The values the governed tag must allow: one per `mask tagged`."""
     return tuple(sorted(encode_tag(str(tm.tag)) for tm in program.tag_masks))

@@ -10,9 +10,10 @@ compares the account with the repository, and the DBA runs it. It returns one ro
   another one, is a difference) and that policy's body is the compiled one;
 * each table with row rules: its row access policy / row filter likewise;
 * a policy of veil's schema attached to a protected table that the repository does not produce;
-* with native tag policies (Snowflake `native_tags`): each policy bound to the classification tag
-  and its body, and a policy of veil's schema bound to it that the repository does not produce
-  (Databricks' ABAC policies are not checked yet; docs/targets/databricks.md).
+* with native tag policies (`native_tags`): on Snowflake each policy bound to the classification
+  tag and its body, and a policy of veil's schema bound to it that the repository does not
+  produce; on Databricks what the information schema shows of the ABAC policies (the target's
+  `drift_settings`, `databricks/verify.sql.j2`), and a `not-checked` row for what it does not.
 
 What a platform reads its policy attachments and bodies from is the template
 `<target>/verify_sources.sql.j2` (two CTEs, `refs` and `bodies`, in one shape for both); the
@@ -99,8 +100,8 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
                 }
             )
     native = list(script.native.policies) if script.native else []
-    # Databricks' ABAC policies and their functions are not read back yet (its sources list
-    # no ABAC policy): only Snowflake's tag-based policies are checked; both are known names.
+    # Databricks' ABAC policies and their functions are checked by its own template
+    # (`drift_settings`); both are known names here, so none is reported as foreign.
     for tp in (p for p in native if p.kind == "tag masking policy"):
         checks.append(
             {
@@ -131,4 +132,5 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
         text=text,
         current_catalog=target.current_catalog_sql,
         ident=target.ident,
+        **target.drift_settings(program),
     )

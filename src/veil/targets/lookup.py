@@ -709,6 +709,10 @@ class LookupTarget(Target):
         """The native tag policies of the script, when the target writes them."""
         return None
 
+    def drift_settings(self, program: model.Program) -> dict[str, t.Any]:
+        """What the target's `verify.sql.j2` needs besides the checks all share (`drift.py`)."""
+        return {}
+
     def tied_tag_diagnostics(
         self, program: model.Program, code: str, policy: str, decision: str
     ) -> list[Diagnostic]:

@@ -25,6 +25,28 @@ BEGIN
     SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column mask that veil did not create on a column that veil masks (see information_schema.column_masks); veil would replace it: drop it, or express it in the repository, then run the script again (nothing was changed)'));
     SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
   END IF;
+  -- Native tag policies: the governed tag must exist (a policy matches governed tags only), read
+  -- from the system table of governed tags (an account admin enables system tables and grants
+  -- SELECT on it: without it this query fails, and nothing was changed either) ...
+  IF NOT EXISTS (SELECT 1 FROM system.tags.governed_tags
+                 WHERE tag_key = 'veil_class' AND deleted_at IS NULL) THEN
+    SIGNAL SQLSTATE '42704' SET MESSAGE_TEXT = 'veil: the governed tag veil_class does not exist (system.tags.governed_tags): an account admin creates it, allowing the values listed in section 5b, then run the script again (nothing was changed)';
+  END IF;
+  -- ... no table of these catalogs that the repository does not declare has a column tagged with
+  -- a value veil masks (veil puts its policies on the tables it declares only) ...
+  SET found = (SELECT array_join(array_sort(collect_set(concat_ws('.', t.schema_name, t.table_name))), ', ')
+               FROM information_schema.column_tags t
+               LEFT JOIN (VALUES
+                 ('app', 'people')
+               ) AS v(schema_name, table_name)
+                 ON lower(t.schema_name) = v.schema_name AND lower(t.table_name) = v.table_name
+               WHERE lower(t.catalog_name) = lower(current_catalog()) AND t.tag_name = 'veil_class'
+                 AND t.tag_value IN ('contact', 'finance__salary', 'pii', 'pii__card') AND v.table_name IS NULL);
+  IF found <> '' THEN
+    SET veil_error = map('errorMessage', concat('veil: ', found, ' has a column tagged veil_class (see information_schema.column_tags) but is not in the repository, so no policy of veil masks it: declare the table in the repository and compile again, or unset the tag, then run the script again (nothing was changed)'));
+    SIGNAL USER_RAISED_EXCEPTION SET MESSAGE_ARGUMENTS = veil_error;
+  END IF;
+  -- ... and no column veil masks itself carries the tag (it would have two masks).
   IF EXISTS (SELECT 1 FROM information_schema.column_tags
              WHERE lower(catalog_name) = lower(current_catalog()) AND lower(schema_name) = 'app' AND lower(table_name) = 'people'
                AND lower(column_name) IN ('born', 'card', 'email', 'name', 'phone', 'salary')
