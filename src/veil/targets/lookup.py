@@ -61,32 +61,38 @@ def find_nodes(node: object, cls: type[_N]) -> list[_N]:
 
 def _find(node: object, cls: type[_N], out: list[_N], seen: dict[int, list[_N]]) -> None:
     # The policies of many tables share their IR (one tag mask masks a column of each table),
-    # so what a dataclass holds is collected once per walk and repeated from `seen`: every node
-    # reached is held by the root, so no id is reused during the walk.
+    # so what a tuple or a dataclass holds is collected once per walk and repeated from
+    # `seen`: every node reached is held by the root, so no id is reused during the walk.
     if isinstance(node, cls):
         out.append(node)
-    elif isinstance(node, tuple):
-        for item in node:
-            _find(item, cls, out, seen)
-    else:
-        names = _FIELDS.get(type(node))
-        if names is None:
-            names = _FIELDS[type(node)] = _field_names(type(node))
-        if not names:
-            return
-        found = seen.get(id(node))
-        if found is None:
-            found = seen[id(node)] = []
+        return
+    names = _FIELDS.get(type(node))
+    if names is None:
+        names = _FIELDS[type(node)] = _field_names(type(node))
+    if not names:
+        return
+    found = seen.get(id(node))
+    if found is None:
+        found = seen[id(node)] = []
+        if names is _ITEMS:
+            for item in t.cast(tuple[object, ...], node):
+                _find(item, cls, found, seen)
+        else:
             for name in names:
                 _find(getattr(node, name), cls, found, seen)
-        out.extend(found)
+    out.extend(found)
 
 
-#: class -> the fields `find_nodes` reads (a dataclass's fields but its span; none otherwise).
-_FIELDS: dict[type, tuple[str, ...]] = {}
+#: class -> the fields `find_nodes` reads: a dataclass's fields but its span, a tuple's items
+#: (`_ITEMS`), nothing of any other value (a `Span` holds positions and a `SqlType` a name and
+#: numbers, nothing else).
+_ITEMS = ("",)
+_FIELDS: dict[type, tuple[str, ...]] = {Span: (), SqlType: (), str: (), int: (), type(None): ()}
 
 
 def _field_names(klass: type) -> tuple[str, ...]:
+    if issubclass(klass, tuple):
+        return _ITEMS
     if not dataclasses.is_dataclass(klass):
         return ()
     return tuple(f.name for f in dataclasses.fields(klass) if f.name != "span")
