@@ -10,8 +10,8 @@
   whose edit leaves its IR, spans and diagnostics as they were (a comment or blank lines at its
   end) keeps its digest, so the earlier diagnostics are reused without loading anything.
   For a repository checked file by file (`checker/units.py`) also each file's summary, each
-  catalog file's diagnostics and the context's, under hashes of veil's whole source and of what
-  they were computed from.
+  catalog file's diagnostics and the context's, named by hashes of veil's whole source and of
+  what they were computed from, together in one entry.
   Each entry is signed with HMAC-SHA256 under the per-user key, and read only when the
   signature holds: a pickle runs code when loaded, and `.veil-cache/` sits in a working tree
   that a pull request can write to; without the key nobody can forge an entry. An entry that

@@ -31,7 +31,10 @@ def check_masks(policies: ir.PolicySet, facts: Facts) -> tuple[Facts, list[Diagn
             if clause.method is not None:
                 diags.extend(check_method(clause.method))
     lowered = tuple(_lower(d, masks, facts, diags) for d in facts.decisions)
-    return replace(facts, column_masks=lowered, tag_masks=_tag_masks(masks)), diags
+    # A part of the repository (`Facts.partial`) is checked for its diagnostics only, and the
+    # tag masks report none.
+    tag_masks = () if facts.partial else _tag_masks(masks)
+    return replace(facts, column_masks=lowered, tag_masks=tag_masks), diags
 
 
 def _check_arms(m: ir.Mask) -> list[Diagnostic]:

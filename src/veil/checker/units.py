@@ -4,7 +4,7 @@ file only (`veil check`; the compile needs the whole program and never comes her
 A repository qualifies when its files split into
 
 * **catalog files**: only `table` blocks, and `filter`, `restrict` and qualified-column masks
-  (`mask s.t.c …`) on tables of the same file, as `veil catalog import` writes them; and
+  (`mask s.t.c …`) on tables of the same file (a file per batch of tables); and
 * **context files**: everything else — purposes, groups, users, projects, approvals, the
   masks by tag or bare column name, `tag … on` a qualified column — but no table, `filter`,
   `restrict`, `test` or qualified-column mask;
@@ -134,11 +134,48 @@ class File:
     parsed: Callable[[], Parsed]
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """The summaries and diagnostics of the last check, read from one signed entry of the check
+    cache and written back as one (a write per file costs more than checking a small file):
+    `used` is what this run read or made."""
+
+    old: dict[str, object]
+    used: dict[str, object]
+
+    def get(self, name: str) -> object | None:
+        value = self.old.get(name)
+        if value is not None:
+            self.used[name] = value
+        return value
+
+    def put(self, name: str, value: object) -> None:
+        self.used[name] = value
+
+
 def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic, ...] | None:
     """The diagnostics of loading and checking `files` (as the whole check gives them, in any
     order), from the units kept in `cache` and those it checks; None when the repository does
     not qualify or some part reports an error (see the module docstring)."""
-    summaries = [_summary(cache, f) for f in files]
+    name = cache.entry_name("index")
+    old = cache.get_entry("index", name)
+    kept = _Kept(old=old if isinstance(old, dict) else {}, used={})
+    found = None
+    try:
+        found = _check_quickly(cache, kept, files)
+        return found
+    finally:
+        # After a success only what this run used is kept (what a file held before its edit
+        # goes); else what was kept too, so that fixing the error finds the other files' units.
+        stored = kept.used if found is not None else {**kept.old, **kept.used}
+        if stored.keys() != kept.old.keys():
+            cache.put_entry("index", name, stored)
+
+
+def _check_quickly(
+    cache: ParseCache, kept: _Kept, files: Sequence[File]
+) -> tuple[Diagnostic, ...] | None:
+    summaries = [_summary(cache, kept, f) for f in files]
     if not files or any(s.kind is None for s in summaries):
         return None
     catalog = [i for i, s in enumerate(summaries) if s.kind == "catalog"]
@@ -172,7 +209,7 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
         tag_ons.append(by_table)
     whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
     name = cache.entry_name("context", *(b for n, d in whole for b in (_bytes(n), d)))
-    context_diags = _cached(cache, "context", name, lambda: _check(list(sources.values()), None))
+    context_diags = _cached(kept, name, lambda: _check(list(sources.values()), None))
     if context_diags is None:
         return None
     found.extend(context_diags)
@@ -205,7 +242,7 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
             ]
             return _check([*read[:before], source, *read[before:]], f.name)
 
-        unit = _cached(cache, "unit", unit_name, run)
+        unit = _cached(kept, unit_name, run)
         if unit is None:
             return None
         for d in unit:
@@ -220,13 +257,13 @@ def check_quickly(cache: ParseCache, files: Sequence[File]) -> tuple[Diagnostic,
     return (*sort_diagnostics(loaded), *sort_diagnostics(found))
 
 
-def _summary(cache: ParseCache, f: File) -> Summary:
+def _summary(cache: ParseCache, kept: _Kept, f: File) -> Summary:
     name = cache.entry_name("summary", _bytes(f.name), f.data)
-    kept = cache.get_entry("summary", name)
-    if isinstance(kept, Summary):
-        return kept
+    known = kept.get(name)
+    if isinstance(known, Summary):
+        return known
     summary = summarize(f.parsed())
-    cache.put_entry("summary", name, summary)
+    kept.put(name, summary)
     return summary
 
 
@@ -258,17 +295,14 @@ def _with_tag_ons(
 
 
 def _cached(
-    cache: ParseCache,
-    kind: str,
-    name: str,
-    run: Callable[[], tuple[Diagnostic, ...] | None],
+    kept: _Kept, name: str, run: Callable[[], tuple[Diagnostic, ...] | None]
 ) -> tuple[Diagnostic, ...] | None:
-    kept = cache.get_entry(kind, name)
-    if isinstance(kept, tuple) and all(isinstance(d, Diagnostic) for d in kept):
-        return kept
+    known = kept.get(name)
+    if isinstance(known, tuple) and all(isinstance(d, Diagnostic) for d in known):
+        return known
     made = run()
     if made is not None:
-        cache.put_entry(kind, name, made)
+        kept.put(name, made)
     return made
 
 
