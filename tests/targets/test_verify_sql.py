@@ -216,34 +216,19 @@ def test_the_cli_writes_the_query(name: str, tmp_path: t.Any) -> None:
     assert result.exit_code == 2 and "use --emit-sql" in result.output
 
 
-def test_the_databricks_query_runs_in_spark() -> None:
-    """The query as generated (only the two information-schema sources replaced by views) runs
-    in local Spark: no row over a matching workspace, one row for a member added by hand. On
-    the one_line case: Spark takes about a minute to plan the query of examples/payments."""
+def spark_workspace(target: DatabricksTarget, program: model.Program) -> tuple[t.Any, str]:
+    """A local Spark holding veil's tables with the repository's rows and the two sources
+    `refs` / `bodies` as views of what the script attaches; the query as generated, but for
+    those two sources."""
     from tests.verify.spark_local import require_spark
 
     spark = require_spark()
     spark.reset()
-    target = DatabricksTarget()
-    program = scenarios.build("case:one_line", NOW).program
     script = target.lower(program)
     masks, rows = policies(script)
     spark.ensure_schema(target.ident(target.options.governance_schema))
-
-    def fill(name: str, columns: t.Sequence[tuple[str, str]], values: t.Sequence[t.Any]) -> None:
-        aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-        select = ", ".join(f"CAST(c{i} AS {ty}) AS {c}" for i, (c, ty) in enumerate(columns))
-        if values:
-            body = ", ".join(f"({', '.join(v)})" for v in values)
-            values_sql = f"SELECT {select} FROM VALUES {body} AS t({aliases})"
-            spark.sql(f"CREATE OR REPLACE VIEW {name} AS {values_sql}")
-        else:
-            nulls = ", ".join(f"CAST(NULL AS {ty}) AS {c}" for c, ty in columns)
-            spark.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT {nulls} WHERE FALSE")
-
-    tables = target.lookup_tables(script)
-    for tb in tables:
-        fill(tb.name, tb.columns, tb.rows)
+    for tb in target.lookup_tables(script):
+        spark_view(spark, tb.name, tb.columns, tb.rows)
     [(catalog,)] = spark.sql("SELECT current_catalog()")
     gov = target.catalog_name(target.options.governance_schema)
     s = target.string_literal
@@ -272,25 +257,115 @@ def test_the_databricks_query_runs_in_spark() -> None:
             "COLUMN_NAME",
         )
     ]
-    fill("default.stub_refs", ref_columns, refs)
-    bodies = [(s(catalog), s(gov), s(p["bare"]), s(p["body"])) for p in [*masks, *rows]]
-    fill(
+    spark_view(spark, "default.stub_refs", ref_columns, refs)
+    native = [p for p in script.native.policies] if script.native else []
+    functions = [p for p in native if p.kind == "tag mask function"]
+    bodies = [
+        (s(catalog), s(gov), s(p["bare"]), s(p["body"]))
+        for p in [*masks, *rows, *({"bare": f.bare, "body": f.body} for f in functions)]
+    ]
+    spark_view(
+        spark,
         "default.stub_bodies",
         [(c, "STRING") for c in ("POLICY_CATALOG", "POLICY_SCHEMA", "POLICY_NAME", "BODY")],
         bodies,
     )
     query = drift_script(target, program)
-    start, end = query.index("refs AS ("), query.index("\nSELECT d.KIND")
-    query = (
-        query[:start]
-        + "refs AS (SELECT * FROM default.stub_refs), bodies AS (SELECT * FROM default.stub_bodies)"
-        + query[end:]
+    start = query.index("refs AS (")
+    end = query.index("\n-- Native tag policies" if native else "\nSELECT d.KIND")
+    stubs = (
+        "refs AS (SELECT * FROM default.stub_refs), bodies AS (SELECT * FROM default.stub_bodies)"
     )
+    return spark, query[:start] + stubs + ("," if native else "") + query[end:]
+
+
+def spark_view(
+    spark: t.Any, name: str, columns: t.Sequence[tuple[str, str]], values: t.Sequence[t.Any]
+) -> None:
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    select = ", ".join(f"CAST(c{i} AS {ty}) AS {c}" for i, (c, ty) in enumerate(columns))
+    if values:
+        body = ", ".join(f"({', '.join(v)})" for v in values)
+        values_sql = f"SELECT {select} FROM VALUES {body} AS t({aliases})"
+        spark.sql(f"CREATE OR REPLACE VIEW {name} AS {values_sql}")
+    else:
+        nulls = ", ".join(f"CAST(NULL AS {ty}) AS {c}" for c, ty in columns)
+        spark.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT {nulls} WHERE FALSE")
+
+
+def test_the_databricks_query_runs_in_spark() -> None:
+    """The query as generated (only the two information-schema sources replaced by views) runs
+    in local Spark: no row over a matching workspace, one row for a member added by hand. On
+    the one_line case: Spark takes about a minute to plan the query of examples/payments."""
+    target = DatabricksTarget()
+    program = scenarios.build("case:one_line", NOW).program
+    spark, query = spark_workspace(target, program)
     assert spark.sql(query) == []
+    tables = target.lookup_tables(target.lower(program))
     member = next(tb for tb in tables if tb.name.endswith("project_member"))
-    fill(member.name, member.columns, [*member.rows, ("'p'", "'mallory'")])
+    spark_view(spark, member.name, member.columns, [*member.rows, ("'p'", "'mallory'")])
     assert spark.sql(query) == [
         ("governance-row", member.name, "row (p, mallory) is not in the repository")
+    ]
+
+
+def test_the_databricks_abac_sources_run_in_spark() -> None:
+    """With `native_tags`, the query as generated reads information_schema's ABAC policies and
+    column tags (here views in a schema of that name, in the columns and types their pages
+    give): over the policies of the repository only the `not-checked` row; a tagged column of
+    a table the repository does not declare is one more row."""
+    from veil.targets.base import Options
+
+    target = DatabricksTarget(Options(native_tags=True))
+    program = scenarios.build("case:tag_native", NOW).program
+    spark, query = spark_workspace(target, program)
+    native = target.lower(program).native
+    assert native is not None
+    spark.ensure_schema("information_schema")
+    s = target.string_literal
+    # SECURABLE_NAME qualified: the query compares its last part
+    where = ("'TABLE'", "array('account users')", "array()")
+    spark_view(
+        spark,
+        "information_schema.abac_policy_definitions",
+        [
+            ("policy_name", "STRING"),
+            ("policy_type", "STRING"),
+            ("catalog_name", "STRING"),
+            ("schema_name", "STRING"),
+            ("securable_name", "STRING"),
+            ("on_securable_type", "STRING"),
+            ("to_principals", "ARRAY<STRING>"),
+            ("except_principals", "ARRAY<STRING>"),
+        ],
+        [
+            (s(p.bare), "'COLUMN_MASK'", "current_catalog()", "'app'", "'app.people'", *where)
+            for p in native.policies
+            if p.kind == "column mask policy"
+        ],
+    )
+    tag_columns = [
+        (c, "STRING")
+        for c in ("catalog_name", "schema_name", "table_name", "column_name", "tag_name")
+    ] + [("tag_value", "STRING")]
+    spark_view(spark, "information_schema.column_tags", tag_columns, [])
+    unchecked = (
+        "not-checked",
+        "ABAC policies",
+        "the function each policy calls, the table name it passes (USING COLUMNS) and its "
+        "MATCH COLUMNS condition: information_schema.abac_policy_definitions does not show them",
+    )
+    assert spark.sql(query) == [unchecked]
+    late = ("current_catalog()", "'app'", "'late'", "'ssn'", "'veil_class'", "'pii'")
+    spark_view(spark, "information_schema.column_tags", tag_columns, [late])
+    assert spark.sql(query) == [
+        unchecked,
+        (
+            "tag mask",
+            "app.late",
+            "column ssn is tagged veil_class = pii, but the repository does not declare the "
+            "table: no policy of veil masks it",
+        ),
     ]
 
 
