@@ -24,7 +24,13 @@ import pytest
 
 from tests.targets import scenarios
 from tests.targets.scenarios import Scenario
-from tests.verify.spark_local import LocalSpark, SparkSQLError, require_spark, sql_literal
+from tests.verify.spark_local import (
+    LocalSpark,
+    SparkSQLError,
+    function_statements,
+    require_spark,
+    sql_literal,
+)
 from tests.verify.sqlfluff_check import parse_script, split_statements
 from veil import methods, model
 from veil.diagnostics import Severity
@@ -655,6 +661,48 @@ def test_using_columns_follow_the_rules(target: DatabricksTarget, script: str) -
         assert len({n.lower() for n in names}) == len(names)
         assert m.group(1).lower() not in {n.lower() for n in names}
         assert all("." not in n for n in names)
+
+
+def lookup_counts(target: DatabricksTarget, script: str) -> list[tuple[int, str]]:
+    """How many times each function of `script` but the lookup itself names the purpose
+    lookup `veil.active_purposes`, with the function's first line."""
+    call = target.gov("active_purposes") + "("
+    return [
+        (statement.count(call), statement.split("\n", 1)[0])
+        for statement in function_statements(script)
+        if not statement.startswith(f"CREATE OR REPLACE FUNCTION {call}")
+    ]
+
+
+def test_every_body_names_the_purpose_lookup_once(target: DatabricksTarget, script: str) -> None:
+    """One purpose lookup per policy body (issue 10): no mask or row-filter function names
+    `veil.active_purposes` twice."""
+    counts = lookup_counts(target, script)
+    assert counts
+    assert [(n, first) for n, first in counts if n > 1] == []
+
+
+def test_several_purpose_checks_read_one_lookup(target: DatabricksTarget) -> None:
+    """A mask and a row filter with several purpose checks each bind the lookup once and read
+    it at every check; a column named like the bound lookup is passed under another argument
+    name, so the body never confuses the two. (The tag mask functions of `native_tags` call
+    the lookup at each check: see `databricks_tags.function_body`.)"""
+    program = scenarios.check_text(
+        "table t.x { id bigint; veil_purposes text; secret text }\n"
+        "purpose P\npurpose Q\n"
+        "mask t.x.secret {\n  reveal for purpose P\n  with hash for purpose Q\n"
+        "  with null for any purpose\n  with show_last(2) otherwise\n}\n"
+        'filter t.x where veil_purposes = "x" unless purpose P or purpose Q\n'
+    )
+    script = target.render(program)
+    assert sorted(n for n, _ in lookup_counts(target, script) if n) == [1, 1]
+    bound = f"{target.lookup_alias}.{target.purposes_column}"
+    mask = next(s for s in function_statements(script) if "mask__t__x__secret(" in s)
+    assert mask.count(bound) == 3
+    rows = next(s for s in function_statements(script) if "rows__t__x(" in s)
+    assert rows.count(bound) == 2
+    assert rows.startswith("CREATE OR REPLACE FUNCTION veil.rows__t__x(arg1 STRING)")
+    assert re.search(r"SET ROW FILTER \S+ ON \(veil_purposes\);", script)
 
 
 # -------------------------------------------------------------------------------------------------

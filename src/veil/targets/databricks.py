@@ -35,7 +35,7 @@ from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets import databricks_tags
 from veil.targets.base import MethodSql
-from veil.targets.lookup import LookupTarget, find_nodes
+from veil.targets.lookup import LookupTarget, find_nodes, purpose_checks
 from veil.targets.script import NativeTags, Policy
 
 
@@ -87,9 +87,22 @@ class DatabricksTarget(LookupTarget):
         r"[^@\s]+@[^@\s]+\Z|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\Z"
     )
 
+    #: A body with several purpose checks looks the purposes up once: `SELECT <expression>
+    #: FROM (SELECT veil.active_purposes(…) AS veil_purposes) AS veil_lookup`, each check
+    #: reading `veil_lookup.veil_purposes` (`one_lookup`). No argument takes these names
+    #: (`arg_names`), so a column the body reads is never the lookup.
+    lookup_alias: t.ClassVar[str] = "veil_lookup"
+    purposes_column: t.ClassVar[str] = "veil_purposes"
+    reserved_args: t.ClassVar[frozenset[str]] = frozenset((lookup_alias, purposes_column))
+
     #: `veil.purpose_active(purpose, source)`, the per-check purpose function of the scripts
     #: before `veil.active_purposes`.
     retired: t.ClassVar[tuple[str, ...]] = ("FUNCTION purpose_active",)
+
+    def __init__(self, options: t.Any = None) -> None:
+        super().__init__(options)
+        #: What a purpose check reads while `one_lookup` builds a body (None: the call).
+        self._bound_purposes: str | None = None
 
     def catalog_name(self, name: str) -> str:
         """Unity Catalog keeps names in lower case."""
@@ -226,13 +239,45 @@ class DatabricksTarget(LookupTarget):
             f"AND {self.gov_col('ua', 'attribute_value')} = {self.literal(value)})"
         )
 
+    def purposes_sql(self, table: TableKey) -> str:
+        return self._bound_purposes or super().purposes_sql(table)
+
+    def one_lookup(self, table: TableKey, checks: int, body: t.Callable[[], str]) -> str:
+        """The function body `body()` with its `checks` purpose checks: with one or none, as it
+        is (one call of the lookup at most); with more, a query over the one row of the lookup
+        for `table` that every check reads, so the body names the lookup once.
+
+        (Only then: a query body is a subquery that refers to the function's arguments, which
+        local Spark plans at a higher cost than an expression with one uncorrelated call.)"""
+        if checks < 2:
+            return body()
+        self._bound_purposes = f"{self.lookup_alias}.{self.purposes_column}"
+        try:
+            expression = body()
+        finally:
+            self._bound_purposes = None
+        call = super().purposes_sql(table)
+        return (
+            f"SELECT {expression} FROM (SELECT {call} AS {self.purposes_column}) "
+            f"AS {self.lookup_alias}"
+        )
+
     def _mask_body(
         self, program: model.Program, mask: model.ColumnMask, col: t.Callable[[str], str]
     ) -> str:
-        return self.mask_sql(mask, col, self.predicate_reader(program, mask.table, col))
+        return self.one_lookup(
+            mask.table,
+            purpose_checks(mask.arms),
+            lambda: self.mask_sql(mask, col, self.predicate_reader(program, mask.table, col)),
+        )
 
     def _rows_body(self, program: model.Program, key: TableKey, col: t.Callable[[str], str]) -> str:
-        return self.row_sql(program.rules_of(key), self.predicate_reader(program, key, col))
+        rules = program.rules_of(key)
+        return self.one_lookup(
+            key,
+            purpose_checks(rules),
+            lambda: self.row_sql(rules, self.predicate_reader(program, key, col)),
+        )
 
     def detach_sql(self, kind: str, table: str, column: str | None, name: str) -> str:
         if column is None:

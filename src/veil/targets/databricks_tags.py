@@ -108,7 +108,13 @@ def _constant(sql: str) -> t.Callable[[str], str]:
 
 def function_body(target: DatabricksTarget, tm: model.TagMask) -> str:
     """`CASE schema_of_variant(val) …`: the arms of `tm` for the value's type, the result as a
-    VARIANT (Unity Catalog casts it to the column's type); NULL for any other type."""
+    VARIANT (Unity Catalog casts it to the column's type); NULL for any other type.
+
+    Each purpose check calls the lookup (`active_purposes(source, …)`, the same arguments in
+    every branch): a body that binds it once (`DatabricksTarget.one_lookup`) is a query, in
+    which `val` is a correlated reference, and a correlated reference cannot be a VARIANT
+    (UNSUPPORTED_CORRELATED_REFERENCE_DATA_TYPE, in local Spark as in Databricks' list of
+    errors)."""
     val = target.ident(ARG)
     whens = []
     for test, type_name, read in VARIANT_TYPES:

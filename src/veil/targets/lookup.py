@@ -98,6 +98,11 @@ def _field_names(klass: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(klass) if f.name != "span")
 
 
+def purpose_checks(node: object) -> int:
+    """How many purpose checks (`purpose P`, `any purpose`) an IR or model value holds."""
+    return len(find_nodes(node, ir.PurposeIs)) + len(find_nodes(node, ir.AnyPurpose))
+
+
 def columns_read(node: object) -> set[str]:
     """Names of the columns a row expression reads (the last part of each column reference)."""
     return {ref.name.parts[-1] for ref in find_nodes(node, ir.ColumnRef)}
@@ -132,6 +137,9 @@ class LookupTarget(Target):
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
+
+    #: Names (as `name_key` gives them) a policy body binds itself, so no argument takes them.
+    reserved_args: t.ClassVar[frozenset[str]] = frozenset()
 
     #: The user attribute that holds a user's login on this platform, when the login is not
     #: the user's name (Databricks: `email`).
@@ -292,12 +300,18 @@ class LookupTarget(Target):
         """A call of lookup `function`, the current user passed last."""
         return f"{self.gov(function)}({', '.join([*args, self.current_user])})"
 
+    def purposes_sql(self, table: TableKey) -> str:
+        """The array of the purposes the user acts under for `table` that a purpose check
+        reads: here a call of the lookup (Snowflake memoizes it; Databricks binds it once per
+        body and reads the bound column)."""
+        return self.lookup_call("active_purposes", self.source_sql(table))
+
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
         """`purpose P` holds when the purposes the user acts under for the table include P or a
         declared sub-purpose of P; `any purpose` when there is one. Fail-closed: no row of the
         lookup (no active project, not a member, unapproved or unacknowledged purpose, table
         not a source) is an empty array, so both are false."""
-        call = self.lookup_call("active_purposes", self.source_sql(table))
+        call = self.purposes_sql(table)
         if purpose is None:
             return f"({self.array_size}({call}) > 0)"
         names = [purpose, *(p for p in self._purposes if p.startswith(purpose + "."))]
@@ -463,13 +477,14 @@ class LookupTarget(Target):
 
     def arg_names(self, cols: t.Sequence[model.CatalogColumn]) -> dict[str, str]:
         """Column -> the name of its argument in a policy or function signature: the column's
-        own name when it needs no quotes, else `argN` (sqlfluff, and some signatures, take
-        plain names only; the attaching statement names the columns themselves)."""
-        used = {self.name_key(c.name) for c in cols}
+        own name when it needs no quotes and is not reserved (`reserved_args`), else `argN`
+        (sqlfluff, and some signatures, take plain names only; the attaching statement names
+        the columns themselves)."""
+        used = {self.name_key(c.name) for c in cols} | self.reserved_args
         out = {}
         for i, c in enumerate(cols, 1):
             name = self.ident(c.name)
-            if name.startswith(self.quote_char):
+            if name.startswith(self.quote_char) or self.name_key(c.name) in self.reserved_args:
                 alias = f"arg{i}"
                 while self.name_key(alias) in used:
                     alias = "_" + alias

@@ -93,17 +93,18 @@ DELETE FROM veil.user_group;
 CREATE OR REPLACE FUNCTION veil.mask__app__t__secret(secret STRING)
 RETURNS STRING
 COMMENT 'veil: masks app.t.secret'
-RETURN CAST(
+RETURN SELECT CAST(
   CASE
     WHEN (
-      arrays_overlap(veil.active_purposes('app.t', current_user()), array('A'))
-      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('B'))
-      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('C'))
-      OR arrays_overlap(veil.active_purposes('app.t', current_user()), array('D'))
+      arrays_overlap(veil_lookup.veil_purposes, array('A'))
+      OR arrays_overlap(veil_lookup.veil_purposes, array('B'))
+      OR arrays_overlap(veil_lookup.veil_purposes, array('C'))
+      OR arrays_overlap(veil_lookup.veil_purposes, array('D'))
     ) THEN secret
     ELSE CAST(NULL AS STRING)
   END AS STRING
-);
+)
+FROM (SELECT veil.active_purposes('app.t', current_user()) AS veil_purposes) AS veil_lookup;
 ALTER TABLE app.t ALTER COLUMN secret SET MASK veil.mask__app__t__secret;
 
 -- 6. Row filters: one function per table with row rules, AND-ing them ----------------------------
