@@ -186,6 +186,41 @@ CROSS_FILE_EDITS: list[tuple[str, str, Callable[[str], str]]] = [
     ),
     ("tags.veil", "a tag on a bare name", lambda s: s + "tag pii on score\n"),
     ("tags.veil", "no bare name", lambda s: s.replace("tag pii on score\n", "")),
+    # `test` blocks naming tables of several files, by full, partial and bare names; a row of
+    # the wrong type; a column removed that a test names; a name two tables share
+    (
+        "tests.veil",
+        "a test",
+        lambda s: (
+            s
+            + 'test "a" {\n  as u1 in project p1\n  expect s0.t4.email masked\n'
+            + '  expect t7.card masked\n  expect s0.t1 row { region: "EU" } visible\n}\n'
+        ),
+    ),
+    ("tests.veil", "a bare test name", lambda s: s.replace("expect t7.card", "expect taxid")),
+    (
+        "catalog/f001.veil",
+        "a test's column gone",
+        lambda s: s.replace("  email varchar(254) tags pii_email\n", "  gone text\n", 2),
+    ),
+    (
+        "catalog/f001.veil",
+        "the test's column back",
+        lambda s: s.replace("  gone text\n", "  email varchar(254) tags pii_email\n"),
+    ),
+    ("tests.veil", "a wrong row", lambda s: s.replace('region: "EU"', "region: 3")),
+    ("tests.veil", "a right row", lambda s: s.replace("region: 3", 'region: "EU"')),
+    (
+        "catalog/f002.veil",
+        "a second taxid",
+        lambda s: s.replace("  score integer\n", "  score integer\n  taxid text\n", 1),
+    ),
+    ("catalog/f002.veil", "one taxid", lambda s: s.replace("  taxid text\n", "", 1)),
+    (
+        "tests.veil",
+        "a test of another file",
+        lambda s: s.replace("expect s0.t4.email", "expect s0.t8.email"),
+    ),
     # a project source that does not exist, then exists
     ("projects.veil", "an unknown source", lambda s: s.replace("sources ", "sources s9.t99, ", 1)),
     ("catalog/f002.veil", "the source declared", lambda s: s + "table s9.t99 { id bigint }\n"),
@@ -217,6 +252,9 @@ def test_cross_file_edits_give_what_a_whole_check_gives(repo: Path, runs: Runs) 
         "a conflicting tag on",
         "the tagged column gone",
         "a tag on a bare name",
+        "a test's column gone",
+        "a wrong row",
+        "a second taxid",
         "an unknown source",
     ]
     assert seen["another tag on"] == ["<context>", "catalog/f002.veil"]  # s0.t7's file only
@@ -301,13 +339,30 @@ def _random_edit(repo: Path, rng: random.Random, originals: dict[Path, str]) -> 
         ),
         (repo / "tags.veil", lambda s: s + f"tag {tag} on s0.t{rng.randrange(10)}.{column}\n"),
         (repo / "tags.veil", lambda s: "".join(s.splitlines(keepends=True)[1:])),
+        (repo / "tests.veil", lambda s: s + _random_test(rng, column)),
+        (repo / "tests.veil", lambda s: "".join(s.splitlines(keepends=True)[5:])),
     ]
     path, change = rng.choice(edits)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     path.write_text(change(text), encoding="utf-8")
 
 
-@pytest.mark.parametrize("seed", [1, 8])
+def _random_test(rng: random.Random, column: str) -> str:
+    """A `test` block of four lines naming a table or column in one of several ways."""
+    table = f"s0.t{rng.randrange(10)}"
+    expect = rng.choice(
+        [
+            f"expect {table}.{column} masked",
+            f"expect t{rng.randrange(10)}.{column} clear",
+            f"expect {column} masked",
+            f'expect {table} row {{ region: "EU" }} visible',
+            f"expect {table}.{column} row {{ region: 3 }} is null",
+        ]
+    )
+    return f'test "t" {{\n  as u{rng.randrange(22)}\n  {expect}\n}}\n'
+
+
+@pytest.mark.parametrize("seed", [2, 8])
 def test_random_edits_give_what_a_whole_check_gives(repo: Path, runs: Runs, seed: int) -> None:
     """Thirty random edits in a row (30 seeds of them were run once: 900 edits, all equal)."""
     rng = random.Random(seed)

@@ -6,8 +6,8 @@ A repository qualifies when its files split into
 * **catalog files**: only `table` blocks, and `filter`, `restrict` and qualified-column masks
   (`mask s.t.c …`) on tables of the same file (a file per batch of tables); and
 * **context files**: everything else — purposes, groups, users, projects, approvals, the
-  masks by tag or bare column name, `tag … on` a qualified column — but no table, `filter`,
-  `restrict`, `test` or qualified-column mask;
+  masks by tag or bare column name, `tag … on` a qualified column, `test` blocks — but no
+  table, `filter`, `restrict` or qualified-column mask;
 
 with no table declared twice and no table name that also ends another table's name (a mask's
 qualifier then names one table). Then every diagnostic of a whole check is one of
@@ -21,6 +21,8 @@ qualifier then names one table). Then every diagnostic of a whole check is one o
   the warnings written in the context about the file's columns (W0202, W0203, W0204, W0103);
 * a diagnostic of **the context**: the passes run on the context files alone, where the names
   that only the whole catalog can answer are left out (`Facts.partial`);
+* a diagnostic of **the tests**: the passes run on the context files with every catalog file
+  that has a table an expectation may name, keeping what is written in a `test` block;
 * one computed here over the files' summaries: a mask on a tag no column carries (W0101), and a
   tag no policy names, warned once at its first use (W0103, the earliest of the units').
 
@@ -118,7 +120,9 @@ def _kind(source: ir.SourceFile) -> t.Literal["catalog", "context"] | None:
                 catalog = False
             case ir.TagOn(target=target) if len(target.parts) > 1:
                 catalog = False  # a context file's, on a table of one catalog file
-            case ir.TagOn() | ir.TestCase():
+            case ir.TestCase():
+                catalog = False
+            case ir.TagOn():
                 return None
             case _:
                 t.assert_never(s)
@@ -211,7 +215,9 @@ def _check_quickly(
         tag_ons.append(by_table)
     whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
     name = cache.entry_name("context", *(b for n, d in whole for b in (_bytes(n), d)))
-    context_diags = _cached(kept, name, lambda: _check(list(sources.values()), None))
+    context_diags = _cached(
+        kept, name, lambda: _check([_without_tests(p) for p in sources.values()], None)
+    )
     if context_diags is None:
         return None
     found.extend(context_diags)
@@ -255,6 +261,10 @@ def _check_quickly(
             else:
                 found.append(d)
     found.extend(first_tag.values())
+    tests = _tests(cache, kept, files, summaries, sources, catalog)
+    if tests is None:
+        return None
+    found.extend(tests)
     loaded = [d for s in summaries for d in s.parse_diags]
     return (*sort_diagnostics(loaded), *sort_diagnostics(found))
 
@@ -294,6 +304,80 @@ def _with_tag_ons(
             s for n, s in enumerate(source.statements) if isinstance(s, CONTEXT) or n in keep
         ),
     )
+
+
+def _without_tests(source: ir.SourceFile) -> ir.SourceFile:
+    if not any(isinstance(s, ir.TestCase) for s in source.statements):
+        return source
+    return ir.SourceFile(
+        path=source.path,
+        statements=tuple(s for s in source.statements if not isinstance(s, ir.TestCase)),
+    )
+
+
+def _tests(
+    cache: ParseCache,
+    kept: _Kept,
+    files: Sequence[File],
+    summaries: list[Summary],
+    context: dict[int, ir.SourceFile],
+    catalog: list[int],
+) -> list[Diagnostic] | None:
+    """The diagnostics of the `test` blocks (in context files): the passes run on the context
+    files with every catalog file that has a table an expectation may name (every table whose
+    name ends with its qualifier, every table with a column of its bare name), so that an
+    expectation resolves as in the whole repository; kept under all those files' names and
+    bytes. None on an error."""
+    cases = [
+        s for source in context.values() for s in source.statements if isinstance(s, ir.TestCase)
+    ]
+    if not cases:
+        return []
+    by_suffix: dict[tuple[str, ...], set[int]] = {}
+    for i in catalog:
+        for k in summaries[i].keys:
+            for j in range(len(k)):
+                by_suffix.setdefault(k[j:], set()).add(i)
+    needed: set[int] = set()
+    for case in cases:
+        for e in case.expectations:
+            match e:
+                case ir.ExpectColumn(column=column) | ir.ExpectCell(column=column):
+                    bare = column.parts[0]
+                    if len(column.parts) > 1:
+                        needed |= by_suffix.get(column.parts[:-1], set())
+                    else:
+                        needed |= {i for i in catalog if bare in summaries[i].column_names}
+                case ir.ExpectRow(table=table):
+                    needed |= by_suffix.get(table.parts, set())
+                case _:
+                    t.assert_never(e)
+    read = sorted([*context, *needed])
+    parts = [
+        b for i in read for b in (_bytes(files[i].name), hashlib.sha256(files[i].data).digest())
+    ]
+    entry = cache.entry_name("tests", *parts)
+
+    def run() -> tuple[Diagnostic, ...] | None:
+        sources = [context[i] if i in context else _source(files[i]) for i in read]
+        if any(s is None for s in sources):
+            return None
+        result = check(
+            ir.PolicySet(files=tuple(t.cast(list[ir.SourceFile], sources))), partial=True
+        )
+        if any(d.is_error for d in result.diagnostics):
+            return None
+        blocks = [(c.span, (c.span.end_line, c.span.end_col)) for c in cases]
+        return tuple(
+            d
+            for d in result.diagnostics
+            for span, end in blocks
+            if d.span.file == span.file
+            and (span.line, span.col) <= (d.span.line, d.span.col) <= end
+        )
+
+    made = _cached(kept, entry, run)
+    return None if made is None else list(made)
 
 
 def _cached(
