@@ -116,48 +116,78 @@ def test_databricks_functions_do_not_depend_on_the_session_time_zone(
 TRUNCATED = """
 table app.stamped {
   id bigint; y timestamptz; q timestamptz; m timestamptz; d timestamptz; h timestamptz
+  ny timestamp; nq timestamp; nm timestamp; nd timestamp; nh timestamp
+  dy date; dq date; dm date
 }
 mask app.stamped.y with truncate(year)
 mask app.stamped.q with truncate(quarter)
 mask app.stamped.m with truncate(month)
 mask app.stamped.d with truncate(day)
 mask app.stamped.h with truncate(hour)
+mask app.stamped.ny with truncate(year)
+mask app.stamped.nq with truncate(quarter)
+mask app.stamped.nm with truncate(month)
+mask app.stamped.nd with truncate(day)
+mask app.stamped.nh with truncate(hour)
+mask app.stamped.dy with truncate(year)
+mask app.stamped.dq with truncate(quarter)
+mask app.stamped.dm with truncate(month)
 """
-#: Instants a few hours from a year, quarter, month and day boundary in UTC (and one across
-#: the switch to daylight saving time in Los Angeles), and NULL.
+#: Instants a few hours from a year, quarter, month and day boundary in UTC, one at a wall-clock
+#: time that does not exist in Los Angeles (the switch to daylight saving time), one before
+#: 1970, and NULL; the `timestamp` columns hold their UTC wall-clock times, the dates their days.
 INSTANTS = (
     dt.datetime(2025, 12, 31, 22, 30, 5, tzinfo=dt.UTC),
     dt.datetime(2026, 1, 1, 2, 15, tzinfo=dt.UTC),
     dt.datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
     dt.datetime(2026, 4, 1, 0, 30, tzinfo=dt.UTC),
-    dt.datetime(2026, 3, 8, 10, 30, tzinfo=dt.UTC),
+    dt.datetime(2026, 3, 8, 2, 30, tzinfo=dt.UTC),
     dt.datetime(1969, 12, 31, 23, 0, 1, tzinfo=dt.UTC),
     None,
 )
+#: column -> (its type in Spark, how the query reads the function's result)
+STAMPED = {
+    **{c: ("TIMESTAMP", "unix_micros({})") for c in ("y", "q", "m", "d", "h")},
+    **{c: ("TIMESTAMP_NTZ", "CAST({} AS STRING)") for c in ("ny", "nq", "nm", "nd", "nh")},
+    **{c: ("DATE", "CAST({} AS STRING)") for c in ("dy", "dq", "dm")},
+}
 
 
-def test_databricks_truncate_of_a_timestamptz_is_utc(spark: LocalSpark) -> None:
-    """`truncate` of a `timestamptz` cuts the instant in UTC, as the evaluator does, whatever
-    `spark.sql.session.timeZone` is: readers in two zones see the same values."""
+def _shown(value: object) -> object:
+    """A value of the evaluator as the query reads it back."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return int(value.timestamp() * 1_000_000)
+    return None if value is None else str(value)
+
+
+def test_databricks_truncate_does_not_depend_on_the_session_time_zone(spark: LocalSpark) -> None:
+    """`truncate` cuts a `timestamptz` in UTC and a `timestamp` or a date as written, as the
+    evaluator does, whatever `spark.sql.session.timeZone` is: `date_trunc` would read it (it
+    returns a `TIMESTAMP`), so readers in two zones would see different values, and a
+    wall-clock time that does not exist in the session's zone would move by an hour."""
     program = check_text(TRUNCATED)
-    units = ("y", "q", "m", "d", "h")
-    conf = spark.spark.conf
-    before = conf.get("spark.sql.session.timeZone")
-    rows = [{"id": i, **dict.fromkeys(units, v)} for i, v in enumerate(INSTANTS)]
+    rows = []
+    for i, v in enumerate(INSTANTS):
+        naive = None if v is None else v.replace(tzinfo=None)
+        values = {"TIMESTAMP": v, "TIMESTAMP_NTZ": naive, "DATE": naive and naive.date()}
+        rows.append({"id": i, **{c: values[ty] for c, (ty, _) in STAMPED.items()}})
     seen = evaluate_table(program, ("app", "stamped"), rows, Context(user="u"))
-    want = [
-        tuple(None if r[u] is None else int(r[u].timestamp() * 1_000_000) for u in units)
-        for r in seen
-        if r is not None
-    ]
+    want = [tuple(_shown(r[c]) for c in STAMPED) for r in seen if r is not None]
     new_year = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000
-    assert want[1][3] == new_year  # the evaluator cuts in UTC
-    calls = ", ".join(f"unix_micros(veil.mask__app__stamped__{u}(ts))" for u in units)
+    assert want[1][3] == new_year and want[4][9] == "2026-03-08 02:00:00"  # as said above
+    # the UTC wall-clock time `ts` as each type: an instant at that time in UTC, or as written
+    arg = {"TIMESTAMP": "CAST(ts || '+00:00' AS TIMESTAMP)"}
+    calls = ", ".join(
+        read.format(f"veil.mask__app__stamped__{c}({arg.get(ty, f'CAST(ts AS {ty})')})")
+        for c, (ty, read) in STAMPED.items()
+    )
     values = ", ".join(
-        f"({i}, CAST({'NULL' if v is None else repr(v.isoformat(sep=' '))} AS TIMESTAMP))"
+        f"({i}, {'NULL' if v is None else repr(v.replace(tzinfo=None).isoformat(sep=' '))})"
         for i, v in enumerate(INSTANTS)
     )
     query = f"SELECT {calls} FROM VALUES {values} AS a(i, ts) ORDER BY i"
+    conf = spark.spark.conf
+    before = conf.get("spark.sql.session.timeZone")
     try:
         # A local Spark keeps the session time zone a SQL function was created under (so
         # create them away from UTC), Databricks' pages do not say: query under two zones.

@@ -163,9 +163,20 @@ class DatabricksTarget(LookupTarget):
         return f"regexp_replace({c}, {self.literal(pattern)}, {self.literal(''.join(out))})"
 
     def date_trunc_sql(self, c: str, unit: str, ty: SqlType) -> str:
+        """Cut without reading the session time zone, which `date_trunc` does (it returns a
+        `TIMESTAMP`: a `timestamp` at a time the zone skips would move by an hour): a date with
+        `trunc` (a DATE function), a `timestamp` from its date and hour, a `timestamptz` in
+        UTC."""
         if ty.name == "timestamptz":
             return self.utc_trunc_sql(c, unit)
-        return f"date_trunc({self.literal(unit.upper())}, {c})"
+        day = c if ty.family is Family.DATE else f"CAST({c} AS DATE)"
+        if unit in ("year", "quarter", "month"):
+            day = f"trunc({day}, {self.literal(unit.upper())})"
+        if ty.family is Family.DATE:
+            return day
+        if unit == "hour":
+            return f"(CAST({day} AS TIMESTAMP_NTZ) + make_dt_interval(0, hour({c})))"
+        return f"CAST({day} AS TIMESTAMP_NTZ)"
 
     def utc_trunc_sql(self, c: str, unit: str) -> str:
         """An instant cut to `unit` in UTC, as epoch microseconds: an hour or a day is a whole

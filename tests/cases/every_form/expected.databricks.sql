@@ -196,7 +196,7 @@ ALTER TABLE shop.orders ALTER COLUMN phone SET MASK veil.mask__shop__orders__pho
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__placed_at(placed_at TIMESTAMP_NTZ)
 RETURNS TIMESTAMP_NTZ
 COMMENT 'veil: masks shop.orders.placed_at'
-RETURN CAST(CAST(date_trunc('QUARTER', placed_at) AS TIMESTAMP_NTZ) AS TIMESTAMP_NTZ);
+RETURN CAST(CAST(CAST(trunc(CAST(placed_at AS DATE), 'QUARTER') AS TIMESTAMP_NTZ) AS TIMESTAMP_NTZ) AS TIMESTAMP_NTZ);
 ALTER TABLE shop.orders ALTER COLUMN placed_at SET MASK veil.mask__shop__orders__placed_at;
 
 CREATE OR REPLACE FUNCTION veil.mask__shop__orders__placed_on(placed_on DATE)
@@ -211,7 +211,7 @@ RETURN CAST(
         AND ua.attribute_name = 'region'
         AND ua.attribute_value = 'US'
     ) THEN placed_on
-    ELSE CAST(date_trunc('MONTH', placed_on) AS DATE)
+    ELSE CAST(trunc(placed_on, 'MONTH') AS DATE)
   END AS DATE
 );
 ALTER TABLE shop.orders ALTER COLUMN placed_on SET MASK veil.mask__shop__orders__placed_on;
