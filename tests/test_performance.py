@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+import typing as t
 from collections.abc import Callable
 from pathlib import Path
 
@@ -445,34 +446,41 @@ def test_the_check_result_is_reused_while_the_parsed_files_are_the_same(
 ) -> None:
     """`veil check` reads the diagnostics of a repository whose parsed files (IR, spans and
     parse diagnostics) are all as in an earlier check, without loading or checking anything; any
-    change to a parsed file checks again."""
+    change to a parsed file checks again (as a whole or file by file: both count)."""
     import veil.checker
+    from veil.checker import units
 
     runs: list[int] = []
-    real = veil.checker.check
+    real, real_unit = veil.checker.check, units._check
 
     def counting(policies: ir.PolicySet) -> object:
         runs.append(1)
         return real(policies)
 
+    def counting_unit(*args: t.Any) -> object:
+        runs.append(1)
+        return real_unit(*args)
+
     monkeypatch.setattr(veil.checker, "check", counting)
+    monkeypatch.setattr(units, "_check", counting_unit)
 
     def check_runs() -> tuple[tuple[int, str], int]:
         runs.clear()
         return _veil_check("examples/payments"), len(runs)
 
     expected, n = check_runs()
-    assert n == 1 and expected[0] == 0
+    assert n >= 1 and expected[0] == 0
     assert check_runs() == (expected, 0)
     purposes = cache_home / "examples" / "payments" / "purposes.veil"
     original = purposes.read_text()
     purposes.write_text(original + "\n# a comment at the end moves nothing\n")
     assert check_runs() == (expected, 0)
     purposes.write_text("# a comment above moves every span\n" + original)
-    assert check_runs() == (expected, 1)
+    output, n = check_runs()
+    assert output == expected and n >= 1
     purposes.write_text(original + "mask nowhere.c with hash\n")
     (code, output), n = check_runs()
-    assert n == 1 and code == 1 and "nowhere.c" in output
+    assert n >= 1 and code == 1 and "nowhere.c" in output
     assert check_runs()[1] == 0  # the failed result is reused too
     purposes.write_text(original)
     assert check_runs() == (expected, 0)

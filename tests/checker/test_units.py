@@ -50,9 +50,9 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> Runs:
     seen: Runs = {"units": [], "whole": []}
     real = units._check
 
-    def counting(sources: list[object], unit: str | None) -> object:
+    def counting(sources: list[object], unit: str | None, *rest: object) -> object:
         seen["units"].append(unit or "<context>")
-        return real(sources, unit)  # type: ignore[arg-type]
+        return real(sources, unit, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(units, "_check", counting)
     import veil.checker
@@ -221,6 +221,28 @@ CROSS_FILE_EDITS: list[tuple[str, str, Callable[[str], str]]] = [
         "a test of another file",
         lambda s: s.replace("expect s0.t4.email", "expect s0.t8.email"),
     ),
+    # rules of a context file on tables of catalog files: a filter, a mask that conflicts with
+    # the table's own, one that does not, `= null` in a filter, a table named by a part of its
+    # name (checked as a whole)
+    (
+        "rules.veil",
+        "a filter elsewhere",
+        lambda s: s + "filter s0.t4 where amount > 10 unless user u2\n",
+    ),
+    ("rules.veil", "a conflicting mask elsewhere", lambda s: s + "mask s0.t7.phone with hash\n"),
+    (
+        "rules.veil",
+        "no conflict elsewhere",
+        lambda s: s.replace("mask s0.t7.phone with hash\n", ""),
+    ),
+    (
+        "rules.veil",
+        "a mask elsewhere",
+        lambda s: s + "mask s0.t7.score with round(10) unless purpose Fraud\n",
+    ),
+    ("rules.veil", "a null filter elsewhere", lambda s: s + "filter s0.t1 where region = null\n"),
+    ("rules.veil", "a partial table name", lambda s: s + "restrict t5 to purpose Fraud\n"),
+    ("rules.veil", "the full table name", lambda s: s.replace("restrict t5 ", "restrict s0.t5 ")),
     # a project source that does not exist, then exists
     ("projects.veil", "an unknown source", lambda s: s.replace("sources ", "sources s9.t99, ", 1)),
     ("catalog/f002.veil", "the source declared", lambda s: s + "table s9.t99 { id bigint }\n"),
@@ -255,8 +277,11 @@ def test_cross_file_edits_give_what_a_whole_check_gives(repo: Path, runs: Runs) 
         "a test's column gone",
         "a wrong row",
         "a second taxid",
+        "a conflicting mask elsewhere",
+        "a partial table name",
         "an unknown source",
     ]
+    assert seen["a null filter elsewhere"] == ["<context>", "catalog/f000.veil"]  # s0.t1's
     assert seen["another tag on"] == ["<context>", "catalog/f002.veil"]  # s0.t7's file only
     assert seen["a near tag"] == ["catalog/f000.veil"]
 
@@ -340,6 +365,20 @@ def _random_edit(repo: Path, rng: random.Random, originals: dict[Path, str]) -> 
         (repo / "tags.veil", lambda s: s + f"tag {tag} on s0.t{rng.randrange(10)}.{column}\n"),
         (repo / "tags.veil", lambda s: "".join(s.splitlines(keepends=True)[1:])),
         (repo / "tests.veil", lambda s: s + _random_test(rng, column)),
+        (
+            repo / "rules.veil",
+            lambda s: (
+                s
+                + rng.choice(
+                    [
+                        f"filter s0.t{rng.randrange(10)} where {column} = null\n",
+                        f"mask s0.t{rng.randrange(10)}.{column} with {method}\n",
+                        f"restrict s0.t{rng.randrange(10)} to purpose Fraud\n",
+                    ]
+                )
+            ),
+        ),
+        (repo / "rules.veil", lambda s: "".join(s.splitlines(keepends=True)[1:])),
         (repo / "tests.veil", lambda s: "".join(s.splitlines(keepends=True)[5:])),
     ]
     path, change = rng.choice(edits)

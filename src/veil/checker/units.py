@@ -5,22 +5,25 @@ A repository qualifies when its files split into
 
 * **catalog files**: only `table` blocks, and `filter`, `restrict` and qualified-column masks
   (`mask s.t.c …`) on tables of the same file (a file per batch of tables); and
-* **context files**: everything else — purposes, groups, users, projects, approvals, the
-  masks by tag or bare column name, `tag … on` a qualified column, `test` blocks — but no
-  table, `filter`, `restrict` or qualified-column mask;
+* **context files**: everything else — purposes, groups, users, projects, approvals, masks,
+  `filter`, `restrict` and `tag … on` naming a catalog table by its whole name, `test` blocks
+  — but no table;
 
 with no table declared twice and no table name that also ends another table's name (a mask's
 qualifier then names one table). Then every diagnostic of a whole check is one of
 
 * a diagnostic of **a catalog file's unit**: the passes run on the file with the purposes,
-  groups, users and masks of the context files and their `tag … on` lines for the file's
-  tables (in repository order). Its tables, its statements and the context's masks on its
-  columns see there exactly what they see in the whole repository: a table is named only by
-  its own file or by a context file's `tag … on` its exact name, and a column is reached only
-  by masks of its own file or of the context. The unit keeps what is written in the file and
-  the warnings written in the context about the file's columns (W0202, W0203, W0204, W0103);
-* a diagnostic of **the context**: the passes run on the context files alone, where the names
-  that only the whole catalog can answer are left out (`Facts.partial`);
+  groups, users and masks by tag or bare column of the context files, and the context's
+  statements about the file's tables (`filter`, `restrict`, `mask s.t.c`, `tag … on`), in
+  repository order. Its tables and every statement about them see there exactly what they see
+  in the whole repository: a table is named only by its own file or by its whole name in a
+  statement about it alone, and a column is reached only by masks of its own file, of the
+  context by tag or bare name, or about its table. The unit keeps what is written in the file
+  or in the context's statements about its tables, and the warnings written in the context
+  about its columns (W0202, W0203, W0204, W0103);
+* a diagnostic of **the context**: the passes run on the context files alone, without their
+  `test` blocks and statements about one table, and leaving out the names that only the whole
+  catalog can answer (`Facts.partial`);
 * a diagnostic of **the tests**: the passes run on the context files with every catalog file
   that has a table an expectation may name, keeping what is written in a `test` block;
 * one computed here over the files' summaries: a mask on a tag no column carries (W0101), and a
@@ -28,8 +31,8 @@ qualifier then names one table). Then every diagnostic of a whole check is one o
 
 A unit's diagnostics are a pure function of the policies it checks, so they are kept in the
 check cache under a hash of veil's source, the file's name and bytes and the context's
-purposes, groups, users, masks and `tag … on` its tables (with their spans); a file's summary
-(its table names, column names and tags) under its name and bytes. Whenever something is not
+purposes, groups, users, masks and statements about its tables (with their spans); a file's
+summary (its table names, column names and tags) under its name and bytes. Whenever something is not
 as above, or any part reports an error (errors read the whole repository: "did you mean" over
 every table, the tables a mask reaches), `check_quickly` returns None and the whole repository
 is checked.
@@ -48,7 +51,7 @@ from veil.checker import codes
 from veil.checker.common import dotted
 from veil.checker.names import unused_tag
 from veil.checker.pipeline import check
-from veil.diagnostics import Diagnostic, sort_diagnostics
+from veil.diagnostics import Diagnostic, Span, sort_diagnostics
 
 Parsed = tuple[ir.SourceFile | None, list[Diagnostic]]
 
@@ -110,10 +113,8 @@ def _kind(source: ir.SourceFile) -> t.Literal["catalog", "context"] | None:
                 pass
             case ir.Filter() | ir.Restrict():
                 catalog = catalog and s.table.parts in own
-                context = False
             case ir.Mask(target=ir.ColumnTarget(name=name)) if len(name.parts) > 1:
                 catalog = catalog and name.parts[:-1] in own
-                context = False
             case ir.Mask() | ir.Purpose() | ir.Group() | ir.User() | ir.Project():
                 catalog = False
             case ir.Approvers() | ir.Approve() | ir.Revoke():
@@ -127,6 +128,20 @@ def _kind(source: ir.SourceFile) -> t.Literal["catalog", "context"] | None:
             case _:
                 t.assert_never(s)
     return "catalog" if catalog else "context" if context else None
+
+
+def _table_of(s: ir.Statement) -> model.TableKey | None:
+    """The table a context file's statement is about, when it is about one: read by that
+    table's unit only."""
+    match s:
+        case ir.Filter() | ir.Restrict():
+            return s.table.parts
+        case ir.Mask(target=ir.ColumnTarget(name=name)) if len(name.parts) > 1:
+            return name.parts[:-1]
+        case ir.TagOn(target=target):
+            return target.parts[:-1]
+        case _:
+            return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,18 +220,20 @@ def _check_quickly(
         (files[i].name, content_digest(p.statements))
         for i, p in zip(contexts, partial, strict=True)
     ]
-    # `tag … on` a table: read by that table's unit only, in its place among the statements
-    tag_ons: list[dict[model.TableKey, list[tuple[int, ir.TagOn]]]] = []
+    # A statement about one table (`filter`, `restrict`, `mask s.t.c`, `tag … on`): read by
+    # that table's unit only, in its place among the context's statements.
+    tag_ons: list[dict[model.TableKey, list[tuple[int, ir.Statement]]]] = []
     for i in contexts:
-        by_table: dict[model.TableKey, list[tuple[int, ir.TagOn]]] = {}
+        by_table: dict[model.TableKey, list[tuple[int, ir.Statement]]] = {}
         for n, s in enumerate(sources[i].statements):
-            if isinstance(s, ir.TagOn):
-                by_table.setdefault(s.target.parts[:-1], []).append((n, s))
+            key = _table_of(s)
+            if key is not None:
+                by_table.setdefault(key, []).append((n, s))
         tag_ons.append(by_table)
     whole = [(files[i].name, hashlib.sha256(files[i].data).digest()) for i in contexts]
     name = cache.entry_name("context", *(b for n, d in whole for b in (_bytes(n), d)))
     context_diags = _cached(
-        kept, name, lambda: _check([_without_tests(p) for p in sources.values()], None)
+        kept, name, lambda: _check([_on_its_own(p) for p in sources.values()], None)
     )
     if context_diags is None:
         return None
@@ -239,7 +256,7 @@ def _check_quickly(
         unit_name = cache.entry_name("unit", *parts)
 
         def run(
-            f: File = f, before: int = before, own: list[list[tuple[int, ir.TagOn]]] = own
+            f: File = f, before: int = before, own: list[list[tuple[int, ir.Statement]]] = own
         ) -> tuple[Diagnostic, ...] | None:
             source = _source(f)
             if source is None:
@@ -248,7 +265,8 @@ def _check_quickly(
                 _with_tag_ons(p, sources[j], tags)
                 for p, j, tags in zip(partial, contexts, own, strict=True)
             ]
-            return _check([*read[:before], source, *read[before:]], f.name)
+            spans = [s.span for tags in own for _, s in tags]
+            return _check([*read[:before], source, *read[before:]], f.name, spans)
 
         unit = _cached(kept, unit_name, run)
         if unit is None:
@@ -285,33 +303,52 @@ def _source(f: File) -> ir.SourceFile | None:
 
 
 def _context_part(source: ir.SourceFile) -> ir.SourceFile:
-    return ir.SourceFile(
-        path=source.path, statements=tuple(s for s in source.statements if isinstance(s, CONTEXT))
-    )
+    """What every unit reads of a context file: its purposes, groups, users and the masks that
+    are not about one table."""
+    return ir.SourceFile(path=source.path, statements=tuple(_shared(source)))
+
+
+def _shared(source: ir.SourceFile) -> t.Iterator[ir.Statement]:
+    for s in source.statements:
+        if isinstance(s, CONTEXT) and _table_of(s) is None:
+            yield s
 
 
 def _with_tag_ons(
-    part: ir.SourceFile, source: ir.SourceFile, tags: list[tuple[int, ir.TagOn]]
+    part: ir.SourceFile, source: ir.SourceFile, tags: list[tuple[int, ir.Statement]]
 ) -> ir.SourceFile:
-    """A context file's part that a unit reads, with the `tag … on` lines of the unit's
-    tables in their places."""
+    """A context file's part that a unit reads, with the statements about the unit's tables
+    in their places."""
     if not tags:
         return part
     keep = {n for n, _ in tags}
     return ir.SourceFile(
         path=source.path,
         statements=tuple(
-            s for n, s in enumerate(source.statements) if isinstance(s, CONTEXT) or n in keep
+            s
+            for n, s in enumerate(source.statements)
+            if n in keep or (isinstance(s, CONTEXT) and _table_of(s) is None)
         ),
     )
 
 
-def _without_tests(source: ir.SourceFile) -> ir.SourceFile:
-    if not any(isinstance(s, ir.TestCase) for s in source.statements):
-        return source
+def _on_its_own(source: ir.SourceFile) -> ir.SourceFile:
+    """A context file without its `test` blocks and its statements about one table (checked
+    with the tests and with that table's unit)."""
     return ir.SourceFile(
         path=source.path,
-        statements=tuple(s for s in source.statements if not isinstance(s, ir.TestCase)),
+        statements=tuple(
+            s for s in source.statements if not isinstance(s, ir.TestCase) and _table_of(s) is None
+        ),
+    )
+
+
+def _tests_part(source: ir.SourceFile) -> ir.SourceFile:
+    """A context file as the tests read it: without its statements about one table (a test
+    reads no policy; those tables may not be among the files the tests are checked with)."""
+    return ir.SourceFile(
+        path=source.path,
+        statements=tuple(s for s in source.statements if _table_of(s) is None),
     )
 
 
@@ -359,7 +396,7 @@ def _tests(
     entry = cache.entry_name("tests", *parts)
 
     def run() -> tuple[Diagnostic, ...] | None:
-        sources = [context[i] if i in context else _source(files[i]) for i in read]
+        sources = [_tests_part(context[i]) if i in context else _source(files[i]) for i in read]
         if any(s is None for s in sources):
             return None
         result = check(
@@ -367,14 +404,7 @@ def _tests(
         )
         if any(d.is_error for d in result.diagnostics):
             return None
-        blocks = [(c.span, (c.span.end_line, c.span.end_col)) for c in cases]
-        return tuple(
-            d
-            for d in result.diagnostics
-            for span, end in blocks
-            if d.span.file == span.file
-            and (span.line, span.col) <= (d.span.line, d.span.col) <= end
-        )
+        return tuple(d for d in result.diagnostics if any(_within(d.span, c.span) for c in cases))
 
     made = _cached(kept, entry, run)
     return None if made is None else list(made)
@@ -392,15 +422,28 @@ def _cached(
     return made
 
 
-def _check(sources: list[ir.SourceFile], unit: str | None) -> tuple[Diagnostic, ...] | None:
-    """The diagnostics of the context (`unit` None) or of one catalog file's unit; None on an
-    error."""
+def _check(
+    sources: list[ir.SourceFile], unit: str | None, own: Sequence[Span] = ()
+) -> tuple[Diagnostic, ...] | None:
+    """The diagnostics of the context (`unit` None) or of one catalog file's unit (`own`: the
+    spans of the context's statements about its tables); None on an error."""
     result = check(ir.PolicySet(files=tuple(sources)), partial=True)
     if any(d.is_error for d in result.diagnostics):
         return None
     if unit is None:
         return result.diagnostics
-    return tuple(d for d in result.diagnostics if d.span.file == unit or d.code in COLUMN_CODES)
+    return tuple(
+        d
+        for d in result.diagnostics
+        if d.span.file == unit or d.code in COLUMN_CODES or any(_within(d.span, s) for s in own)
+    )
+
+
+def _within(span: Span, outer: Span) -> bool:
+    return span.file == outer.file and (outer.line, outer.col) <= (span.line, span.col) <= (
+        outer.end_line,
+        outer.end_col,
+    )
 
 
 def _repository_wide(
@@ -414,9 +457,10 @@ def _repository_wide(
     context = list(context)
     for source in context:
         for s in source.statements:
+            key = _table_of(s)
+            if key is not None and key not in tables:
+                return None  # an unknown table (or one named by a part of its name)
             if isinstance(s, ir.TagOn):
-                if s.target.parts[:-1] not in tables:
-                    return None  # an unknown table: an error
                 # the column is checked by its table's unit; an error there stops here
                 tags |= {tg.parts[:i] for tg in s.tags for i in range(1, len(tg.parts) + 1)}
     found: list[Diagnostic] = []
@@ -427,7 +471,7 @@ def _repository_wide(
             if isinstance(s, ir.Mask):
                 match s.target:
                     case ir.ColumnTarget(name=name):
-                        if name.parts[-1] not in columns:
+                        if len(name.parts) == 1 and name.parts[0] not in columns:
                             return None
                     case ir.TagTarget(tag=tag):
                         if tag.parts not in tags:
