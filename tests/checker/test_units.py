@@ -4,7 +4,6 @@ a re-check after one file changed checks that file's unit only."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
 from collections.abc import Callable
@@ -12,22 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_performance import synthetic  # bench/synthetic.py
 from veil.api import check
 from veil.checker import units
 from veil.diagnostics import render_text
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _synthetic() -> object:
-    spec = importlib.util.spec_from_file_location("synthetic", ROOT / "bench" / "synthetic.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synthetic = _synthetic()
 
 
 @pytest.fixture
@@ -36,7 +23,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     working directory."""
     monkeypatch.delenv("VEIL_NO_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
-    root = synthetic.write(9, tmp_path / "repo", per_file=3)  # type: ignore[attr-defined]
+    root = synthetic.write(9, tmp_path / "repo", per_file=3)
     monkeypatch.chdir(root)
     return root
 
