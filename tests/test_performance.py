@@ -135,6 +135,32 @@ def test_a_recheck_after_one_file_changed_checks_that_file_only(
     assert work[2] < whole / 2, (work, whole)  # not the whole repository's passes
 
 
+@pytest.mark.parametrize("target", ["postgres", "snowflake", "databricks"])
+def test_bodies_are_read_once_per_shape_not_per_table(
+    repos: list[Path], target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Laying out the policy bodies reads the tokens of each shape (a body with its quoted
+    names and literals blanked) once per script: three times the tables, the same reads."""
+    from veil.api import check, compile_program
+    from veil.targets import sqllines
+
+    reads: list[str] = []
+    read = sqllines._read
+
+    def counted(sql: str, indent: str, backslash: bool) -> str:
+        reads.append(sql)
+        return read(sql, indent, backslash)
+
+    monkeypatch.setattr(sqllines, "_read", counted)
+    counts = []
+    for repo in (repos[0], repos[2]):
+        reads.clear()
+        program = check([repo]).program
+        assert program is not None and compile_program(program, target)[0] is not None
+        counts.append(len(reads))
+    assert 0 < counts[0] == counts[1], counts
+
+
 # --------------------------------------------------------------------------------------------
 # Lark's cache of the built parser
 
