@@ -294,26 +294,12 @@ def spark_view(
 
 
 def test_the_databricks_query_runs_in_spark() -> None:
-    """The query as generated (only the two information-schema sources replaced by views) runs
-    in local Spark: no row over a matching workspace, one row for a member added by hand. On
-    the one_line case: Spark takes about a minute to plan the query of examples/payments."""
-    target = DatabricksTarget()
-    program = scenarios.build("case:one_line", NOW).program
-    spark, query = spark_workspace(target, program)
-    assert spark.sql(query) == []
-    tables = target.lookup_tables(target.lower(program))
-    member = next(tb for tb in tables if tb.name.endswith("project_member"))
-    spark_view(spark, member.name, member.columns, [*member.rows, ("'p'", "'mallory'")])
-    assert spark.sql(query) == [
-        ("governance-row", member.name, "row (p, mallory) is not in the repository")
-    ]
-
-
-def test_the_databricks_abac_sources_run_in_spark() -> None:
-    """With `native_tags`, the query as generated reads information_schema's ABAC policies and
-    column tags (here views in a schema of that name, in the columns and types their pages
-    give): over the policies of the repository only the `not-checked` row; a tagged column of
-    a table the repository does not declare is one more row."""
+    """The query as generated, with `native_tags` (only the sources `refs` and `bodies`
+    replaced by views; information_schema's ABAC policies and column tags are views in a schema
+    of that name, in the columns and types their pages give) runs in local Spark: over a
+    matching workspace only the `not-checked` row; a member added by hand and a tagged column
+    of a table the repository does not declare are one row each. On the tag_native case:
+    Spark takes about a minute to plan the query of examples/payments."""
     from veil.targets.base import Options
 
     target = DatabricksTarget(Options(native_tags=True))
@@ -358,7 +344,12 @@ def test_the_databricks_abac_sources_run_in_spark() -> None:
     assert spark.sql(query) == [unchecked]
     late = ("current_catalog()", "'app'", "'late'", "'ssn'", "'veil_class'", "'pii'")
     spark_view(spark, "information_schema.column_tags", tag_columns, [late])
+    member = next(
+        tb for tb in target.lookup_tables(target.lower(program)) if tb.name.endswith("member")
+    )
+    spark_view(spark, member.name, member.columns, [*member.rows, ("'p'", "'mallory'")])
     assert spark.sql(query) == [
+        ("governance-row", member.name, "row (p, mallory) is not in the repository"),
         unchecked,
         (
             "tag mask",
