@@ -302,8 +302,8 @@ class LookupTarget(Target):
 
     def purposes_sql(self, table: TableKey) -> str:
         """The array of the purposes the user acts under for `table` that a purpose check
-        reads: here a call of the lookup (Snowflake memoizes it; Databricks binds it once per
-        body and reads the bound column)."""
+        reads: here a call of the lookup (Snowflake memoizes it; Databricks binds it once in a
+        body with several checks, `DatabricksTarget.one_lookup`)."""
         return self.lookup_call("active_purposes", self.source_sql(table))
 
     def purpose_sql(self, purpose: str | None, table: TableKey) -> str:
