@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -74,35 +75,33 @@ def pg_login_role(pg_server: PgServer) -> Iterator[RoleFactory]:
         pg_server.drop_role(role)
 
 
-#: The files that run longest, longest first (about 160 and 100 s of one worker in CI's
-#: `--durations` list; the next is under 30 s). A worker takes a whole file (`--dist loadfile`),
-#: and xdist hands out files in collection order, two to each worker to begin with: these two go
-#: first so that each worker starts with one of them, and the short files fill in behind. Left
-#: to the default order (most tests first) both came last and could land on one worker, which
-#: then ran for a minute and a half after the other had finished.
+#: The files that run longest (each about two minutes of one worker in CI's `--durations` list;
+#: the next is under 30 s). A worker takes a whole file (`--dist loadfile`), and xdist hands out
+#: files in collection order, two to each worker to begin with: these two go first so that each
+#: worker starts with one of them, and the short files fill in behind. Left to the default order
+#: (most tests first) both came last and could land on one worker, which then ran for a minute
+#: and a half after the other had finished.
 LONGEST_FILES = ("tests/targets/test_databricks.py", "tests/targets/test_databricks_tags.py")
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs the PostgreSQL server `postgres` (so `-m "not postgres"` works),
     and order the files for the workers: `LONGEST_FILES` first, then files with more tests first
-    (what xdist would do; pyproject.toml turns its own reordering off).
+    (what xdist would do; pyproject.toml turns its own reordering off). The sort is stable, so a
+    file's tests keep their order and stay together.
 
     pytest keeps one function of this name per conftest: extend this one rather than adding another.
     """
     for item in items:
         if "pg_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
-    files: dict[str, int] = {}
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        files[path] = files.get(path, 0) + 1
+    tests_in = Counter(_file_of(item) for item in items)
     rank = {path: i for i, path in enumerate(LONGEST_FILES)}
-    order = {
-        path: (rank.get(path, len(rank)), -count, i)
-        for i, (path, count) in enumerate(files.items())
-    }
-    items.sort(key=lambda item: order[item.nodeid.split("::", 1)[0]])
+    items.sort(key=lambda item: (rank.get(_file_of(item), len(rank)), -tests_in[_file_of(item)]))
 
 
 # =================================================================================================
