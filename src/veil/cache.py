@@ -333,7 +333,7 @@ class ParseCache:
 
     def result_key(self, files: list[tuple[str, bytes]]) -> str:
         """The name of the result of checking these files (display name, digest), in order."""
-        key = hashlib.sha256(b"result\0" + _source_fingerprint())
+        key = hashlib.sha256(b"result\0" + self.source_fingerprint())
         for display, digest in files:
             encoded = display.encode("utf-8", "surrogatepass")
             key.update(len(encoded).to_bytes(8, "big") + encoded + digest)
@@ -356,6 +356,7 @@ class ParseCache:
         return key.hexdigest()
 
     def source_fingerprint(self) -> bytes:
+        """`_source_fingerprint`, read once per cache (it reads all of veil's source)."""
         if self._source is None:
             self._source = _source_fingerprint()
         return self._source
