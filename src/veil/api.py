@@ -97,21 +97,18 @@ def _check(
     loaded: Loaded = load(paths, parse_cache, reuse=reuse)
     diags: list[Diagnostic]
     checked_program: model.Program | None = None
-    if _reused(loaded.reused):
-        diags = list(t.cast(tuple[Diagnostic, ...], loaded.reused))
+    if loaded.reused is not None:
         # Checked file by file: kept for the whole repository too, as a whole check is.
-        key = loaded.result_key() if loaded.result_key is not None else None
-        if parse_cache is not None and key is not None:
-            parse_cache.put_result(key, tuple(diags))
+        diags = list(loaded.reused)
     else:
         diags = list(loaded.diagnostics)
         if loaded.policies is not None:
             result = run_checker(loaded.policies)
             diags.extend(result.diagnostics)
             checked_program = result.program
-        key = loaded.result_key() if loaded.result_key is not None else None
-        if parse_cache is not None and key is not None:
-            parse_cache.put_result(key, tuple(diags))
+    key = loaded.result_key() if loaded.result_key is not None else None
+    if parse_cache is not None and key is not None:
+        parse_cache.put_result(key, tuple(diags))
     if config is not None and config.accepts:
         diags = accept(config, diags, loaded.policies, loaded.sources.line)
         if config.path is not None:
@@ -129,10 +126,6 @@ def _check(
         policies=loaded.policies,
         diagnostics_only=not program,
     )
-
-
-def _reused(value: object) -> bool:
-    return isinstance(value, tuple) and all(isinstance(d, Diagnostic) for d in value)
 
 
 def target_options(config: Config, target: str) -> Options:

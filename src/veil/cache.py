@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import veil
-from veil.diagnostics import Span
+from veil.diagnostics import Diagnostic, Span
 
 FOLDER = ".veil-cache"
 #: Set to any value to turn the check cache off (the bench measures cold runs with it).
@@ -339,13 +339,13 @@ class ParseCache:
             key.update(len(encoded).to_bytes(8, "big") + encoded + digest)
         return key.hexdigest()
 
-    def get_result(self, name: str) -> object | None:
-        value = self.get_entry("result", name)
+    def get_result(self, name: str) -> tuple[Diagnostic, ...] | None:
+        value = as_diagnostics(self.get_entry("result", name))
         if value is not None:
             self.result_hits += 1
         return value
 
-    def put_result(self, name: str, value: object) -> None:
+    def put_result(self, name: str, value: tuple[Diagnostic, ...]) -> None:
         self.put_entry("result", name, value)
 
     def entry_name(self, kind: str, *parts: bytes) -> str:
@@ -402,6 +402,13 @@ class ParseCache:
                 ignore.write_text("# veil's check cache: safe to delete\n*\n", encoding="utf-8")
             self._ready = True
         return self.folder
+
+
+def as_diagnostics(value: object) -> tuple[Diagnostic, ...] | None:
+    """`value` when it is a tuple of diagnostics (what a result entry holds), else None."""
+    if isinstance(value, tuple) and all(isinstance(d, Diagnostic) for d in value):
+        return value
+    return None
 
 
 def _loads(payload: bytes) -> object | None:

@@ -31,7 +31,7 @@ class Loaded:
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[Path, ...]
     result_key: t.Callable[[], str | None] | None = None
-    reused: object | None = None
+    reused: tuple[Diagnostic, ...] | None = None
 
 
 def _display(path: Path) -> str:

@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from veil import ir, model
-from veil.cache import ParseCache, content_digest
+from veil.cache import ParseCache, as_diagnostics, content_digest
 from veil.checker import codes
 from veil.checker.common import dotted
 from veil.checker.names import unused_tag
@@ -413,8 +413,8 @@ def _tests(
 def _cached(
     kept: _Kept, name: str, run: Callable[[], tuple[Diagnostic, ...] | None]
 ) -> tuple[Diagnostic, ...] | None:
-    known = kept.get(name)
-    if isinstance(known, tuple) and all(isinstance(d, Diagnostic) for d in known):
+    known = as_diagnostics(kept.get(name))
+    if known is not None:
         return known
     made = run()
     if made is not None:
