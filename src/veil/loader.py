@@ -181,6 +181,12 @@ def _parsed(value: object) -> bool:
     )
 
 
+def _from_cache(cache: ParseCache | None, name: str, data: bytes) -> Parsed | None:
+    """The parsed file kept in `cache` for this name and bytes, if any."""
+    hit = cache.get(name, data) if cache is not None else None
+    return t.cast(Parsed, hit) if _parsed(hit) else None
+
+
 def _check_by_file(
     cache: ParseCache,
     read: list[tuple[str, str, bytes]],
@@ -194,9 +200,9 @@ def _check_by_file(
 
     def parsed(i: int) -> Parsed:
         if i not in values:
-            hit = cache.get(read[i][0], read[i][2])
-            if _parsed(hit):
-                values[i] = t.cast(Parsed, hit)
+            hit = _from_cache(cache, read[i][0], read[i][2])
+            if hit is not None:
+                values[i] = hit
             else:
                 parse([i])
         return values[i]
@@ -335,9 +341,9 @@ def load(
     missing = []
     for i, (name, _, data) in enumerate(read):
         if i not in values:
-            hit = cache.get(name, data) if cache is not None else None
-            if _parsed(hit):
-                values[i] = t.cast(Parsed, hit)
+            hit = _from_cache(cache, name, data)
+            if hit is not None:
+                values[i] = hit
             else:
                 missing.append(i)
     parse(missing)
