@@ -305,13 +305,13 @@ def _source(f: File) -> ir.SourceFile | None:
 def _context_part(source: ir.SourceFile) -> ir.SourceFile:
     """What every unit reads of a context file: its purposes, groups, users and the masks that
     are not about one table."""
-    return ir.SourceFile(path=source.path, statements=tuple(_shared(source)))
+    return ir.SourceFile(
+        path=source.path, statements=tuple(s for s in source.statements if _read_by_every_unit(s))
+    )
 
 
-def _shared(source: ir.SourceFile) -> t.Iterator[ir.Statement]:
-    for s in source.statements:
-        if isinstance(s, CONTEXT) and _table_of(s) is None:
-            yield s
+def _read_by_every_unit(s: ir.Statement) -> bool:
+    return isinstance(s, CONTEXT) and _table_of(s) is None
 
 
 def _with_tag_ons(
@@ -325,9 +325,7 @@ def _with_tag_ons(
     return ir.SourceFile(
         path=source.path,
         statements=tuple(
-            s
-            for n, s in enumerate(source.statements)
-            if n in keep or (isinstance(s, CONTEXT) and _table_of(s) is None)
+            s for n, s in enumerate(source.statements) if n in keep or _read_by_every_unit(s)
         ),
     )
 
