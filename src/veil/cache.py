@@ -69,6 +69,22 @@ def private_file_ok(path: Path) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
+def write_cache_file(path: Path, blob: bytes) -> None:
+    """Put `blob` at `path` whole or not at all (a temporary file in the same folder, then a
+    rename), so a reader never sees half an entry; a cache that cannot be written is no cache."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
+
+
 def _signing_key() -> bytes | None:
     folder = private_folder()
     if folder is None:
@@ -383,16 +399,9 @@ class ParseCache:
         try:
             folder = self._prepare() / kind
             folder.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                os.replace(tmp, folder / name)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
         except OSError:
-            pass  # a cache that cannot be written is no cache
+            return  # a cache that cannot be written is no cache
+        write_cache_file(folder / name, blob)
 
     def _prepare(self) -> Path:
         if not self._ready:

@@ -10,7 +10,6 @@ import marshal
 import os
 import re
 import sys
-import tempfile
 import threading
 import typing as t
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from veil import __version__, ir, lalr
-from veil.cache import private_file_ok, private_folder
+from veil.cache import private_file_ok, private_folder, write_cache_file
 from veil.diagnostics import Diagnostic, Span, error
 
 if t.TYPE_CHECKING:  # Lark is imported where it is used: a valid file is parsed without it
@@ -407,7 +406,7 @@ def _default_tables() -> lalr.Tables | None:
     if data is None:  # pragma: no cover - veil's own parser is always one the loop runs
         return None
     if path is not None:
-        _write_private(path, marshal.dumps(data))
+        write_cache_file(path, marshal.dumps(data))
     return _tables_from(data, {})
 
 
@@ -428,20 +427,6 @@ def _tables_file() -> Path | None:
     digest.update(lark_init.read_bytes())
     path = folder / f"tables-{digest.hexdigest()[:32]}.marshal"
     return path if private_file_ok(path) else None
-
-
-def _write_private(path: Path, blob: bytes) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError:
-        pass  # a cache that cannot be written is no cache
 
 
 def _tables_data(lark: Lark) -> dict[str, t.Any] | None:
