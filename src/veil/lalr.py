@@ -104,9 +104,8 @@ Spec = tuple[str, bool, bool, "list[tuple[int, bool, int]] | None", int]
 Reducer = Callable[[Run, list[t.Any]], t.Any]
 
 
-def reducer(spec: Spec, build: Callable[..., t.Any] | None) -> Reducer:
-    """The reduction of one rule. `build(builder, meta, *args)` is the builder's method for
-    the rule (looked up on the builder by name when None)."""
+def reducer(spec: Spec) -> Reducer:
+    """The reduction of one rule, calling the builder's method named after the rule."""
     name, inline, expand1, include, after = spec
 
     def extent(node: t.Any, children: list[t.Any]) -> bool:
@@ -138,10 +137,7 @@ def reducer(spec: Spec, build: Callable[..., t.Any] | None) -> Reducer:
         node.height = height + 1
         if run.failure is None:
             try:
-                if build is None:
-                    node.value = getattr(run.builder, name)(node, *args)
-                else:
-                    node.value = build(run.builder, node, *args)
+                node.value = getattr(run.builder, name)(node, *args)
             except Exception as e:  # reported after the parse, unless a syntax error comes first
                 run.failure = e
         return node
@@ -187,10 +183,12 @@ def reducer(spec: Spec, build: Callable[..., t.Any] | None) -> Reducer:
 def compiled_reducer(
     spec: Spec, terminals: tuple[bool, ...], build: Callable[..., t.Any] | None
 ) -> Reducer:
-    """`reducer(spec, build)` as straight-line code for this one rule (`terminals[i]`: its
-    i-th symbol is a terminal, so its value is a token): which symbols it keeps, where its
-    extent comes from and what it hands the builder are known before parsing, so the loops
-    and tests of `reducer` happen once here instead of a million times. Tests compare both."""
+    """`reducer(spec)` as straight-line code for this one rule (`terminals[i]`: its i-th
+    symbol is a terminal, so its value is a token), calling `build(builder, meta, *args)`, the
+    builder's method for the rule (looked up on the builder by name when None): which symbols
+    it keeps, where its extent comes from and what it hands the builder are known before
+    parsing, so the loops and tests of `reducer` happen once here instead of a million times.
+    Tests compare both."""
     name, inline, expand1, include, after = spec
     items: list[tuple[str, int]] = []  # ("tok" | "sym" | "none" | "splice", symbol)
     if include is None:

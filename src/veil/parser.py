@@ -360,7 +360,7 @@ def _fast(lark: Lark) -> _Fast:
     frontend = copy.copy(lark.parser)
     parser = copy.copy(frontend.parser)
     callbacks = {
-        rule: functools.partial(lalr.reducer(_spec(rule), None), run)
+        rule: functools.partial(lalr.reducer(_spec(rule)), run)
         for rule in lark.parser.parser.parser.callbacks
     }
     parser.parser = _Parser(parser.parser.parse_table, t.cast(t.Any, callbacks))
