@@ -293,7 +293,7 @@ def decide_arm(program: model.Program, mask: model.ColumnMask, ctx: Context) -> 
     return _FAIL_CLOSED_ARM
 
 
-def policy_span(mask: model.ColumnMask, arm: model.MaskArm | None) -> Span | None:
+def policy_span(mask: model.ColumnMask | model.TagMask, arm: model.MaskArm | None) -> Span | None:
     """The span to report for a decision: the arm's, else the mask's first policy, else None."""
     if arm is not None and arm.span != NO_SPAN:
         return arm.span
@@ -373,7 +373,8 @@ def native_cell(
     """The value a native tag policy shows for `column` of `table` (which the repository may
     not know), a column of type `type_name` (one of `model.TAG_POLICY_TYPES`) that the
     platform tags `tag` (None: untagged). `row` is read by the column's own mask's `when`."""
-    if program.table(table) is not None:
+    known = program.table(table) is not None
+    if known:
         own = mask_of(program, table, column)
         if own is not None:
             return mask_value(program, own, value, row or {column: value}, ctx)
@@ -382,13 +383,13 @@ def native_cell(
         return CellResult(value=value, masked=False, method="reveal", policy=None)
     if decided.tied:  # no native policy can be written; the target refuses to compile
         raise EvaluationError(f"masks on tag `{decided.tag}` tie")
-    source = table if program.table(table) is not None else model.TAGGED_TABLE
+    source = table if known else model.TAGGED_TABLE
     arms = decided.arms_for(type_name)
     arm = next(
         (a for a in arms if a.cond is None or eval_condition(program, a.cond, ctx, source)),
         _FAIL_CLOSED_ARM,
     )
-    span = arm.span if arm.span != NO_SPAN else (decided.policies or (None,))[0]
+    span = policy_span(decided, arm)
     if arm.action is None:
         return CellResult(value=value, masked=False, method="reveal", policy=span)
     ty = model.SqlType(name=type_name)
