@@ -49,6 +49,8 @@ VIEW = "sales_protected.transactions"
 TABLE = "sales.transactions"
 ALL = "id, credit_card, email, amount, region, created_at, merchant, notes"
 NINETY_DAYS = "created_at >= (CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day'"
+#: erin's rows (her regions): the rows whose emails the masked shapes hash.
+HASHED_ROWS = "region IN ('AMER', 'EMEA')"
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,14 @@ SHAPES = (
         "erin",
         None,
         f"SELECT {ALL} FROM {{source}}",
-        "region IN ('AMER', 'EMEA')",
+        HASHED_ROWS,
     ),
     Shape(
         "aggregate, masked",
         "erin",
         None,
         "SELECT count(credit_card), sum(amount), max(email) FROM {source}",
-        "region IN ('AMER', 'EMEA')",
+        HASHED_ROWS,
     ),
     # alice without a project: her regions and the last 90 days
     Shape(
@@ -108,8 +110,6 @@ SHAPES = (
     ),
 )
 EXECUTION = re.compile(r"Execution Time: ([0-9.]+) ms")
-#: erin's rows (her regions): the rows whose emails the masked shapes hash.
-HASHED_ROWS = "region IN ('AMER', 'EMEA')"
 #: 123 zero bytes: with an 8-byte id, 131 bytes, which SHA-256 pads to three 64-byte blocks.
 PAD = "'\\x" + "00" * 123 + "'::bytea"
 
