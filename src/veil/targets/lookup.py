@@ -52,14 +52,17 @@ class RuntimeTable:
 _N = t.TypeVar("_N")
 
 
-def find_nodes(node: object, cls: type[_N]) -> list[_N]:
-    """Every `cls` node inside an IR or model value (dataclasses and tuples), in order."""
+def find_nodes(node: object, cls: type[_N] | tuple[type[_N], ...]) -> list[_N]:
+    """Every `cls` node (a class, or a tuple of classes as `isinstance` takes them) inside an
+    IR or model value (dataclasses and tuples), in order."""
     out: list[_N] = []
     _find(node, cls, out, {})
     return out
 
 
-def _find(node: object, cls: type[_N], out: list[_N], seen: dict[int, list[_N]]) -> None:
+def _find(
+    node: object, cls: type[_N] | tuple[type[_N], ...], out: list[_N], seen: dict[int, list[_N]]
+) -> None:
     # The policies of many tables share their IR (one tag mask masks a column of each table),
     # so what a tuple or a dataclass holds is collected once per walk and repeated from
     # `seen`: every node reached is held by the root, so no id is reused during the walk.
@@ -100,7 +103,7 @@ def _field_names(klass: type) -> tuple[str, ...]:
 
 def purpose_checks(node: object) -> int:
     """How many purpose checks (`purpose P`, `any purpose`) an IR or model value holds."""
-    return len(find_nodes(node, ir.PurposeIs)) + len(find_nodes(node, ir.AnyPurpose))
+    return len(find_nodes(node, (ir.PurposeIs, ir.AnyPurpose)))
 
 
 def columns_read(node: object) -> set[str]:
