@@ -27,14 +27,12 @@ from __future__ import annotations
 import functools
 import re
 import typing as t
-from collections.abc import Mapping
 
 from veil import ir, model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets import databricks_tags
-from veil.targets.base import MethodSql
 from veil.targets.lookup import LookupTarget, find_nodes, purpose_checks
 from veil.targets.script import NativeTags, Policy
 
@@ -141,12 +139,6 @@ class DatabricksTarget(LookupTarget):
     # ------------------------------------------------------------------ methods
     def sha256_hex_sql(self, text: str) -> str:
         return f"sha2({text}, 256)"
-
-    method_sql: t.ClassVar[Mapping[str, MethodSql]] = {
-        **LookupTarget.method_sql,
-        "regex": lambda tg, a, c, ty: tg.fit(tg.regex_sql(c, a.pattern, a.replacement), a.length),
-        "email_domain": lambda tg, a, c, ty: tg.email_domain_sql(c),
-    }
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
         """Java's replacement syntax: `$n` is a group, `\\` escapes the next character (so a

@@ -12,6 +12,7 @@ import functools
 import re
 import sys
 import typing as t
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ from veil.diagnostics import NO_SPAN, Diagnostic, Span, error, warning
 from veil.methods import method_of
 from veil.model import Family, SqlType, TableKey
 from veil.targets import governance
-from veil.targets.base import SqlValue, Target
+from veil.targets.base import MethodSql, SqlValue, Target
 from veil.targets.script import (
     GovernanceTable,
     NativeTags,
@@ -140,6 +141,14 @@ class LookupTarget(Target):
     #: What `applied_object.object_kind` calls a column mask and a row filter here.
     mask_kind: t.ClassVar[str] = "column mask"
     rows_kind: t.ClassVar[str] = "row filter"
+
+    #: Both platforms write `regex` and `email_domain` alike, from their own `regex_sql` and
+    #: `email_domain_sql`.
+    method_sql: t.ClassVar[Mapping[str, MethodSql]] = {
+        **Target.method_sql,
+        "regex": lambda tg, a, c, ty: tg.fit(tg.regex_sql(c, a.pattern, a.replacement), a.length),
+        "email_domain": lambda tg, a, c, ty: tg.email_domain_sql(c),
+    }
 
     #: Names (as `name_key` gives them) a policy body binds itself, so no argument takes them.
     reserved_args: t.ClassVar[frozenset[str]] = frozenset()

@@ -29,14 +29,12 @@ import hashlib
 import json
 import re
 import typing as t
-from collections.abc import Mapping
 
 from veil import model
 from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import SqlType, TableKey
 from veil.targets import snowflake_tags
-from veil.targets.base import MethodSql
 from veil.targets.lookup import LookupTarget, columns_read
 from veil.targets.script import NativeTags, Policy
 
@@ -84,12 +82,6 @@ class SnowflakeTarget(LookupTarget):
     # ------------------------------------------------------------------ methods
     def sha256_hex_sql(self, text: str) -> str:
         return f"SHA2({text}, 256)"
-
-    method_sql: t.ClassVar[Mapping[str, MethodSql]] = {
-        **LookupTarget.method_sql,
-        "regex": lambda tg, a, c, ty: tg.fit(tg.regex_sql(c, a.pattern, a.replacement), a.length),
-        "email_domain": lambda tg, a, c, ty: tg.email_domain_sql(c),
-    }
 
     def regex_sql(self, c: str, pattern: str, replacement: str) -> str:
         rewritten = "".join(
