@@ -370,6 +370,8 @@ class DatabricksTarget(LookupTarget):
         return {
             **super().layout_settings(program),
             "tag_key": databricks_tags.TAG_KEY,
+            "function_kind": databricks_tags.FUNCTION_KIND,
+            "policy_kind": databricks_tags.POLICY_KIND,
             "tag_values": databricks_tags.allowed_values(program) if native else (),
             "abac_groups": databricks_tags.preflight_groups(self, program) if native else (),
             "preflight_groups": self.preflight_groups(program),

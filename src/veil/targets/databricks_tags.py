@@ -38,6 +38,10 @@ if t.TYPE_CHECKING:
 
 #: The governed tag (account level, created by an account admin) whose value names a mask.
 TAG_KEY = "veil_class"
+#: `Policy.kind` (and `applied_object.object_kind`) of a tag mask function and of an ABAC
+#: policy: the templates pick each by it, and the clean-up drops the policies first.
+FUNCTION_KIND = "tag mask function"
+POLICY_KIND = "column mask policy"
 #: The functions' parameters: the matched column's value, and the table's name.
 ARG = "val"
 SOURCE_ARG = "source"
@@ -142,7 +146,7 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
         name = target.gov(bare)
         functions.append(
             Policy(
-                kind="tag mask function",
+                kind=FUNCTION_KIND,
                 name=name,
                 target=f"tag {TAG_KEY} = {value}",
                 table="",
@@ -172,7 +176,7 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
             drop = f"DROP POLICY {policy} ON TABLE {sql}"
             policies.append(
                 Policy(
-                    kind="column mask policy",
+                    kind=POLICY_KIND,
                     # the clean-up drops this kind first, before the function it names
                     name=f"POLICY {policy} ON TABLE {sql}",
                     target=f"table {model.table_str(table.key)} tag {TAG_KEY} = {value}",
@@ -234,7 +238,7 @@ def drift_settings(target: DatabricksTarget, program: model.Program) -> dict[str
             target.literal(p.target),
         )
         for p in native.policies
-        if p.kind == "column mask policy"
+        if p.kind == POLICY_KIND
     ]
     return {
         "abac": {
@@ -245,7 +249,7 @@ def drift_settings(target: DatabricksTarget, program: model.Program) -> dict[str
             "functions": [
                 {"object": f.target, "name": target.catalog_name(f.bare), "body": f.body}
                 for f in native.policies
-                if f.kind == "tag mask function"
+                if f.kind == FUNCTION_KIND
             ],
             "masked": [
                 (*where(m.table), target.literal(m.column.lower()))
