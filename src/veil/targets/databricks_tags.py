@@ -105,11 +105,6 @@ def decode_tag(value: str) -> str:
     return "".join(out)
 
 
-def _constant(sql: str) -> t.Callable[[str], str]:
-    """Every column the mask names is the one value the function masks."""
-    return lambda _name: sql
-
-
 def function_body(target: DatabricksTarget, tm: model.TagMask) -> str:
     """`CASE schema_of_variant(val) …`: the arms of `tm` for the value's type, the result as a
     VARIANT (Unity Catalog casts it to the column's type); NULL for any other type.
@@ -124,10 +119,7 @@ def function_body(target: DatabricksTarget, tm: model.TagMask) -> str:
     for test, type_name, read in VARIANT_TYPES:
         # try_: a branch of another type never raises, whatever the engine evaluates early
         typed = f"try_variant_get({val}, '$', {target.literal(target.sql_type(read))})"
-        mask = model.ColumnMask(
-            table=model.TAGGED_TABLE, column=ARG, type=read, arms=tm.arms_for(type_name)
-        )
-        decided = target.mask_sql(mask, _constant(typed))
+        decided = target.tag_mask_sql(tm, type_name, read, ARG, typed)
         whens.append(f"WHEN schema_of_variant({val}) {test} THEN CAST({decided} AS VARIANT)")
     return f"CASE {' '.join(whens)} ELSE CAST(NULL AS VARIANT) END"
 

@@ -341,6 +341,17 @@ class LookupTarget(Target):
         """The name of the table a native tag policy is evaluated on (NULL when unknown)."""
         raise NotImplementedError(f"{self.name} has no native tag policies")
 
+    def tag_mask_sql(
+        self, tm: model.TagMask, type_name: str, ty: SqlType, column: str, value: str
+    ) -> str:
+        """A native tag policy's decision for a value of `type_name`: the arms of `tm` for that
+        type, lowered as the mask of a column `column` of type `ty` on `model.TAGGED_TABLE`,
+        every column it names read as `value` (SQL)."""
+        mask = model.ColumnMask(
+            table=model.TAGGED_TABLE, column=column, type=ty, arms=tm.arms_for(type_name)
+        )
+        return self.mask_sql(mask, lambda _name: value)
+
     def hash_sql(self, c: str, salt: str) -> str:
         """A native tag policy salts with the table's name from its tag (NULL when unknown,
         so the hash is NULL)."""

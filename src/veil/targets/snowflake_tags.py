@@ -81,10 +81,7 @@ def policy_body(target: SnowflakeTarget, program: model.Program, type_name: str)
     arg = target.ident(ARG)
     whens = []
     for tm in sorted(program.tag_masks, key=lambda m: (-len(m.tag.parts), m.tag.parts)):
-        mask = model.ColumnMask(
-            table=model.TAGGED_TABLE, column=ARG, type=ty, arms=tm.arms_for(type_name)
-        )
-        decided = target.mask_sql(mask, lambda _name: arg)
+        decided = target.tag_mask_sql(tm, type_name, ty, ARG, arg)
         whens.append(f"WHEN {covered_sql(target, str(tm.tag))} THEN {decided}")
     return f"CASE {' '.join(whens)} ELSE {arg} END"
 
