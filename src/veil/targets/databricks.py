@@ -340,6 +340,13 @@ class DatabricksTarget(LookupTarget):
         """A tag mask function is told its table by the policy (`USING COLUMNS ('<t>')`)."""
         return self.ident(databricks_tags.SOURCE_ARG)
 
+    def catalog_place(self, key: TableKey) -> tuple[str, str]:
+        """Where the information schema of a table's catalog is, and that catalog as SQL (the
+        current one for `schema.table`), its name in lower case as Unity Catalog keeps it."""
+        if len(key) == 3:
+            return f"{self.ident(key[0])}.information_schema", self.literal(key[0].lower())
+        return "information_schema", "current_catalog()"
+
     def preflight_groups(self, program: model.Program) -> list[dict[str, t.Any]]:
         """The pre-flight's checks grouped by catalog: where its information_schema is, the
         catalog (SQL), and the (schema, table, column) veil masks and (schema, table) it
@@ -347,18 +354,9 @@ class DatabricksTarget(LookupTarget):
         groups: dict[str, dict[str, t.Any]] = {}
         for p in self.preflight(program):
             parts = [part.lower() for part in p["parts"]]
-            three = len(parts) == 3
-            info = "information_schema"
-            if three:
-                info = f"{self.ident(p['parts'][0])}.{info}"
+            info, catalog = self.catalog_place(p["key"])
             g = groups.setdefault(
-                info,
-                {
-                    "info": info,
-                    "catalog": self.literal(parts[0]) if three else "current_catalog()",
-                    "masked": [],
-                    "filtered": [],
-                },
+                info, {"info": info, "catalog": catalog, "masked": [], "filtered": []}
             )
             g["masked"] += [(parts[-2], parts[-1], c.lower()) for c in p["masked"]]
             if p["rows"]:

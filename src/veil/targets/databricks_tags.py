@@ -193,18 +193,9 @@ def preflight_groups(target: DatabricksTarget, program: model.Program) -> list[d
     with a masked value in any other table of those catalogs: no policy of veil is on it."""
     groups: dict[str, dict[str, t.Any]] = {}
     for table in program.tables:
-        parts = [p.lower() for p in table.key]
-        three = len(parts) == 3
-        info = f"{target.ident(table.key[0])}.information_schema" if three else "information_schema"
-        g = groups.setdefault(
-            info,
-            {
-                "info": info,
-                "catalog": target.literal(parts[0]) if three else "current_catalog()",
-                "declared": set(),
-            },
-        )
-        g["declared"].add((parts[-2], parts[-1]))
+        info, catalog = target.catalog_place(table.key)
+        g = groups.setdefault(info, {"info": info, "catalog": catalog, "declared": set()})
+        g["declared"].add((table.key[-2].lower(), table.key[-1].lower()))
     return [{**groups[k], "declared": sorted(groups[k]["declared"])} for k in sorted(groups)]
 
 
