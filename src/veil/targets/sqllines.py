@@ -30,11 +30,13 @@ SELECT_WIDTH = 160
 STEP = "  "
 
 _QUOTED = r'"(?:[^"]|"")*"|`(?:[^`]|``)*`'
+#: A string literal whose quote is doubled inside (`'it''s'`), or escaped with a backslash.
+_STRING_DOUBLED = r"'[^']*(?:''[^']*)*'"
+_STRING_BACKSLASH = r"'(?:[^'\\]|\\.)*'"
 # Each match is the whitespace before a token, then the token: one `findall` reads a body.
-_TOKEN_DOUBLED = re.compile(rf"(\s*)('[^']*(?:''[^']*)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+)")
-_TOKEN_BACKSLASH = re.compile(
-    rf"(\s*)('(?:[^'\\]|\\.)*'|{_QUOTED}|[()\[\],]|[^\s'\"`()\[\],]+)", re.DOTALL
-)
+_OTHER = r"[()\[\],]|[^\s'\"`()\[\],]+"
+_TOKEN_DOUBLED = re.compile(rf"(\s*)({_STRING_DOUBLED}|{_QUOTED}|{_OTHER})")
+_TOKEN_BACKSLASH = re.compile(rf"(\s*)({_STRING_BACKSLASH}|{_QUOTED}|{_OTHER})", re.DOTALL)
 _CLAUSES = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "UNION", "JOIN"})
 _JOIN_PREFIXES = frozenset({"LEFT", "RIGHT", "INNER", "FULL", "CROSS"})
 
@@ -268,8 +270,8 @@ def lay_out(
 #: How many layouts `shapes` keeps: a repository whose bodies share no shape then costs a
 #: bounded amount of memory.
 MAX_SHAPES = 4096
-_QUOTED_DOUBLED = re.compile(rf"'[^']*(?:''[^']*)*'|{_QUOTED}")
-_QUOTED_BACKSLASH = re.compile(rf"'(?:[^'\\]|\\.)*'|{_QUOTED}", re.DOTALL)
+_QUOTED_DOUBLED = re.compile(rf"{_STRING_DOUBLED}|{_QUOTED}")
+_QUOTED_BACKSLASH = re.compile(rf"{_STRING_BACKSLASH}|{_QUOTED}", re.DOTALL)
 
 
 def _blank(token: str, found: list[str]) -> str:
