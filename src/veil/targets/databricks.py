@@ -333,8 +333,8 @@ class DatabricksTarget(LookupTarget):
     def native_tags(self, program: model.Program) -> NativeTags | None:
         return databricks_tags.native_tags(self, program)
 
-    def drift_settings(self, program: model.Program) -> dict[str, t.Any]:
-        return databricks_tags.drift_settings(self, program)
+    def drift_settings(self, program: model.Program, native: NativeTags | None) -> dict[str, t.Any]:
+        return databricks_tags.drift_settings(self, program, native)
 
     def tagged_source_sql(self) -> str:
         """A tag mask function is told its table by the policy (`USING COLUMNS ('<t>')`)."""

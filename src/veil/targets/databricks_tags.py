@@ -199,11 +199,13 @@ def preflight_groups(target: DatabricksTarget, program: model.Program) -> list[d
     return [{**groups[k], "declared": sorted(groups[k]["declared"])} for k in sorted(groups)]
 
 
-def drift_settings(target: DatabricksTarget, program: model.Program) -> dict[str, t.Any]:
-    """What `veil verify --emit-sql` checks of the native tag policies (nothing without them):
-    the policies expected on each declared table, the tag mask functions and their bodies, the
-    information schemas to read, the masked values and the columns veil masks itself."""
-    native = native_tags(target, program)
+def drift_settings(
+    target: DatabricksTarget, program: model.Program, native: NativeTags | None
+) -> dict[str, t.Any]:
+    """What `veil verify --emit-sql` checks of the native tag policies (`native`, the script's;
+    nothing without them): the policies expected on each declared table, the tag mask functions
+    and their bodies, the information schemas to read, the masked values and the columns veil
+    masks itself."""
     if native is None:
         return {"abac": None}
 

@@ -132,5 +132,5 @@ def drift_script(target: LookupTarget, program: model.Program) -> str:
         text=text,
         current_catalog=target.current_catalog_sql,
         ident=target.ident,
-        **target.drift_settings(program),
+        **target.drift_settings(program, script.native),
     )

@@ -753,8 +753,9 @@ class LookupTarget(Target):
         """The native tag policies of the script, when the target writes them."""
         return None
 
-    def drift_settings(self, program: model.Program) -> dict[str, t.Any]:
-        """What the target's `verify.sql.j2` needs besides the checks all share (`drift.py`)."""
+    def drift_settings(self, program: model.Program, native: NativeTags | None) -> dict[str, t.Any]:
+        """What the target's `verify.sql.j2` needs besides the checks all share (`drift.py`),
+        given the script's native tag policies (`native_tags`)."""
         return {}
 
     def tied_tag_diagnostics(
