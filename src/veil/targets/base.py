@@ -13,7 +13,7 @@ import hashlib
 import re
 import typing as t
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import jinja2
@@ -379,8 +379,15 @@ class Target:
 
     # ------------------------------------------------------------------ rows
     def row_sql(self, rules: t.Sequence[model.RowRule], col: t.Callable[[str], str]) -> str:
-        """AND of the rules; each is `allow OR COALESCE(where, FALSE)` (NULL hides)."""
-        parts = [self.rule_sql(r, col) for r in rules]
+        """The rules' AND, each `allow OR COALESCE(where, FALSE)` (NULL hides), with the
+        exceptions every rule shares tested once, first (`factor_rules`)."""
+        rows = factor_rules(rules)
+        parts = [self.cond(c, rows.table) for c in rows.shared]
+        if not rows.never:
+            parts.append(self._and_sql([self.rule_sql(r, col) for r in rows.rest]))
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def _and_sql(self, parts: t.Sequence[str]) -> str:
         if not parts:
             return self.true_sql
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
@@ -502,6 +509,71 @@ class Target:
         """Target-specific diagnostics (what this platform cannot express or would reject),
         found before rendering. The default target accepts everything."""
         return []
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FactoredRows:
+    """A table's row rules as the targets test them: a row is visible iff one of `shared` holds
+    or every rule of `rest` lets it pass, which is the AND of the rules as written.
+
+    `shared` are the exceptions (disjuncts of `allow`) common to every rule, in the order the
+    first rule names them; `rest` are the rules without them. `never` when one of them is left
+    with nothing (no exception, no `where`): their AND is FALSE, only `shared` lets rows through
+    (and `rest` is empty).
+    """
+
+    table: TableKey
+    shared: tuple[ir.Condition, ...]
+    rest: tuple[model.RowRule, ...]
+    never: bool = False
+
+
+def disjuncts(c: ir.Condition) -> tuple[ir.Condition, ...]:
+    """The items of `c` read as an OR: nested ORs flattened, FALSE (OR's identity) left out."""
+    match c:
+        case ir.CondOr(items=items):
+            return tuple(d for i in items for d in disjuncts(i))
+        case ir.CondConst(value=False):
+            return ()
+        case _:
+            return (c,)
+
+
+def factor_rules(rules: t.Sequence[model.RowRule]) -> FactoredRows:
+    """`AND_i (S OR r_i)` as `S OR AND_i r_i`, for each condition S that every rule's `allow`
+    has as a disjunct (conditions compare by structure, spans aside).
+
+    So that a reader who has such an exception (the usual `unless purpose P` on every rule)
+    costs one check, not every rule's checks on every row: PostgreSQL, for one, deforms each
+    row up to the last column a filter names before any OR can short-circuit. Every check of a
+    condition is two-valued (never NULL), and the law holds in three-valued logic anyway. Fewer
+    than two rules, or none shared: the rules as they are.
+    """
+    table = rules[0].table if rules else ()
+    if len(rules) < 2:
+        return FactoredRows(table=table, shared=(), rest=tuple(rules))
+    each = [disjuncts(r.allow) for r in rules]
+    shared = tuple(
+        dict.fromkeys(
+            d for d in each[0] if not isinstance(d, ir.CondConst) and all(d in o for o in each[1:])
+        )
+    )
+    if not shared:
+        return FactoredRows(table=table, shared=(), rest=tuple(rules))
+    rest = []
+    for rule, items in zip(rules, each, strict=True):
+        left = tuple(d for d in items if d not in shared)
+        allow: ir.Condition = (
+            ir.CondConst(value=False, span=rule.allow.span)
+            if not left
+            else left[0]
+            if len(left) == 1
+            else ir.CondOr(items=left, span=rule.allow.span)
+        )
+        rest.append(replace(rule, allow=allow))
+    if any(not disjuncts(r.allow) and r.where is None for r in rest):
+        return FactoredRows(table=table, shared=shared, rest=(), never=True)
+    return FactoredRows(table=table, shared=shared, rest=tuple(rest))
 
 
 def runtime_marker(name: str) -> str:

@@ -33,6 +33,7 @@ from veil.diagnostics import Diagnostic, error, warning
 from veil.methods import replacement_parts
 from veil.model import Family, SqlType, TableKey
 from veil.targets import databricks_tags
+from veil.targets.base import factor_rules
 from veil.targets.lookup import LookupTarget, find_nodes, purpose_checks
 from veil.targets.script import NativeTags, Policy
 
@@ -278,7 +279,7 @@ class DatabricksTarget(LookupTarget):
         rules = program.rules_of(key)
         return self.one_lookup(
             key,
-            purpose_checks(rules),
+            purpose_checks(factor_rules(rules)),  # as `row_sql` writes them
             lambda: self.row_sql(rules, self.predicate_reader(program, key, col)),
         )
 

@@ -267,25 +267,22 @@ CREATE OR REPLACE FUNCTION veil.rows__shop__orders(region STRING, placed_at TIME
 RETURNS BOOLEAN
 COMMENT 'veil: rows of shop.orders'
 RETURN (
-  (
+  EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+  OR (
     (
       arrays_overlap(veil.active_purposes('shop.orders', current_user()), array('Fraud', 'Fraud.Chargebacks'))
-      OR EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
+      OR COALESCE(
+        (
+          CASE
+            WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
+            WHEN region IS NULL THEN NULL
+            ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
+          END
+        ),
+        FALSE
+      )
     )
-    OR COALESCE(
-      (
-        CASE
-          WHEN NOT EXISTS (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region') THEN FALSE
-          WHEN region IS NULL THEN NULL
-          ELSE region IN (SELECT ua.attribute_value FROM veil.user_attribute ua WHERE UPPER(ua.principal) = UPPER(current_user()) AND ua.attribute_name = 'region')
-        END
-      ),
-      FALSE
-    )
-  )
-  AND (
-    EXISTS (SELECT ug.group_name FROM veil.user_group ug WHERE UPPER(ug.principal) = UPPER(current_user()) AND ug.group_name = 'auditors')
-    OR COALESCE(
+    AND COALESCE(
       (
         (placed_at >= ((CAST('1970-01-01 00:00:00' AS TIMESTAMP_NTZ) + unix_micros(current_timestamp()) * INTERVAL '0.000001' SECOND) - INTERVAL '90 day'))
         OR (vip IS NOT NULL)

@@ -277,25 +277,22 @@ CREATE ROW ACCESS POLICY IF NOT EXISTS VEIL.ROWS__SHOP__ORDERS__77665FDE AS (REG
   COMMENT = 'veil: rows of shop.orders';
 ALTER ROW ACCESS POLICY VEIL.ROWS__SHOP__ORDERS__77665FDE SET BODY ->
   (
-    (
+    ARRAY_CONTAINS('auditors'::VARIANT, VEIL.USER_GROUPS(CURRENT_USER()))
+    OR (
       (
         ARRAYS_OVERLAP(VEIL.ACTIVE_PURPOSES('shop.orders', CURRENT_USER()), ARRAY_CONSTRUCT('Fraud', 'Fraud.Chargebacks'))
-        OR ARRAY_CONTAINS('auditors'::VARIANT, VEIL.USER_GROUPS(CURRENT_USER()))
+        OR COALESCE(
+          (
+            CASE
+              WHEN ARRAY_SIZE(VEIL.USER_VALUES('region', CURRENT_USER())) = 0 THEN FALSE
+              WHEN REGION IS NULL THEN NULL
+              ELSE ARRAY_CONTAINS(CAST(REGION AS VARCHAR)::VARIANT, VEIL.USER_VALUES('region', CURRENT_USER()))
+            END
+          ),
+          FALSE
+        )
       )
-      OR COALESCE(
-        (
-          CASE
-            WHEN ARRAY_SIZE(VEIL.USER_VALUES('region', CURRENT_USER())) = 0 THEN FALSE
-            WHEN REGION IS NULL THEN NULL
-            ELSE ARRAY_CONTAINS(CAST(REGION AS VARCHAR)::VARIANT, VEIL.USER_VALUES('region', CURRENT_USER()))
-          END
-        ),
-        FALSE
-      )
-    )
-    AND (
-      ARRAY_CONTAINS('auditors'::VARIANT, VEIL.USER_GROUPS(CURRENT_USER()))
-      OR COALESCE(
+      AND COALESCE(
         (
           (PLACED_AT >= (SYSDATE() - INTERVAL '90 day'))
           OR (VIP IS NOT NULL)
