@@ -117,8 +117,8 @@ PAD = "'\\x" + "00" * 123 + "'::bytea"
 def hash_costs(target: PostgresTarget) -> tuple[tuple[str, str], ...]:
     """(label, aggregate over erin's rows): what `hash` costs without the rest of the view
     (read by a superuser: only veil's roles read the key). `sha256` hashes 64-byte blocks: a
-    value's keyed hash is one call over K:salt:value (two blocks here) and one over K:hex
-    (three), whatever SQL computes them."""
+    value's keyed hash is one call over Kt + value, the table's 32-character key then the value
+    (one block up to 23 UTF-8 bytes, two up to 87), Kt itself computed once per query."""
     email = target.hash_sql("CAST(email AS text)", "sales.transactions")
     return (
         ("read the email", "count(email)"),

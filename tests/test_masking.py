@@ -80,14 +80,68 @@ def test_the_test_key_is_documented_and_well_formed() -> None:
     assert not is_hash_key(TEST_HASH_KEY[:63] + "\n")
 
 
-def test_hash_is_a_nested_keyed_sha256() -> None:
+def test_hash_is_sha256_keyed_by_the_tables_key() -> None:
     k = TEST_HASH_KEY
-    expected = sha256_hex(f"{k}:{sha256_hex(f'{k}:salt:héllo')}")
+    kt = sha256_hex(f"{k}:salt")[:32]
+    expected = sha256_hex(f"{kt}héllo")
     assert masked(methods.MaskHash(salt="salt"), "héllo") == expected
     assert masked(methods.MaskHash(salt="salt", length=19), "héllo") == expected[:19]
-    assert masked(methods.MaskHash(salt=""), "") == sha256_hex(f"{k}:{sha256_hex(f'{k}::')}")
+    assert masked(methods.MaskHash(salt=""), "") == sha256_hex(sha256_hex(f"{k}:")[:32])
     assert masked(methods.MaskHash(salt="x"), "A") != masked(methods.MaskHash(salt="y"), "A")
     assert expected == expected.lower()
+
+
+def test_hash_known_answer() -> None:
+    """A fixed key, salt and value against the digest computed here, byte by byte, from
+    hashlib: Kt = the first 32 hex characters of SHA-256(K ":" salt), hash = SHA-256(Kt value)."""
+    key = "0123456789abcdef" * 4
+    table_key = hashlib.sha256(b"0123456789abcdef" * 4 + b":sales.transactions").hexdigest()[:32]
+    value = "zoë@example.com"
+    digest = hashlib.sha256(table_key.encode("ascii") + value.encode("utf-8")).hexdigest()
+    assert hash_text("sales.transactions", value, None, key) == digest
+    assert hash_text("sales.transactions", value, 12, key) == digest[:12]
+    assert methods.table_key(key, "sales.transactions") == table_key
+    assert is_hash_key(table_key * 2)  # 32 lowercase hex characters: 128 bits
+    # the pinned figures, so that a change of construction is a visible change of this test
+    assert table_key == "19dc0e2e08237d2005f997b41d3742d6"
+    assert digest == "14c69763bfbdfb81688b1959fe459a2beb5a4ef4510b5ce241e17eeae9db4cae"
+
+
+@given(st.text(max_size=40))
+def test_a_value_of_up_to_23_utf8_bytes_is_one_sha256_block(value: str) -> None:
+    """The per-row input is Kt (32 bytes) then the value: SHA-256 pads a message of up to 55
+    bytes into one 64-byte block, so a value of up to 23 UTF-8 bytes costs one block."""
+    per_row = methods.table_key(TEST_HASH_KEY, "s").encode() + value.encode("utf-8")
+    assert len(per_row) == 32 + len(value.encode("utf-8"))
+    assert hash_text("s", value) == hashlib.sha256(per_row).hexdigest()
+    assert (len(per_row) <= 55) == (len(value.encode("utf-8")) <= 23)
+
+
+def sha256_padding(length: int) -> bytes:
+    """What SHA-256 appends to a message of `length` bytes: 0x80, zeros, the length in bits."""
+    return b"\x80" + b"\0" * ((55 - length) % 64) + (8 * length).to_bytes(8, "big")
+
+
+@given(st.text(max_size=80), st.binary(max_size=8))
+def test_no_value_extends_another(value: str, tail: bytes) -> None:
+    """Length extension gives H(Kt + v + pad + x) from H(Kt + v); pad starts with 0x80, which
+    starts no UTF-8 character, so v + pad + x is the UTF-8 of no string: no value's input is
+    an extension of another's (docs/security.md, "`hash` is keyed")."""
+    table_key = methods.table_key(TEST_HASH_KEY, "s").encode()
+    data = value.encode("utf-8")
+    pad = sha256_padding(len(table_key) + len(data))
+    assert (len(table_key) + len(data) + len(pad)) % 64 == 0
+    with pytest.raises(UnicodeDecodeError):
+        (data + pad + tail).decode("utf-8")
+
+
+def test_table_keys_differ_per_table_and_per_key() -> None:
+    tables = ["sales.transactions", "sales.customers", "a.b", ""]
+    keys = {methods.table_key(TEST_HASH_KEY, s) for s in tables}
+    assert len(keys) == len(tables)
+    assert methods.table_key("0" * 64, "a.b") != methods.table_key(TEST_HASH_KEY, "a.b")
+    # the deployment's key is in no table key
+    assert all(k not in TEST_HASH_KEY for k in keys)
 
 
 def test_hash_depends_on_the_key() -> None:
@@ -280,10 +334,18 @@ def test_a_method_on_the_wrong_type_is_an_error(action: methods.MaskAction, valu
 
 PG_CASES: list[tuple[str, object, methods.MaskAction, model.SqlType]] = [
     (
-        f"encode(sha256(convert_to('{TEST_HASH_KEY}:' || encode(sha256(convert_to("
-        f"'{TEST_HASH_KEY}:s:' || %(v)s::text, 'UTF8')), 'hex'), 'UTF8')), 'hex')",
+        f"encode(sha256(convert_to((SELECT left(encode(sha256(convert_to(k || ':s', 'UTF8')),"
+        f" 'hex'), 32) FROM (VALUES ('{TEST_HASH_KEY}')) AS t(k)) || %(v)s::text, 'UTF8')),"
+        " 'hex')",
         "héllo",
         methods.MaskHash(salt="s"),
+        TEXT,
+    ),
+    (
+        f"encode(sha256(convert_to(left(encode(sha256(convert_to('{TEST_HASH_KEY}:s.t', 'UTF8')),"
+        " 'hex'), 32) || %(v)s::text, 'UTF8')), 'hex')",
+        "a value of more than one SHA-256 block: ünïcödé and more than 64 bytes in all",
+        methods.MaskHash(salt="s.t"),
         TEXT,
     ),
     (

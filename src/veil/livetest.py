@@ -183,12 +183,14 @@ class _Session:
         definition = self.one(
             "SELECT pg_catalog.pg_get_viewdef(pg_catalog.to_regclass(%s))", (view,)
         )
-        # The hash key is read by the view's owner only: as the user, the key sub-select would
-        # be refused. Hashes are compared by shape (`_which`), so any well-formed key will do.
+        # The hash key is read by the view's owner only: as the user, the sub-select reading it
+        # (the table's key is derived from it there) would be refused. Hashes are compared by
+        # shape (`_which`), so any well-formed key will do. (On one line: `_FROM` finds the
+        # view's own FROM as the last line that starts with one.)
         gov = re.escape(self.target.options.governance_schema)
         definition = re.sub(
-            rf"\(\s*SELECT\s+k\.key_hex\s+FROM\s+{gov}\.hash_key\s+k\s*\)",
-            f"'{TEST_HASH_KEY}'::text",
+            rf"\s+FROM\s+{gov}\.hash_key\s+k\b",
+            f" FROM (SELECT '{TEST_HASH_KEY}'::text AS key_hex) k",
             definition or "",
         )
         found = _FROM.search(definition)

@@ -26,7 +26,10 @@ from tests.security.world import (
     WRITER,
     World,
     leaks_a_card,
+    payments_program,
 )
+from veil import methods, model
+from veil.masking import hash_text
 
 TX = "sales.transactions"
 ALL_ROWS = 48
@@ -675,6 +678,11 @@ def test_pg_write_all_data_cannot_set_the_hash_key(w: World) -> None:
     w.denied(WRITER, "INSERT INTO veil.hash_key (key_hex) VALUES (repeat('0', 64))")
 
 
+def table_keys(key: str) -> list[str]:
+    """The key `hash` uses in each table of the example (secret like the deployment's)."""
+    return [methods.table_key(key, model.table_str(tb.key)) for tb in payments_program().tables]
+
+
 def test_the_hash_key_is_in_no_definition_or_setting(w: World) -> None:
     [(key,)] = w.admin("SELECT key_hex FROM veil.hash_key")
     texts = w.run(
@@ -686,4 +694,22 @@ def test_the_hash_key_is_in_no_definition_or_setting(w: World) -> None:
         " UNION ALL SELECT setting FROM pg_settings"
         " UNION ALL SELECT definition FROM veil.applied_definition) AS t",
     )
-    assert key not in str(texts)
+    assert all(secret not in str(texts) for secret in [key, *table_keys(key)])
+
+
+@pytest.mark.parametrize("role", ["bob", "chris"])
+def test_neither_key_shows_in_the_plans_of_a_hashed_read(w: World, role: str) -> None:
+    """The table's key is computed once per query (an InitPlan) from the deployment's: a reader
+    who may EXPLAIN ANALYZE VERBOSE the read of hashed values sees the expressions, not their
+    values, so neither key comes out and nobody hashes guesses offline."""
+    [(key,)] = w.admin("SELECT key_hex FROM veil.hash_key")
+    read = "SELECT id, email FROM sales_protected.transactions WHERE email LIKE '%' ORDER BY id"
+    shown = dict(w.run(role, read))
+    clear = dict(w.admin(f"SELECT id, email FROM {TX} WHERE email IS NOT NULL"))
+    hashed = {i: hash_text(TX, e, None, key) for i, e in clear.items()}
+    assert shown and all(shown[i] == hashed[i] for i in shown)  # the reader reads hashes
+    options = ("ANALYZE, VERBOSE", "ANALYZE, VERBOSE, FORMAT JSON", "VERBOSE, GENERIC_PLAN")
+    plans = [w.run(role, f"EXPLAIN ({o}) {read}") for o in options]
+    text = str(plans)
+    assert "InitPlan" in text and "hash_key" in text
+    assert all(secret not in text for secret in [key, *table_keys(key)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -665,6 +666,23 @@ def test_the_hash_key_is_drawn_once_and_kept(
         spark.sql(statement)
     assert spark.sql(f"SELECT * FROM {key_table}") == [(first,)]
     assert re.fullmatch(r"[0-9a-f]{64}", first)
+
+
+@pytest.mark.spark
+def test_a_string_of_invalid_utf8_is_hashed_as_its_bytes(
+    spark: LocalSpark, target: DatabricksTarget
+) -> None:
+    """What docs/security.md ("`hash` is keyed") says of Databricks: a STRING cast from BINARY
+    keeps bytes that are not UTF-8 (here 0x80, which starts no character), and the keyed hash
+    hashes them as they are, so such a string's input may extend a valid value's."""
+    table_key = methods.table_key(TEST_HASH_KEY, "s.t")
+    value = "CAST(X'61806263' AS STRING)"
+    [(digest, invalid)] = spark.sql(
+        f"SELECT {target.keyed_hash_sql(target.literal(table_key), value)},"
+        f" try_validate_utf8({value}) IS NULL"
+    )
+    assert invalid
+    assert digest == hashlib.sha256(table_key.encode() + b"a\x80bc").hexdigest()
 
 
 def test_output_is_deterministic(target: DatabricksTarget, scenario: Scenario, script: str) -> None:

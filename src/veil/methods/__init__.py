@@ -29,6 +29,7 @@ from veil import ir, model
 from veil.methods.constant import cast_constant
 from veil.methods.values import (
     EXACT,
+    TABLE_KEY_LENGTH,
     TEST_HASH_KEY,
     TRUNCATE_UNITS,
     EvaluationError,
@@ -42,12 +43,14 @@ from veil.methods.values import (
     replacement_parts,
     round_to_step,
     show,
+    table_key,
     truncate,
 )
 
 __all__ = [
     "EXACT",
     "METHODS",
+    "TABLE_KEY_LENGTH",
     "TEST_HASH_KEY",
     "TRUNCATE_UNITS",
     "EvaluationError",
@@ -66,6 +69,7 @@ __all__ = [
     "replacement_parts",
     "round_to_step",
     "show",
+    "table_key",
     "truncate",
 ]
 

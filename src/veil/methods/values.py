@@ -7,12 +7,19 @@ gives its value; lengths and positions count Unicode code points, never bytes):
 
 null            NULL.
 constant(v)     v, read as the column type (a date column's constant is a date).
-hash            a keyed hash: with K the deployment's secret key (64 lowercase hex characters),
-                inner = sha256_hex(K + ":" + salt + ":" + value), hash = sha256_hex(K + ":" +
-                inner) (lowercase hex of the SHA-256 of the UTF-8 bytes; nested, so no length
-                extension), then the first `length` characters when the checker set a length
-                (to fit the column). Without K, nobody can hash candidate values and compare.
-                The evaluator, `veil test` and `veil explain` use TEST_HASH_KEY.
+hash            a keyed hash: with K the deployment's secret key (64 lowercase hex characters)
+                and sha256_hex the lowercase hex of the SHA-256 of the UTF-8 bytes, the table's
+                key Kt = sha256_hex(K + ":" + salt)[:32] (the salt is the table's name), and
+                hash = sha256_hex(Kt + value), then the first `length` characters when the
+                checker set a length (to fit the column). Without K, nobody can hash candidate
+                values and compare. Kt has a fixed length, so no separator is needed, and a
+                value of up to 23 UTF-8 bytes is one SHA-256 block; a target computes Kt once
+                per query (per row where the salt is). SHA-256 keyed by a secret prefix is
+                open only to length extension (from H(Kt + v), H(Kt + v + pad + x) for any x,
+                where pad starts with the byte 0x80), and 0x80 never starts a UTF-8 character:
+                v + pad + x is the UTF-8 of no string, so no value's input extends another's
+                (docs/security.md, "`hash` is keyed"). The evaluator, `veil test` and `veil
+                explain` use TEST_HASH_KEY.
 show_first(n)   the first n characters, every other character replaced by `*`; a value of n
 show_last(n)    characters or fewer becomes all `*` of the same length ("" stays "").
 regex(p, r)     every non-overlapping match of p, left to right, replaced by r, then the first
@@ -79,8 +86,18 @@ def hash_text(salt: str, value: str, length: int | None = None, key: str = TEST_
     """The keyed hash of `value` in the table salted `salt` (see the module's docstring)."""
     if not is_hash_key(key):
         raise EvaluationError("a hash key must be 64 lowercase hexadecimal characters")
-    digest = _sha256_hex(f"{key}:{_sha256_hex(f'{key}:{salt}:{value}')}")
+    digest = _sha256_hex(table_key(key, salt) + value)
     return digest if length is None else digest[:length]
+
+
+#: Hex characters of a table's key: 128 bits.
+TABLE_KEY_LENGTH = 32
+
+
+def table_key(key: str, salt: str) -> str:
+    """The key `hash` uses in the table salted `salt`: a pseudo-random function of the salt
+    under the deployment's key, so two tables' keys are unrelated and neither gives `key`."""
+    return _sha256_hex(f"{key}:{salt}")[:TABLE_KEY_LENGTH]
 
 
 def show(value: str, side: t.Literal["first", "last"], count: int) -> str:

@@ -340,14 +340,26 @@ class Target:
         return sql if length is None else f"LEFT({sql}, {int(length)})"
 
     def hash_sql(self, c: str, salt: str) -> str:
-        """The keyed hash of `methods.hash_text`: sha256_hex(K || ':' || sha256_hex(K || ':' ||
-        salt || ':' || c)), K read from the governance table `hash_key` by the policy itself
-        (with its owner's rights), so the key is in no definition and no reader can read it."""
-        key = self.hash_key_sql()
-        inner = self.sha256_hex_sql(
-            f"{key} || {self.literal(':' + salt + ':')} || {self.hash_input_sql(c)}"
-        )
-        return self.sha256_hex_sql(f"{key} || ':' || {inner}")
+        """The keyed hash of `methods.hash_text`: sha256_hex(Kt || c) with the table's key Kt
+        computed once per query from the deployment's key (`table_key_sql`)."""
+        return self.keyed_hash_sql(self.table_key_sql(salt), c)
+
+    def keyed_hash_sql(self, table_key: str, c: str) -> str:
+        """sha256_hex(Kt || c), Kt the SQL text of the table's key: one SHA-256 block per row
+        for a value of up to 23 UTF-8 bytes."""
+        return self.sha256_hex_sql(f"{table_key} || {self.hash_input_sql(c)}")
+
+    def table_key_sql(self, salt: str) -> str:
+        """The table's key Kt = LEFT(sha256_hex(K || ':' || salt), 32), K read from the
+        governance table `hash_key` by the policy itself (with its owner's rights), so the key
+        is in no definition and no reader can read it: one uncorrelated sub-select, evaluated
+        once per query, and NULL (so is every hash) when the table has no key."""
+        derived = self.table_key_of(f"k.{self.ident('key_hex')}", self.literal(":" + salt))
+        return f"(SELECT {derived} FROM {self.gov('hash_key')} AS k)"
+
+    def table_key_of(self, key: str, salted: str) -> str:
+        """Kt from the SQL texts of the deployment's key and of ':' || salt."""
+        return f"LEFT({self.sha256_hex_sql(f'{key} || {salted}')}, {methods.TABLE_KEY_LENGTH})"
 
     def hash_key_sql(self) -> str:
         """The deployment's hash key: one uncorrelated sub-select (evaluated once per query)."""

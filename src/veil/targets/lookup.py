@@ -354,13 +354,11 @@ class LookupTarget(Target):
 
     def hash_sql(self, c: str, salt: str) -> str:
         """A native tag policy salts with the table's name from its tag (NULL when unknown,
-        so the hash is NULL)."""
+        so the hash is NULL): its table key is computed per row from the key's sub-select."""
         if salt != model.table_str(model.TAGGED_TABLE):
             return super().hash_sql(c, salt)
-        key = self.hash_key_sql()
-        salted = f"':' || {self.tagged_source_sql()} || ':'"
-        inner = self.sha256_hex_sql(f"{key} || {salted} || {self.hash_input_sql(c)}")
-        return self.sha256_hex_sql(f"{key} || ':' || {inner}")
+        table_key = self.table_key_of(self.hash_key_sql(), f"':' || {self.tagged_source_sql()}")
+        return self.keyed_hash_sql(table_key, c)
 
     def user_array_sql(self, attr: str) -> str:
         """The current user's values of an attribute, or (`groups`) their declared groups."""

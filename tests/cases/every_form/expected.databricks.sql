@@ -143,10 +143,7 @@ RETURN CAST(
         WHEN instr(email, '@') > 0 THEN substring_index(email, '@', -1)
       END
     )
-    ELSE sha2(
-      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':shop.orders:' || email, 256),
-      256
-    )
+    ELSE sha2((SELECT LEFT(sha2(k.key_hex || ':shop.orders', 256), 32) FROM veil.hash_key AS k) || email, 256)
   END AS STRING
 );
 ALTER TABLE shop.orders ALTER COLUMN email SET MASK veil.mask__shop__orders__email;

@@ -189,10 +189,7 @@ SELECT
         pg_catalog.encode(
           pg_catalog.sha256(
             pg_catalog.convert_to(
-              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':shop.orders:'' || CAST(t."email" AS text), ''UTF8'')),
-                ''hex''
-              ),
+              (SELECT LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':shop.orders'', ''UTF8'')), ''hex''), 32) FROM "veil"."hash_key" AS k) || CAST(t."email" AS text),
               ''UTF8''
             )
           ),
@@ -294,7 +291,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'shop_protected', 'orders', '',
-       'd81ba7561c69868ea35e8a9b4a1d8b6902b5cd41a143ea1ac984bf2ccc22ec86',
+       '90a140797673eb3294183e7f9248c2a287fe70ef22e3879a0d5581c57459c61c',
        pg_catalog.pg_get_viewdef('"shop_protected"."orders"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'shop', 'orders', p.polname,

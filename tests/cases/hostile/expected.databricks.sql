@@ -96,10 +96,7 @@ RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.back\\slash'
 RETURN CAST(
   LEFT(
-    sha2(
-      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':O\'Brien"; DROP TABLE x; --.t$1:' || arg1, 256),
-      256
-    ),
+    sha2((SELECT LEFT(sha2(k.key_hex || ':O\'Brien"; DROP TABLE x; --.t$1', 256), 32) FROM veil.hash_key AS k) || arg1, 256),
     30
   ) AS STRING
 );

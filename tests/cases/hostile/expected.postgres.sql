@@ -146,15 +146,13 @@ SELECT
         pg_catalog.encode(
           pg_catalog.sha256(
             pg_catalog.convert_to(
-              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(
-                  pg_catalog.convert_to(
-                    (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':O''''Brien"; DROP TABLE x; --.t$1:'' || CAST(t."back\slash" AS text),
-                    ''UTF8''
-                  )
-                ),
-                ''hex''
-              ),
+              (
+                SELECT LEFT(
+                  pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':O''''Brien"; DROP TABLE x; --.t$1'', ''UTF8'')), ''hex''),
+                  32
+                )
+                FROM "veil"."hash_key" AS k
+              ) || CAST(t."back\slash" AS text),
               ''UTF8''
             )
           ),
@@ -179,7 +177,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'O''Brien"; DROP TABLE x; --_protected', 't$1', '',
-       '5082117276d3cd83bb129fa0027570a00ab45baee699b9cc8431695db2c89896',
+       'be5fb4ee09c5ba8280c0df4f809741ac9d76fce639226ae78cc2de01ae475b2b',
        pg_catalog.pg_get_viewdef('"O''Brien""; DROP TABLE x; --_protected"."t$1"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'O''Brien"; DROP TABLE x; --', 't$1', p.polname,

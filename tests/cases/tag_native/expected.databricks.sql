@@ -145,10 +145,7 @@ COMMENT 'veil: masks app.people.email'
 RETURN CAST(
   CASE
     WHEN arrays_overlap(veil.active_purposes('app.people', current_user()), array('Support')) THEN email
-    ELSE sha2(
-      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':app.people:' || email, 256),
-      256
-    )
+    ELSE sha2((SELECT LEFT(sha2(k.key_hex || ':app.people', 256), 32) FROM veil.hash_key AS k) || email, 256)
   END AS STRING
 );
 ALTER TABLE app.people ALTER COLUMN email SET MASK veil.mask__app__people__email;
@@ -165,10 +162,7 @@ COMMENT 'veil: masks app.people.phone'
 RETURN CAST(
   CASE
     WHEN arrays_overlap(veil.active_purposes('app.people', current_user()), array('Support')) THEN phone
-    ELSE sha2(
-      (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':app.people:' || phone, 256),
-      256
-    )
+    ELSE sha2((SELECT LEFT(sha2(k.key_hex || ':app.people', 256), 32) FROM veil.hash_key AS k) || phone, 256)
   END AS STRING
 );
 ALTER TABLE app.people ALTER COLUMN phone SET MASK veil.mask__app__people__phone;
@@ -201,7 +195,7 @@ RETURN CASE
         CASE
           WHEN arrays_overlap(veil.active_purposes(source, current_user()), array('Support')) THEN try_variant_get(val, '$', 'STRING')
           ELSE sha2(
-            (SELECT k.key_hex FROM veil.hash_key AS k) || ':' || sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source || ':' || try_variant_get(val, '$', 'STRING'), 256),
+            LEFT(sha2((SELECT k.key_hex FROM veil.hash_key AS k) || ':' || source, 256), 32) || try_variant_get(val, '$', 'STRING'),
             256
           )
         END AS STRING

@@ -149,10 +149,7 @@ SELECT
         pg_catalog.encode(
           pg_catalog.sha256(
             pg_catalog.convert_to(
-              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."email" AS text), ''UTF8'')),
-                ''hex''
-              ),
+              (SELECT LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':app.people'', ''UTF8'')), ''hex''), 32) FROM "veil"."hash_key" AS k) || CAST(t."email" AS text),
               ''UTF8''
             )
           ),
@@ -175,10 +172,7 @@ SELECT
         pg_catalog.encode(
           pg_catalog.sha256(
             pg_catalog.convert_to(
-              (SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':'' || pg_catalog.encode(
-                pg_catalog.sha256(pg_catalog.convert_to((SELECT k."key_hex" FROM "veil"."hash_key" AS k) || '':app.people:'' || CAST(t."phone" AS text), ''UTF8'')),
-                ''hex''
-              ),
+              (SELECT LEFT(pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':app.people'', ''UTF8'')), ''hex''), 32) FROM "veil"."hash_key" AS k) || CAST(t."phone" AS text),
               ''UTF8''
             )
           ),
@@ -203,7 +197,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'app_protected', 'people', '',
-       '4b8a5f04872057caa4fa88623c9d1399fd97c3ee69bbedaea1c1f701f65441e7',
+       'f60c85ec30624405e11f6f1ac210d2d8ac582f9dd22accc736e895433df76d81',
        pg_catalog.pg_get_viewdef('"app_protected"."people"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'app', 'people', p.polname,
