@@ -127,12 +127,12 @@ def test_the_dsn_must_let_veil_become_each_user(deployed: PgDatabase) -> None:
 
 
 def test_a_dropped_row_policy_is_caught_live(deployed: PgDatabase) -> None:
-    """Row expectations are decided by the live policies: without the region filter, alice
-    sees LATAM rows the repository hides from her."""
+    """Row expectations are decided by the live policies: without the table's row policy (its
+    region and 90-day filters), alice sees LATAM rows the repository hides from her."""
     [(policy,)] = deployed.query_as(
         None,
         "SELECT polname FROM pg_policy WHERE polrelid = 'sales.transactions'::regclass"
-        " AND polname LIKE 'veil_filter_1_%'",
+        " AND polname LIKE 'veil\\_rows\\_%'",
     )
     script = compile([EXAMPLE], "postgres")
     with deployed.admin_connect() as conn:

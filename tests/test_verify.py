@@ -194,7 +194,9 @@ DRIFTS: dict[str, tuple[str, list[str]]] = {
 def _fill(text: str, deployed: Deployed) -> str:
     program = program_of(EXAMPLE)
     key = ("sales", "transactions")
-    [(restrictive, _), *_] = TARGET.policy_names(program, key)
+    row_policy = TARGET.row_policy(program, key)
+    assert row_policy is not None
+    restrictive, _ = row_policy
     table = program.table(key)
     assert table is not None
     columns = ", ".join(TARGET.ident(c.name) for c in table.columns)

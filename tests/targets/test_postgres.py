@@ -17,6 +17,7 @@ from veil.targets import Options, get_target
 from veil.targets.postgres import (
     FUNCTIONS,
     PostgresTarget,
+    digest,
     dollar_quote,
     pg_replacement,
     source_key,
@@ -636,17 +637,28 @@ def test_every_function_is_hardened() -> None:
         assert bool(granted) == (f.split(".")[1] in PUBLIC_FUNCTIONS), f
 
 
-def test_policies_are_restrictive_per_rule_with_stable_names() -> None:
-    script = pg().render(small_program())
-    names = re.findall(
-        r"CREATE POLICY \"(veil_[a-z]+_\d+_[0-9a-f]{8})\" ON \"sales\"\.\"(\w+)\" "
+def test_one_restrictive_policy_per_table_named_by_its_using() -> None:
+    """All the row rules of a table in one policy, `veil_rows_<hash of its USING>`: a second
+    rule on sales.transactions joins the first one's policy."""
+    base = small_program()
+    second = model.RowRule(table=TX, kind="restrict", allow=group("auditors"))
+    program = dataclasses.replace(base, row_rules=(*base.row_rules, second))
+    script = pg().render(program)
+    found = re.findall(
+        r"CREATE POLICY \"(veil_rows_[0-9a-f]{8})\" ON \"sales\"\.\"(\w+)\" "
         r"AS RESTRICTIVE FOR SELECT TO PUBLIC",
         script,
     )
-    assert [(n.split("_")[1], table) for n, table in names] == [
-        ("restrict", "customers"),
-        ("filter", "transactions"),
-    ]
+    expected = []
+    for table in ("customers", "transactions"):
+        row_policy = pg().row_policy(program, ("sales", table))
+        assert row_policy is not None
+        name, using = row_policy
+        assert name == f"veil_rows_{digest(using)[:8]}"
+        expected.append((name, table))
+    assert found == expected
+    assert script.count("AS RESTRICTIVE") == 2
+    assert pg().row_policy(base, TX) != pg().row_policy(program, TX)
     assert script.count('AS PERMISSIVE FOR SELECT\n  TO "veil_views" USING (TRUE);') == 2
 
 
@@ -684,7 +696,7 @@ def test_governance_rows_include_roles_sources_and_protected_tables() -> None:
     assert customers[:4] == ("sales", "customers", "sales_protected", "customers")
     policies = customers[4]
     assert isinstance(policies, tuple)
-    assert policies[0] == "veil_base" and policies[1].startswith("veil_restrict_1_")
+    assert policies[0] == "veil_base" and policies[1].startswith("veil_rows_")
     assert transactions[5] == ("id", "credit_card", "email", "amount", "region", "created_at")
 
 

@@ -317,4 +317,15 @@ def test_the_header_of_everything(tmp_path: Path) -> None:
     ):
         assert line in header, line
     assert header.count("DROP POLICY IF EXISTS") == 0  # the statements come after the header
-    assert 'DROP POLICY IF EXISTS "veil_filter_2_' in plan
+    # a table's one row policy holds all its rules: a rule dropped replaces it, and says so
+    replaced = re.search(
+        r"--   row policy (veil_rows_[0-9a-f]{8}) on sales\.transactions \(the table's row rules "
+        r"changed: NEW's script creates (veil_rows_[0-9a-f]{8}) in its place, the one policy of "
+        r"all its rules\)\n",
+        header,
+    )
+    assert replaced is not None, header
+    old_policy, new_policy = replaced.groups()
+    assert old_policy != new_policy
+    assert f'DROP POLICY IF EXISTS "{old_policy}" ON "sales"."transactions";' in plan
+    assert f'CREATE POLICY "{new_policy}" ON "sales"."transactions"' in plan

@@ -2,9 +2,10 @@
 
 The script (templates/postgres/script.sql.j2) is applied with `psql -X -v ON_ERROR_STOP=1 -1 -f`.
 It creates the governance schema, synchronises its rows with the repository, defines the helper
-functions, puts one permissive and one RESTRICTIVE policy per row rule on each protected table,
-one masking view per protected table (owned by a dedicated role, never the table owner), and moves
-the readers of each base table to its view. `docs/targets/postgres.md` explains it to DBAs.
+functions, puts a permissive policy and (with row rules) one RESTRICTIVE policy on each
+protected table, one masking view per protected table (owned by a dedicated role, never the table
+owner), and moves the readers of each base table to its view. `docs/targets/postgres.md` explains
+it to DBAs.
 
 Runtime data — the audit log (`use_project` switches, `acknowledge` calls) and the members'
 acknowledgements — is written only by the SECURITY DEFINER functions; no script ever deletes it.
@@ -62,6 +63,8 @@ ACTIVE_PROJECT_SETTING = "veil.active_project"
 #: Prefix of every row policy veil creates; veil drops stale policies with this prefix.
 POLICY_PREFIX = "veil_"
 BASE_POLICY = "veil_base"
+#: Prefix of a protected table's one RESTRICTIVE policy (`row_policy`).
+ROW_POLICY_PREFIX = POLICY_PREFIX + "rows_"
 #: The USING of the permissive base policy (the RESTRICTIVE ones do the filtering).
 BASE_USING = "TRUE"
 
@@ -350,14 +353,19 @@ class PostgresTarget(Target):
             groups |= _groups_in(r.allow)
         return sorted(groups)
 
-    def policy_names(self, program: model.Program, key: TableKey) -> list[tuple[str, str]]:
-        """(name, USING sql) of each RESTRICTIVE policy: `veil_<kind>_<n>_<hash of the sql>`."""
-        out: list[tuple[str, str]] = []
-        for i, rule in enumerate(program.rules_of(key), start=1):
-            using = self.rule_sql(rule, self.predicate_columns(program, key, self.ident))
-            digest = hashlib.sha256(using.encode()).hexdigest()[:8]
-            out.append((f"{POLICY_PREFIX}{rule.kind}_{i}_{digest}", using))
-        return out
+    def row_policy(self, program: model.Program, key: TableKey) -> tuple[str, str] | None:
+        """(name, USING sql) of the table's one RESTRICTIVE policy, `veil_rows_<hash of the
+        sql>`: the AND of its row rules, the exceptions they share first (`row_sql`). None
+        without row rules.
+
+        One policy, not one per rule: PostgreSQL ANDs the restrictive policies of a table into
+        one filter anyway, which would then test each rule's exceptions in turn on every row
+        (docs/targets/postgres.md, "Row rules")."""
+        rules = program.rules_of(key)
+        if not rules:
+            return None
+        using = self.row_sql(rules, self.predicate_columns(program, key, self.ident))
+        return f"{ROW_POLICY_PREFIX}{digest(using)[:8]}", using
 
     def governance_rows(  # type: ignore[override]
         self, program: model.Program
@@ -382,7 +390,8 @@ class PostgresTarget(Target):
         for tb in program.protected_tables:
             schema, table = self.schema_and_name(tb.key)
             vschema, vname = self.view_of(tb.key)
-            policies = (BASE_POLICY, *(n for n, _ in self.policy_names(program, tb.key)))
+            row_policy = self.row_policy(program, tb.key)
+            policies = (BASE_POLICY, *((row_policy[0],) if row_policy else ()))
             protected.append(
                 (
                     schema,
@@ -453,9 +462,10 @@ class PostgresTarget(Target):
                     for c in tb.columns
                 ),
             )
+            row_policy = self.row_policy(program, tb.key)
             rows = tuple(
                 Policy(kind="row policy", name=n, target=f"table {name}", table=sql, body=using)
-                for n, using in self.policy_names(program, tb.key)
+                for n, using in ((row_policy,) if row_policy else ())
             )
             tables.append(ProtectedTable(key=tb.key, name=name, sql=sql, rows=rows, view=view))
         return Script(

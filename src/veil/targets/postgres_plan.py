@@ -5,8 +5,9 @@ script protected from `veil.protected_table` and undoes what NEW no longer needs
 
 1. a check that the database holds OLD's protection (a WARNING, not an error, when it does not:
    the plan still converges on NEW, but then its header does not describe every change);
-2. the explicit, ordered removal of what disappeared — veil's row policies of removed or changed
-   row rules, then the view and veil's row policies of each table that is no longer protected —
+2. the explicit, ordered removal of what disappeared — the row policy of each table whose row
+   rules changed (a table's one RESTRICTIVE policy holds all its rules: NEW's script creates the
+   new one), then the view and veil's row policies of each table that is no longer protected —
    each with `IF EXISTS`, since NEW's clean-up would do the same.
 
 Views whose columns changed are dropped and re-created by NEW's clean-up, which keeps their
@@ -28,6 +29,17 @@ if t.TYPE_CHECKING:
 
 def _policies(tgt: PostgresTarget, tb: ProtectedTable) -> list[str]:
     return [tgt.base_policy, *(p.name for p in tb.rows)]
+
+
+def _replaced_by(now: ProtectedTable) -> str:
+    """Why the one row policy of a table that stays protected goes: it holds all the table's
+    row rules, so any rule added, changed or removed gives it another USING and name."""
+    if not now.rows:
+        return "the table has no row rules any more"
+    return (
+        f"the table's row rules changed: NEW's script creates {now.rows[0].name} in its place, "
+        "the one policy of all its rules"
+    )
 
 
 def _view_columns(tb: ProtectedTable) -> list[str]:
@@ -53,9 +65,7 @@ def _drops(tgt: PostgresTarget, old: Script, new: Script) -> tuple[list[str], li
         for name in _policies(tgt, tb):
             if name not in kept:
                 statements.append(f"DROP POLICY IF EXISTS {tgt.ident(name)} ON {tb.sql};")
-                lines.append(
-                    f"  row policy {name} on {tb.name} (its row rule was removed or changed)"
-                )
+                lines.append(f"  row policy {name} on {tb.name} ({_replaced_by(now)})")
         before, after = _view_columns(tb), _view_columns(now)
         if after[: len(before)] != before:
             recreated.append(

@@ -112,8 +112,8 @@ DELETE FROM "veil"."protected_table" AS t
   ('shop', 'refunds')
 );
 INSERT INTO "veil"."protected_table" AS t ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns") VALUES
-  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_filter_1_2b447ce0', 'veil_filter_2_1b1aa226']::text[], ARRAY['id', 'card', 'email', 'phone', 'note', 'total', 'qty', 'score', 'region', 'placed_on', 'placed_at', 'paid_at', 'vip']::text[]),
-  ('shop', 'refunds', 'shop_protected', 'refunds', ARRAY['veil_base', 'veil_restrict_1_79d06319']::text[], ARRAY['id', 'order_id', 'reason']::text[])
+  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_rows_6bd9ecc8']::text[], ARRAY['id', 'card', 'email', 'phone', 'note', 'total', 'qty', 'score', 'region', 'placed_on', 'placed_at', 'paid_at', 'vip']::text[]),
+  ('shop', 'refunds', 'shop_protected', 'refunds', ARRAY['veil_base', 'veil_rows_79d06319']::text[], ARRAY['id', 'order_id', 'reason']::text[])
 ON CONFLICT ("table_schema", "table_name") DO UPDATE SET
   "view_schema" = EXCLUDED."view_schema",
   "view_name" = EXCLUDED."view_name",
@@ -142,25 +142,22 @@ ALTER TABLE "shop"."orders" ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS "veil_base" ON "shop"."orders";
 CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
-DROP POLICY IF EXISTS "veil_filter_1_2b447ce0" ON "shop"."orders";
-CREATE POLICY "veil_filter_1_2b447ce0" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
-  USING ((
-    (
-      (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
-      OR (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
-    )
-    OR COALESCE((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])), FALSE)
-  ));
-DROP POLICY IF EXISTS "veil_filter_2_1b1aa226" ON "shop"."orders";
-CREATE POLICY "veil_filter_2_1b1aa226" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
+DROP POLICY IF EXISTS "veil_rows_6bd9ecc8" ON "shop"."orders";
+CREATE POLICY "veil_rows_6bd9ecc8" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING ((
     (SELECT pg_catalog.pg_has_role(current_user, 'auditors', 'MEMBER'))
-    OR COALESCE(
+    OR (
       (
-        ("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day'))
-        OR ("vip" IS NOT NULL)
-      ),
-      FALSE
+        (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
+        OR COALESCE((CAST("region" AS text) = ANY ((SELECT "veil"."user_values"(current_user, 'region'))::text[])), FALSE)
+      )
+      AND COALESCE(
+        (
+          ("placed_at" >= ((CURRENT_TIMESTAMP AT TIME ZONE 'Etc/UTC') - INTERVAL '90 day'))
+          OR ("vip" IS NOT NULL)
+        ),
+        FALSE
+      )
     )
   ));
 GRANT SELECT ON TABLE "shop"."orders" TO "veil_views";
@@ -261,8 +258,8 @@ ALTER TABLE "shop"."refunds" ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS "veil_base" ON "shop"."refunds";
 CREATE POLICY "veil_base" ON "shop"."refunds" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
-DROP POLICY IF EXISTS "veil_restrict_1_79d06319" ON "shop"."refunds";
-CREATE POLICY "veil_restrict_1_79d06319" ON "shop"."refunds" AS RESTRICTIVE FOR SELECT TO PUBLIC
+DROP POLICY IF EXISTS "veil_rows_79d06319" ON "shop"."refunds";
+CREATE POLICY "veil_rows_79d06319" ON "shop"."refunds" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING ((
     (SELECT "veil"."has_purpose"(current_user, 'Fraud.Chargebacks', 'shop.refunds'))
     OR (SELECT "veil"."has_purpose"(current_user, 'Audit', 'shop.refunds'))
@@ -299,8 +296,7 @@ SELECT 'policy', 'shop', 'orders', p.polname,
   FROM pg_catalog.pg_policy AS p
   JOIN (VALUES
     ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
-    ('veil_filter_1_2b447ce0', '2b447ce0b2f73742b4b9b799911bdeeb2ec73fb831c4f871e51fa0ea12ebbcb0'),
-    ('veil_filter_2_1b1aa226', '1b1aa226ab9eb5aa68e0999658af883924abe51d561c6b25bbdaf3400d8e69ac')
+    ('veil_rows_6bd9ecc8', '6bd9ecc8852247102d0200e5f2e3b5a1f02a309a2e9c33306d81282757e77746')
   ) AS s (name, digest) ON s.name = p.polname
  WHERE p.polrelid = '"shop"."orders"'::pg_catalog.regclass;
 INSERT INTO "veil".applied_definition AS d
@@ -314,7 +310,7 @@ SELECT 'policy', 'shop', 'refunds', p.polname,
   FROM pg_catalog.pg_policy AS p
   JOIN (VALUES
     ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
-    ('veil_restrict_1_79d06319', '79d06319dcf467eb6d1ee0825c935df9461dc7f3d8872687b9b4f2cd75ccfad1')
+    ('veil_rows_79d06319', '79d06319dcf467eb6d1ee0825c935df9461dc7f3d8872687b9b4f2cd75ccfad1')
   ) AS s (name, digest) ON s.name = p.polname
  WHERE p.polrelid = '"shop"."refunds"'::pg_catalog.regclass;
 -- veil runtime: record of functions

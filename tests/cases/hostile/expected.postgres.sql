@@ -87,7 +87,7 @@ DELETE FROM "veil"."protected_table" AS t
   ('O''Brien"; DROP TABLE x; --', 't$1')
 );
 INSERT INTO "veil"."protected_table" AS t ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns") VALUES
-  ('O''Brien"; DROP TABLE x; --', 't$1', 'O''Brien"; DROP TABLE x; --_protected', 't$1', ARRAY['veil_base', 'veil_filter_1_891bf1e9']::text[], ARRAY['id', 'col"; DELETE FROM y; --', 'naïve ünïcödé', 'back\slash']::text[])
+  ('O''Brien"; DROP TABLE x; --', 't$1', 'O''Brien"; DROP TABLE x; --_protected', 't$1', ARRAY['veil_base', 'veil_rows_891bf1e9']::text[], ARRAY['id', 'col"; DELETE FROM y; --', 'naïve ünïcödé', 'back\slash']::text[])
 ON CONFLICT ("table_schema", "table_name") DO UPDATE SET
   "view_schema" = EXCLUDED."view_schema",
   "view_name" = EXCLUDED."view_name",
@@ -116,8 +116,8 @@ ALTER TABLE "O'Brien""; DROP TABLE x; --"."t$1" ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS "veil_base" ON "O'Brien""; DROP TABLE x; --"."t$1";
 CREATE POLICY "veil_base" ON "O'Brien""; DROP TABLE x; --"."t$1" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
-DROP POLICY IF EXISTS "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1";
-CREATE POLICY "veil_filter_1_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1" AS RESTRICTIVE FOR SELECT TO PUBLIC
+DROP POLICY IF EXISTS "veil_rows_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1";
+CREATE POLICY "veil_rows_891bf1e9" ON "O'Brien""; DROP TABLE x; --"."t$1" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING ((
     (current_user = 'u''"; --')
     OR COALESCE(("col""; DELETE FROM y; --" <> 'x''); --'), FALSE)
@@ -185,7 +185,7 @@ SELECT 'policy', 'O''Brien"; DROP TABLE x; --', 't$1', p.polname,
   FROM pg_catalog.pg_policy AS p
   JOIN (VALUES
     ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
-    ('veil_filter_1_891bf1e9', '891bf1e92d0ca4f4818550c73900dd4605e57a1ec8f82c90fd2e3b6f01771095')
+    ('veil_rows_891bf1e9', '891bf1e92d0ca4f4818550c73900dd4605e57a1ec8f82c90fd2e3b6f01771095')
   ) AS s (name, digest) ON s.name = p.polname
  WHERE p.polrelid = '"O''Brien""; DROP TABLE x; --"."t$1"'::pg_catalog.regclass;
 -- veil runtime: record of functions

@@ -65,7 +65,7 @@ DELETE FROM "veil"."protected_table" AS t
   ('shop', 'orders')
 );
 INSERT INTO "veil"."protected_table" AS t ("table_schema", "table_name", "view_schema", "view_name", "policies", "columns") VALUES
-  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_filter_1_87703cc7']::text[], ARRAY['id', 'note', 'memo', 'qty', 'region']::text[])
+  ('shop', 'orders', 'shop_protected', 'orders', ARRAY['veil_base', 'veil_rows_87703cc7']::text[], ARRAY['id', 'note', 'memo', 'qty', 'region']::text[])
 ON CONFLICT ("table_schema", "table_name") DO UPDATE SET
   "view_schema" = EXCLUDED."view_schema",
   "view_name" = EXCLUDED."view_name",
@@ -94,8 +94,8 @@ ALTER TABLE "shop"."orders" ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS "veil_base" ON "shop"."orders";
 CREATE POLICY "veil_base" ON "shop"."orders" AS PERMISSIVE FOR SELECT
   TO "veil_views" USING (TRUE);
-DROP POLICY IF EXISTS "veil_filter_1_87703cc7" ON "shop"."orders";
-CREATE POLICY "veil_filter_1_87703cc7" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
+DROP POLICY IF EXISTS "veil_rows_87703cc7" ON "shop"."orders";
+CREATE POLICY "veil_rows_87703cc7" ON "shop"."orders" AS RESTRICTIVE FOR SELECT TO PUBLIC
   USING ((
     (SELECT "veil"."has_purpose"(current_user, 'Fraud', 'shop.orders'))
     OR COALESCE(
@@ -155,7 +155,7 @@ SELECT 'policy', 'shop', 'orders', p.polname,
   FROM pg_catalog.pg_policy AS p
   JOIN (VALUES
     ('veil_base', 'dfe88090c5ed7ac2f32571f0fc822fda4d8cd281fc7138c7cd6db656f6e2d081'),
-    ('veil_filter_1_87703cc7', '87703cc7d0e79be3cfb02a7e926b6a071f4c7cd9156f78bd4b0f4bc0505170ab')
+    ('veil_rows_87703cc7', '87703cc7d0e79be3cfb02a7e926b6a071f4c7cd9156f78bd4b0f4bc0505170ab')
   ) AS s (name, digest) ON s.name = p.polname
  WHERE p.polrelid = '"shop"."orders"'::pg_catalog.regclass;
 -- veil runtime: record of functions
