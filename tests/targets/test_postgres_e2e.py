@@ -43,6 +43,7 @@ from tests.targets.test_postgres import (
     HOSTILE_NAME,
     HOSTILE_TABLE,
     KITCHEN,
+    group,
     hostile_program,
     kitchen_program,
     small_program,
@@ -51,7 +52,7 @@ from veil import methods, model
 from veil.evaluator import Context, evaluate_table
 from veil.masking import TEST_HASH_KEY
 from veil.model import Family, PurposeState
-from veil.targets.postgres import PostgresTarget
+from veil.targets.postgres import PostgresTarget, digest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "payments"
@@ -1162,6 +1163,67 @@ def test_upgrading_from_the_first_script_keeps_the_switch_log(
         upgraded.apply_script(script)
         assert runtime_rows(upgraded) == before
         assert snapshot(upgraded) == snapshot(fresh)
+
+
+def test_upgrading_from_a_policy_per_row_rule(pg_server: PgServer, people: list[str]) -> None:
+    """A veil before one policy per table wrote a RESTRICTIVE policy per row rule
+    (`veil_<kind>_<n>_<hash of its USING>`) and recorded their names: the next apply replaces
+    them by the table's one `veil_rows_…`, as a fresh apply has it."""
+    base = payments_program()
+    program = dataclasses.replace(
+        base,
+        row_rules=(
+            *base.row_rules,
+            model.RowRule(table=("sales", "customers"), kind="restrict", allow=group("analysts")),
+        ),
+    )
+    script = TARGET.render(program)
+    earlier = []
+    for tb in program.protected_tables:
+        table, where = TARGET.table_sql(tb.key), TARGET.predicate_columns
+        names = ["veil_base"]
+        row_policy = TARGET.row_policy(program, tb.key)
+        if row_policy is not None:
+            earlier.append(f"DROP POLICY {TARGET.ident(row_policy[0])} ON {table};")
+        for i, rule in enumerate(program.rules_of(tb.key), start=1):
+            using = TARGET.rule_sql(rule, where(program, tb.key, TARGET.ident))
+            names.append(f"veil_{rule.kind}_{i}_{digest(using)[:8]}")
+            earlier.append(
+                f"CREATE POLICY {TARGET.ident(names[-1])} ON {table} AS RESTRICTIVE FOR SELECT"
+                f" TO PUBLIC USING ({using});"
+            )
+        schema, name = TARGET.schema_and_name(tb.key)
+        earlier.append(
+            "UPDATE veil.protected_table SET policies = ARRAY["
+            + ", ".join(TARGET.literal(n) for n in sorted(names))
+            + f"]::text[] WHERE table_schema = {TARGET.literal(schema)}"
+            f" AND table_name = {TARGET.literal(name)};"
+        )
+    with temporary_database(pg_server) as upgraded, temporary_database(pg_server) as fresh:
+        for db in (upgraded, fresh):
+            db.apply_script(table_ddl(program.tables))
+            db.apply_script(script)
+        upgraded.apply_script("\n".join(earlier))
+        before = upgraded.query_as(
+            None, "SELECT polname FROM pg_policy WHERE polrelid = 'sales.customers'::regclass"
+        )
+        assert sorted(n[:15] for (n,) in before if n != "veil_base") == [
+            "veil_restrict_1",
+            "veil_restrict_2",
+        ]
+        upgraded.apply_script(script)
+        assert snapshot(upgraded) == snapshot(fresh)
+        policies = upgraded.query_as(
+            None,
+            "SELECT c.relname, p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'sales'"
+            " AND NOT p.polpermissive ORDER BY 1",
+        )
+        assert [(t, n[: len("veil_rows_")]) for t, n in policies] == [
+            (tb.key[1], "veil_rows_")
+            for tb in sorted(program.protected_tables, key=lambda tb: tb.key)
+            if program.rules_of(tb.key) and tb.key[0] == "sales"
+        ]
 
 
 def test_no_base_schema_usage_needed_and_own_permissive_policies_reported(
