@@ -204,3 +204,17 @@ def test_a_reader_cannot_hash_a_guess(d: Deployed) -> None:
         " AND pg_get_functiondef(p.oid) LIKE '%hash_key%'",
     )
     assert hashing == []
+
+
+def test_without_a_key_every_hash_is_null(d: Deployed) -> None:
+    """Fail-closed: with the key's row gone, the table's key is NULL and so is every hash (NULL
+    || value is NULL), never the hash of the bare value or of a key of the empty string."""
+    key = the_key(d)
+    d.db.apply_script("DELETE FROM veil.hash_key;\n")
+    try:
+        shown = shown_emails(d)
+    finally:
+        d.db.apply_script(f"SELECT veil.set_hash_key('{key}');\n")
+    assert set(shown) == set(d.emails) and any(isinstance(e, str) for e in d.emails.values())
+    assert all(v is None for v in shown.values()), shown
+    assert the_key(d) == key
