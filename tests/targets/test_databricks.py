@@ -685,6 +685,40 @@ def test_a_string_of_invalid_utf8_is_hashed_as_its_bytes(
     assert digest == hashlib.sha256(table_key.encode() + b"a\x80bc").hexdigest()
 
 
+@pytest.mark.spark
+def test_without_a_key_or_a_table_every_hash_is_null(
+    spark: LocalSpark, target: DatabricksTarget
+) -> None:
+    """Fail-closed in Spark, ANSI mode or not: with no row in the key table, or (in a tag mask
+    function) no table name, the table's key is NULL and so is the hash (`||` of NULL is NULL),
+    never the hash of the bare value."""
+    key_table = target.gov("hash_key")
+    tagged = model.table_str(model.TAGGED_TABLE)
+    source = target.tagged_source_sql()
+    select = (
+        f"SELECT {target.hash_sql(target.literal('a@b.c'), 's.t')},"
+        f" {target.hash_sql(target.literal('a@b.c'), tagged)}"
+        f" FROM (SELECT CAST(%s AS STRING) AS {source})"
+    )
+    spark.reset()
+    conf = spark.spark.conf
+    ansi = conf.get("spark.sql.ansi.enabled", None)
+    try:
+        for mode in ("true", "false"):
+            conf.set("spark.sql.ansi.enabled", mode)
+            set_view(spark, target, key_table, [("key_hex", "STRING")], [(TEST_HASH_KEY,)])
+            hashed = methods.hash_text("s.t", "a@b.c")
+            assert spark.sql(select % "'s.t'") == [(hashed, hashed)]
+            assert spark.sql(select % "NULL") == [(hashed, None)]
+            set_view(spark, target, key_table, [("key_hex", "STRING")], [])
+            assert spark.sql(select % "'s.t'") == [(None, None)]
+    finally:
+        if ansi is None:
+            conf.unset("spark.sql.ansi.enabled")
+        else:
+            conf.set("spark.sql.ansi.enabled", ansi)
+
+
 def test_output_is_deterministic(target: DatabricksTarget, scenario: Scenario, script: str) -> None:
     assert target.render(scenario.program) == script
 
