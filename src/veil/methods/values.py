@@ -14,12 +14,12 @@ hash            a keyed hash: with K the deployment's secret key (64 lowercase h
                 checker set a length (to fit the column). Without K, nobody can hash candidate
                 values and compare. Kt has a fixed length, so no separator is needed, and a
                 value of up to 23 UTF-8 bytes is one SHA-256 block; a target computes Kt once
-                per query (per row where the salt is). SHA-256 keyed by a secret prefix is
-                open only to length extension (from H(Kt + v), H(Kt + v + pad + x) for any x,
-                where pad starts with the byte 0x80), and 0x80 never starts a UTF-8 character:
-                v + pad + x is the UTF-8 of no string, so no value's input extends another's
-                (docs/security.md, "`hash` is keyed"). The evaluator, `veil test` and `veil
-                explain` use TEST_HASH_KEY.
+                per query (per value in a native tag policy, whose salt is the row's table).
+                SHA-256 keyed by a secret prefix is open only to length extension (from
+                H(Kt + v), H(Kt + v + pad + x) for any x, where pad starts with the byte 0x80),
+                and 0x80 never starts a UTF-8 character: v + pad + x is the UTF-8 of no string,
+                so no value's input extends another's (docs/security.md, "`hash` is keyed").
+                The evaluator, `veil test` and `veil explain` use TEST_HASH_KEY.
 show_first(n)   the first n characters, every other character replaced by `*`; a value of n
 show_last(n)    characters or fewer becomes all `*` of the same length ("" stays "").
 regex(p, r)     every non-overlapping match of p, left to right, replaced by r, then the first
