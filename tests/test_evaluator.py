@@ -1063,6 +1063,46 @@ def test_a_late_column_is_decided_by_the_deepest_tag_mask_covering_its_tag(
     assert shown("contact.phone", bob, ("other", "table")) is None
 
 
+#: Two tables whose parts joined by `.` read the same (`a.b.c`), each with a hashed column, a
+#: column tagged `contact` that `mask tagged contact` hashes, and a late column on the platform.
+DOTTED = """
+table `a.b`.c {
+  v varchar(64)
+  w varchar(64) tags contact
+}
+table a.`b.c` {
+  v varchar(64)
+  w varchar(64) tags contact
+}
+user bob
+mask `a.b`.c.v with hash
+mask a.`b.c`.v with hash
+mask tagged contact with hash
+"""
+
+
+def test_tables_whose_dotted_names_read_the_same_never_share_a_hash(tmp_path: Path) -> None:
+    """`"a.b".c` and `a."b.c"` are two tables: the same value hashes differently in each (the
+    salt quotes a part with a dot), so their pseudonyms do not join, whether the column is
+    masked by name, by tag, or by a native tag policy on the platform."""
+    from veil.evaluator import native_cell
+
+    p = native_program(tmp_path, DOTTED)
+    bob = Context(user="bob", now=NOW)
+    one, two = ("a.b", "c"), ("a", "b.c")
+    for column in ("v", "w"):
+        a = evaluate_cell(p, one, column, {column: "x"}, bob).value
+        b = evaluate_cell(p, two, column, {column: "x"}, bob).value
+        assert a != b, column
+        assert a == hash_text('"a.b".c', "x") and b == hash_text('a."b.c"', "x"), column
+    late = [native_cell(p, k, "late", "text", "contact", "x", bob).value for k in (one, two)]
+    assert late == [hash_text('"a.b".c', "x"), hash_text('a."b.c"', "x")]
+    # a part with neither `.` nor `"` is written as it is, so ordinary names keep their hash
+    assert model.table_id(one) == '"a.b".c' and model.table_id(two) == 'a."b.c"'
+    assert model.table_id(("s", "t")) == "s.t"
+    assert model.table_id(('x"y', "z")) == '"x""y".z'
+
+
 def test_a_column_the_repository_masks_keeps_its_own_mask(tmp_path: Path) -> None:
     from veil.evaluator import native_cell
 

@@ -397,7 +397,7 @@ def native_cell(
     if isinstance(action, methods.MaskHash):
         if source == model.TAGGED_TABLE:
             return CellResult(value=None, masked=True, method="hash", policy=span)
-        action = replace(action, salt=model.table_str(table))
+        action = replace(action, salt=model.table_id(table))
     shown = apply_method(action, coerce_value(value, ty), ty, ctx.hash_key)
     return CellResult(value=shown, masked=True, method=methods.action_name(action), policy=span)
 

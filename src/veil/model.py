@@ -27,6 +27,21 @@ def table_str(key: TableKey) -> str:
     return ".".join(key)
 
 
+def table_id(key: TableKey) -> str:
+    """A table's name as one text no other table has: its parts joined by `.`, a part that
+    contains `.` or `"` double-quoted with each inner `"` doubled (`"a.b".c` is not `a."b.c"`,
+    which `table_str` would confuse), every other part as it is. It salts the table's `hash`,
+    and on Snowflake and Databricks it names the table in the project sources and in the value
+    a native tag policy is told its table by (which salts the policy's `hash` too)."""
+    return ".".join(_id_part(part) for part in key)
+
+
+def _id_part(part: str) -> str:
+    if "." not in part and '"' not in part:
+        return part
+    return '"' + part.replace('"', '""') + '"'
+
+
 class Family(enum.Enum):
     STRING = "string"
     INTEGER = "integer"

@@ -680,7 +680,7 @@ def test_pg_write_all_data_cannot_set_the_hash_key(w: World) -> None:
 
 def table_keys(key: str) -> list[str]:
     """The key `hash` uses in each table of the example (secret like the deployment's)."""
-    return [methods.table_key(key, model.table_str(tb.key)) for tb in payments_program().tables]
+    return [methods.table_key(key, model.table_id(tb.key)) for tb in payments_program().tables]
 
 
 def test_the_hash_key_is_in_no_definition_or_setting(w: World) -> None:

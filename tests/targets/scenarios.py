@@ -368,6 +368,45 @@ def edge(now: dt.datetime) -> Scenario:
     return Scenario("edge", program, contexts(program, now, LAPSES["edge"]), rows)
 
 
+#: Two tables whose parts joined by `.` read the same (`a.b.c`), each the source of its own
+#: project: a purpose check or `hash` that confused them would show one table's clear values
+#: under the other's project, or join their pseudonyms.
+DOTTED_VEIL = r"""
+table `a.b`.c {
+  id    bigint
+  phone varchar(64) tags contact.phone
+}
+table a.`b.c` {
+  id    bigint
+  phone varchar(64) tags contact.phone
+}
+
+purpose Support
+
+user ann
+user bob
+
+project one {
+  purposes Support
+  members ann
+  sources `a.b`.c
+}
+project two {
+  purposes Support
+  members bob
+  sources a.`b.c`
+}
+
+mask tagged contact with hash unless purpose Support
+"""
+
+
+def dotted(now: dt.datetime) -> Scenario:
+    program = approve_all(check_text(DOTTED_VEIL, "dotted.veil"))
+    rows = {tb.key: sample_rows(program, tb, now) for tb in program.protected_tables}
+    return Scenario("dotted", program, contexts(program, now), rows)
+
+
 CASES = ROOT / "tests" / "cases"
 
 
@@ -381,7 +420,7 @@ def case(name: str, now: dt.datetime) -> Scenario:
 
 
 def build(name: str, now: dt.datetime) -> Scenario:
-    """`payments`, `edge`, or `case:<directory of tests/cases>`."""
+    """`payments`, `edge`, `dotted`, or `case:<directory of tests/cases>`."""
     if name.startswith("case:"):
         return case(name.removeprefix("case:"), now)
     scenario: Scenario = globals()[name](now)

@@ -72,7 +72,7 @@ def target() -> DatabricksTarget:
 
 #: Scenarios run in Spark: the example, the edge cases, and the golden cases with hostile names and
 #: every form of rule (the others are covered by the DuckDB run of the Snowflake target).
-SCENARIOS = ["payments", "edge", "case:hostile", "case:every_form"]
+SCENARIOS = ["payments", "edge", "dotted", "case:hostile", "case:every_form"]
 
 
 @pytest.fixture(scope="module", params=SCENARIOS)
@@ -693,7 +693,7 @@ def test_without_a_key_or_a_table_every_hash_is_null(
     function) no table name, the table's key is NULL and so is the hash (`||` of NULL is NULL),
     never the hash of the bare value."""
     key_table = target.gov("hash_key")
-    tagged = model.table_str(model.TAGGED_TABLE)
+    tagged = model.table_id(model.TAGGED_TABLE)
     source = target.tagged_source_sql()
     select = (
         f"SELECT {target.hash_sql(target.literal('a@b.c'), 's.t')},"

@@ -136,7 +136,7 @@ def test_tag_functions_agree_with_the_evaluator_on_late_columns(
     install(spark, target, scenario, script, NOW)
     login = target.logins(program)
     key = program.tables[0].key
-    source = literal(target, model.table_str(key))
+    source = literal(target, model.table_id(key))
     rows = [(sql_type, type_name, v) for sql_type, type_name, values in VALUES for v in values]
     # Every type under a project that exists (where purposes reveal); under no project and an
     # unknown one (nothing revealed by a purpose) the text and decimal types only: the

@@ -13,9 +13,11 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.pg import PgDatabase, PgServer, fetch_all, temporary_database
 from tests.targets.test_postgres import small_program
@@ -25,8 +27,10 @@ from tests.targets.test_postgres_e2e import (
     sample_value,
     table_ddl,
     use_test_hash_key,
+    view_name,
 )
 from veil import model
+from veil.api import check
 from veil.masking import TEST_HASH_KEY, hash_text
 from veil.targets.postgres import PostgresTarget
 
@@ -218,3 +222,38 @@ def test_without_a_key_every_hash_is_null(d: Deployed) -> None:
     assert set(shown) == set(d.emails) and any(isinstance(e, str) for e in d.emails.values())
     assert all(v is None for v in shown.values()), shown
     assert the_key(d) == key
+
+
+#: Two tables whose parts joined by `.` read the same (`a.b.c`), each hashing a column.
+DOTTED = """
+table `a.b`.c { v varchar(64) }
+table a.`b.c` { v varchar(64) }
+mask `a.b`.c.v with hash
+mask a.`b.c`.v with hash
+"""
+
+
+def test_tables_whose_dotted_names_read_the_same_never_share_a_hash(
+    d: Deployed, pg_server: PgServer, tmp_path: Path
+) -> None:
+    """`"a.b".c` and `a."b.c"` hash the same value differently on the server, as in the
+    evaluator: a reader cannot join their pseudonyms."""
+    (tmp_path / "p.veil").write_text(DOTTED, encoding="utf-8")
+    program = check([tmp_path]).program
+    assert program is not None
+    with temporary_database(pg_server) as db:
+        db.apply_script(table_ddl(program.tables, OWNER))
+        for tb in program.tables:
+            insert_rows(db, tb, [{"v": "x"}])
+            db.apply_script(f"GRANT SELECT ON {TARGET.table_sql(tb.key)} TO {READER};\n")
+        db.apply_script(TARGET.render(program))
+        use_test_hash_key(db)
+        shown = {
+            tb.key: db.query_as(
+                READER, sql.SQL("SELECT v FROM {}").format(view_name(tb.key)).as_string()
+            )
+            for tb in program.tables
+        }
+    one, two = shown[("a.b", "c")], shown[("a", "b.c")]
+    assert one != two
+    assert one == [(hash_text('"a.b".c', "x"),)] and two == [(hash_text('a."b.c"', "x"),)]

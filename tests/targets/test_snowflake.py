@@ -46,7 +46,7 @@ def target() -> SnowflakeTarget:
     return tgt
 
 
-@pytest.fixture(scope="module", params=["payments", "edge", *scenarios.golden_cases()])
+@pytest.fixture(scope="module", params=["payments", "edge", "dotted", *scenarios.golden_cases()])
 def scenario(request: pytest.FixtureRequest, now: dt.datetime) -> Scenario:
     return scenarios.build(request.param, now)
 

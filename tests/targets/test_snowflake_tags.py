@@ -63,7 +63,7 @@ def target() -> SnowflakeTarget:
     return SnowflakeTarget(Options(native_tags=True))
 
 
-@pytest.fixture(scope="module", params=["payments", "case:tag_native"])
+@pytest.fixture(scope="module", params=["payments", "case:tag_native", "dotted"])
 def scenario(request: pytest.FixtureRequest) -> Scenario:
     return scenarios.build(request.param, NOW)
 
@@ -121,7 +121,7 @@ def test_tag_policies_agree_with_the_evaluator_on_late_columns(
                 got = duck.evaluate_rows(
                     bodies[sql_type],
                     [
-                        (value, tag, None if key == UNKNOWN_TABLE else model.table_str(key))
+                        (value, tag, None if key == UNKNOWN_TABLE else model.table_id(key))
                         for key, tag, value, _ in these
                     ],
                     signature=[

@@ -268,7 +268,7 @@ def _lower_constant(args: Args, table: model.TableKey, ty: model.SqlType) -> Fit
 
 
 def _lower_hash(args: Args, table: model.TableKey, ty: model.SqlType) -> Fit:
-    salt = model.table_str(table)
+    salt = model.table_id(table)
     n = ty.length
     if n is None or n >= HASH_HEX_LENGTH:
         return Fit(action=MaskHash(salt=salt))

@@ -9,7 +9,9 @@ null            NULL.
 constant(v)     v, read as the column type (a date column's constant is a date).
 hash            a keyed hash: with K the deployment's secret key (64 lowercase hex characters)
                 and sha256_hex the lowercase hex of the SHA-256 of the UTF-8 bytes, the table's
-                key Kt = sha256_hex(K + ":" + salt)[:32] (the salt is the table's name), and
+                key Kt = sha256_hex(K + ":" + salt)[:32] (the salt is `model.table_id` of the
+                table: its name, a part with `.` or `"` double-quoted, so no two tables share
+                it), and
                 hash = sha256_hex(Kt + value), then the first `length` characters when the
                 checker set a length (to fit the column). Without K, nobody can hash candidate
                 values and compare. Kt has a fixed length, so no separator is needed, and a

@@ -433,7 +433,7 @@ class Target:
             for pp in p.purposes
         ]
         members = [(p.name, m) for p in program.projects for m in p.members]
-        sources = [(p.name, model.table_str(s)) for p in program.projects for s in p.sources]
+        sources = [(p.name, model.table_id(s)) for p in program.projects for s in p.sources]
         attributes = [(u.name, k, v) for u in program.users for k, vs in u.attributes for v in vs]
         groups = [(u.name, g) for u in program.users for g in u.groups]
         return {

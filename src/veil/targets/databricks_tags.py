@@ -163,7 +163,7 @@ def native_tags(target: DatabricksTarget, program: model.Program) -> NativeTags 
                 f"MATCH COLUMNS has_tag_value({target.literal(TAG_KEY)}, "
                 f"{target.literal(value)}) AS c\n"
                 "ON COLUMN c\n"
-                f"USING COLUMNS ({target.literal(model.table_str(table.key))})"
+                f"USING COLUMNS ({target.literal(model.table_id(table.key))})"
             )
             drop = f"DROP POLICY {policy} ON TABLE {sql}"
             policies.append(

@@ -335,7 +335,7 @@ class LookupTarget(Target):
         native tag policy (`model.TAGGED_TABLE`) the name the platform's tag gives it."""
         if table == model.TAGGED_TABLE:
             return self.tagged_source_sql()
-        return self.literal(model.table_str(table))
+        return self.literal(model.table_id(table))
 
     def tagged_source_sql(self) -> str:
         """The name of the table a native tag policy is evaluated on (NULL when unknown)."""
@@ -355,7 +355,7 @@ class LookupTarget(Target):
     def hash_sql(self, c: str, salt: str) -> str:
         """A native tag policy salts with the table's name from its tag (NULL when unknown,
         so the hash is NULL): its table key is computed per row from the key's sub-select."""
-        if salt != model.table_str(model.TAGGED_TABLE):
+        if salt != model.table_id(model.TAGGED_TABLE):
             return super().hash_sql(c, salt)
         table_key = self.table_key_of(self.hash_key_sql(), f"':' || {self.tagged_source_sql()}")
         return self.keyed_hash_sql(table_key, c)

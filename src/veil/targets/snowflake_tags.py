@@ -5,7 +5,7 @@ With `native_tags` (veil.toml), the Snowflake script also
 
 * creates two tags in veil's schema: `CLASSIFICATION`, whose value on a column is the veil tag
   path of what it holds (`pii.card`), and `SOURCE`, whose value on a table is the table's name
-  in the repository (`sales.orders`);
+  in the repository as `model.table_id` writes it (`sales.orders`, `"a.b".c`);
 * sets `SOURCE` on every table of the catalog and `CLASSIFICATION` on every catalog column that
   a `mask tagged` reaches (its deepest tag that a mask covers);
 * binds to `CLASSIFICATION` one masking policy per data type (a tag holds at most one per type,
@@ -119,7 +119,7 @@ def native_tags(target: SnowflakeTarget, program: model.Program) -> NativeTags |
                 table=sql,
                 column=None,
                 tag=tag_name(target, SOURCE),
-                value=model.table_str(table.key),
+                value=model.table_id(table.key),
             )
         )
         for col in table.columns:

@@ -79,7 +79,7 @@ WHEN NOT MATCHED THEN INSERT (project_name, principal) VALUES (s.project_name, s
 WHEN NOT MATCHED BY SOURCE THEN DELETE;
 MERGE INTO veil.project_source AS t
 USING (VALUES
-  ('p\'; --', 'O\'Brien"; DROP TABLE x; --.t$1')
+  ('p\'; --', '"O\'Brien""; DROP TABLE x; --".t$1')
 ) AS s(project_name, source_table)
 ON t.project_name = s.project_name AND t.source_table = s.source_table
 WHEN NOT MATCHED THEN INSERT (project_name, source_table) VALUES (s.project_name, s.source_table)
@@ -96,7 +96,7 @@ RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.back\\slash'
 RETURN CAST(
   LEFT(
-    sha2((SELECT LEFT(sha2(k.key_hex || ':O\'Brien"; DROP TABLE x; --.t$1', 256), 32) FROM veil.hash_key AS k) || arg1, 256),
+    sha2((SELECT LEFT(sha2(k.key_hex || ':"O\'Brien""; DROP TABLE x; --".t$1', 256), 32) FROM veil.hash_key AS k) || arg1, 256),
     30
   ) AS STRING
 );
@@ -107,7 +107,7 @@ RETURNS STRING
 COMMENT 'veil: masks O\'Brien"; DROP TABLE x; --.t$1.col"; DELETE FROM y; --'
 RETURN CAST(
   CASE
-    WHEN arrays_overlap(veil.active_purposes('O\'Brien"; DROP TABLE x; --.t$1', current_user()), array('O\'Brien"; DROP TABLE x; --')) THEN arg1
+    WHEN arrays_overlap(veil.active_purposes('"O\'Brien""; DROP TABLE x; --".t$1', current_user()), array('O\'Brien"; DROP TABLE x; --')) THEN arg1
     ELSE CAST('\'; DROP TABLE z; -- $$ $veil$ \\ \n' AS STRING)
   END AS STRING
 );

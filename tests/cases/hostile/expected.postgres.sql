@@ -148,7 +148,7 @@ SELECT
             pg_catalog.convert_to(
               (
                 SELECT LEFT(
-                  pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':O''''Brien"; DROP TABLE x; --.t$1'', ''UTF8'')), ''hex''),
+                  pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k."key_hex" || '':"O''''Brien""; DROP TABLE x; --".t$1'', ''UTF8'')), ''hex''),
                   32
                 )
                 FROM "veil"."hash_key" AS k
@@ -177,7 +177,7 @@ DELETE FROM "veil".applied_definition;
 INSERT INTO "veil".applied_definition AS d
   (kind, schema_name, relation_name, object_name, source_digest, definition)
 SELECT 'view', 'O''Brien"; DROP TABLE x; --_protected', 't$1', '',
-       'be5fb4ee09c5ba8280c0df4f809741ac9d76fce639226ae78cc2de01ae475b2b',
+       'd506e7fa76c3eaab1603bf265b5dd73e55fe92748a6b84d79d1245936b96df15',
        pg_catalog.pg_get_viewdef('"O''Brien""; DROP TABLE x; --_protected"."t$1"'::pg_catalog.regclass)
 UNION ALL
 SELECT 'policy', 'O''Brien"; DROP TABLE x; --', 't$1', p.polname,
