@@ -7,7 +7,7 @@ import hashlib
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.evalkit import T, col, ctx, program
@@ -108,13 +108,15 @@ def test_hash_known_answer() -> None:
 
 
 @given(st.text(max_size=40))
+@example("x" * 23)
+@example("é" * 11 + "x")  # 23 UTF-8 bytes
+@example("x" * 24)
 def test_a_value_of_up_to_23_utf8_bytes_is_one_sha256_block(value: str) -> None:
-    """The per-row input is Kt (32 bytes) then the value: SHA-256 pads a message of up to 55
-    bytes into one 64-byte block, so a value of up to 23 UTF-8 bytes costs one block."""
-    per_row = methods.table_key(TEST_HASH_KEY, "s").encode() + value.encode("utf-8")
-    assert len(per_row) == 32 + len(value.encode("utf-8"))
-    assert hash_text("s", value) == hashlib.sha256(per_row).hexdigest()
-    assert (len(per_row) <= 55) == (len(value.encode("utf-8")) <= 23)
+    """The message `hash` hashes per value (`methods.hash_input`): SHA-256 pads a message of up
+    to 55 bytes into one 64-byte block, and a value of up to 23 UTF-8 bytes gives one."""
+    per_value = methods.hash_input(TEST_HASH_KEY, "s", value)
+    assert hash_text("s", value) == hashlib.sha256(per_value).hexdigest()
+    assert (len(per_value) <= 55) == (len(value.encode("utf-8")) <= 23)
 
 
 def sha256_padding(length: int) -> bytes:
@@ -122,17 +124,21 @@ def sha256_padding(length: int) -> bytes:
     return b"\x80" + b"\0" * ((55 - length) % 64) + (8 * length).to_bytes(8, "big")
 
 
-@given(st.text(max_size=80), st.binary(max_size=8))
-def test_no_value_extends_another(value: str, tail: bytes) -> None:
-    """Length extension gives H(Kt + v + pad + x) from H(Kt + v); pad starts with 0x80, which
-    starts no UTF-8 character, so v + pad + x is the UTF-8 of no string: no value's input is
-    an extension of another's (docs/security.md, "`hash` is keyed")."""
-    table_key = methods.table_key(TEST_HASH_KEY, "s").encode()
-    data = value.encode("utf-8")
-    pad = sha256_padding(len(table_key) + len(data))
-    assert (len(table_key) + len(data) + len(pad)) % 64 == 0
-    with pytest.raises(UnicodeDecodeError):
-        (data + pad + tail).decode("utf-8")
+@given(st.text(max_size=80), st.binary(max_size=8), st.text(max_size=8))
+def test_no_value_extends_another(value: str, tail: bytes, more: str) -> None:
+    """Length extension gives H(m + pad + x) from H(m); so no value's input (`hash_input`) may
+    begin with another's padded input. It cannot: every input is one prefix then the value's
+    UTF-8, pad starts with 0x80, which starts no UTF-8 character, so what would follow the
+    value is the UTF-8 of no string (docs/security.md, "`hash` is keyed")."""
+    data = methods.hash_input(TEST_HASH_KEY, "s", value)
+    pad = sha256_padding(len(data))
+    assert (len(data) + len(pad)) % 64 == 0
+    # the values that come closest: the value continued by any text, or by the padding and
+    # tail read one character per byte (what an encoding other than UTF-8 might give back)
+    for other in (value + more, value + (pad + tail).decode("latin-1")):
+        assert not methods.hash_input(TEST_HASH_KEY, "s", other).startswith(data + pad)
+    # and every value's input is the same prefix, then exactly the value's UTF-8
+    assert data == methods.hash_input(TEST_HASH_KEY, "s", "") + value.encode("utf-8")
 
 
 def test_table_keys_differ_per_table_and_per_key() -> None:

@@ -11,9 +11,9 @@ hash            a keyed hash: with K the deployment's secret key (64 lowercase h
                 and sha256_hex the lowercase hex of the SHA-256 of the UTF-8 bytes, the table's
                 key Kt = sha256_hex(K + ":" + salt)[:32] (the salt is `model.table_id` of the
                 table: its name, a part with `.` or `"` double-quoted, so no two tables share
-                it), and
-                hash = sha256_hex(Kt + value), then the first `length` characters when the
-                checker set a length (to fit the column). Without K, nobody can hash candidate
+                it), and hash = sha256_hex(Kt + value) (its bytes are `hash_input`), then
+                the first `length` characters when the checker set a length (to fit the
+                column). Without K, nobody can hash candidate
                 values and compare. Kt has a fixed length, so no separator is needed, and a
                 value of up to 23 UTF-8 bytes is one SHA-256 block; a target computes Kt once
                 per query (per value in a native tag policy, whose salt is the row's table).
@@ -88,8 +88,15 @@ def hash_text(salt: str, value: str, length: int | None = None, key: str = TEST_
     """The keyed hash of `value` in the table salted `salt` (see the module's docstring)."""
     if not is_hash_key(key):
         raise EvaluationError("a hash key must be 64 lowercase hexadecimal characters")
-    digest = _sha256_hex(table_key(key, salt) + value)
+    digest = hashlib.sha256(hash_input(key, salt, value)).hexdigest()
     return digest if length is None else digest[:length]
+
+
+def hash_input(key: str, salt: str, value: str) -> bytes:
+    """The message SHA-256 hashes for `value` in the table salted `salt`: the table's key Kt
+    (32 ASCII bytes), then the UTF-8 of the value, nothing between or after. So a value of up
+    to 23 UTF-8 bytes is one 64-byte block, and no value's padded input begins another's."""
+    return table_key(key, salt).encode("ascii") + value.encode("utf-8")
 
 
 #: Hex characters of a table's key: 128 bits.
