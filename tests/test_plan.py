@@ -327,8 +327,8 @@ def test_a_tables_one_row_policy_is_replaced_when_its_rules_change(tmp_path: Pat
     lines = re.findall(r"--   row policy (veil_rows_\w+) on (shop\.\w+) \((.*)\)\n", header)
     [(legacy_old, _, legacy_why), (orders_old, _, orders_why)] = lines
     orders_new = re.fullmatch(
-        r"the table's row rules changed: NEW's script creates (veil_rows_\w+) in its place, "
-        r"the one policy of all its rules",
+        r"its USING changed — a row rule, or how veil writes it: NEW's script creates "
+        r"(veil_rows_\w+) in its place, the one policy of all the table's rules",
         orders_why,
     )
     assert orders_new is not None and orders_new[1] != orders_old
@@ -341,6 +341,21 @@ def test_a_tables_one_row_policy_is_replaced_when_its_rules_change(tmp_path: Pat
         assert f'DROP POLICY IF EXISTS "{name}" ON {table};' in sql
     assert f'CREATE POLICY "{orders_new[1]}" ON "shop"."orders"' in sql
     assert re.findall(r'CREATE POLICY "(\w+)" ON "shop"\."legacy"', sql) == ["veil_base"]
+
+
+def test_a_row_policy_rewritten_without_a_rule_change_says_so(tmp_path: Path) -> None:
+    """A column that becomes `timestamptz` changes how veil writes the same rule (`AT TIME
+    ZONE`), so the one policy is replaced; the header must not say a rule changed."""
+    text = "table shop.visits {\n  id bigint\n  seen timestamp\n}\n"
+    text += "filter shop.visits where seen >= now() - 30 days\n"
+    old = program(tmp_path, "old", text)
+    new = program(tmp_path, "new", text.replace("seen timestamp", "seen timestamptz"))
+    sql = plan_script(old, new, "postgres").sql
+    assert sql is not None
+    header = sql.split("SAVEPOINT veil_plan;")[0]
+    assert "Row rules" not in header  # no rule changed
+    [why] = re.findall(r"--   row policy veil_rows_\w+ on shop\.visits \((.*)\)\n", header)
+    assert why.startswith("its USING changed — a row rule, or how veil writes it: NEW's script")
 
 
 def test_comments_cannot_be_broken(tmp_path: Path) -> None:

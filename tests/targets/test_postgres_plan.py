@@ -319,9 +319,9 @@ def test_the_header_of_everything(tmp_path: Path) -> None:
     assert header.count("DROP POLICY IF EXISTS") == 0  # the statements come after the header
     # a table's one row policy holds all its rules: a rule dropped replaces it, and says so
     replaced = re.search(
-        r"--   row policy (veil_rows_[0-9a-f]{8}) on sales\.transactions \(the table's row rules "
-        r"changed: NEW's script creates (veil_rows_[0-9a-f]{8}) in its place, the one policy of "
-        r"all its rules\)\n",
+        r"--   row policy (veil_rows_[0-9a-f]{8}) on sales\.transactions \(its USING changed — a "
+        r"row rule, or how veil writes it: NEW's script creates (veil_rows_[0-9a-f]{8}) in its "
+        r"place, the one policy of all the table's rules\)\n",
         header,
     )
     assert replaced is not None, header

@@ -33,12 +33,14 @@ def _policies(tgt: PostgresTarget, tb: ProtectedTable) -> list[str]:
 
 def _replaced_by(now: ProtectedTable) -> str:
     """Why the one row policy of a table that stays protected goes: it holds all the table's
-    row rules, so any rule added, changed or removed gives it another USING and name."""
+    row rules and is named by its USING, so a rule added, changed or removed gives it another
+    name, and so does a change in how veil writes the same rules (a column that became
+    `timestamptz`, a renamed governance schema): the header must not claim a rule changed."""
     if not now.rows:
         return "the table has no row rules any more"
     return (
-        f"the table's row rules changed: NEW's script creates {now.rows[0].name} in its place, "
-        "the one policy of all its rules"
+        "its USING changed — a row rule, or how veil writes it: NEW's script creates "
+        f"{now.rows[0].name} in its place, the one policy of all the table's rules"
     )
 
 
