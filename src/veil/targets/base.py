@@ -575,16 +575,16 @@ def factor_rules(rules: t.Sequence[model.RowRule]) -> FactoredRows:
     rest = []
     for rule, items in zip(rules, each, strict=True):
         left = tuple(d for d in items if d not in shared)
-        allow: ir.Condition = (
-            ir.CondConst(value=False, span=rule.allow.span)
-            if not left
-            else left[0]
-            if len(left) == 1
-            else ir.CondOr(items=left, span=rule.allow.span)
-        )
+        if not left and rule.where is None:
+            return FactoredRows(table=table, shared=shared, rest=(), never=True)
+        allow: ir.Condition
+        if not left:
+            allow = ir.CondConst(value=False, span=rule.allow.span)
+        elif len(left) == 1:
+            allow = left[0]
+        else:
+            allow = ir.CondOr(items=left, span=rule.allow.span)
         rest.append(replace(rule, allow=allow))
-    if any(not disjuncts(r.allow) and r.where is None for r in rest):
-        return FactoredRows(table=table, shared=shared, rest=(), never=True)
     return FactoredRows(table=table, shared=shared, rest=tuple(rest))
 
 
