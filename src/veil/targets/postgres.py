@@ -367,8 +367,18 @@ class PostgresTarget(Target):
         using = self.row_sql(rules, self.predicate_columns(program, key, self.ident))
         return f"{ROW_POLICY_PREFIX}{digest(using)[:8]}", using
 
+    def row_policies(self, program: model.Program) -> dict[TableKey, tuple[str, str] | None]:
+        """Each protected table's `row_policy`: lowered once, for both the script's policies and
+        the names `protected_table` records."""
+        return {tb.key: self.row_policy(program, tb.key) for tb in program.protected_tables}
+
     def governance_rows(  # type: ignore[override]
         self, program: model.Program
+    ) -> dict[str, list[Row]]:
+        return self._governance_rows(program, self.row_policies(program))
+
+    def _governance_rows(
+        self, program: model.Program, row_policies: Mapping[TableKey, tuple[str, str] | None]
     ) -> dict[str, list[Row]]:
         rows = {k: list[Row](v) for k, v in super().governance_rows(program).items()}
         # the effective acknowledgement text (own or inherited) a member must have acknowledged
@@ -390,8 +400,8 @@ class PostgresTarget(Target):
         for tb in program.protected_tables:
             schema, table = self.schema_and_name(tb.key)
             vschema, vname = self.view_of(tb.key)
-            row_policy = self.row_policy(program, tb.key)
-            policies = (BASE_POLICY, *((row_policy[0],) if row_policy else ()))
+            row_policy = row_policies[tb.key]
+            policies = (BASE_POLICY,) if row_policy is None else (BASE_POLICY, row_policy[0])
             protected.append(
                 (
                     schema,
@@ -435,7 +445,8 @@ class PostgresTarget(Target):
         return super().render(program)
 
     def lower(self, program: model.Program) -> Script:
-        gov_rows = self.governance_rows(program)
+        row_policies = self.row_policies(program)
+        gov_rows = self._governance_rows(program, row_policies)
         tables = []
         for tb in program.protected_tables:
             vschema, vname = self.view_of(tb.key)
@@ -462,10 +473,19 @@ class PostgresTarget(Target):
                     for c in tb.columns
                 ),
             )
-            row_policy = self.row_policy(program, tb.key)
-            rows = tuple(
-                Policy(kind="row policy", name=n, target=f"table {name}", table=sql, body=using)
-                for n, using in ((row_policy,) if row_policy else ())
+            row_policy = row_policies[tb.key]
+            rows = (
+                ()
+                if row_policy is None
+                else (
+                    Policy(
+                        kind="row policy",
+                        name=row_policy[0],
+                        target=f"table {name}",
+                        table=sql,
+                        body=row_policy[1],
+                    ),
+                )
             )
             tables.append(ProtectedTable(key=tb.key, name=name, sql=sql, rows=rows, view=view))
         return Script(
