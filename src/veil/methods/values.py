@@ -13,10 +13,10 @@ hash            a keyed hash: with K the deployment's secret key (64 lowercase h
                 table: its name, a part with `.` or `"` double-quoted, so no two tables share
                 it), and hash = sha256_hex(Kt + value) (its bytes are `hash_input`), then
                 the first `length` characters when the checker set a length (to fit the
-                column). Without K, nobody can hash candidate
-                values and compare. Kt has a fixed length, so no separator is needed, and a
-                value of up to 23 UTF-8 bytes is one SHA-256 block; a target computes Kt once
-                per query (per value in a native tag policy, whose salt is the row's table).
+                column). Without K, nobody can hash candidate values and compare. Kt has a
+                fixed length, so no separator is needed, and a value of up to 23 UTF-8 bytes
+                is one SHA-256 block; a target computes Kt once per query (per value in a
+                native tag policy, whose salt is the row's table).
                 SHA-256 keyed by a secret prefix is open only to length extension (from
                 H(Kt + v), H(Kt + v + pad + x) for any x, where pad starts with the byte 0x80),
                 and 0x80 never starts a UTF-8 character: v + pad + x is the UTF-8 of no string,
